@@ -1,0 +1,343 @@
+//! One connected agent stream.
+//!
+//! All outbound messages go through one bounded channel feeding the request stream (the single
+//! writer); tasks that answer later (FetchLogs) hold a clone of its sender. Nothing in the loop
+//! waits on a slow operation: pod starts spawn processes and return, deletions and log reads
+//! run in their own tasks, so heartbeats never stall.
+
+use std::time::Duration;
+
+use kube9_proto::pb::agent_service_client::AgentServiceClient;
+use kube9_proto::pb::{self, agent_message, control_message, AgentMessage, ControlMessage};
+use tokio::sync::mpsc;
+use tokio::time::{timeout, Instant, MissedTickBehavior};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Streaming};
+use tracing::{debug, info, warn};
+
+use super::{grace_period, shutdown_requested, Agent, ShutdownRx};
+use crate::containers::DEFAULT_GRACE;
+
+/// Room in the outbound channel.
+const OUTBOUND_CAPACITY: usize = 1024;
+/// How long connecting, attaching and waiting for Registered may each take.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the Deregister gets to go out on shutdown.
+const DEREGISTER_BUDGET: Duration = Duration::from_secs(1);
+
+/// Errors of one session.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No connection to kube9d.
+    #[error("failed to connect")]
+    Connect(#[source] tonic::transport::Error),
+    /// kube9d answered the attach with an error.
+    #[error("failed to attach: {}: {}", .0.code(), .0.message())]
+    Attach(tonic::Status),
+    /// The stream failed after registration.
+    #[error("failed to read the stream: {}: {}", .0.code(), .0.message())]
+    Stream(tonic::Status),
+    /// kube9d ended the stream.
+    #[error("stream closed by the server")]
+    Closed,
+    /// No Registered in time.
+    #[error("failed to register: no answer within {0:?}")]
+    Timeout(Duration),
+    /// The first message was not Registered.
+    #[error("failed to register: expected Registered, got {0}")]
+    Protocol(String),
+}
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// Shutdown was requested (Deregister sent and pods stopped when connected).
+    Shutdown,
+    /// kube9d sent Terminate.
+    Terminate(String),
+    /// The server refused this node (PermissionDenied / FailedPrecondition).
+    Rejected(tonic::Status),
+    /// Connection failed or was lost; `registered` tells whether it had been established.
+    Lost {
+        /// Whether Registered had been received.
+        registered: bool,
+        /// What went wrong.
+        error: Error,
+    },
+}
+
+impl From<Error> for SessionEnd {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Attach(status) | Error::Stream(status)
+                if matches!(
+                    status.code(),
+                    Code::PermissionDenied | Code::FailedPrecondition
+                ) =>
+            {
+                SessionEnd::Rejected(status)
+            }
+            error => SessionEnd::Lost {
+                registered: false,
+                error,
+            },
+        }
+    }
+}
+
+/// Connects, registers and serves until the stream ends, shutdown or Terminate.
+pub async fn run(
+    agent: &mut Agent,
+    updates: &mut mpsc::UnboundedReceiver<pb::PodStatus>,
+    shutdown: &mut ShutdownRx,
+) -> SessionEnd {
+    let established = tokio::select! {
+        _ = shutdown_requested(shutdown) => return SessionEnd::Shutdown,
+        established = establish(agent, updates) => established,
+    };
+    let (session, inbound) = match established {
+        Ok(established) => established,
+        Err(error) => return error.into(),
+    };
+    session.serve(agent, inbound, updates, shutdown).await
+}
+
+struct Session {
+    tx: mpsc::Sender<AgentMessage>,
+    heartbeat_every: Duration,
+    /// Keeps the connection's client alive for as long as the session.
+    _client: AgentServiceClient<Channel>,
+}
+
+fn message(msg: agent_message::Msg) -> AgentMessage {
+    AgentMessage { msg: Some(msg) }
+}
+
+fn endpoint(server: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(server.to_string())?
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true))
+}
+
+async fn establish(
+    agent: &Agent,
+    updates: &mut mpsc::UnboundedReceiver<pb::PodStatus>,
+) -> Result<(Session, Streaming<ControlMessage>), Error> {
+    let config = &agent.config;
+    let channel = endpoint(&config.server)
+        .map_err(Error::Connect)?
+        .connect()
+        .await
+        .map_err(Error::Connect)?;
+    let mut client = AgentServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    // Register carries the full picture; queued updates are older than it.
+    while updates.try_recv().is_ok() {}
+    let register = pb::Register {
+        node_name: config.name.clone(),
+        token: config.token.clone(),
+        cpu_capacity_millis: config.cpu_millis,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        pods: agent.supervisor.snapshot(),
+        cluster_id: config.cluster_id.clone(),
+    };
+    let pods = register.pods.len();
+    // The receiver is alive and the channel empty: this cannot fail or wait.
+    let _ = tx
+        .send(message(agent_message::Msg::Register(register)))
+        .await;
+    let response = timeout(REGISTER_TIMEOUT, client.attach(ReceiverStream::new(rx)))
+        .await
+        .map_err(|_| Error::Timeout(REGISTER_TIMEOUT))?
+        .map_err(Error::Attach)?;
+    let mut inbound = response.into_inner();
+    let first = timeout(REGISTER_TIMEOUT, inbound.message())
+        .await
+        .map_err(|_| Error::Timeout(REGISTER_TIMEOUT))?
+        .map_err(Error::Attach)?
+        .ok_or(Error::Closed)?;
+    let registered = match first.msg {
+        Some(control_message::Msg::Registered(registered)) => registered,
+        other => return Err(Error::Protocol(format!("{other:?}"))),
+    };
+    let heartbeat_every = match registered.heartbeat_interval_ms {
+        0 => config.heartbeat_interval,
+        ms => Duration::from_millis(ms),
+    };
+    info!(server = %config.server, node = %config.name, pods, heartbeat_ms = heartbeat_every.as_millis() as u64,
+        "registered");
+    Ok((
+        Session {
+            tx,
+            heartbeat_every,
+            _client: client,
+        },
+        inbound,
+    ))
+}
+
+impl Session {
+    async fn serve(
+        self,
+        agent: &mut Agent,
+        mut inbound: Streaming<ControlMessage>,
+        updates: &mut mpsc::UnboundedReceiver<pb::PodStatus>,
+        shutdown: &mut ShutdownRx,
+    ) -> SessionEnd {
+        let mut ticker = tokio::time::interval(self.heartbeat_every);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let lost = |error| SessionEnd::Lost {
+            registered: true,
+            error,
+        };
+        loop {
+            let step = tokio::select! {
+                reason = shutdown_requested(shutdown) => {
+                    self.leave(agent, inbound, reason).await;
+                    return SessionEnd::Shutdown;
+                }
+                received = inbound.message() => match received {
+                    Ok(Some(control)) => self.handle(agent, control, &mut ticker).await,
+                    Ok(None) => Err(lost(Error::Closed)),
+                    Err(status) => Err(match SessionEnd::from(Error::Stream(status)) {
+                        SessionEnd::Lost { error, .. } => lost(error),
+                        end => end,
+                    }),
+                },
+                Some(update) = updates.recv() => self.send(message(agent_message::Msg::PodStatus(update))).await,
+                _ = ticker.tick(), if !agent.heartbeats_paused => self.heartbeat(agent).await,
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    async fn send(&self, msg: AgentMessage) -> Result<(), SessionEnd> {
+        self.tx.send(msg).await.map_err(|_| SessionEnd::Lost {
+            registered: true,
+            error: Error::Closed,
+        })
+    }
+
+    async fn heartbeat(&self, agent: &mut Agent) -> Result<(), SessionEnd> {
+        agent.seq += 1;
+        let heartbeat = pb::Heartbeat {
+            seq: agent.seq,
+            components: agent.components.snapshot(),
+        };
+        self.send(message(agent_message::Msg::Heartbeat(heartbeat)))
+            .await
+    }
+
+    async fn handle(
+        &self,
+        agent: &mut Agent,
+        control: ControlMessage,
+        ticker: &mut tokio::time::Interval,
+    ) -> Result<(), SessionEnd> {
+        use control_message::Msg;
+        match control.msg {
+            Some(Msg::Registered(_)) => debug!("ignoring a repeated Registered"),
+            Some(Msg::RunPod(run)) => match run.pod {
+                Some(pod) => agent.supervisor.run_pod(pod),
+                None => warn!("RunPod without a pod"),
+            },
+            Some(Msg::DeletePod(delete)) => {
+                let grace = grace_period(delete.grace_period_ms);
+                tokio::spawn(
+                    agent
+                        .supervisor
+                        .delete_pod(&delete.pod_name, &delete.pod_uid, grace),
+                );
+            }
+            Some(Msg::SetComponent(set)) => {
+                info!(component = %set.component, healthy = set.healthy, detail = %set.message, "component health set");
+                agent
+                    .components
+                    .set(&set.component, set.healthy, &set.message);
+                if !agent.heartbeats_paused {
+                    self.heartbeat(agent).await?;
+                }
+            }
+            Some(Msg::StopHeartbeats(_)) => {
+                info!("heartbeats stopped by the server");
+                agent.heartbeats_paused = true;
+            }
+            Some(Msg::ResumeHeartbeats(_)) => {
+                info!("heartbeats resumed by the server");
+                if agent.heartbeats_paused {
+                    agent.heartbeats_paused = false;
+                    self.heartbeat(agent).await?;
+                    ticker.reset();
+                }
+            }
+            Some(Msg::Terminate(terminate)) => return Err(SessionEnd::Terminate(terminate.reason)),
+            Some(Msg::FetchLogs(fetch)) => self.fetch_logs(agent, fetch),
+            None => warn!("ignoring an empty control message"),
+        }
+        Ok(())
+    }
+
+    fn fetch_logs(&self, agent: &Agent, fetch: pb::FetchLogs) {
+        let supervisor = agent.supervisor.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = supervisor
+                .fetch_logs(&fetch.pod_name, &fetch.container, fetch.tail_lines)
+                .await;
+            let reply = match result {
+                Ok(content) => pb::LogsReply {
+                    request_id: fetch.request_id,
+                    content,
+                    error: String::new(),
+                },
+                Err(error) => {
+                    debug!(pod = %fetch.pod_name, %error, "logs not available");
+                    pb::LogsReply {
+                        request_id: fetch.request_id,
+                        content: Vec::new(),
+                        error,
+                    }
+                }
+            };
+            let _ = tx.send(message(agent_message::Msg::Logs(reply))).await;
+        });
+    }
+
+    /// Deregisters (giving the message up to a second to go out) while stopping every pod.
+    async fn leave(self, agent: &Agent, inbound: Streaming<ControlMessage>, signal: &'static str) {
+        info!(signal, "shutting down: deregistering and stopping pods");
+        let reason = format!("agent received {signal}");
+        let deregister = self.deregister(inbound, reason);
+        tokio::join!(deregister, agent.supervisor.stop_all(DEFAULT_GRACE));
+    }
+
+    async fn deregister(self, mut inbound: Streaming<ControlMessage>, reason: String) {
+        let deadline = Instant::now() + DEREGISTER_BUDGET;
+        let msg = message(agent_message::Msg::Deregister(pb::Deregister { reason }));
+        if tokio::time::timeout_at(deadline, self.tx.send(msg))
+            .await
+            .is_err()
+        {
+            warn!("failed to queue Deregister in time");
+            return;
+        }
+        // Wait until the transport has taken everything queued, then close our side and give
+        // the server a moment to see it.
+        while self.tx.capacity() < self.tx.max_capacity() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(self.tx);
+        let linger = deadline.min(Instant::now() + Duration::from_millis(300));
+        let _ = tokio::time::timeout_at(linger, async {
+            while let Ok(Some(_)) = inbound.message().await {}
+        })
+        .await;
+        debug!("deregistered");
+    }
+}

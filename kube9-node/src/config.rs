@@ -1,0 +1,216 @@
+//! Command line and environment of the node agent.
+//!
+//! Every flag has an environment variable, so the agent can be configured either way: the
+//! Docker runtime passes environment variables, the process runtime passes flags (it finds its
+//! agents again by scanning `/proc/*/cmdline` for `--cluster-id ID --name NAME`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Where kube9d listens unless told otherwise.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7209";
+
+/// Errors turning the command line into a [`Config`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--name` was not given (only the `standin` subcommand may omit it).
+    #[error("failed to read the node name: --name or KUBE9_NODE_NAME is required")]
+    MissingName,
+    /// The node name cannot be used as a directory name.
+    #[error("failed to accept node name {0:?}: it must be non-empty and contain no '/'")]
+    InvalidName(String),
+    /// The server address is not a URI.
+    #[error("failed to parse server address {address:?}: {source}")]
+    InvalidServer {
+        /// The address as given (after adding `http://` when it had no scheme).
+        address: String,
+        /// Why tonic rejected it.
+        source: tonic::transport::Error,
+    },
+    /// The agent cannot find its own binary (needed to run stand-in containers).
+    #[error("failed to find the agent's own executable: {0}")]
+    CurrentExe(#[source] std::io::Error),
+}
+
+/// The command line of `kube9-node`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kube9-node",
+    version,
+    about = "Kube-9 node agent: runs the pods kube9d binds to this node",
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    /// kube9d address (`http://host:port`, or `host:port`).
+    #[arg(long, env = "KUBE9_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+
+    /// Name this node registers under.
+    #[arg(long, env = "KUBE9_NODE_NAME", required = true)]
+    pub name: Option<String>,
+
+    /// CPU capacity offered to the scheduler, in millicores.
+    #[arg(long, env = "KUBE9_CPU_MILLIS", default_value_t = 4000,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub cpu_millis: i64,
+
+    /// Cluster the agent belongs to (empty: any).
+    #[arg(long, env = "KUBE9_CLUSTER_ID", default_value = "")]
+    pub cluster_id: String,
+
+    /// Heartbeat interval; the server's `Registered.heartbeat_interval_ms` wins when non-zero.
+    #[arg(long, env = "KUBE9_HEARTBEAT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_interval_ms: u64,
+
+    /// Where pod directories and container logs live [default: /var/lib/kube9-node/<name>].
+    #[arg(long, env = "KUBE9_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Join token sent in Register.
+    #[arg(long, env = "KUBE9_TOKEN", default_value = "", hide_env_values = true)]
+    pub token: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands (all hidden: they are for the agent's own use).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The built-in stand-in for a container that has no command.
+    #[command(hide = true)]
+    Standin {
+        /// Image the container names (printed, never pulled).
+        #[arg(long)]
+        image: String,
+        /// The container's args (printed).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Everything the agent needs to run, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// kube9d URI, always with a scheme.
+    pub server: String,
+    /// Node name.
+    pub name: String,
+    /// CPU capacity in millicores.
+    pub cpu_millis: i64,
+    /// Cluster id sent in Register (empty: any).
+    pub cluster_id: String,
+    /// Heartbeat interval until the server says otherwise.
+    pub heartbeat_interval: Duration,
+    /// Pod directories and logs live under `<state_dir>/pods`.
+    pub state_dir: PathBuf,
+    /// Join token sent in Register.
+    pub token: String,
+    /// Program run (as `<program> standin --image IMAGE -- ARGS`) for containers without a
+    /// command: normally the agent's own binary.
+    pub standin_program: PathBuf,
+}
+
+impl Cli {
+    /// Resolves defaults and checks the values; fails on a missing or unusable name.
+    pub fn config(&self) -> Result<Config, Error> {
+        let name = self.name.clone().ok_or(Error::MissingName)?;
+        if !is_path_component(&name) {
+            return Err(Error::InvalidName(name));
+        }
+        let server = normalize_server(&self.server);
+        if let Err(source) = tonic::transport::Endpoint::from_shared(server.clone()) {
+            return Err(Error::InvalidServer {
+                address: server,
+                source,
+            });
+        }
+        let state_dir = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/kube9-node").join(&name));
+        Ok(Config {
+            server,
+            name,
+            cpu_millis: self.cpu_millis,
+            cluster_id: self.cluster_id.clone(),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            state_dir,
+            token: self.token.clone(),
+            standin_program: standin_program()?,
+        })
+    }
+}
+
+/// `/proc/self/exe`: in the forked child it names the agent's own binary even if the file was
+/// replaced or deleted since the agent started. `current_exe` where /proc is missing.
+fn standin_program() -> Result<PathBuf, Error> {
+    let proc_exe = PathBuf::from("/proc/self/exe");
+    if proc_exe.exists() {
+        return Ok(proc_exe);
+    }
+    std::env::current_exe().map_err(Error::CurrentExe)
+}
+
+/// Adds `http://` to a bare `host:port`.
+pub fn normalize_server(server: &str) -> String {
+    let server = server.trim();
+    if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    }
+}
+
+/// True when `name` can be used as one path component (no `/`, not `.` or `..`).
+pub(crate) fn is_path_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("kube9-node").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn bare_host_port_gets_a_scheme() {
+        assert_eq!(normalize_server("10.0.0.1:7209"), "http://10.0.0.1:7209");
+        assert_eq!(normalize_server("https://kube9:1"), "https://kube9:1");
+    }
+
+    #[test]
+    fn defaults_fill_in_everything_but_the_name() {
+        let cli = parse(&["--name", "n1", "--server", "localhost:9"]).unwrap();
+        let config = cli.config().unwrap();
+        assert_eq!(config.server, "http://localhost:9");
+        assert_eq!(config.cpu_millis, 4000);
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(1000));
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube9-node/n1"));
+        assert_eq!(config.cluster_id, "");
+    }
+
+    #[test]
+    fn the_name_is_required_for_the_agent_but_not_for_the_standin() {
+        assert!(parse(&[]).is_err());
+        let cli = parse(&["standin", "--image", "nginx", "--", "-g", "x"]).unwrap();
+        match cli.command {
+            Some(Command::Standin { image, args }) => {
+                assert_eq!(image, "nginx");
+                assert_eq!(args, ["-g", "x"]);
+            }
+            None => panic!("expected the standin subcommand"),
+        }
+    }
+
+    #[test]
+    fn a_name_with_a_slash_is_rejected() {
+        let cli = parse(&["--name", "a/b"]).unwrap();
+        assert!(matches!(cli.config(), Err(Error::InvalidName(_))));
+    }
+}

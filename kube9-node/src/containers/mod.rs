@@ -1,0 +1,229 @@
+//! Process supervision: the pods this node runs, as real processes.
+//!
+//! # Layout
+//! - [`Supervisor`] (this file): the pods by name; run, delete, stop all, snapshot, logs.
+//! - [`pod`]: one pod's status and lifecycle (start, exits, stop with grace).
+//! - [`spawn`]: container spec to process (command line, environment, log file).
+//! - [`reaper`]: the process-wide `waitpid(-1)` loop that collects every child and orphan.
+//! - [`logs`]: log file paths and FetchLogs (tail, container choice).
+//!
+//! Status changes of running pods are sent on the channel returned by [`Supervisor::new`];
+//! the agent forwards them to kube9d.
+
+pub mod logs;
+pub mod pod;
+pub mod reaper;
+pub mod spawn;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use kube9_proto::pb;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use self::pod::PodShared;
+use self::spawn::SpawnContext;
+
+/// Grace period between SIGTERM and SIGKILL when none is given.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(2000);
+
+/// Resolves when one binding of a pod has stopped (cheap to clone, await many times).
+pub type Stopping = Shared<BoxFuture<'static, ()>>;
+
+/// What the supervisor needs from the agent's configuration.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// Pod directories and logs live under `<state_dir>/pods`.
+    pub state_dir: PathBuf,
+    /// Node name (exported to containers).
+    pub node_name: String,
+    /// Program implementing `standin`, for containers without a command.
+    pub standin_program: PathBuf,
+}
+
+/// Handle to the pods of this node; cheap to clone.
+#[derive(Clone)]
+pub struct Supervisor {
+    shared: Arc<SupervisorShared>,
+}
+
+struct SupervisorShared {
+    state_dir: PathBuf,
+    ctx: Arc<SpawnContext>,
+    pods: Mutex<HashMap<String, PodEntry>>,
+    /// Bindings being stopped, by pod name; a new binding of the name waits for them.
+    stopping: Mutex<HashMap<String, Stopping>>,
+    events: mpsc::UnboundedSender<pb::PodStatus>,
+}
+
+struct PodEntry {
+    pod: Arc<PodShared>,
+    task: JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// A supervisor with no pods, and the receiver of its status updates.
+    pub fn new(config: SupervisorConfig) -> (Self, mpsc::UnboundedReceiver<pb::PodStatus>) {
+        let (events, updates) = mpsc::unbounded_channel();
+        let path = std::env::var("PATH")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| spawn::DEFAULT_PATH.to_string());
+        let ctx = SpawnContext {
+            node_name: config.node_name,
+            standin_program: config.standin_program,
+            path,
+        };
+        let shared = SupervisorShared {
+            state_dir: config.state_dir,
+            ctx: Arc::new(ctx),
+            pods: Mutex::new(HashMap::new()),
+            stopping: Mutex::new(HashMap::new()),
+            events,
+        };
+        (
+            Supervisor {
+                shared: Arc::new(shared),
+            },
+            updates,
+        )
+    }
+
+    /// Runs `pod` unless this binding (same uid) already runs, in which case its status is
+    /// sent again. A different binding of the same name is stopped first.
+    pub fn run_pod(&self, spec: pb::Pod) {
+        let shared = &self.shared;
+        let mut pods = shared.pods.lock();
+        if let Some(entry) = pods.get(&spec.name) {
+            if entry.pod.uid == spec.uid {
+                let _ = shared.events.send(entry.pod.status());
+                return;
+            }
+            info!(pod = %spec.name, old_uid = %entry.pod.uid, uid = %spec.uid, "replacing pod binding");
+        }
+        if let Some(old) = pods.remove(&spec.name) {
+            // Runs in the background; the new binding waits for it through `stopping`.
+            drop(self.begin_stop(old, DEFAULT_GRACE));
+        }
+        let previous = shared.stopping.lock().get(&spec.name).cloned();
+        let pod = PodShared::new(&spec, shared.events.clone());
+        info!(pod = %spec.name, uid = %spec.uid, containers = spec.containers.len(), "running pod");
+        let task = tokio::spawn(pod.clone().supervise(
+            spec.clone(),
+            shared.ctx.clone(),
+            shared.state_dir.clone(),
+            previous,
+        ));
+        pods.insert(spec.name, PodEntry { pod, task });
+    }
+
+    /// Stops and forgets `name` (when `uid` matches, or is empty), then reports it deleted.
+    /// The returned future does the waiting; the pod is forgotten before it is first polled.
+    pub fn delete_pod(&self, name: &str, uid: &str, grace: Duration) -> BoxFuture<'static, ()> {
+        let entry = {
+            let mut pods = self.shared.pods.lock();
+            match pods.get(name) {
+                Some(entry) if uid.is_empty() || entry.pod.uid == uid => pods.remove(name),
+                Some(entry) => {
+                    info!(pod = %name, uid = %uid, running_uid = %entry.pod.uid, "delete of another binding, leaving the pod running");
+                    None
+                }
+                None => None,
+            }
+        };
+        let stopped = entry.map(|entry| self.begin_stop(entry, grace));
+        let events = self.shared.events.clone();
+        let deleted = pb::PodStatus {
+            pod_name: name.to_string(),
+            pod_uid: uid.to_string(),
+            deleted: true,
+            ..Default::default()
+        };
+        async move {
+            if let Some(stopped) = stopped {
+                stopped.await;
+            }
+            info!(pod = %deleted.pod_name, uid = %deleted.pod_uid, "pod deleted");
+            let _ = events.send(deleted);
+        }
+        .boxed()
+    }
+
+    /// Stops every pod (each with `grace`) and waits for all of them.
+    pub async fn stop_all(&self, grace: Duration) {
+        let entries: Vec<PodEntry> = self.shared.pods.lock().drain().map(|(_, e)| e).collect();
+        for entry in entries {
+            // Awaited below, together with stops already in flight.
+            drop(self.begin_stop(entry, grace));
+        }
+        let stopping: Vec<Stopping> = self.shared.stopping.lock().values().cloned().collect();
+        futures::future::join_all(stopping).await;
+    }
+
+    /// The status of every pod, for Register.
+    pub fn snapshot(&self) -> Vec<pb::PodStatus> {
+        let pods = self.shared.pods.lock();
+        let mut statuses: Vec<pb::PodStatus> = pods.values().map(|e| e.pod.status()).collect();
+        statuses.sort_by(|a, b| a.pod_name.cmp(&b.pod_name));
+        statuses
+    }
+
+    /// The logs of `pod`/`container` (see [`logs::fetch`]); the file is read on the blocking
+    /// pool.
+    pub async fn fetch_logs(
+        &self,
+        pod: &str,
+        container: &str,
+        tail_lines: u32,
+    ) -> Result<Vec<u8>, String> {
+        let containers = self
+            .shared
+            .pods
+            .lock()
+            .get(pod)
+            .map(|e| e.pod.containers.clone());
+        let state_dir = self.shared.state_dir.clone();
+        let (pod, container) = (pod.to_string(), container.to_string());
+        tokio::task::spawn_blocking(move || {
+            logs::fetch(&state_dir, &pod, containers, &container, tail_lines)
+        })
+        .await
+        .unwrap_or_else(|error| Err(format!("failed to read logs: {error}")))
+    }
+
+    /// Starts stopping a forgotten pod in the background; the result resolves when it (and
+    /// any earlier binding of its name) has stopped.
+    fn begin_stop(&self, entry: PodEntry, grace: Duration) -> Stopping {
+        let name = entry.pod.name.clone();
+        let mut stopping = self.shared.stopping.lock();
+        stopping.retain(|_, s| s.peek().is_none());
+        let earlier = stopping.get(&name).cloned();
+        let stopped = async move {
+            let own = async {
+                entry.pod.stop(grace).await;
+                // Exits are all recorded (or given up on); nothing is left to supervise.
+                entry.task.abort();
+            };
+            match earlier {
+                Some(earlier) => {
+                    futures::future::join(earlier, own).await;
+                }
+                None => own.await,
+            }
+        }
+        .boxed()
+        .shared();
+        stopping.insert(name, stopped.clone());
+        tokio::spawn(stopped.clone());
+        stopped
+    }
+}
+
+#[cfg(test)]
+mod tests;

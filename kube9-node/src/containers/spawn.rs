@@ -1,0 +1,235 @@
+//! Turning a container spec into a running process.
+//!
+//! A container is a plain process in its own process group (so stopping it signals everything
+//! it started), with stdout and stderr appended to `<state-dir>/pods/<pod>/<container>.log`,
+//! stdin null, a clean environment and the pod directory as working directory. A container
+//! without a command runs the agent's stand-in (`<agent> standin --image IMAGE -- ARGS`).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use kube9_proto::pb;
+use nix::unistd::Pid;
+use tokio::sync::oneshot;
+
+use super::reaper::{Exit, Reaper};
+
+/// Used for children when the agent itself has no PATH (the node image has busybox in /bin).
+pub const DEFAULT_PATH: &str = "/bin:/usr/bin:/sbin:/usr/sbin";
+
+/// What a container spawn needs to know besides the container itself.
+#[derive(Debug, Clone)]
+pub struct SpawnContext {
+    /// Node name, exported as KUBE9_NODE_NAME.
+    pub node_name: String,
+    /// The program that implements `standin`.
+    pub standin_program: PathBuf,
+    /// PATH for containers that do not set one.
+    pub path: String,
+}
+
+/// A started container process.
+#[derive(Debug)]
+pub struct Started {
+    /// Process id, also the process group id.
+    pub pid: Pid,
+    /// Resolves when the reaper collects the process.
+    pub exit: oneshot::Receiver<Exit>,
+}
+
+/// Why a container did not start: reported as a terminated container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnFailure {
+    /// 127 when the program was not found, 126 otherwise (the shell convention).
+    pub exit_code: i32,
+    /// What went wrong, for the container status and the log file.
+    pub message: String,
+}
+
+/// The program and argument vector of a container.
+pub fn command_line(container: &pb::Container, standin_program: &Path) -> (PathBuf, Vec<String>) {
+    match container.command.split_first() {
+        Some((program, rest)) => {
+            let args = rest.iter().chain(&container.args).cloned().collect();
+            (PathBuf::from(program), args)
+        }
+        None => {
+            let mut args = vec![
+                "standin".to_string(),
+                "--image".into(),
+                container.image.clone(),
+            ];
+            if !container.args.is_empty() {
+                args.push("--".into());
+                args.extend(container.args.iter().cloned());
+            }
+            (standin_program.to_path_buf(), args)
+        }
+    }
+}
+
+/// The environment of a container: the agent's defaults, then the pod's `env` config items,
+/// then the container's own variables (the most specific wins).
+pub fn environment(
+    pod: &pb::Pod,
+    container: &pb::Container,
+    ctx: &SpawnContext,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), ctx.path.clone()),
+        ("HOSTNAME".into(), pod.name.clone()),
+        ("KUBE9_POD_NAME".into(), pod.name.clone()),
+        ("KUBE9_NODE_NAME".into(), ctx.node_name.clone()),
+    ];
+    let items = pod.config_items.iter().filter(|item| item.kind == "env");
+    env.extend(items.map(|item| (item.name.clone(), item.value.clone())));
+    env.extend(
+        container
+            .env
+            .iter()
+            .map(|var| (var.name.clone(), var.value.clone())),
+    );
+    env
+}
+
+/// Starts one container of `pod`, logging to `log_path`, in `pod_dir` unless the container
+/// names a working directory.
+pub fn spawn(
+    pod: &pb::Pod,
+    container: &pb::Container,
+    pod_dir: &Path,
+    log_path: &Path,
+    ctx: &SpawnContext,
+) -> Result<Started, SpawnFailure> {
+    let log = open_log(log_path).map_err(|error| SpawnFailure {
+        exit_code: 126,
+        message: format!("failed to open log file {}: {error}", log_path.display()),
+    })?;
+    let result = build(pod, container, pod_dir, &log, ctx)
+        .and_then(|mut command| Reaper::global().spawn(&mut command));
+    match result {
+        Ok((pid, exit)) => Ok(Started { pid, exit }),
+        Err(error) => {
+            let (program, _) = command_line(container, &ctx.standin_program);
+            let failure = SpawnFailure {
+                exit_code: if error.kind() == io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                },
+                message: format!("failed to start {}: {error}", program.display()),
+            };
+            // The log is where people look first; best effort, the status has it too.
+            let _ = writeln!(&log, "kube9: {}", failure.message);
+            Err(failure)
+        }
+    }
+}
+
+fn open_log(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn build(
+    pod: &pb::Pod,
+    container: &pb::Container,
+    pod_dir: &Path,
+    log: &File,
+    ctx: &SpawnContext,
+) -> io::Result<Command> {
+    let (program, args) = command_line(container, &ctx.standin_program);
+    let working_dir = match container.working_dir.as_str() {
+        "" => pod_dir.to_path_buf(),
+        dir => PathBuf::from(dir),
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(environment(pod, container, ctx))
+        .current_dir(working_dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .process_group(0);
+    Ok(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> SpawnContext {
+        SpawnContext {
+            node_name: "n1".into(),
+            standin_program: PathBuf::from("/agent"),
+            path: DEFAULT_PATH.into(),
+        }
+    }
+
+    #[test]
+    fn command_and_args_are_concatenated() {
+        let container = pb::Container {
+            command: vec!["sh".into(), "-c".into()],
+            args: vec!["echo hi".into()],
+            ..Default::default()
+        };
+        let (program, args) = command_line(&container, Path::new("/agent"));
+        assert_eq!(program, PathBuf::from("sh"));
+        assert_eq!(args, ["-c", "echo hi"]);
+    }
+
+    #[test]
+    fn a_container_without_command_runs_the_standin() {
+        let container = pb::Container {
+            image: "nginx".into(),
+            args: vec!["-g".into()],
+            ..Default::default()
+        };
+        let (program, args) = command_line(&container, Path::new("/agent"));
+        assert_eq!(program, PathBuf::from("/agent"));
+        assert_eq!(args, ["standin", "--image", "nginx", "--", "-g"]);
+    }
+
+    #[test]
+    fn container_env_overrides_config_items_which_override_defaults() {
+        let pod = pb::Pod {
+            name: "web".into(),
+            config_items: vec![
+                pb::ConfigItem {
+                    name: "A".into(),
+                    kind: "env".into(),
+                    value: "item".into(),
+                },
+                pb::ConfigItem {
+                    name: "S".into(),
+                    kind: "secret".into(),
+                    value: "x".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let container = pb::Container {
+            env: vec![pb::EnvVar {
+                name: "PATH".into(),
+                value: "/opt".into(),
+            }],
+            ..Default::default()
+        };
+        let env = environment(&pod, &container, &ctx());
+        let last = |name: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(last("PATH").as_deref(), Some("/opt"));
+        assert_eq!(last("A").as_deref(), Some("item"));
+        assert_eq!(last("S"), None);
+        assert_eq!(last("HOSTNAME").as_deref(), Some("web"));
+        assert_eq!(last("KUBE9_NODE_NAME").as_deref(), Some("n1"));
+    }
+}

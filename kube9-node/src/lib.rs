@@ -1,0 +1,97 @@
+//! Kube-9 node agent: dials kube9d, registers the node, heartbeats, and runs the pods bound
+//! to it as real processes.
+//!
+//! # Layout
+//! - [`config`]: command line and environment ([`Cli`], [`Config`]).
+//! - [`agent`]: the stream to kube9d: register, heartbeats, command dispatch, reconnect.
+//! - [`containers`]: process supervision: spawn, reaper, logs, stop.
+//! - [`standin`]: the built-in long-lived process for containers without a command.
+//!
+//! [`run`] ties them together; `main.rs` only parses arguments, installs the signal handlers
+//! (first: as PID 1 an unhandled SIGTERM is ignored), prepares the process and calls it.
+
+pub mod agent;
+pub mod config;
+pub mod containers;
+pub mod standin;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use tokio::sync::watch;
+use tracing::{debug, info};
+
+pub use crate::agent::Exit;
+pub use crate::config::{Cli, Command, Config};
+use crate::containers::{Supervisor, SupervisorConfig};
+
+/// Errors that stop the agent before it can serve.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The state directory cannot be created.
+    #[error("failed to create state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Runs the agent until `shutdown` resolves (with the signal's name, e.g. `"SIGTERM"`) or
+/// kube9d sends Terminate. Either way every pod is stopped before this returns.
+pub async fn run<F>(config: Config, shutdown: F) -> Result<Exit, Error>
+where
+    F: Future<Output = &'static str> + Send + 'static,
+{
+    let pods_dir = config.state_dir.join("pods");
+    std::fs::create_dir_all(&pods_dir).map_err(|source| Error::StateDir {
+        path: pods_dir,
+        source,
+    })?;
+    let (supervisor, updates) = Supervisor::new(SupervisorConfig {
+        state_dir: config.state_dir.clone(),
+        node_name: config.name.clone(),
+        standin_program: config.standin_program.clone(),
+    });
+    // Reap from the start: as PID 1 the agent inherits orphans even before its first pod.
+    containers::reaper::Reaper::global();
+    let (stop_tx, stop_rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let reason = shutdown.await;
+        let _ = stop_tx.send(Some(reason));
+    });
+    info!(node = %config.name, server = %config.server, state_dir = %config.state_dir.display(),
+        version = env!("CARGO_PKG_VERSION"), "node agent starting");
+    Ok(agent::Agent::new(config, supervisor)
+        .run(updates, stop_rx)
+        .await)
+}
+
+/// Resolves with the signal's name on the first SIGTERM or SIGINT. Call it first thing: the
+/// handlers are installed when this returns.
+pub fn termination_signal() -> std::io::Result<impl Future<Output = &'static str> + Send + 'static>
+{
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
+    })
+}
+
+/// Process-level setup for the agent (not the stand-in): its own session, so kube9d's process
+/// runtime can kill the agent and its pods as one unit (this fails harmlessly when already a
+/// session or group leader, e.g. PID 1); and child subreaper, so orphans of pod processes are
+/// reaped here rather than by init.
+pub fn prepare_process() {
+    if let Err(error) = nix::unistd::setsid() {
+        debug!(%error, "setsid failed (already a group leader)");
+    }
+    if let Err(error) = nix::sys::prctl::set_child_subreaper(true) {
+        debug!(%error, "failed to become a child subreaper");
+    }
+}

@@ -1,0 +1,34 @@
+//! `kube9-node`: the Kube-9 node agent binary (see the library for everything it does).
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use clap::Parser;
+use kube9_node::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    // First: as PID 1 in a container, SIGTERM without a handler is ignored and `docker stop`
+    // would wait out its whole timeout.
+    let shutdown = kube9_node::termination_signal().context("failed to install signal handlers")?;
+    let cli = Cli::parse();
+    if let Some(Command::Standin { image, args }) = &cli.command {
+        return kube9_node::standin::run(image, args, shutdown, std::io::stdout())
+            .await
+            .context("failed to write stand-in output");
+    }
+    kube9_node::prepare_process();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = cli.config().context("invalid configuration")?;
+    kube9_node::run(config, shutdown)
+        .await
+        .context("node agent failed")?;
+    Ok(())
+}

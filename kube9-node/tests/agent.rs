@@ -1,0 +1,292 @@
+//! End-to-end tests of the real `kube9-node` binary against a scripted fake kube9d.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube9_proto::pb::{
+    self, agent_message::Msg as Up, control_message::Msg as Down, ContainerState, PodPhase,
+};
+use nix::sys::signal::Signal;
+use support::{eventually, process_exists, temp_dir, AgentProcess, Conn, FakeServer};
+
+fn pod(name: &str, uid: &str, containers: Vec<pb::Container>) -> pb::Pod {
+    pb::Pod {
+        name: name.into(),
+        uid: uid.into(),
+        containers,
+        ..Default::default()
+    }
+}
+
+fn standin_container() -> pb::Container {
+    pb::Container {
+        name: "web".into(),
+        image: "nginx".into(),
+        args: vec!["-p".into(), "80".into()],
+        ..Default::default()
+    }
+}
+
+fn sleep_container() -> pb::Container {
+    pb::Container {
+        name: "main".into(),
+        image: "busybox".into(),
+        command: vec!["sleep".into(), "100".into()],
+        ..Default::default()
+    }
+}
+
+async fn accept_register(conn: &mut Conn, heartbeat_ms: u64) -> pb::Register {
+    let register = match conn.next().await {
+        Up::Register(register) => register,
+        other => panic!("expected Register first, got {other:?}"),
+    };
+    let registered = pb::Registered {
+        node_name: register.node_name.clone(),
+        heartbeat_interval_ms: heartbeat_ms,
+        cluster_id: register.cluster_id.clone(),
+    };
+    conn.send(Down::Registered(registered)).await;
+    register
+}
+
+async fn status_of(
+    conn: &mut Conn,
+    pod: &str,
+    pred: impl Fn(&pb::PodStatus) -> bool,
+) -> pb::PodStatus {
+    conn.next_matching(|msg| match msg {
+        Up::PodStatus(status) if status.pod_name == pod && pred(&status) => Some(status),
+        _ => None,
+    })
+    .await
+}
+
+async fn fetch_logs(conn: &mut Conn, request_id: u64, pod: &str, container: &str) -> pb::LogsReply {
+    let fetch = pb::FetchLogs {
+        request_id,
+        pod_name: pod.into(),
+        container: container.into(),
+        tail_lines: 0,
+    };
+    conn.send(Down::FetchLogs(fetch)).await;
+    conn.next_matching(|msg| match msg {
+        Up::Logs(reply) if reply.request_id == request_id => Some(reply),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_agent_registers_runs_pods_reconnects_and_deregisters_on_sigterm() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("e2e");
+    // No scheme: the agent must add it. The server's interval (100 ms) overrides the flag.
+    let address = server.addr.to_string();
+    let mut agent = AgentProcess::start(
+        &address,
+        "e2e-node",
+        &dir,
+        &["--heartbeat-interval-ms", "60000"],
+    );
+
+    let mut conn = server.accept().await;
+    let register = accept_register(&mut conn, 100).await;
+    assert_eq!(register.node_name, "e2e-node");
+    assert_eq!(register.cluster_id, "test-cluster");
+    assert_eq!(register.cpu_capacity_millis, 4000);
+    assert!(register.pods.is_empty());
+    let first = conn
+        .next_matching(|m| {
+            if let Up::Heartbeat(h) = m {
+                Some(h)
+            } else {
+                None
+            }
+        })
+        .await;
+    let second = conn
+        .next_matching(|m| {
+            if let Up::Heartbeat(h) = m {
+                Some(h)
+            } else {
+                None
+            }
+        })
+        .await;
+    assert!(second.seq > first.seq);
+    assert_eq!(first.components.len(), 4);
+
+    // Component health sticks and shows up right away.
+    let set = pb::SetComponentHealth {
+        component: "kubelet".into(),
+        healthy: false,
+        message: "injected".into(),
+    };
+    conn.send(Down::SetComponent(set)).await;
+    conn.next_matching(|m| match m {
+        Up::Heartbeat(h)
+            if h.components
+                .iter()
+                .any(|c| c.name == "kubelet" && !c.healthy) =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+
+    // A container without a command runs the stand-in, whose output reaches FetchLogs.
+    conn.send(Down::RunPod(pb::RunPod {
+        pod: Some(pod("web", "uid-1", vec![standin_container()])),
+    }))
+    .await;
+    let running = status_of(&mut conn, "web", |s| s.phase() == PodPhase::Running).await;
+    let standin_pid = running.containers[0].pid;
+    assert_eq!(running.containers[0].state(), ContainerState::Running);
+    assert!(process_exists(standin_pid));
+    let mut request_id = 0;
+    let deadline = Instant::now() + support::DEADLINE;
+    loop {
+        request_id += 1;
+        let reply = fetch_logs(&mut conn, request_id, "web", "").await;
+        assert_eq!(reply.error, "");
+        let text = String::from_utf8_lossy(&reply.content);
+        if text.contains("kube9 stand-in for image nginx started with args: -p 80") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stand-in never logged its start: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply = fetch_logs(&mut conn, 1000, "nope", "").await;
+    assert!(reply.error.contains("nope"), "{}", reply.error);
+
+    // DeletePod stops the stand-in gracefully (SIGTERM) and reports the pod deleted.
+    let delete = pb::DeletePod {
+        pod_name: "web".into(),
+        pod_uid: "uid-1".into(),
+        grace_period_ms: 3000,
+    };
+    conn.send(Down::DeletePod(delete)).await;
+    let deleted = status_of(&mut conn, "web", |s| s.deleted).await;
+    assert_eq!(deleted.pod_uid, "uid-1");
+    eventually("the stand-in to exit", || !process_exists(standin_pid)).await;
+    let reply = fetch_logs(&mut conn, 1001, "web", "web").await;
+    assert!(
+        String::from_utf8_lossy(&reply.content).contains("kube9 stand-in for image nginx stopping")
+    );
+
+    // Heartbeats can be paused and resumed without touching the rest.
+    conn.send(Down::RunPod(pb::RunPod {
+        pod: Some(pod("sleeper", "uid-2", vec![sleep_container()])),
+    }))
+    .await;
+    let sleeper = status_of(&mut conn, "sleeper", |s| s.phase() == PodPhase::Running).await;
+    let sleeper_pid = sleeper.containers[0].pid;
+    conn.send(Down::StopHeartbeats(pb::StopHeartbeats {})).await;
+    let _ = conn.heartbeat_within(Duration::from_millis(150)).await; // one may be in flight
+    assert!(
+        !conn.heartbeat_within(Duration::from_millis(500)).await,
+        "heartbeats kept coming"
+    );
+    conn.send(Down::ResumeHeartbeats(pb::ResumeHeartbeats {}))
+        .await;
+    assert!(conn.heartbeat_within(Duration::from_secs(2)).await);
+
+    // The server hangs up: the agent reconnects and resyncs what it runs.
+    conn.hang_up();
+    let mut conn = server.accept().await;
+    let register = accept_register(&mut conn, 100).await;
+    let pods: Vec<_> = register
+        .pods
+        .iter()
+        .map(|p| (p.pod_name.as_str(), p.phase()))
+        .collect();
+    assert_eq!(pods, [("sleeper", PodPhase::Running)]);
+    conn.next_matching(|m| {
+        if let Up::Heartbeat(h) = m {
+            Some(h)
+        } else {
+            None
+        }
+    })
+    .await;
+
+    // SIGTERM: Deregister goes out, pods are stopped, exit 0, all within a few seconds.
+    let started = Instant::now();
+    agent.signal(Signal::SIGTERM);
+    let reason = conn
+        .next_matching(|m| {
+            if let Up::Deregister(d) = m {
+                Some(d.reason)
+            } else {
+                None
+            }
+        })
+        .await;
+    assert_eq!(reason, "agent received SIGTERM");
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!process_exists(sleeper_pid));
+}
+
+#[tokio::test]
+async fn terminate_stops_the_pods_and_exits_zero() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("terminate");
+    let mut agent = AgentProcess::start(&format!("http://{}", server.addr), "t-node", &dir, &[]);
+    let mut conn = server.accept().await;
+    accept_register(&mut conn, 0).await;
+    conn.send(Down::RunPod(pb::RunPod {
+        pod: Some(pod("s", "u", vec![sleep_container()])),
+    }))
+    .await;
+    let running = status_of(&mut conn, "s", |s| s.phase() == PodPhase::Running).await;
+    conn.send(Down::Terminate(pb::Terminate {
+        reason: "node deleted".into(),
+    }))
+    .await;
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+    assert!(!process_exists(running.containers[0].pid));
+}
+
+#[tokio::test]
+async fn a_refused_agent_keeps_retrying() {
+    let server = FakeServer::start(Some(tonic::Code::PermissionDenied)).await;
+    let dir = temp_dir("refused");
+    let mut agent = AgentProcess::start(&server.addr.to_string(), "r-node", &dir, &[]);
+    eventually("a second attach attempt", || server.attempts() >= 2).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test]
+async fn the_standin_prints_its_start_line_and_exits_zero_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kube9-node"))
+        .args(["standin", "--image", "redis", "--", "--port", "6379"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(
+        line,
+        "kube9 stand-in for image redis started with args: --port 6379\n"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "kube9 stand-in for image redis stopping\n");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

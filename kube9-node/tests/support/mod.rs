@@ -1,0 +1,249 @@
+//! Test support: a scripted fake kube9d (AgentService only) on an ephemeral port, and the real
+//! `kube9-node` binary as a child process that is killed if a test fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube9_proto::pb::agent_service_server::{AgentService, AgentServiceServer};
+use kube9_proto::pb::{agent_message, control_message, AgentMessage, ControlMessage};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::StreamExt;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+/// How long any single expectation may take.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// One attached agent stream, seen from the server.
+pub struct Conn {
+    from_agent: Streaming<AgentMessage>,
+    to_agent: mpsc::Sender<Result<ControlMessage, Status>>,
+}
+
+impl Conn {
+    /// The next message from the agent.
+    pub async fn next(&mut self) -> agent_message::Msg {
+        let message = tokio::time::timeout(DEADLINE, self.from_agent.next())
+            .await
+            .expect("no message from the agent in time")
+            .expect("agent closed the stream")
+            .expect("agent stream failed");
+        message.msg.expect("empty agent message")
+    }
+
+    /// The next message for which `pick` returns something, skipping the others.
+    pub async fn next_matching<T>(
+        &mut self,
+        mut pick: impl FnMut(agent_message::Msg) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(found) = pick(self.next().await) {
+                return found;
+            }
+        }
+        panic!("no matching message within {DEADLINE:?}");
+    }
+
+    /// Whether any heartbeat arrives within `window`.
+    pub async fn heartbeat_within(&mut self, window: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            match tokio::time::timeout_at(deadline, self.from_agent.next()).await {
+                Err(_) => return false,
+                Ok(Some(Ok(AgentMessage {
+                    msg: Some(agent_message::Msg::Heartbeat(_)),
+                }))) => return true,
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => panic!("agent stream ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Sends a command to the agent.
+    pub async fn send(&self, msg: control_message::Msg) {
+        self.to_agent
+            .send(Ok(ControlMessage { msg: Some(msg) }))
+            .await
+            .expect("agent stream gone");
+    }
+
+    /// Ends the stream from the server side.
+    pub fn hang_up(self) {}
+}
+
+/// The fake kube9d.
+pub struct FakeServer {
+    pub addr: std::net::SocketAddr,
+    conns: mpsc::UnboundedReceiver<Conn>,
+    attempts: Arc<AtomicUsize>,
+}
+
+struct FakeService {
+    conns: mpsc::UnboundedSender<Conn>,
+    reject: Option<Code>,
+    attempts: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl AgentService for FakeService {
+    type AttachStream = ReceiverStream<Result<ControlMessage, Status>>;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if let Some(code) = self.reject {
+            return Err(Status::new(code, "node is permanently failed"));
+        }
+        let (to_agent, rx) = mpsc::channel(64);
+        let _ = self.conns.send(Conn {
+            from_agent: request.into_inner(),
+            to_agent,
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+impl FakeServer {
+    /// Starts a fake that accepts every stream (or refuses each with `reject`).
+    pub async fn start(reject: Option<Code>) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, conns) = mpsc::unbounded_channel();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let service = FakeService {
+            conns: tx,
+            reject,
+            attempts: attempts.clone(),
+        };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(AgentServiceServer::new(service))
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        FakeServer {
+            addr,
+            conns,
+            attempts,
+        }
+    }
+
+    /// The next attached stream.
+    pub async fn accept(&mut self) -> Conn {
+        tokio::time::timeout(DEADLINE, self.conns.recv())
+            .await
+            .expect("agent did not attach in time")
+            .expect("server stopped")
+    }
+
+    /// How many attach calls were made.
+    pub fn attempts(&self) -> usize {
+        self.attempts.load(Ordering::SeqCst)
+    }
+}
+
+/// A fresh temporary directory.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("kube9-node-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The real agent binary, killed on drop; its stderr goes to `<dir>/agent.stderr` and is
+/// printed when a test fails.
+pub struct AgentProcess {
+    pub child: Child,
+    pub dir: PathBuf,
+}
+
+impl AgentProcess {
+    /// Starts `kube9-node` against `server` with state under `dir`.
+    pub fn start(server: &str, name: &str, dir: &Path, extra: &[&str]) -> AgentProcess {
+        let stderr = std::fs::File::create(dir.join("agent.stderr")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_kube9-node"))
+            .args([
+                "--server",
+                server,
+                "--name",
+                name,
+                "--cluster-id",
+                "test-cluster",
+            ])
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .args(extra)
+            .env_remove("KUBE9_SERVER")
+            .env_remove("KUBE9_NODE_NAME")
+            .env_remove("KUBE9_STATE_DIR")
+            .env("RUST_LOG", "debug,h2=info,hyper=info,tower=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        AgentProcess {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(self.pid(), signal).unwrap();
+    }
+
+    /// Waits for the exit code, within `within`.
+    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("agent did not exit within {within:?}");
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.join("agent.stderr")).unwrap_or_default();
+            eprintln!("---- agent stderr ----\n{log}\n----");
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a (non-zombie) process with this pid exists.
+pub fn process_exists(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+/// Polls `check` until it holds, within the deadline.
+pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,513 @@
+//! The command-line grammar. Parsing only: every command's behaviour lives in `commands/`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kube9_proto::pb;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Default value of `--server`.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7209";
+
+/// kube9ctl controls a Kube-9 cluster.
+#[derive(Debug, Parser)]
+#[command(name = "kube9ctl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Address of kube9d: http://host:port, or host:port.
+    #[arg(long, global = true, env = "KUBE9_SERVER", default_value = DEFAULT_SERVER)]
+    pub server: String,
+
+    /// Output format, where the command prints objects.
+    #[arg(short = 'o', long, global = true, value_enum)]
+    pub output: Option<Format>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How objects are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Plain columns (the default).
+    Table,
+    /// Columns plus more detail.
+    Wide,
+    /// Kubernetes-shaped JSON.
+    Json,
+    /// Kubernetes-shaped YAML.
+    Yaml,
+    /// `kind/name` only.
+    Name,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create objects from a manifest (file, directory or - for stdin).
+    Apply(ApplyArgs),
+    /// Create one object from flags.
+    #[command(subcommand)]
+    Create(CreateCommand),
+    /// List objects, or show one.
+    Get(GetArgs),
+    /// Show one object in detail, with its events.
+    Describe(DescribeArgs),
+    /// Delete objects by name or by manifest, and wait until they are gone.
+    Delete(DeleteArgs),
+    /// Print a container's logs.
+    Logs(LogsArgs),
+    /// Inject failures into nodes, recover and clean them up, check their health.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Print the client version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Manifest file, directory of manifests, or - for stdin. May be repeated.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    /// Validate on the client and the server, store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateCommand {
+    /// Create a node.
+    #[command(visible_alias = "no")]
+    Node(CreateNodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateNodeArgs {
+    /// Node name (lowercase letters, digits and '-').
+    pub name: String,
+    /// CPU capacity: 4, 0.5, 2500m.
+    #[arg(long)]
+    pub cpu: String,
+    /// A label, key=value. May be repeated.
+    #[arg(short = 'l', long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// nodes (node, no), pods (pod, po) or events (event, ev); or KIND/NAME.
+    pub resource: ResourceKind,
+    /// Show only this object.
+    pub name: Option<String>,
+    /// Label selector: app=web,tier!=db,env,!canary.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Pods: only those bound to this node.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Events: only those about this object (node/n1, pod/web).
+    #[arg(long = "for")]
+    pub for_object: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// node (no) or pod (po); or KIND/NAME.
+    pub resource: ResourceKind,
+    /// The object's name.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// pod (po) or node (no); or KIND/NAME.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub resource: Option<ResourceKind>,
+    /// Names of the objects to delete.
+    pub names: Vec<String>,
+    /// Delete the objects of this manifest (or - for stdin).
+    #[arg(short = 'f', long = "filename")]
+    pub file: Option<String>,
+    /// Wait until each object is gone (--wait=false returns at once).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub wait: bool,
+    /// How long to wait per object: 60s, 2m, 500ms (0: no limit).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Succeed when the object does not exist.
+    #[arg(long)]
+    pub ignore_not_found: bool,
+    /// Pods: seconds between SIGTERM and SIGKILL (default: the server's).
+    #[arg(long)]
+    pub grace_period: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The pod.
+    pub pod: String,
+    /// The container (optional when the pod has one).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// Only the last N lines (-1: all).
+    #[arg(long, allow_negative_numbers = true)]
+    pub tail: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Inject a failure into a node.
+    Fail {
+        /// The node.
+        name: String,
+        /// heartbeat, crash, component=<name> or partition.
+        #[arg(long)]
+        mode: FailureMode,
+    },
+    /// Lift an injected failure and let the node come back.
+    Recover {
+        /// The node.
+        name: String,
+    },
+    /// Force-remove a node's container or process and reschedule its pods.
+    Cleanup {
+        /// The node.
+        name: String,
+    },
+    /// Deregister a node as its agent would: it becomes PermanentlyFailed.
+    Deregister {
+        /// The node.
+        name: String,
+        /// Why (shown in the node's reason).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Health of every node.
+    Health,
+}
+
+/// The kinds `get`, `describe` and `delete` take, with kubectl's aliases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceKind {
+    pub kind: Kind,
+    /// Set when written as `KIND/NAME`.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Node,
+    Pod,
+    Event,
+}
+
+impl Kind {
+    /// Lowercase singular, as in `pod/web` and `pod "web" deleted`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Node => "node",
+            Kind::Pod => "pod",
+            Kind::Event => "event",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.noun())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "node" | "nodes" | "no" => Ok(Kind::Node),
+            "pod" | "pods" | "po" => Ok(Kind::Pod),
+            "event" | "events" | "ev" => Ok(Kind::Event),
+            _ => Err(format!(
+                "the server doesn't have a resource type {s:?} (known: nodes, pods, events)"
+            )),
+        }
+    }
+}
+
+impl FromStr for ResourceKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((kind, name)) if !name.is_empty() => Ok(ResourceKind {
+                kind: kind.parse()?,
+                name: Some(name.to_string()),
+            }),
+            Some(_) => Err(format!("missing name in {s:?} (use KIND/NAME)")),
+            None => Ok(ResourceKind {
+                kind: s.parse()?,
+                name: None,
+            }),
+        }
+    }
+}
+
+/// `--mode` of `node fail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureMode {
+    Heartbeat,
+    Crash,
+    Component(String),
+    Partition,
+}
+
+impl FailureMode {
+    /// The wire mode and component name.
+    pub fn to_wire(&self) -> (pb::FailureMode, String) {
+        match self {
+            FailureMode::Heartbeat => (pb::FailureMode::Heartbeat, String::new()),
+            FailureMode::Crash => (pb::FailureMode::Crash, String::new()),
+            FailureMode::Component(name) => (pb::FailureMode::Component, name.clone()),
+            FailureMode::Partition => (pb::FailureMode::Partition, String::new()),
+        }
+    }
+}
+
+impl fmt::Display for FailureMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureMode::Heartbeat => f.write_str("heartbeat"),
+            FailureMode::Crash => f.write_str("crash"),
+            FailureMode::Component(name) => write!(f, "component={name}"),
+            FailureMode::Partition => f.write_str("partition"),
+        }
+    }
+}
+
+impl FromStr for FailureMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "heartbeat" => Ok(FailureMode::Heartbeat),
+            "crash" => Ok(FailureMode::Crash),
+            "partition" => Ok(FailureMode::Partition),
+            _ => match s.strip_prefix("component=") {
+                Some(name) if !name.trim().is_empty() => {
+                    Ok(FailureMode::Component(name.trim().to_string()))
+                }
+                Some(_) => Err("component= needs a component name, e.g. component=kubelet".into()),
+                None => Err(format!(
+                    "unknown failure mode {s:?} (supported: heartbeat, crash, component=<name>, partition)"
+                )),
+            },
+        }
+    }
+}
+
+/// `key=value`, for `--label`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("invalid label {s:?}: expected key=value")),
+    }
+}
+
+/// `60s`, `2m`, `1h`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 60s, 2m, 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: unknown unit {unit:?} (ms, s, m, h)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("kube9ctl").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn fails(args: &[&str]) -> String {
+        Cli::try_parse_from(std::iter::once("kube9ctl").chain(args.iter().copied()))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = parse(&["get", "pods", "-o", "wide", "--server", "10.0.0.1:7209"]);
+        assert_eq!(cli.output, Some(Format::Wide));
+        assert_eq!(cli.server, "10.0.0.1:7209");
+        let cli = parse(&["-o", "json", "get", "no"]);
+        assert_eq!(cli.output, Some(Format::Json));
+        assert!(fails(&["get", "pods", "-o", "xml"]).contains("invalid value 'xml'"));
+    }
+
+    #[test]
+    fn get_takes_aliases_names_and_filters() {
+        let Command::Get(get) = parse(&["get", "po", "web"]).command else {
+            panic!()
+        };
+        assert_eq!(get.resource.kind, Kind::Pod);
+        assert_eq!(get.name.as_deref(), Some("web"));
+        let Command::Get(get) = parse(&["get", "pods", "-l", "app=web", "--node", "n1"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(get.selector.as_deref(), Some("app=web"));
+        assert_eq!(get.node.as_deref(), Some("n1"));
+        for (word, kind) in [
+            ("nodes", Kind::Node),
+            ("no", Kind::Node),
+            ("ev", Kind::Event),
+            ("events", Kind::Event),
+        ] {
+            let Command::Get(get) = parse(&["get", word]).command else {
+                panic!()
+            };
+            assert_eq!(get.resource.kind, kind);
+        }
+        let Command::Get(get) = parse(&["get", "node/n1"]).command else {
+            panic!()
+        };
+        assert_eq!(get.resource.name.as_deref(), Some("n1"));
+        assert!(fails(&["get", "deployments"]).contains("doesn't have a resource type"));
+    }
+
+    #[test]
+    fn apply_needs_a_file() {
+        let Command::Apply(apply) = parse(&["apply", "-f", "-", "--dry-run"]).command else {
+            panic!()
+        };
+        assert_eq!(apply.files, ["-"]);
+        assert!(apply.dry_run);
+        assert!(fails(&["apply"]).contains("--filename"));
+    }
+
+    #[test]
+    fn create_node_takes_cpu_and_labels() {
+        let Command::Create(CreateCommand::Node(node)) = parse(&[
+            "create", "node", "n4", "--cpu", "2", "--label", "zone=a", "-l", "disk=ssd",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(node.name, "n4");
+        assert_eq!(node.cpu, "2");
+        assert_eq!(
+            node.labels,
+            [("zone".into(), "a".into()), ("disk".into(), "ssd".into())]
+        );
+        assert!(
+            fails(&["create", "node", "n4", "--cpu", "1", "--label", "oops"]).contains("key=value")
+        );
+    }
+
+    #[test]
+    fn delete_waits_by_default() {
+        let Command::Delete(d) = parse(&["delete", "pod", "a", "b"]).command else {
+            panic!()
+        };
+        assert_eq!(d.resource.unwrap().kind, Kind::Pod);
+        assert_eq!(d.names, ["a", "b"]);
+        assert!(d.wait);
+        assert_eq!(d.timeout, Duration::from_secs(60));
+        let Command::Delete(d) = parse(&[
+            "delete",
+            "node",
+            "n1",
+            "--wait=false",
+            "--timeout",
+            "5s",
+            "--ignore-not-found",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert!(!d.wait && d.ignore_not_found);
+        assert_eq!(d.timeout, Duration::from_secs(5));
+        let Command::Delete(d) = parse(&["delete", "-f", "pods.yaml"]).command else {
+            panic!()
+        };
+        assert_eq!(d.file.as_deref(), Some("pods.yaml"));
+        assert!(fails(&["delete"]).contains("required"));
+    }
+
+    #[test]
+    fn logs_takes_container_and_tail() {
+        let Command::Logs(l) = parse(&["logs", "web", "-c", "nginx", "--tail", "20"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (l.pod.as_str(), l.container.as_deref(), l.tail),
+            ("web", Some("nginx"), Some(20))
+        );
+    }
+
+    #[test]
+    fn failure_modes_parse() {
+        assert_eq!("heartbeat".parse(), Ok(FailureMode::Heartbeat));
+        assert_eq!("crash".parse(), Ok(FailureMode::Crash));
+        assert_eq!("partition".parse(), Ok(FailureMode::Partition));
+        assert_eq!(
+            "component=kubelet".parse(),
+            Ok(FailureMode::Component("kubelet".into()))
+        );
+        assert!("component=".parse::<FailureMode>().is_err());
+        assert!("explode"
+            .parse::<FailureMode>()
+            .unwrap_err()
+            .contains("unknown failure mode"));
+        assert_eq!(
+            FailureMode::Component("kube-proxy".into()).to_wire(),
+            (pb::FailureMode::Component, "kube-proxy".to_string())
+        );
+        let Command::Node(NodeCommand::Fail { name, mode }) =
+            parse(&["node", "fail", "n1", "--mode", "component=kubelet"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (name.as_str(), mode.to_string().as_str()),
+            ("n1", "component=kubelet")
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn the_server_comes_from_the_environment_or_the_default() {
+        // Only the default is checked here: tests must not mutate the process environment.
+        if std::env::var_os("KUBE9_SERVER").is_none() {
+            assert_eq!(parse(&["version"]).server, DEFAULT_SERVER);
+        }
+    }
+}

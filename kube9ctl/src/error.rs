@@ -1,0 +1,138 @@
+//! The errors kube9ctl prints, and how: `Error from server (NotFound): ...` for what kube9d
+//! refused, `error: ...` for everything else, nothing more for errors already printed.
+
+use std::fmt;
+
+/// kube9d answered with a gRPC error status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Error from server ({}): {message}", code_name(*.code))]
+pub struct ServerError {
+    pub code: tonic::Code,
+    pub message: String,
+}
+
+impl ServerError {
+    /// A server-style error for what the client found itself (an event id that does not exist).
+    pub fn not_found(kind: &str, name: &str) -> Self {
+        ServerError {
+            code: tonic::Code::NotFound,
+            message: format!("{kind} {name:?} not found"),
+        }
+    }
+
+    /// Whether the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.code == tonic::Code::NotFound
+    }
+}
+
+/// kube9d could not be reached at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot reach kube9d at {url}: {cause} (is kube9d running? set --server or KUBE9_SERVER)")]
+pub struct ConnectError {
+    pub url: String,
+    pub cause: String,
+}
+
+/// The failure was already printed (one line per failed object); just exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("some operations failed")]
+pub struct Reported;
+
+/// The gRPC code as a word: `NotFound`, `AlreadyExists`, `InvalidArgument`, ...
+pub fn code_name(code: tonic::Code) -> String {
+    format!("{code:?}")
+}
+
+/// Whether `err` is (or wraps) a NotFound from the server.
+pub fn is_not_found(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<ServerError>()
+        .is_some_and(ServerError::is_not_found)
+}
+
+/// The text printed on stderr for `err`.
+pub fn render(err: &anyhow::Error) -> Option<String> {
+    if err.downcast_ref::<Reported>().is_some() {
+        return None;
+    }
+    if let Some(server) = err.downcast_ref::<ServerError>() {
+        return Some(server.to_string());
+    }
+    Some(format!("error: {}", Chain(err)))
+}
+
+/// Prints `err` on stderr.
+pub fn report(err: &anyhow::Error) {
+    if let Some(text) = render(err) {
+        eprintln!("{text}");
+    }
+}
+
+/// `context: cause: root cause`, without repeating a cause its context already quotes.
+struct Chain<'a>(&'a anyhow::Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut previous = String::new();
+        for (i, cause) in self.0.chain().enumerate() {
+            let text = cause.to_string();
+            if i > 0 {
+                if previous.ends_with(&text) {
+                    continue;
+                }
+                f.write_str(": ")?;
+            }
+            f.write_str(&text)?;
+            previous = text;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn server_errors_print_kubectl_style() {
+        let err = anyhow::Error::new(ServerError {
+            code: tonic::Code::NotFound,
+            message: "pod \"x\" not found".into(),
+        });
+        assert_eq!(
+            render(&err).unwrap(),
+            "Error from server (NotFound): pod \"x\" not found"
+        );
+        assert!(is_not_found(&err));
+        let err = anyhow::Error::new(ServerError {
+            code: tonic::Code::AlreadyExists,
+            message: "node \"n1\" already exists".into(),
+        });
+        assert_eq!(
+            render(&err).unwrap(),
+            "Error from server (AlreadyExists): node \"n1\" already exists"
+        );
+    }
+
+    #[test]
+    fn other_errors_carry_their_context() {
+        let err = Err::<(), _>(std::io::Error::other("No such file or directory"))
+            .context("cannot read pods.yaml")
+            .unwrap_err();
+        assert_eq!(
+            render(&err).unwrap(),
+            "error: cannot read pods.yaml: No such file or directory"
+        );
+        let err = anyhow::Error::new(ConnectError {
+            url: "http://127.0.0.1:7209".into(),
+            cause: "Connection refused (os error 111)".into(),
+        });
+        assert_eq!(
+            render(&err).unwrap(),
+            "error: cannot reach kube9d at http://127.0.0.1:7209: Connection refused (os error 111) \
+             (is kube9d running? set --server or KUBE9_SERVER)"
+        );
+        assert_eq!(render(&anyhow::Error::new(Reported)), None);
+    }
+}

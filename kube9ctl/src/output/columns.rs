@@ -1,0 +1,277 @@
+//! The columns `get` and `node health` print for each kind.
+
+use crate::output::table::{or_none, render};
+use crate::output::time::{age, duration};
+use kube9_proto::pb;
+use kube9_proto::quantity::format_cpu;
+
+/// NAME STATUS CPU PODS AGE; wide adds REASON RUNTIME IP CONTAINER HEARTBEAT.
+pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
+    let mut headers = vec!["NAME", "STATUS", "CPU", "PODS", "AGE"];
+    if wide {
+        headers.extend(["REASON", "RUNTIME", "IP", "CONTAINER", "HEARTBEAT"]);
+    }
+    let rows = nodes
+        .iter()
+        .map(|n| {
+            let mut row = vec![
+                n.name.clone(),
+                n.status().label().to_string(),
+                format!(
+                    "{}/{}",
+                    format_cpu(n.cpu_allocated_millis),
+                    format_cpu(n.cpu_capacity_millis)
+                ),
+                n.pods.len().to_string(),
+                age(now_ms, n.created_ms),
+            ];
+            if wide {
+                let runtime = n.runtime.clone().unwrap_or_default();
+                row.extend([
+                    or_none(&n.reason),
+                    or_none(&runtime.kind),
+                    or_none(&runtime.ip),
+                    or_none(&short_id(&runtime.id)),
+                    heartbeat(now_ms, n.last_heartbeat_ms),
+                ]);
+            }
+            row
+        })
+        .collect();
+    render(&headers, rows)
+}
+
+/// NAME STATUS NODE CPU AGE; wide adds REASON RESTARTS CONTAINERS (ready/total).
+pub fn pods(pods: &[pb::Pod], wide: bool, now_ms: i64) -> String {
+    let mut headers = vec!["NAME", "STATUS", "NODE", "CPU", "AGE"];
+    if wide {
+        headers.extend(["REASON", "RESTARTS", "CONTAINERS"]);
+    }
+    let rows = pods
+        .iter()
+        .map(|p| {
+            let mut row = vec![
+                p.name.clone(),
+                p.phase().label().to_string(),
+                or_none(&p.node),
+                format_cpu(p.cpu_request_millis),
+                age(now_ms, p.created_ms),
+            ];
+            if wide {
+                let ready = p
+                    .containers
+                    .iter()
+                    .filter(|c| c.state() == pb::ContainerState::Running)
+                    .count();
+                let restarts: u32 = p.containers.iter().map(|c| c.restarts).sum();
+                row.extend([
+                    or_none(&p.reason),
+                    restarts.to_string(),
+                    format!("{ready}/{}", p.containers.len()),
+                ]);
+            }
+            row
+        })
+        .collect();
+    render(&headers, rows)
+}
+
+/// AGE TYPE REASON OBJECT MESSAGE, in the order given (callers sort oldest first).
+pub fn events(events: &[pb::Event], now_ms: i64) -> String {
+    let rows = events
+        .iter()
+        .map(|e| {
+            vec![
+                age(now_ms, e.time_ms),
+                e.r#type.clone(),
+                e.reason.clone(),
+                format!("{}/{}", e.object_kind.to_ascii_lowercase(), e.object_name),
+                e.message.clone(),
+            ]
+        })
+        .collect();
+    render(&["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"], rows)
+}
+
+/// NAME STATUS REASON HEARTBEAT COMPONENTS.
+pub fn health(entries: &[pb::NodeHealthEntry]) -> String {
+    let rows = entries
+        .iter()
+        .map(|h| {
+            vec![
+                h.name.clone(),
+                h.status().label().to_string(),
+                or_none(&h.reason),
+                if h.heartbeat_age_ms < 0 {
+                    "<none>".to_string()
+                } else {
+                    duration(h.heartbeat_age_ms)
+                },
+                components(&h.components),
+            ]
+        })
+        .collect();
+    render(
+        &["NAME", "STATUS", "REASON", "HEARTBEAT", "COMPONENTS"],
+        rows,
+    )
+}
+
+/// `3/3`, or `2/3 (unhealthy: kube-proxy)`.
+pub fn components(components: &[pb::Component]) -> String {
+    if components.is_empty() {
+        return "<none>".into();
+    }
+    let unhealthy: Vec<&str> = components
+        .iter()
+        .filter(|c| !c.healthy)
+        .map(|c| c.name.as_str())
+        .collect();
+    let summary = format!(
+        "{}/{}",
+        components.len() - unhealthy.len(),
+        components.len()
+    );
+    if unhealthy.is_empty() {
+        summary
+    } else {
+        format!("{summary} (unhealthy: {})", unhealthy.join(","))
+    }
+}
+
+/// Age of the last heartbeat, `<none>` if there was none.
+pub fn heartbeat(now_ms: i64, last_ms: i64) -> String {
+    if last_ms <= 0 {
+        "<none>".into()
+    } else {
+        age(now_ms, last_ms)
+    }
+}
+
+/// The first 12 characters of a container id, as docker shows it.
+pub fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::objects::samples::*;
+
+    #[test]
+    fn node_table_shows_cpu_as_allocated_over_capacity() {
+        assert_eq!(
+            nodes(&[node()], false, NOW),
+            "NAME   STATUS    CPU       PODS   AGE\n\
+             n1     Healthy   1500m/4   1      3m\n"
+        );
+    }
+
+    #[test]
+    fn wide_node_table_adds_runtime_columns() {
+        let text = nodes(&[node()], true, NOW);
+        let lines: Vec<&str> = text.lines().collect();
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "NAME",
+                "STATUS",
+                "CPU",
+                "PODS",
+                "AGE",
+                "REASON",
+                "RUNTIME",
+                "IP",
+                "CONTAINER",
+                "HEARTBEAT"
+            ]
+        );
+        let row: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "n1",
+                "Healthy",
+                "1500m/4",
+                "1",
+                "3m",
+                "<none>",
+                "docker",
+                "172.17.0.2",
+                "0123456789ab",
+                "2s"
+            ]
+        );
+    }
+
+    #[test]
+    fn pod_table_shows_phase_node_and_cpu() {
+        let mut pending = pod();
+        pending.name = "queued".into();
+        pending.node.clear();
+        pending.phase = pb::PodPhase::Pending as i32;
+        pending.reason = "no node has 500m CPU free".into();
+        assert_eq!(
+            pods(&[pod(), pending.clone()], false, NOW),
+            "NAME     STATUS    NODE     CPU    AGE\n\
+             web      Running   n1       500m   2h\n\
+             queued   Pending   <none>   500m   2h\n"
+        );
+        let wide = pods(&[pending], true, NOW);
+        assert!(
+            wide.lines()
+                .next()
+                .unwrap()
+                .ends_with("REASON                      RESTARTS   CONTAINERS"),
+            "{wide}"
+        );
+        assert!(
+            wide.contains("no node has 500m CPU free   1          1/2"),
+            "{wide}"
+        );
+    }
+
+    #[test]
+    fn event_table_names_objects_by_lowercase_kind() {
+        let text = events(
+            &[event(1, 300_000, "Created"), event(2, 4_000, "NodeReady")],
+            NOW,
+        );
+        assert_eq!(
+            text,
+            "AGE   TYPE     REASON      OBJECT    MESSAGE\n\
+             5m    Normal   Created     node/n1   Created happened\n\
+             4s    Normal   NodeReady   node/n1   NodeReady happened\n"
+        );
+    }
+
+    #[test]
+    fn health_table_summarises_components() {
+        let entry = pb::NodeHealthEntry {
+            name: "n2".into(),
+            status: pb::NodeStatus::Failed as i32,
+            reason: "component kube-proxy failed".into(),
+            heartbeat_age_ms: -1,
+            components: vec![
+                pb::Component {
+                    name: "kubelet".into(),
+                    healthy: true,
+                    ..Default::default()
+                },
+                pb::Component {
+                    name: "kube-proxy".into(),
+                    healthy: false,
+                    ..Default::default()
+                },
+            ],
+            recovery_attempts: 0,
+        };
+        let text = health(&[entry]);
+        assert_eq!(
+            text,
+            "NAME   STATUS   REASON                        HEARTBEAT   COMPONENTS\n\
+             n2     Failed   component kube-proxy failed   <none>      1/2 (unhealthy: kube-proxy)\n"
+        );
+    }
+}

@@ -1,0 +1,731 @@
+//! Wire objects as Kubernetes-shaped documents, for `-o json` and `-o yaml`.
+//!
+//! The shapes are a stable contract (scripts and tests read `.status.phase`, `.spec.nodeName`,
+//! ...): every field listed here is always present. Strings may be empty, lists may be empty,
+//! timestamps that were never set are `null`. Maps are sorted, so output is byte-stable.
+
+use crate::output::time::rfc3339;
+use kube9_proto::pb;
+use kube9_proto::quantity::{format_cpu, format_memory};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// `{"apiVersion": "v1", "kind": "List", "items": [...]}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct List<T> {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub items: Vec<T>,
+}
+
+impl<T> List<T> {
+    pub fn new(items: Vec<T>) -> Self {
+        List {
+            api_version: "v1",
+            kind: "List",
+            items,
+        }
+    }
+}
+
+fn sorted(map: &HashMap<String, String>) -> BTreeMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+// ----------------------------------------------------------------------------------------------
+// Pod
+// ----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodObject {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: PodMetadata,
+    pub spec: PodSpec,
+    pub status: PodStatus,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMetadata {
+    pub name: String,
+    pub uid: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub creation_timestamp: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    pub node_name: String,
+    pub restart_policy: String,
+    pub containers: Vec<ContainerSpec>,
+    pub volumes: Vec<VolumeSpec>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub env: Vec<EnvVar>,
+    pub working_dir: String,
+    pub resources: Resources,
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
+}
+
+/// Requests and limits; a quantity that is not set (0) is left out, as in Kubernetes.
+#[derive(Debug, Serialize)]
+pub struct Resources {
+    pub requests: ResourceList,
+    pub limits: ResourceList,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResourceList {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+impl ResourceList {
+    fn new(cpu_millis: i64, memory_bytes: i64) -> Self {
+        ResourceList {
+            cpu: (cpu_millis != 0).then(|| format_cpu(cpu_millis)),
+            memory: (memory_bytes != 0).then(|| format_memory(memory_bytes)),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount {
+    pub name: String,
+    pub mount_path: String,
+    pub read_only: bool,
+}
+
+/// `{name, emptyDir: {sizeLimit}}`, `{name, hostPath: {path}}`, `{name, configMap: {name}}` or
+/// `{name, secret: {secretName}}`: the manifest form, so `get -o yaml` output can be applied.
+#[derive(Debug, Serialize)]
+pub struct VolumeSpec {
+    pub name: String,
+    #[serde(flatten)]
+    pub source: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl VolumeSpec {
+    fn new(v: &pb::Volume) -> Self {
+        let mut fields = BTreeMap::new();
+        match v.kind.as_str() {
+            "emptyDir" => {
+                if v.size_bytes > 0 {
+                    fields.insert("sizeLimit".to_string(), format_memory(v.size_bytes));
+                }
+            }
+            "hostPath" => _ = fields.insert("path".to_string(), v.source.clone()),
+            "configMap" => _ = fields.insert("name".to_string(), v.source.clone()),
+            "secret" => _ = fields.insert("secretName".to_string(), v.source.clone()),
+            _ => _ = fields.insert("source".to_string(), v.source.clone()),
+        }
+        VolumeSpec {
+            name: v.name.clone(),
+            source: [(v.kind.clone(), fields)].into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    /// The phase label: Pending, Scheduled, Running, Succeeded, Failed, Terminating.
+    pub phase: String,
+    pub reason: String,
+    pub cpu_request_millis: i64,
+    pub scheduled_time: Option<String>,
+    pub start_time: Option<String>,
+    pub reschedules: u32,
+    pub container_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    pub name: String,
+    pub state: ContainerStateObject,
+    pub restart_count: u32,
+    pub ready: bool,
+    pub pid: i32,
+}
+
+/// Exactly one of `running`, `terminated`, `waiting`, as in Kubernetes. (A struct of options
+/// rather than an enum: serde_yaml_ng would write an enum as a YAML tag, `!running`.)
+#[derive(Debug, Default, Serialize)]
+pub struct ContainerStateObject {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running: Option<RunningState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminated: Option<TerminatedState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<WaitingState>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningState {
+    pub started_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TerminatedState {
+    pub exit_code: i32,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WaitingState {
+    pub reason: String,
+    pub message: String,
+}
+
+impl ContainerStateObject {
+    fn new(c: &pb::Container) -> Self {
+        match c.state() {
+            pb::ContainerState::Running => ContainerStateObject {
+                running: Some(RunningState {
+                    started_at: rfc3339(c.started_ms),
+                }),
+                ..Default::default()
+            },
+            pb::ContainerState::Terminated => ContainerStateObject {
+                terminated: Some(TerminatedState {
+                    exit_code: c.exit_code,
+                    started_at: rfc3339(c.started_ms),
+                    finished_at: rfc3339(c.finished_ms),
+                    message: c.message.clone(),
+                }),
+                ..Default::default()
+            },
+            state => ContainerStateObject {
+                waiting: Some(WaitingState {
+                    reason: if state == pb::ContainerState::Waiting {
+                        "ContainerCreating".into()
+                    } else {
+                        "Pending".into()
+                    },
+                    message: c.message.clone(),
+                }),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl PodObject {
+    pub fn new(pod: &pb::Pod) -> Self {
+        PodObject {
+            api_version: "v1",
+            kind: "Pod",
+            metadata: PodMetadata {
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+                labels: sorted(&pod.labels),
+                annotations: sorted(&pod.annotations),
+                creation_timestamp: rfc3339(pod.created_ms),
+            },
+            spec: PodSpec {
+                node_name: pod.node.clone(),
+                restart_policy: pod.restart_policy.clone(),
+                containers: pod.containers.iter().map(container_spec).collect(),
+                volumes: pod.volumes.iter().map(VolumeSpec::new).collect(),
+            },
+            status: PodStatus {
+                phase: pod.phase().label().into(),
+                reason: pod.reason.clone(),
+                cpu_request_millis: pod.cpu_request_millis,
+                scheduled_time: rfc3339(pod.scheduled_ms),
+                start_time: rfc3339(pod.started_ms),
+                reschedules: pod.reschedules,
+                container_statuses: pod
+                    .containers
+                    .iter()
+                    .map(|c| ContainerStatus {
+                        name: c.name.clone(),
+                        state: ContainerStateObject::new(c),
+                        restart_count: c.restarts,
+                        ready: c.state() == pb::ContainerState::Running,
+                        pid: c.pid,
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+fn container_spec(c: &pb::Container) -> ContainerSpec {
+    ContainerSpec {
+        name: c.name.clone(),
+        image: c.image.clone(),
+        command: c.command.clone(),
+        args: c.args.clone(),
+        env: c
+            .env
+            .iter()
+            .map(|e| EnvVar {
+                name: e.name.clone(),
+                value: e.value.clone(),
+            })
+            .collect(),
+        working_dir: c.working_dir.clone(),
+        resources: Resources {
+            requests: ResourceList::new(c.cpu_request_millis, c.memory_request_bytes),
+            limits: ResourceList::new(c.cpu_limit_millis, c.memory_limit_bytes),
+        },
+        volume_mounts: c
+            .volume_mounts
+            .iter()
+            .map(|m| VolumeMount {
+                name: m.name.clone(),
+                mount_path: m.mount_path.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Node
+// ----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeObject {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: NodeMetadata,
+    pub spec: Empty,
+    pub status: NodeStatus,
+}
+
+/// Serializes as `{}`.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeMetadata {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub creation_timestamp: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// The status label: Initializing, Healthy, Failed, Recovering, PermanentlyFailed, Draining.
+    pub phase: String,
+    pub reason: String,
+    pub capacity: CpuList,
+    pub allocated: CpuList,
+    pub cpu_capacity_millis: i64,
+    pub cpu_allocated_millis: i64,
+    pub components: Vec<ComponentObject>,
+    pub last_heartbeat_time: Option<String>,
+    pub recovery_attempts: u32,
+    /// `null` when the node has no runtime handle yet.
+    pub runtime: Option<RuntimeObject>,
+    pub agent_connected: bool,
+    pub agent_address: String,
+    pub agent_version: String,
+    pub injected_fault: String,
+    pub pods: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CpuList {
+    pub cpu: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ComponentObject {
+    pub name: String,
+    pub healthy: bool,
+    pub critical: bool,
+    pub message: String,
+}
+
+impl ComponentObject {
+    pub fn new(c: &pb::Component) -> Self {
+        ComponentObject {
+            name: c.name.clone(),
+            healthy: c.healthy,
+            critical: c.critical,
+            message: c.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeObject {
+    pub kind: String,
+    pub id: String,
+    pub ip: String,
+    pub state: String,
+    pub container_name: String,
+}
+
+impl NodeObject {
+    pub fn new(node: &pb::Node) -> Self {
+        NodeObject {
+            api_version: "v1",
+            kind: "Node",
+            metadata: NodeMetadata {
+                name: node.name.clone(),
+                labels: sorted(&node.labels),
+                creation_timestamp: rfc3339(node.created_ms),
+            },
+            spec: Empty {},
+            status: NodeStatus {
+                phase: node.status().label().into(),
+                reason: node.reason.clone(),
+                capacity: CpuList {
+                    cpu: format_cpu(node.cpu_capacity_millis),
+                },
+                allocated: CpuList {
+                    cpu: format_cpu(node.cpu_allocated_millis),
+                },
+                cpu_capacity_millis: node.cpu_capacity_millis,
+                cpu_allocated_millis: node.cpu_allocated_millis,
+                components: node.components.iter().map(ComponentObject::new).collect(),
+                last_heartbeat_time: rfc3339(node.last_heartbeat_ms),
+                recovery_attempts: node.recovery_attempts,
+                runtime: node.runtime.as_ref().map(|r| RuntimeObject {
+                    kind: r.kind.clone(),
+                    id: r.id.clone(),
+                    ip: r.ip.clone(),
+                    state: r.state.clone(),
+                    container_name: r.container_name.clone(),
+                }),
+                agent_connected: node.agent_connected,
+                agent_address: node.agent_address.clone(),
+                agent_version: node.agent_version.clone(),
+                injected_fault: node.injected_fault.clone(),
+                pods: node.pods.clone(),
+            },
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Event and node health
+// ----------------------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventObject {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: EventMetadata,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub reason: String,
+    pub message: String,
+    pub involved_object: ObjectReference,
+    pub last_timestamp: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventMetadata {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ObjectReference {
+    pub kind: String,
+    pub name: String,
+}
+
+impl EventObject {
+    pub fn new(e: &pb::Event) -> Self {
+        EventObject {
+            api_version: "v1",
+            kind: "Event",
+            metadata: EventMetadata {
+                name: e.id.to_string(),
+            },
+            event_type: e.r#type.clone(),
+            reason: e.reason.clone(),
+            message: e.message.clone(),
+            involved_object: ObjectReference {
+                kind: e.object_kind.clone(),
+                name: e.object_name.clone(),
+            },
+            last_timestamp: rfc3339(e.time_ms),
+        }
+    }
+}
+
+/// One row of `node health -o json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeHealthObject {
+    pub name: String,
+    /// The status label, as in a node's `.status.phase`.
+    pub status: String,
+    pub reason: String,
+    /// Milliseconds since the last heartbeat; -1 when there was none.
+    pub heartbeat_age_ms: i64,
+    pub recovery_attempts: u32,
+    pub components: Vec<ComponentObject>,
+}
+
+impl NodeHealthObject {
+    pub fn new(h: &pb::NodeHealthEntry) -> Self {
+        NodeHealthObject {
+            name: h.name.clone(),
+            status: h.status().label().into(),
+            reason: h.reason.clone(),
+            heartbeat_age_ms: h.heartbeat_age_ms,
+            recovery_attempts: h.recovery_attempts,
+            components: h.components.iter().map(ComponentObject::new).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod samples {
+    //! Sample objects shared by the rendering tests.
+    use kube9_proto::pb;
+
+    /// 2024-03-01T12:00:00Z.
+    pub const NOW: i64 = 1_709_294_400_000;
+
+    pub fn node() -> pb::Node {
+        pb::Node {
+            name: "n1".into(),
+            labels: [("zone".to_string(), "a".to_string())].into(),
+            status: pb::NodeStatus::Healthy as i32,
+            cpu_capacity_millis: 4000,
+            cpu_allocated_millis: 1500,
+            components: vec![pb::Component {
+                name: "kubelet".into(),
+                healthy: true,
+                message: "ok".into(),
+                critical: true,
+            }],
+            last_heartbeat_ms: NOW - 2_000,
+            runtime: Some(pb::RuntimeHandle {
+                kind: "docker".into(),
+                id: "0123456789abcdef0123".into(),
+                ip: "172.17.0.2".into(),
+                state: "running".into(),
+                container_name: "kube9-node-n1".into(),
+            }),
+            pods: vec!["web".into()],
+            created_ms: NOW - 3 * 60_000,
+            agent_connected: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn pod() -> pb::Pod {
+        pb::Pod {
+            name: "web".into(),
+            labels: [("app".to_string(), "web".to_string())].into(),
+            uid: "uid-1".into(),
+            node: "n1".into(),
+            phase: pb::PodPhase::Running as i32,
+            containers: vec![
+                pb::Container {
+                    name: "nginx".into(),
+                    image: "nginx:1.27".into(),
+                    cpu_request_millis: 500,
+                    memory_limit_bytes: 64 << 20,
+                    state: pb::ContainerState::Running as i32,
+                    restarts: 1,
+                    started_ms: NOW - 60_000,
+                    pid: 4242,
+                    volume_mounts: vec![pb::VolumeMount {
+                        name: "cache".into(),
+                        mount_path: "/cache".into(),
+                        read_only: false,
+                    }],
+                    ..Default::default()
+                },
+                pb::Container {
+                    name: "init".into(),
+                    image: "busybox".into(),
+                    command: vec!["sh".into(), "-c".into(), "echo hi".into()],
+                    state: pb::ContainerState::Terminated as i32,
+                    exit_code: 0,
+                    finished_ms: NOW - 30_000,
+                    ..Default::default()
+                },
+            ],
+            volumes: vec![pb::Volume {
+                name: "cache".into(),
+                kind: "emptyDir".into(),
+                source: String::new(),
+                size_bytes: 1 << 30,
+            }],
+            cpu_request_millis: 500,
+            created_ms: NOW - 2 * 3_600_000,
+            started_ms: NOW - 60_000,
+            ..Default::default()
+        }
+    }
+
+    pub fn event(id: u64, ago_ms: i64, reason: &str) -> pb::Event {
+        pb::Event {
+            id,
+            time_ms: NOW - ago_ms,
+            object_kind: "Node".into(),
+            object_name: "n1".into(),
+            reason: reason.into(),
+            message: format!("{reason} happened"),
+            r#type: "Normal".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::samples::*;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pods_are_kubernetes_shaped() {
+        let value = serde_json::to_value(PodObject::new(&pod())).unwrap();
+        assert_eq!(value["apiVersion"], "v1");
+        assert_eq!(value["kind"], "Pod");
+        assert_eq!(value["metadata"]["name"], "web");
+        assert_eq!(
+            value["metadata"]["creationTimestamp"],
+            "2024-03-01T10:00:00Z"
+        );
+        assert_eq!(value["spec"]["nodeName"], "n1");
+        assert_eq!(value["spec"]["restartPolicy"], "");
+        assert_eq!(
+            value["spec"]["containers"][0]["resources"],
+            json!({"requests": {"cpu": "500m"}, "limits": {"memory": "64Mi"}})
+        );
+        assert_eq!(
+            value["spec"]["containers"][0]["volumeMounts"],
+            json!([{"name": "cache", "mountPath": "/cache", "readOnly": false}])
+        );
+        assert_eq!(
+            value["spec"]["volumes"],
+            json!([{"name": "cache", "emptyDir": {"sizeLimit": "1Gi"}}])
+        );
+        let status = &value["status"];
+        assert_eq!(status["phase"], "Running");
+        assert_eq!(status["reason"], "");
+        assert_eq!(status["cpuRequestMillis"], 500);
+        assert_eq!(status["startTime"], "2024-03-01T11:59:00Z");
+        assert_eq!(status["scheduledTime"], serde_json::Value::Null);
+        assert_eq!(
+            status["containerStatuses"][0],
+            json!({"name": "nginx", "state": {"running": {"startedAt": "2024-03-01T11:59:00Z"}},
+                   "restartCount": 1, "ready": true, "pid": 4242})
+        );
+        assert_eq!(
+            status["containerStatuses"][1]["state"],
+            json!({"terminated": {"exitCode": 0, "startedAt": null,
+                   "finishedAt": "2024-03-01T11:59:30Z", "message": ""}})
+        );
+    }
+
+    #[test]
+    fn nodes_are_kubernetes_shaped() {
+        let value = serde_json::to_value(NodeObject::new(&node())).unwrap();
+        assert_eq!(value["kind"], "Node");
+        assert_eq!(
+            value["metadata"],
+            json!({"name": "n1", "labels": {"zone": "a"},
+            "creationTimestamp": "2024-03-01T11:57:00Z"})
+        );
+        assert_eq!(value["spec"], json!({}));
+        let status = &value["status"];
+        assert_eq!(status["phase"], "Healthy");
+        assert_eq!(status["capacity"], json!({"cpu": "4"}));
+        assert_eq!(status["allocated"], json!({"cpu": "1500m"}));
+        assert_eq!(status["cpuCapacityMillis"], 4000);
+        assert_eq!(status["cpuAllocatedMillis"], 1500);
+        assert_eq!(status["pods"], json!(["web"]));
+        assert_eq!(status["runtime"]["containerName"], "kube9-node-n1");
+        assert_eq!(
+            status["components"][0],
+            json!({"name": "kubelet", "healthy": true,
+            "critical": true, "message": "ok"})
+        );
+        assert_eq!(status["lastHeartbeatTime"], "2024-03-01T11:59:58Z");
+        assert_eq!(status["agentConnected"], true);
+        assert_eq!(status["injectedFault"], "");
+        let mut bare = node();
+        bare.runtime = None;
+        let value = serde_json::to_value(NodeObject::new(&bare)).unwrap();
+        assert_eq!(value["status"]["runtime"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn events_and_lists_are_kubernetes_shaped() {
+        let list = List::new(vec![EventObject::new(&event(7, 5_000, "NodeReady"))]);
+        assert_eq!(
+            serde_json::to_value(list).unwrap(),
+            json!({"apiVersion": "v1", "kind": "List", "items": [{
+                "apiVersion": "v1", "kind": "Event", "metadata": {"name": "7"},
+                "type": "Normal", "reason": "NodeReady", "message": "NodeReady happened",
+                "involvedObject": {"kind": "Node", "name": "n1"},
+                "lastTimestamp": "2024-03-01T11:59:55Z"}]})
+        );
+    }
+
+    #[test]
+    fn yaml_output_is_the_same_document() {
+        let yaml = crate::output::to_yaml(&PodObject::new(&pod())).unwrap();
+        assert!(
+            yaml.starts_with("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n"),
+            "{yaml}"
+        );
+        assert!(!yaml.contains('!'), "no YAML tags: {yaml}");
+        let back: serde_json::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(back, serde_json::to_value(PodObject::new(&pod())).unwrap());
+    }
+
+    #[test]
+    fn pod_yaml_output_applies_back_to_the_same_spec() {
+        let yaml = crate::output::to_yaml(&PodObject::new(&pod())).unwrap();
+        let objects = kube9_proto::manifest::parse_manifests(&yaml).unwrap();
+        let kube9_proto::manifest::Object::Pod(back) = &objects[0] else {
+            panic!()
+        };
+        let original = pod();
+        assert_eq!(
+            back.containers[0].cpu_request_millis,
+            original.containers[0].cpu_request_millis
+        );
+        assert_eq!(
+            back.containers[0].memory_limit_bytes,
+            original.containers[0].memory_limit_bytes
+        );
+        assert_eq!(back.volumes, original.volumes);
+        assert_eq!(back.containers[1].command, original.containers[1].command);
+    }
+}

@@ -1,0 +1,140 @@
+//! `AgentService.Attach`: the one bidirectional stream each node agent keeps open.
+//!
+//! The first message must be `Register`. After that the agent's heartbeats, pod statuses and
+//! log replies flow up, and commands queued by the state (`RunPod`, `DeletePod`, ...) flow down.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube9_proto::pb::{self, agent_message::Msg, agent_service_server::AgentService};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::state::{AgentConn, Control};
+
+/// How long a new stream may take to send `Register`.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct AgentApi {
+    control: Control,
+}
+
+impl AgentApi {
+    pub fn new(control: Control) -> Self {
+        AgentApi { control }
+    }
+}
+
+type ControlStream = Pin<Box<dyn Stream<Item = Result<pb::ControlMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    type AttachStream = ControlStream;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<ControlStream>, Status> {
+        let address = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.next())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no Register message within 10s"))?;
+        let reg = match first {
+            Some(Ok(pb::AgentMessage {
+                msg: Some(Msg::Register(reg)),
+            })) => reg,
+            Some(Ok(_)) => {
+                return Err(Status::invalid_argument(
+                    "the first message on the stream must be Register",
+                ))
+            }
+            Some(Err(status)) => return Err(status),
+            None => return Err(Status::cancelled("stream closed before Register")),
+        };
+        if !reg.cluster_id.is_empty() && reg.cluster_id != self.control.cluster_id() {
+            return Err(Status::permission_denied(format!(
+                "agent belongs to cluster \"{}\", this is \"{}\"",
+                reg.cluster_id,
+                self.control.cluster_id()
+            )));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let conn_id = self.control.next_conn_id();
+        let node = reg.node_name.clone();
+        let conn = AgentConn {
+            id: conn_id,
+            tx: tx.clone(),
+            address,
+        };
+        let (result, commit, actions) = self.control.mutate(|c| c.attach(&reg, conn));
+        crate::monitor::spawn_actions(self.control.clone(), actions);
+        drop(commit);
+        if let Err(e) = result {
+            // The queued goodbye (Terminate) still reaches the agent before the error.
+            tracing::info!(node = %node, error = %e, "agent refused");
+            let status: Status = e.into();
+            drop(tx);
+            let goodbye = UnboundedReceiverStream::new(rx)
+                .map(Ok)
+                .chain(futures::stream::once(async move { Err(status) }));
+            return Ok(Response::new(Box::pin(goodbye)));
+        }
+        let control = self.control.clone();
+        tokio::spawn(async move {
+            read_agent(control.clone(), &node, conn_id, inbound).await;
+            control.mutate_detached(|c| c.detach(&node, conn_id));
+        });
+        drop(tx);
+        Ok(Response::new(Box::pin(
+            UnboundedReceiverStream::new(rx).map(Ok),
+        )))
+    }
+}
+
+/// Applies everything the agent sends until its stream ends.
+async fn read_agent(
+    control: Control,
+    node: &str,
+    conn_id: u64,
+    mut inbound: Streaming<pb::AgentMessage>,
+) {
+    while let Some(item) = inbound.next().await {
+        let msg = match item {
+            Ok(pb::AgentMessage { msg: Some(msg) }) => msg,
+            Ok(_) => continue,
+            Err(status) => {
+                tracing::debug!(node, error = %status, "agent stream error");
+                break;
+            }
+        };
+        // A replaced or refused connection must not change anything any more.
+        let current = control.read(|c| {
+            c.nodes
+                .get(node)
+                .and_then(|n| n.agent.as_ref())
+                .map(|a| a.id)
+                == Some(conn_id)
+        });
+        if !current {
+            break;
+        }
+        match msg {
+            Msg::Heartbeat(hb) => control.mutate_detached(|c| c.heartbeat(node, conn_id, hb)),
+            Msg::PodStatus(status) => control.mutate_detached(|c| c.apply_pod_status(node, status)),
+            Msg::Logs(reply) => control.deliver_logs(reply),
+            Msg::Deregister(d) => {
+                tracing::info!(node, reason = %d.reason, "agent deregistered");
+                let (_, commit, actions) = control.mutate(|c| c.deregister(node, &d.reason));
+                crate::monitor::spawn_actions(control.clone(), actions);
+                let _ = commit.wait().await;
+            }
+            Msg::Register(_) => tracing::warn!(node, "ignoring a second Register on one stream"),
+        }
+    }
+}

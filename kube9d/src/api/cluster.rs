@@ -1,0 +1,742 @@
+//! `ClusterService`: what kube9ctl, grpcurl, scripts and the dashboard call.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use kube9_proto::pb::{
+    self, cluster_service_server::ClusterService, control_message::Msg, FailureMode, NodeStatus,
+    PodPhase,
+};
+use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
+use tonic::{Request, Response, Status};
+
+use crate::state::agents::PARTITION_FAULT;
+use crate::state::pods::Admission;
+use crate::state::{not_found, Control, Error};
+
+/// How long `GetLogs` waits for the agent.
+const LOGS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events returned when the request names no limit.
+const DEFAULT_EVENT_LIMIT: usize = 1000;
+
+pub struct ClusterApi {
+    control: Control,
+}
+
+impl ClusterApi {
+    pub fn new(control: Control) -> Self {
+        ClusterApi { control }
+    }
+
+    fn node_view(&self, name: &str) -> Result<pb::Node, Status> {
+        self.control
+            .read(|c| c.nodes.get(name).map(|e| e.view()))
+            .ok_or_else(|| not_found("node", name).into())
+    }
+
+    pub fn has_node(&self, name: &str) -> bool {
+        self.control.read(|c| c.nodes.contains_key(name))
+    }
+
+    /// Creates node records and starts their agents through the runtime. On a launch failure
+    /// the record is removed again, so nothing half-made stays behind.
+    pub async fn create_nodes(&self, specs: Vec<pb::NodeSpec>) -> Result<Vec<pb::Node>, Status> {
+        let runtime = self
+            .control
+            .runtime()
+            .cloned()
+            .ok_or_else(|| Status::failed_precondition("kube9d runs without a node runtime"))?;
+        let mut created = Vec::new();
+        for spec in &specs {
+            let (r, commit, _) = self.control.mutate(|c| c.add_node(spec, runtime.kind()));
+            r?;
+            commit.wait().await.map_err(Error::from)?;
+        }
+        for spec in specs {
+            let launch = crate::monitor::launch_spec(&self.control, &spec.name)
+                .ok_or_else(|| not_found("node", &spec.name))?;
+            match runtime.launch(&launch).await {
+                Ok(handle) => {
+                    let (_, commit, _) = self.control.mutate(|c| {
+                        c.set_runtime_handle(&spec.name, handle);
+                        c.event(
+                            "Node",
+                            &spec.name,
+                            false,
+                            "NodeStarted",
+                            format!("started the node's agent ({} runtime)", runtime.kind()),
+                        );
+                    });
+                    commit.wait().await.map_err(Error::from)?;
+                    created.push(self.node_view(&spec.name)?);
+                }
+                Err(e) => {
+                    tracing::error!(node = %spec.name, error = %e, "failed to start node");
+                    let (_, commit, _) = self.control.mutate(|c| c.remove_node(&spec.name));
+                    let _ = commit.wait().await;
+                    return Err(Status::unavailable(format!(
+                        "failed to start node {}: {e}",
+                        spec.name
+                    )));
+                }
+            }
+        }
+        Ok(created)
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ClusterService for ClusterApi {
+    type WatchStream = WatchStream;
+
+    async fn create_node(
+        &self,
+        request: Request<pb::CreateNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let r = request.into_inner();
+        let spec = pb::NodeSpec {
+            name: r.name,
+            cpu_millis: r.cpu_millis,
+            labels: r.labels,
+        };
+        let mut nodes = self.create_nodes(vec![spec]).await?;
+        Ok(Response::new(nodes.remove(0)))
+    }
+
+    async fn list_nodes(
+        &self,
+        _: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let mut nodes: Vec<pb::Node> = self
+            .control
+            .read(|c| c.nodes.values().map(|e| e.view()).collect());
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::ListNodesResponse { nodes }))
+    }
+
+    async fn get_node(
+        &self,
+        request: Request<pb::GetNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        Ok(Response::new(self.node_view(&request.into_inner().name)?))
+    }
+
+    async fn delete_node(
+        &self,
+        request: Request<pb::DeleteNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let name = request.into_inner().name;
+        let (r, commit, _) = self.control.mutate(|c| {
+            let entry = c.nodes.get(&name).ok_or_else(|| not_found("node", &name))?;
+            let handle = entry.node.runtime.clone().unwrap_or_default();
+            c.transition(&name, NodeStatus::Draining, "node deleted");
+            c.evict_pods(&name, &format!("node {name} deleted"));
+            c.send(
+                &name,
+                Msg::Terminate(pb::Terminate {
+                    reason: "node deleted".into(),
+                }),
+            );
+            Ok::<_, Error>(handle)
+        });
+        let handle = r?;
+        commit.wait().await.map_err(Error::from)?;
+        if let Some(runtime) = self.control.runtime() {
+            if handle.kind == runtime.kind() && !handle.id.is_empty() {
+                runtime.remove(&handle).await.map_err(Error::from)?;
+            }
+        }
+        let (view, commit, _) = self.control.mutate(|c| c.remove_node(&name));
+        commit.wait().await.map_err(Error::from)?;
+        view.map(Response::new)
+            .ok_or_else(|| not_found("node", &name).into())
+    }
+
+    async fn node_health(
+        &self,
+        _: Request<pb::NodeHealthRequest>,
+    ) -> Result<Response<pb::NodeHealthResponse>, Status> {
+        let now = tokio::time::Instant::now();
+        let mut nodes: Vec<pb::NodeHealthEntry> = self.control.read(|c| {
+            c.nodes
+                .values()
+                .map(|e| pb::NodeHealthEntry {
+                    name: e.node.name.clone(),
+                    status: e.node.status,
+                    reason: e.node.reason.clone(),
+                    heartbeat_age_ms: e
+                        .last_heartbeat
+                        .map(|t| now.saturating_duration_since(t).as_millis() as i64)
+                        .unwrap_or(-1),
+                    components: e.node.components.clone(),
+                    recovery_attempts: e.node.recovery_attempts,
+                })
+                .collect()
+        });
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::NodeHealthResponse { nodes }))
+    }
+
+    async fn simulate_node_failure(
+        &self,
+        request: Request<pb::SimulateNodeFailureRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let r = request.into_inner();
+        let mode = FailureMode::try_from(r.mode).unwrap_or(FailureMode::Unspecified);
+        let (node, handle) = self.control.read(|c| {
+            c.nodes
+                .get(&r.name)
+                .map(|e| (e.view(), e.node.runtime.clone().unwrap_or_default()))
+                .ok_or_else(|| not_found("node", &r.name))
+        })?;
+        if matches!(
+            node.status(),
+            NodeStatus::PermanentlyFailed | NodeStatus::Draining
+        ) {
+            return Err(Status::failed_precondition(format!(
+                "node {} is {}",
+                r.name,
+                node.status().label()
+            )));
+        }
+        let fault = match mode {
+            FailureMode::Heartbeat => {
+                self.control
+                    .read(|c| c.send(&r.name, Msg::StopHeartbeats(pb::StopHeartbeats {})));
+                "heartbeat".to_string()
+            }
+            FailureMode::Component => {
+                if r.component.is_empty() {
+                    return Err(Status::invalid_argument(
+                        "mode component needs a component name (component=kubelet)",
+                    ));
+                }
+                let msg = Msg::SetComponent(pb::SetComponentHealth {
+                    component: r.component.clone(),
+                    healthy: false,
+                    message: "injected failure".into(),
+                });
+                self.control.read(|c| c.send(&r.name, msg));
+                format!("component={}", r.component)
+            }
+            FailureMode::Crash => {
+                let runtime = self
+                    .control
+                    .runtime()
+                    .filter(|rt| rt.kind() == handle.kind && !handle.id.is_empty());
+                let runtime = runtime.ok_or_else(|| {
+                    Status::failed_precondition(format!(
+                        "node {} has no container or process to crash",
+                        r.name
+                    ))
+                })?;
+                runtime.kill(&handle).await.map_err(Error::from)?;
+                "crash".to_string()
+            }
+            FailureMode::Partition => {
+                let runtime = self
+                    .control
+                    .runtime()
+                    .filter(|rt| rt.kind() == handle.kind && !handle.id.is_empty());
+                let cut = match runtime {
+                    Some(rt) => rt.set_partitioned(&handle, true).await,
+                    None => Err(crate::runtime::Error::Unsupported("partition", "external")),
+                };
+                match cut {
+                    Ok(()) => {}
+                    // No network to cut: refuse the node's stream here instead.
+                    Err(crate::runtime::Error::Unsupported(..)) => {
+                        self.control.mutate_detached(|c| {
+                            if let Some(e) = c.nodes.get_mut(&r.name) {
+                                e.agent = None;
+                            }
+                        });
+                    }
+                    Err(e) => return Err(Error::from(e).into()),
+                }
+                PARTITION_FAULT.to_string()
+            }
+            FailureMode::Unspecified => {
+                return Err(Status::invalid_argument(
+                    "unknown failure mode (heartbeat, crash, component=<name>, partition)",
+                ))
+            }
+        };
+        let (_, commit, _) = self.control.mutate(|c| {
+            if let Some(e) = c.nodes.get_mut(&r.name) {
+                e.node.injected_fault = fault.clone();
+                c.save_node(&r.name, pb::WatchEventType::Modified);
+                c.event(
+                    "Node",
+                    &r.name,
+                    true,
+                    "FaultInjected",
+                    format!("injected fault: {fault}"),
+                );
+            }
+        });
+        commit.wait().await.map_err(Error::from)?;
+        Ok(Response::new(self.node_view(&r.name)?))
+    }
+
+    async fn recover_node(
+        &self,
+        request: Request<pb::RecoverNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let name = request.into_inner().name;
+        let (node, handle) = self.control.read(|c| {
+            c.nodes
+                .get(&name)
+                .map(|e| (e.view(), e.node.runtime.clone().unwrap_or_default()))
+                .ok_or_else(|| not_found("node", &name))
+        })?;
+        if matches!(
+            node.status(),
+            NodeStatus::PermanentlyFailed | NodeStatus::Draining
+        ) {
+            return Err(Status::failed_precondition(format!(
+                "node {name} is {}; delete it and create a new one",
+                node.status().label()
+            )));
+        }
+        let fault = node.injected_fault.clone();
+        let runtime = self
+            .control
+            .runtime()
+            .filter(|rt| rt.kind() == handle.kind && !handle.id.is_empty())
+            .cloned();
+        if fault == "heartbeat" {
+            self.control
+                .read(|c| c.send(&name, Msg::ResumeHeartbeats(pb::ResumeHeartbeats {})));
+        } else if let Some(component) = fault.strip_prefix("component=") {
+            let msg = Msg::SetComponent(pb::SetComponentHealth {
+                component: component.into(),
+                healthy: true,
+                message: String::new(),
+            });
+            self.control.read(|c| c.send(&name, msg));
+        } else if fault == PARTITION_FAULT {
+            if let Some(rt) = &runtime {
+                match rt.set_partitioned(&handle, false).await {
+                    Ok(()) | Err(crate::runtime::Error::Unsupported(..)) => {}
+                    Err(e) => return Err(Error::from(e).into()),
+                }
+            }
+        } else if let Some(rt) = &runtime {
+            // Crashed, or failed for a reason of its own: start it again.
+            if let Some(spec) = crate::monitor::launch_spec(&self.control, &name) {
+                let new_handle = rt.restart(&handle, &spec).await.map_err(Error::from)?;
+                self.control
+                    .mutate_detached(|c| c.set_runtime_handle(&name, new_handle));
+            }
+        }
+        let (_, commit, _) = self.control.mutate(|c| {
+            if let Some(e) = c.nodes.get_mut(&name) {
+                e.node.injected_fault.clear();
+                c.save_node(&name, pb::WatchEventType::Modified);
+                c.event(
+                    "Node",
+                    &name,
+                    false,
+                    "FaultLifted",
+                    format!(
+                        "recovery requested (fault: {})",
+                        if fault.is_empty() { "none" } else { &fault }
+                    ),
+                );
+            }
+        });
+        commit.wait().await.map_err(Error::from)?;
+        Ok(Response::new(self.node_view(&name)?))
+    }
+
+    async fn deregister_node(
+        &self,
+        request: Request<pb::DeregisterNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let r = request.into_inner();
+        let reason = if r.reason.is_empty() {
+            "deregistered through the API".to_string()
+        } else {
+            r.reason
+        };
+        let (res, commit, actions) = self.control.mutate(|c| {
+            if !c.nodes.contains_key(&r.name) {
+                return Err(not_found("node", &r.name));
+            }
+            c.deregister(&r.name, &reason);
+            c.send(
+                &r.name,
+                Msg::Terminate(pb::Terminate {
+                    reason: reason.clone(),
+                }),
+            );
+            Ok(())
+        });
+        res?;
+        crate::monitor::spawn_actions(self.control.clone(), actions);
+        commit.wait().await.map_err(Error::from)?;
+        Ok(Response::new(self.node_view(&r.name)?))
+    }
+
+    async fn force_cleanup_node(
+        &self,
+        request: Request<pb::ForceCleanupNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let name = request.into_inner().name;
+        let (res, commit, _) = self.control.mutate(|c| {
+            let entry = c.nodes.get(&name).ok_or_else(|| not_found("node", &name))?;
+            match entry.status() {
+                NodeStatus::Healthy | NodeStatus::Initializing => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "node {name} is {}; force cleanup is for failed nodes (use delete node to remove a working one)",
+                        entry.status().label()
+                    )))
+                }
+                NodeStatus::Failed | NodeStatus::Recovering => {
+                    c.transition(&name, NodeStatus::PermanentlyFailed, "force cleanup requested");
+                }
+                _ => {}
+            }
+            // The reap queued above (if any) runs through the same path; take it here instead.
+            c.actions.clear();
+            let entry = c.nodes.get_mut(&name).expect("present");
+            entry.busy = true;
+            Ok(entry.node.runtime.clone().unwrap_or_default())
+        });
+        let handle = res?;
+        commit.wait().await.map_err(Error::from)?;
+        crate::monitor::run_action(
+            &self.control,
+            crate::monitor::Action::Reap {
+                node: name.clone(),
+                handle,
+            },
+        )
+        .await;
+        Ok(Response::new(self.node_view(&name)?))
+    }
+
+    async fn apply(
+        &self,
+        request: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyResponse>, Status> {
+        let r = request.into_inner();
+        let mut seen = HashSet::new();
+        for (kind, name) in r
+            .pods
+            .iter()
+            .map(|p| ("pod", &p.name))
+            .chain(r.nodes.iter().map(|n| ("node", &n.name)))
+        {
+            if !seen.insert((kind, name.clone())) {
+                return Err(Status::invalid_argument(format!(
+                    "{kind} \"{name}\" appears more than once in the request"
+                )));
+            }
+        }
+        let mut pods = r.pods;
+        for pod in &mut pods {
+            // Requests default to limits and add up to the pod's request, whoever the client is.
+            kube9_proto::validate::normalize_pod(pod);
+        }
+        // Admission for everything first: all or nothing.
+        let admitted = self.control.read(|c| -> Result<_, Error> {
+            let mut out = Vec::new();
+            for spec in &r.nodes {
+                kube9_proto::validate::validate_node_spec(spec)
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                match c.nodes.get(&spec.name) {
+                    None => out.push(("Node", spec.name.clone(), true)),
+                    Some(e)
+                        if e.node.cpu_capacity_millis == spec.cpu_millis
+                            && e.node.labels == spec.labels =>
+                    {
+                        out.push(("Node", spec.name.clone(), false))
+                    }
+                    Some(_) => {
+                        return Err(Error::AlreadyExists(format!(
+                            "node \"{}\" already exists with a different spec",
+                            spec.name
+                        )))
+                    }
+                }
+            }
+            for pod in &pods {
+                let created = matches!(c.admit_pod(pod)?, Admission::Created);
+                out.push(("Pod", pod.name.clone(), created));
+            }
+            Ok(out)
+        });
+        let admitted = admitted?;
+        let results = admitted
+            .iter()
+            .map(|(kind, name, created)| pb::ApplyResult {
+                kind: kind.to_string(),
+                name: name.clone(),
+                action: if *created { "created" } else { "unchanged" }.into(),
+            })
+            .collect();
+        if r.dry_run {
+            return Ok(Response::new(pb::ApplyResponse { results }));
+        }
+        let new_nodes: Vec<pb::NodeSpec> = r
+            .nodes
+            .into_iter()
+            .filter(|n| {
+                admitted
+                    .iter()
+                    .any(|(k, name, c)| *k == "Node" && *c && *name == n.name)
+            })
+            .collect();
+        let new_pods: Vec<pb::Pod> = pods
+            .into_iter()
+            .filter(|p| {
+                admitted
+                    .iter()
+                    .any(|(k, name, c)| *k == "Pod" && *c && *name == p.name)
+            })
+            .collect();
+        if !new_pods.is_empty() {
+            let (res, commit, _) = self.control.mutate(|c| {
+                // Re-check under this lock: another apply may have raced us.
+                for pod in &new_pods {
+                    if c.pods.contains_key(&pod.name) {
+                        return Err(Error::AlreadyExists(format!(
+                            "pod \"{}\" already exists",
+                            pod.name
+                        )));
+                    }
+                }
+                for pod in new_pods {
+                    c.insert_pod(pod);
+                }
+                c.place_pending();
+                c.explain_pending();
+                Ok(())
+            });
+            res?;
+            commit.wait().await.map_err(Error::from)?;
+        }
+        if !new_nodes.is_empty() {
+            self.create_nodes(new_nodes).await?;
+        }
+        Ok(Response::new(pb::ApplyResponse { results }))
+    }
+
+    async fn list_pods(
+        &self,
+        request: Request<pb::ListPodsRequest>,
+    ) -> Result<Response<pb::ListPodsResponse>, Status> {
+        let r = request.into_inner();
+        let selector = kube9_proto::selector::parse(&r.label_selector)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut pods: Vec<pb::Pod> = self.control.read(|c| {
+            c.pods
+                .values()
+                .filter(|p| r.node.is_empty() || p.node == r.node)
+                .filter(|p| selector.matches(&p.labels))
+                .cloned()
+                .collect()
+        });
+        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::ListPodsResponse { pods }))
+    }
+
+    async fn get_pod(
+        &self,
+        request: Request<pb::GetPodRequest>,
+    ) -> Result<Response<pb::Pod>, Status> {
+        let name = request.into_inner().name;
+        let pod = self
+            .control
+            .read(|c| c.pods.get(&name).cloned())
+            .ok_or_else(|| not_found("pod", &name))?;
+        Ok(Response::new(pod))
+    }
+
+    async fn delete_pod(
+        &self,
+        request: Request<pb::DeletePodRequest>,
+    ) -> Result<Response<pb::Pod>, Status> {
+        let r = request.into_inner();
+        let (res, commit, _) = self.control.mutate(|c| {
+            let grace = if r.grace_period_seconds > 0 {
+                r.grace_period_seconds as u64 * 1000
+            } else {
+                c.settings.delete_grace.as_millis() as u64
+            };
+            c.delete_pod(&r.name, grace)
+        });
+        let pod = res?;
+        commit.wait().await.map_err(Error::from)?;
+        Ok(Response::new(pod))
+    }
+
+    async fn pod_health(
+        &self,
+        request: Request<pb::PodHealthRequest>,
+    ) -> Result<Response<pb::PodHealthResponse>, Status> {
+        let name = request.into_inner().name;
+        let resp = self.control.read(|c| {
+            let pod = c.pods.get(&name)?;
+            let node_status = c
+                .nodes
+                .get(&pod.node)
+                .map(|n| n.status())
+                .unwrap_or(NodeStatus::Unspecified);
+            let phase = pod.phase();
+            let all_running = pod
+                .containers
+                .iter()
+                .all(|c| c.state() == pb::ContainerState::Running);
+            let healthy =
+                phase == PodPhase::Running && node_status == NodeStatus::Healthy && all_running;
+            let message = if healthy {
+                "all containers running".to_string()
+            } else if pod.node.is_empty() {
+                format!("not running: {}", pod.reason)
+            } else if node_status != NodeStatus::Healthy {
+                format!("node {} is {}", pod.node, node_status.label())
+            } else {
+                format!("pod is {}", phase.label())
+            };
+            Some(pb::PodHealthResponse {
+                name: name.clone(),
+                phase: pod.phase,
+                healthy,
+                node: pod.node.clone(),
+                node_status: node_status as i32,
+                message,
+                containers: pod.containers.clone(),
+            })
+        });
+        resp.map(Response::new)
+            .ok_or_else(|| not_found("pod", &name).into())
+    }
+
+    async fn get_logs(
+        &self,
+        request: Request<pb::GetLogsRequest>,
+    ) -> Result<Response<pb::GetLogsResponse>, Status> {
+        let r = request.into_inner();
+        let pod = self
+            .control
+            .read(|c| c.pods.get(&r.pod).cloned())
+            .ok_or_else(|| not_found("pod", &r.pod))?;
+        if pod.node.is_empty() {
+            return Err(Status::failed_precondition(format!(
+                "pod {} is not on a node yet ({})",
+                r.pod, pod.reason
+            )));
+        }
+        if !r.container.is_empty() && !pod.containers.iter().any(|c| c.name == r.container) {
+            let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+            return Err(Status::not_found(format!(
+                "container \"{}\" not found in pod {} (containers: {})",
+                r.container,
+                r.pod,
+                names.join(", ")
+            )));
+        }
+        let (id, rx) = self.control.expect_logs();
+        let msg = Msg::FetchLogs(pb::FetchLogs {
+            request_id: id,
+            pod_name: r.pod.clone(),
+            container: r.container.clone(),
+            tail_lines: r.tail_lines,
+        });
+        if !self.control.read(|c| c.send(&pod.node, msg)) {
+            self.control.cancel_logs(id);
+            return Err(Status::unavailable(format!(
+                "node {} is not connected; its logs stay on the node",
+                pod.node
+            )));
+        }
+        let reply = match tokio::time::timeout(LOGS_TIMEOUT, rx).await {
+            Ok(Ok(reply)) => reply,
+            _ => {
+                self.control.cancel_logs(id);
+                return Err(Status::deadline_exceeded(format!(
+                    "node {} did not answer the logs request",
+                    pod.node
+                )));
+            }
+        };
+        if !reply.error.is_empty() {
+            return Err(Status::not_found(reply.error));
+        }
+        let container = if r.container.is_empty() {
+            pod.containers
+                .first()
+                .map(|c| c.name.clone())
+                .unwrap_or_default()
+        } else {
+            r.container
+        };
+        Ok(Response::new(pb::GetLogsResponse {
+            content: reply.content,
+            container,
+        }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        let r = request.into_inner();
+        let limit = if r.limit == 0 {
+            DEFAULT_EVENT_LIMIT
+        } else {
+            r.limit as usize
+        };
+        let mut events: Vec<pb::Event> = self.control.read(|c| {
+            c.events
+                .iter()
+                .rev()
+                .filter(|e| {
+                    r.object_kind.is_empty() || e.object_kind.eq_ignore_ascii_case(&r.object_kind)
+                })
+                .filter(|e| r.object_name.is_empty() || e.object_name == r.object_name)
+                .take(limit)
+                .cloned()
+                .collect()
+        });
+        events.reverse();
+        Ok(Response::new(pb::ListEventsResponse { events }))
+    }
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let kinds: HashSet<String> = request
+            .into_inner()
+            .kinds
+            .into_iter()
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        let stream = BroadcastStream::new(self.control.subscribe()).filter_map(move |item| {
+            let out = match item {
+                Ok(ev) => {
+                    let kind = match &ev.object {
+                        Some(pb::watch_event::Object::Node(_)) => "node",
+                        Some(pb::watch_event::Object::Pod(_)) => "pod",
+                        Some(pb::watch_event::Object::Event(_)) => "event",
+                        None => "",
+                    };
+                    (kinds.is_empty() || kinds.contains(kind)).then_some(Ok(ev))
+                }
+                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Status::aborted(format!(
+                    "watch fell {n} changes behind; list again and re-watch"
+                )))),
+            };
+            futures::future::ready(out)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,21 @@
+//! The one place internal errors become gRPC statuses.
+
+use tonic::Status;
+
+use crate::state::Error;
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        let msg = e.to_string();
+        match e {
+            Error::NotFound { .. } => Status::not_found(msg),
+            Error::AlreadyExists(_) => Status::already_exists(msg),
+            Error::Invalid(_) => Status::invalid_argument(msg),
+            Error::FailedPrecondition(_) => Status::failed_precondition(msg),
+            Error::Unavailable(_) => Status::unavailable(msg),
+            Error::Store(_) => Status::internal(msg),
+            Error::Runtime(crate::runtime::Error::Unsupported(..)) => Status::unimplemented(msg),
+            Error::Runtime(_) => Status::unavailable(msg),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! kube9d's command line and the timing settings the control loops run on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Which runtime hosts the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeChoice {
+    /// Docker when the engine answers, local processes otherwise.
+    Auto,
+    /// Every node is a Docker container (bollard).
+    Docker,
+    /// Every node is a local `kube9-node` process.
+    Process,
+}
+
+/// kube9d: the Kube-9 control plane.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kube9d", version, about)]
+pub struct Config {
+    /// Address the gRPC API (and agents) connect to. Docker nodes need an address reachable
+    /// from the cluster network, hence 0.0.0.0 by default.
+    #[arg(long, env = "KUBE9_LISTEN", default_value = "0.0.0.0:7209")]
+    pub listen: SocketAddr,
+
+    /// Where the store lives.
+    #[arg(long, env = "KUBE9_DATA_DIR", default_value = ".kube9")]
+    pub data_dir: PathBuf,
+
+    /// Node runtime.
+    #[arg(long, env = "KUBE9_RUNTIME", value_enum, default_value = "auto")]
+    pub runtime: RuntimeChoice,
+
+    /// Names this cluster's containers, network and processes (`<id>-<node>`). Stored on first
+    /// start; later starts must match or omit it.
+    #[arg(long, env = "KUBE9_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+
+    /// Make sure this many nodes (`node-1` ... `node-N`) exist at start-up.
+    #[arg(long, env = "KUBE9_NODES", default_value_t = 0)]
+    pub nodes: u32,
+
+    /// CPU of the nodes created by `--nodes`, in cores.
+    #[arg(long, env = "KUBE9_NODE_CPU", default_value_t = 4)]
+    pub node_cpu: u32,
+
+    /// The `kube9-node` agent binary (default: next to this executable).
+    #[arg(long, env = "KUBE9_NODE_BINARY")]
+    pub node_binary: Option<PathBuf>,
+
+    /// Static busybox for the node image.
+    #[arg(long, env = "KUBE9_BUSYBOX", default_value = "/bin/busybox")]
+    pub busybox: PathBuf,
+
+    /// How often agents heartbeat.
+    #[arg(long, env = "KUBE9_HEARTBEAT_INTERVAL_MS", default_value_t = 1000)]
+    pub heartbeat_interval_ms: u64,
+
+    /// Missed heartbeats after which a node is failed.
+    #[arg(long, env = "KUBE9_MISSED_HEARTBEATS", default_value_t = 2)]
+    pub missed_heartbeats: u32,
+
+    /// Recovery attempts before a node is permanently failed.
+    #[arg(long, env = "KUBE9_MAX_RECOVERY_ATTEMPTS", default_value_t = 2)]
+    pub max_recovery_attempts: u32,
+
+    /// How long a recovery attempt waits for the node's first heartbeat.
+    #[arg(long, env = "KUBE9_RECOVERY_TIMEOUT_MS", default_value_t = 2000)]
+    pub recovery_timeout_ms: u64,
+
+    /// Base backoff between recovery attempts (doubles each attempt).
+    #[arg(long, env = "KUBE9_RECOVERY_BACKOFF_MS", default_value_t = 250)]
+    pub recovery_backoff_ms: u64,
+
+    /// How often the container monitor inspects node containers or processes.
+    #[arg(long, env = "KUBE9_CONTAINER_CHECK_MS", default_value_t = 500)]
+    pub container_check_ms: u64,
+
+    /// How long a new node may take to send its first heartbeat.
+    #[arg(long, env = "KUBE9_INIT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub init_timeout_ms: u64,
+}
+
+impl Config {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms.max(50)),
+            missed_heartbeats: self.missed_heartbeats.max(1),
+            max_recovery_attempts: self.max_recovery_attempts,
+            recovery_timeout: Duration::from_millis(self.recovery_timeout_ms),
+            recovery_backoff: Duration::from_millis(self.recovery_backoff_ms),
+            container_check: Duration::from_millis(self.container_check_ms.max(50)),
+            init_timeout: Duration::from_millis(self.init_timeout_ms),
+            delete_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Timings of the control loops.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub heartbeat_interval: Duration,
+    pub missed_heartbeats: u32,
+    pub max_recovery_attempts: u32,
+    pub recovery_timeout: Duration,
+    pub recovery_backoff: Duration,
+    pub container_check: Duration,
+    pub init_timeout: Duration,
+    /// Grace period between SIGTERM and SIGKILL when a pod is deleted.
+    pub delete_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Config::parse_from(["kube9d"]).settings()
+    }
+}
+
+impl Settings {
+    /// Silence after which a heartbeating node is failed.
+    pub fn heartbeat_deadline(&self) -> Duration {
+        self.heartbeat_interval * self.missed_heartbeats
+    }
+
+    /// Backoff before recovery attempt `n` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        self.recovery_backoff * 2u32.saturating_pow(attempt.saturating_sub(1)).min(16)
+    }
+}

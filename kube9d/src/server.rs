@@ -1,0 +1,278 @@
+//! Start-up and serving: open the store, choose the runtime, reconcile what the runtime runs
+//! with what the store remembers, start the control loops and serve gRPC until shutdown.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use kube9_proto::pb::{
+    self, agent_service_server::AgentServiceServer, cluster_service_server::ClusterServiceServer,
+    NodeStatus,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::{AgentApi, ClusterApi};
+use crate::config::{Config, RuntimeChoice};
+use crate::runtime::docker::{docker_available, DockerConfig, DockerRuntime};
+use crate::runtime::process::{ProcessConfig, ProcessRuntime};
+use crate::runtime::NodeRuntime;
+use crate::shutdown::Shutdown;
+use crate::state::Control;
+use crate::store::Store;
+
+/// Cluster id used when none was given or stored.
+pub const DEFAULT_CLUSTER_ID: &str = "kube9";
+/// How long in-flight requests get to finish after shutdown was requested.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs kube9d on a bound listener until `shutdown` fires.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "failed to create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = Store::open(&config.data_dir)?;
+    let cluster_id = resolve_cluster_id(&store, config.cluster_id.as_deref()).await?;
+    let runtime = choose_runtime(&config, &cluster_id).await?;
+    let control = Control::load(
+        store,
+        config.settings(),
+        Some(runtime.clone()),
+        cluster_id.clone(),
+    )?;
+    let addr = listener.local_addr()?;
+    control.set_server_port(addr.port());
+    tracing::info!(%addr, cluster = %cluster_id, runtime = runtime.kind(), data_dir = %config.data_dir.display(), "kube9d starting");
+
+    runtime
+        .prepare()
+        .await
+        .context("failed to prepare the node runtime")?;
+    reconcile(&control).await;
+
+    let cluster_api = ClusterApi::new(control.clone());
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<ClusterServiceServer<ClusterApi>>()
+        .await;
+    health_reporter
+        .set_serving::<AgentServiceServer<AgentApi>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kube9_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(kube9_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mut stop = shutdown.clone();
+    let serve = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(2)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(4)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ClusterServiceServer::new(cluster_api))
+        .add_service(AgentServiceServer::new(AgentApi::new(control.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            stop.wait().await
+        });
+    let mut serve = tokio::spawn(serve);
+
+    tokio::spawn(crate::monitor::health_loop(
+        control.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::monitor::container_loop(
+        control.clone(),
+        shutdown.clone(),
+    ));
+    write_addr_file(&config.data_dir, addr.port());
+    tracing::info!(%addr, "kube9d serving");
+
+    if config.nodes > 0 {
+        let api = ClusterApi::new(control.clone());
+        let cpu = config.node_cpu as i64 * 1000;
+        tokio::spawn(async move {
+            for i in 1..=config.nodes {
+                let name = format!("node-{i}");
+                if api.has_node(&name) {
+                    continue;
+                }
+                let spec = pb::NodeSpec {
+                    name: name.clone(),
+                    cpu_millis: cpu,
+                    labels: Default::default(),
+                };
+                if let Err(e) = api.create_nodes(vec![spec]).await {
+                    tracing::error!(node = %name, error = %e.message(), "failed to create bootstrap node");
+                }
+            }
+        });
+    }
+
+    tokio::select! {
+        res = &mut serve => res??,
+        _ = shutdown.wait() => {
+            // Long-lived streams (agents, watches) would hold a graceful shutdown open forever.
+            control.mutate_detached(|c| for e in c.nodes.values_mut() { e.agent = None; });
+            if tokio::time::timeout(DRAIN_TIMEOUT, &mut serve).await.is_err() {
+                serve.abort();
+            }
+        }
+    }
+    control.store().flush().await?;
+    tracing::info!("kube9d stopped; state flushed");
+    Ok(())
+}
+
+/// The stored cluster id, or the given (or default) one stored for next time.
+async fn resolve_cluster_id(store: &Store, wanted: Option<&str>) -> anyhow::Result<String> {
+    let snap = store.load()?;
+    let stored = snap
+        .meta
+        .iter()
+        .find(|(k, _)| k == "cluster_id")
+        .map(|(_, v)| v.clone());
+    let id = match (stored, wanted) {
+        (Some(s), Some(w)) if s != w => {
+            bail!("this data directory belongs to cluster \"{s}\", not \"{w}\"")
+        }
+        (Some(s), _) => return Ok(s),
+        (None, w) => w.unwrap_or(DEFAULT_CLUSTER_ID).to_string(),
+    };
+    kube9_proto::validate::validate_name("cluster", &id)
+        .map_err(|e| anyhow::anyhow!("invalid --cluster-id: {e}"))?;
+    let mut batch = crate::store::Batch::default();
+    batch.push(crate::store::Op::PutMeta("cluster_id".into(), id.clone()));
+    store.submit(batch).wait().await?;
+    Ok(id)
+}
+
+/// `--runtime auto|docker|process`: auto picks Docker when the engine answers.
+async fn choose_runtime(config: &Config, cluster_id: &str) -> anyhow::Result<Arc<dyn NodeRuntime>> {
+    let node_binary = config
+        .node_binary
+        .clone()
+        .unwrap_or_else(default_node_binary);
+    let use_docker = match config.runtime {
+        RuntimeChoice::Docker => true,
+        RuntimeChoice::Process => false,
+        RuntimeChoice::Auto => {
+            let up = docker_available().await;
+            tracing::info!(
+                runtime = if up { "docker" } else { "process" },
+                "runtime auto: Docker {}",
+                if up { "answers" } else { "does not answer" }
+            );
+            up
+        }
+    };
+    if use_docker {
+        let cfg = DockerConfig::new(cluster_id, node_binary, config.busybox.clone());
+        Ok(Arc::new(
+            DockerRuntime::connect(cfg)
+                .await
+                .context("failed to connect to Docker")?,
+        ))
+    } else {
+        let cfg = ProcessConfig {
+            cluster_id: cluster_id.to_string(),
+            node_binary,
+            data_dir: config.data_dir.clone(),
+        };
+        Ok(Arc::new(ProcessRuntime::new(cfg)))
+    }
+}
+
+/// `kube9-node` next to this executable.
+fn default_node_binary() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("kube9-node")))
+        .unwrap_or_else(|| PathBuf::from("kube9-node"))
+}
+
+/// Brings memory in line with what the runtime really runs after a (re)start:
+/// nodes a previous run left initializing are removed, containers of known nodes are adopted,
+/// and labelled containers no node owns are removed.
+async fn reconcile(control: &Control) {
+    let Some(runtime) = control.runtime().cloned() else {
+        return;
+    };
+    let stale: Vec<(String, pb::RuntimeHandle)> = control.read(|c| {
+        c.nodes
+            .values()
+            .filter(|e| e.status() == NodeStatus::Initializing)
+            .map(|e| {
+                (
+                    e.node.name.clone(),
+                    e.node.runtime.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    });
+    for (name, handle) in stale {
+        if handle.kind == runtime.kind() && !handle.id.is_empty() {
+            if let Err(e) = runtime.remove(&handle).await {
+                tracing::warn!(node = %name, error = %e, "failed to remove a stale node instance");
+            }
+        }
+        let (_, commit, _) = control.mutate(|c| {
+            c.evict_pods(&name, "node left initializing by a previous run");
+            c.remove_node(&name);
+        });
+        let _ = commit.wait().await;
+        tracing::info!(node = %name, "removed a node left initializing by a previous run");
+    }
+    let owned = match runtime.list_owned().await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list node instances for adoption");
+            return;
+        }
+    };
+    for inst in owned {
+        let keep = control.read(|c| {
+            c.nodes.get(&inst.node_name).is_some_and(|e| {
+                !matches!(
+                    e.status(),
+                    NodeStatus::PermanentlyFailed | NodeStatus::Draining
+                ) && e
+                    .node
+                    .runtime
+                    .as_ref()
+                    .is_some_and(|h| h.kind == runtime.kind())
+            })
+        });
+        if keep {
+            let mut handle = inst.handle.clone();
+            handle.state = inst.observed.label();
+            tracing::info!(node = %inst.node_name, id = %handle.id, "adopted node instance");
+            control.mutate_detached(|c| c.set_runtime_handle(&inst.node_name, handle));
+        } else {
+            tracing::info!(node = %inst.node_name, id = %inst.handle.id, "removing orphaned node instance");
+            if let Err(e) = runtime.remove(&inst.handle).await {
+                tracing::warn!(node = %inst.node_name, error = %e, "failed to remove an orphaned node instance");
+            }
+        }
+    }
+}
+
+/// `<data-dir>/kube9d.addr` holds the port kube9d serves on, for scripts and tests that start
+/// it on port 0.
+fn write_addr_file(dir: &Path, port: u16) {
+    if let Err(e) = std::fs::write(dir.join("kube9d.port"), format!("{port}\n")) {
+        tracing::warn!(error = %e, "failed to write the port file");
+    }
+}

@@ -1,0 +1,200 @@
+//! What the agent stream changes: attach (register and resynchronise), heartbeats,
+//! deregistration and disconnects.
+
+use kube9_proto::pb::{self, control_message::Msg, NodeStatus, PodPhase};
+use tokio::time::Instant;
+
+use super::{AgentConn, Cluster, Error, Result};
+
+/// Fault injected through `kube9ctl node fail --mode partition` on a runtime without networks:
+/// kube9d refuses the node's stream itself.
+pub const PARTITION_FAULT: &str = "partition";
+
+impl Cluster {
+    /// A node's agent opened its stream. Unknown nodes join as "external" nodes. Returns the
+    /// `Registered` reply, already queued on `conn`.
+    pub fn attach(&mut self, reg: &pb::Register, conn: AgentConn) -> Result<()> {
+        let name = reg.node_name.clone();
+        if !self.nodes.contains_key(&name) {
+            let spec = pb::NodeSpec {
+                name: name.clone(),
+                cpu_millis: reg.cpu_capacity_millis,
+                labels: Default::default(),
+            };
+            self.add_node(&spec, "external")?;
+        }
+        let entry = self.nodes.get_mut(&name).expect("present");
+        if entry.node.injected_fault == PARTITION_FAULT {
+            return Err(Error::Unavailable(format!(
+                "node {name} is partitioned from the control plane"
+            )));
+        }
+        let status = entry.status();
+        if matches!(status, NodeStatus::PermanentlyFailed | NodeStatus::Draining) {
+            // Not welcome back: stop whatever it still runs, then tell it to go.
+            let _ = conn.tx.send(registered(
+                &name,
+                self.settings.heartbeat_interval.as_millis() as u64,
+            ));
+            for p in &reg.pods {
+                let _ = conn.tx.send(pb::ControlMessage {
+                    msg: Some(Msg::DeletePod(pb::DeletePod {
+                        pod_name: p.pod_name.clone(),
+                        pod_uid: p.pod_uid.clone(),
+                        grace_period_ms: 0,
+                    })),
+                });
+            }
+            let _ = conn.tx.send(pb::ControlMessage {
+                msg: Some(Msg::Terminate(pb::Terminate {
+                    reason: format!("node {name} is {}", status.label()),
+                })),
+            });
+            return Err(Error::FailedPrecondition(format!(
+                "node {name} is {}; it cannot rejoin",
+                status.label()
+            )));
+        }
+        let _ = conn.tx.send(registered(
+            &name,
+            self.settings.heartbeat_interval.as_millis() as u64,
+        ));
+        let address = conn.address.clone();
+        entry.agent = Some(conn);
+        entry.node.agent_version = reg.agent_version.clone();
+        if reg.cpu_capacity_millis > 0
+            && entry
+                .node
+                .runtime
+                .as_ref()
+                .map(|r| r.kind == "external")
+                .unwrap_or(false)
+        {
+            entry.node.cpu_capacity_millis = reg.cpu_capacity_millis;
+        }
+        tracing::info!(node = %name, %address, pods = reg.pods.len(), "agent attached");
+        self.resync(&name, &reg.pods);
+        self.save_node(&name, pb::WatchEventType::Modified);
+        Ok(())
+    }
+
+    /// Reconciles what an agent runs with what is bound to it: stale copies are stopped,
+    /// missing pods are (re)started, reported statuses are applied.
+    fn resync(&mut self, node: &str, reported: &[pb::PodStatus]) {
+        for status in reported {
+            // Stale copies get a DeletePod inside apply_pod_status.
+            self.apply_pod_status(node, status.clone());
+        }
+        let bound: Vec<String> = self.nodes[node].pods.iter().cloned().collect();
+        for name in bound {
+            let Some(pod) = self.pods.get(&name) else {
+                continue;
+            };
+            if pod.phase().is_terminal() {
+                continue;
+            }
+            let known = reported
+                .iter()
+                .any(|s| s.pod_name == name && s.pod_uid == pod.uid && !s.deleted);
+            if pod.phase() == PodPhase::Terminating {
+                let msg = Msg::DeletePod(pb::DeletePod {
+                    pod_name: name.clone(),
+                    pod_uid: pod.uid.clone(),
+                    grace_period_ms: 0,
+                });
+                if known {
+                    self.send(node, msg);
+                } else {
+                    self.finish_delete(&name, &format!("containers gone from {node}"));
+                }
+                continue;
+            }
+            if !known {
+                let pod = self.pods.get_mut(&name).expect("present");
+                if pod.phase() == PodPhase::Running {
+                    pod.set_phase(PodPhase::Scheduled);
+                    pod.reason = format!("restarting on {node}: the agent no longer runs it");
+                    for c in &mut pod.containers {
+                        c.set_state(pb::ContainerState::Waiting);
+                        c.pid = 0;
+                    }
+                    self.save_pod(&name, pb::WatchEventType::Modified);
+                }
+                let run = Msg::RunPod(pb::RunPod {
+                    pod: Some(self.pods[&name].clone()),
+                });
+                self.send(node, run);
+            }
+        }
+    }
+
+    /// A heartbeat arrived on connection `conn_id`.
+    pub fn heartbeat(&mut self, node: &str, conn_id: u64, hb: pb::Heartbeat) {
+        let Some(entry) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if entry.agent.as_ref().map(|a| a.id) != Some(conn_id) {
+            return;
+        }
+        entry.last_heartbeat = Some(Instant::now());
+        // Kept in memory only: persisting every heartbeat would put an fsync on the hottest path.
+        entry.node.last_heartbeat_ms = super::now_ms();
+        let status = entry.status();
+        self.update_components(node, hb.components);
+        match (status, self.failed_component(node)) {
+            (
+                NodeStatus::Healthy | NodeStatus::Initializing | NodeStatus::Recovering,
+                Some(why),
+            ) => {
+                self.transition(node, NodeStatus::Failed, &why);
+            }
+            (NodeStatus::Failed, Some(why)) if self.nodes[node].node.reason != why => {
+                let entry = self.nodes.get_mut(node).expect("present");
+                entry.node.reason = why;
+                self.save_node(node, pb::WatchEventType::Modified);
+            }
+            (NodeStatus::Initializing | NodeStatus::Failed | NodeStatus::Recovering, None) => {
+                let why = if status == NodeStatus::Initializing {
+                    "first heartbeat"
+                } else {
+                    "heartbeats resumed"
+                };
+                self.transition(node, NodeStatus::Healthy, why);
+                self.explain_pending();
+            }
+            _ => {}
+        }
+    }
+
+    /// The agent said goodbye (it got SIGTERM): the node is gone for good.
+    pub fn deregister(&mut self, node: &str, reason: &str) {
+        let why = if reason.is_empty() {
+            "agent deregistered".to_string()
+        } else {
+            format!("agent deregistered: {reason}")
+        };
+        self.transition(node, NodeStatus::PermanentlyFailed, &why);
+    }
+
+    /// The stream of connection `conn_id` ended.
+    pub fn detach(&mut self, node: &str, conn_id: u64) {
+        let Some(entry) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if entry.agent.as_ref().map(|a| a.id) == Some(conn_id) {
+            entry.agent = None;
+            tracing::info!(node, "agent detached");
+            self.save_node(node, pb::WatchEventType::Modified);
+        }
+    }
+}
+
+fn registered(node: &str, interval_ms: u64) -> pb::ControlMessage {
+    pb::ControlMessage {
+        msg: Some(Msg::Registered(pb::Registered {
+            node_name: node.to_string(),
+            heartbeat_interval_ms: interval_ms,
+            cluster_id: String::new(),
+        })),
+    }
+}

@@ -1,0 +1,422 @@
+//! The control plane's working state: every node and pod in memory, behind one short-held lock.
+//!
+//! [`Control`] is the cheap-to-clone handle the API, the agent streams and the monitor share.
+//! Every change goes through [`Control::mutate`]: the closure edits the in-memory [`Cluster`]
+//! (no I/O while the lock is held), and the store operations, watch events and agent commands it
+//! produced are queued *in the order they were made* before the lock is released. The caller
+//! then awaits durability outside the lock, so many writers share one fsync (see
+//! [`crate::store`]).
+//!
+//! Lifecycles live next to the state they change: [`nodes`] (node status machine), [`pods`]
+//! (binding, phases, rescheduling) and [`agents`] (what the agent stream reports).
+
+pub mod agents;
+pub mod nodes;
+pub mod pods;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kube9_proto::pb;
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::config::Settings;
+use crate::runtime::NodeRuntime;
+use crate::scheduler::Scheduler;
+use crate::store::{Batch, Commit, Op, Snapshot, Store};
+
+/// How many events are kept (in memory and on disk); older ones are dropped.
+pub const EVENT_RETENTION: usize = 10_000;
+
+/// Errors a user can act on; converted to gRPC statuses in one place (`api::status`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} \"{name}\" not found")]
+    NotFound { kind: &'static str, name: String },
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub fn not_found(kind: &'static str, name: &str) -> Error {
+    Error::NotFound {
+        kind,
+        name: name.to_string(),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where control messages for one connected agent go.
+#[derive(Debug, Clone)]
+pub struct AgentConn {
+    /// Distinguishes a reconnect from the stream it replaced.
+    pub id: u64,
+    pub tx: mpsc::UnboundedSender<pb::ControlMessage>,
+    pub address: String,
+}
+
+/// A node and the bookkeeping the control plane keeps beside its wire record.
+#[derive(Debug)]
+pub struct NodeEntry {
+    /// The stored record; `pods` and `cpu_allocated_millis` are filled in on read.
+    pub node: pb::Node,
+    pub pods: BTreeSet<String>,
+    /// Sum of the CPU requests of the non-terminal pods bound here.
+    pub allocated: i64,
+    pub last_heartbeat: Option<Instant>,
+    /// When the current status was entered.
+    pub since: Instant,
+    /// Failed: when the next recovery attempt may start.
+    pub next_attempt_at: Option<Instant>,
+    /// Recovering: when the attempt is given up if no heartbeat came.
+    pub attempt_deadline: Option<Instant>,
+    /// A runtime call (restart, remove) is in flight; the monitor leaves the node alone.
+    pub busy: bool,
+    /// The container or process of a permanently failed node has been removed.
+    pub reaped: bool,
+    pub agent: Option<AgentConn>,
+}
+
+impl NodeEntry {
+    pub fn status(&self) -> pb::NodeStatus {
+        self.node.status()
+    }
+
+    /// The wire view with derived fields filled in.
+    pub fn view(&self) -> pb::Node {
+        let mut n = self.node.clone();
+        n.pods = self.pods.iter().cloned().collect();
+        n.cpu_allocated_millis = self.allocated;
+        n.agent_connected = self.agent.is_some();
+        if let Some(a) = &self.agent {
+            n.agent_address = a.address.clone();
+        }
+        n
+    }
+}
+
+/// Everything the control plane knows, in memory.
+#[derive(Default)]
+pub struct Cluster {
+    pub nodes: HashMap<String, NodeEntry>,
+    pub pods: HashMap<String, pb::Pod>,
+    pub scheduler: Scheduler,
+    /// Unbound pods, largest CPU request first, then oldest.
+    pub pending: BTreeSet<PendingKey>,
+    pub events: VecDeque<pb::Event>,
+    next_event_id: u64,
+    next_seq: u64,
+    /// Store operations produced by the current mutation.
+    batch: Batch,
+    /// Watch notifications produced by the current mutation.
+    watch_out: Vec<pb::WatchEvent>,
+    /// Runtime work the current mutation asks for, run by the caller outside the lock.
+    pub actions: Vec<crate::monitor::Action>,
+    pub settings: Settings,
+}
+
+/// Order of the pending queue: largest CPU request first, then first come.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PendingKey {
+    pub neg_cpu: i64,
+    pub created_ms: i64,
+    pub name: String,
+}
+
+impl PendingKey {
+    pub fn of(pod: &pb::Pod) -> Self {
+        PendingKey {
+            neg_cpu: -pod.cpu_request_millis,
+            created_ms: pod.created_ms,
+            name: pod.name.clone(),
+        }
+    }
+}
+
+impl Cluster {
+    /// Records an event (persisted, broadcast, retained up to [`EVENT_RETENTION`]).
+    pub fn event(&mut self, kind: &str, name: &str, warning: bool, reason: &str, message: String) {
+        self.next_event_id += 1;
+        let ev = pb::Event {
+            id: self.next_event_id,
+            time_ms: now_ms(),
+            object_kind: kind.to_string(),
+            object_name: name.to_string(),
+            reason: reason.to_string(),
+            message,
+            r#type: if warning { "Warning" } else { "Normal" }.to_string(),
+        };
+        tracing::debug!(kind, name, reason, message = %ev.message, "event");
+        self.batch.push(Op::PutEvent(ev.clone()));
+        self.watch_out.push(pb::WatchEvent {
+            r#type: pb::WatchEventType::Added as i32,
+            object: Some(pb::watch_event::Object::Event(ev.clone())),
+        });
+        self.events.push_back(ev);
+        while self.events.len() > EVENT_RETENTION {
+            if let Some(old) = self.events.pop_front() {
+                self.batch.push(Op::DeleteEvent(old.id));
+            }
+        }
+    }
+
+    /// Persists a node's record and tells watchers.
+    pub fn save_node(&mut self, name: &str, kind: pb::WatchEventType) {
+        if let Some(entry) = self.nodes.get(name) {
+            self.batch.push(Op::PutNode(entry.node.clone()));
+            self.watch_out.push(pb::WatchEvent {
+                r#type: kind as i32,
+                object: Some(pb::watch_event::Object::Node(entry.view())),
+            });
+        }
+    }
+
+    /// Persists a pod and tells watchers.
+    pub fn save_pod(&mut self, name: &str, kind: pb::WatchEventType) {
+        if let Some(pod) = self.pods.get(name) {
+            self.batch.push(Op::PutPod(pod.clone()));
+            self.watch_out.push(pb::WatchEvent {
+                r#type: kind as i32,
+                object: Some(pb::watch_event::Object::Pod(pod.clone())),
+            });
+        }
+    }
+
+    pub fn forget_pod_record(&mut self, pod: pb::Pod) {
+        self.batch.push(Op::DeletePod(pod.name.clone()));
+        self.watch_out.push(pb::WatchEvent {
+            r#type: pb::WatchEventType::Deleted as i32,
+            object: Some(pb::watch_event::Object::Pod(pod)),
+        });
+    }
+
+    pub fn forget_node_record(&mut self, node: pb::Node) {
+        self.batch.push(Op::DeleteNode(node.name.clone()));
+        self.watch_out.push(pb::WatchEvent {
+            r#type: pb::WatchEventType::Deleted as i32,
+            object: Some(pb::watch_event::Object::Node(node)),
+        });
+    }
+
+    pub fn put_meta(&mut self, key: &str, value: &str) {
+        self.batch
+            .push(Op::PutMeta(key.to_string(), value.to_string()));
+    }
+
+    /// Sends a command to a node's agent if it is connected. Sent while the lock is held, so
+    /// commands reach each agent in the order the state changed.
+    pub fn send(&self, node: &str, msg: pb::control_message::Msg) -> bool {
+        match self.nodes.get(node).and_then(|n| n.agent.as_ref()) {
+            Some(agent) => agent.tx.send(pb::ControlMessage { msg: Some(msg) }).is_ok(),
+            None => false,
+        }
+    }
+
+    /// A fresh identifier for a pod binding.
+    pub fn new_uid(&mut self) -> String {
+        self.next_seq += 1;
+        format!("{:08x}{:08x}", rand::random::<u32>(), self.next_seq as u32)
+    }
+
+    /// Rebuilds memory from a snapshot: derived fields (allocations, pod lists, the scheduler
+    /// index) are recomputed from the pods, never trusted from disk.
+    fn restore(&mut self, snap: Snapshot) {
+        let now = Instant::now();
+        for node in snap.nodes {
+            let name = node.name.clone();
+            self.nodes.insert(
+                name,
+                NodeEntry {
+                    node,
+                    pods: BTreeSet::new(),
+                    allocated: 0,
+                    // Agents get a full detection window to reattach after a restart.
+                    last_heartbeat: Some(now),
+                    since: now,
+                    next_attempt_at: None,
+                    attempt_deadline: None,
+                    busy: false,
+                    reaped: false,
+                    agent: None,
+                },
+            );
+        }
+        for mut pod in snap.pods {
+            let bound = !pod.node.is_empty() && self.nodes.contains_key(&pod.node);
+            if !pod.node.is_empty() && !bound {
+                // Its node is gone: back to the queue.
+                pod.node.clear();
+                pod.set_phase(pb::PodPhase::Pending);
+                pod.reason = "its node no longer exists".into();
+            }
+            if bound {
+                let entry = self.nodes.get_mut(&pod.node).expect("checked above");
+                entry.pods.insert(pod.name.clone());
+                if !pod.phase().is_terminal() {
+                    entry.allocated += pod.cpu_request_millis;
+                }
+            } else if pod.phase() == pb::PodPhase::Pending {
+                self.pending.insert(PendingKey::of(&pod));
+            }
+            self.pods.insert(pod.name.clone(), pod);
+        }
+        for entry in self.nodes.values() {
+            let free = entry.node.cpu_capacity_millis - entry.allocated;
+            self.scheduler.upsert(
+                &entry.node.name,
+                free,
+                entry.status() == pb::NodeStatus::Healthy,
+            );
+        }
+        self.next_event_id = snap.events.last().map(|e| e.id).unwrap_or(0);
+        self.events = snap.events.into();
+    }
+}
+
+/// Shared handle to the control plane's state, store and runtime.
+#[derive(Clone)]
+pub struct Control {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<Cluster>,
+    store: Store,
+    watch: broadcast::Sender<pb::WatchEvent>,
+    runtime: Option<Arc<dyn NodeRuntime>>,
+    cluster_id: String,
+    server_port: AtomicU16,
+    next_conn: AtomicU64,
+    next_logs_request: AtomicU64,
+    logs_waiters: Mutex<HashMap<u64, oneshot::Sender<pb::LogsReply>>>,
+}
+
+impl Control {
+    /// Loads the stored state and returns the handle.
+    pub fn load(
+        store: Store,
+        settings: Settings,
+        runtime: Option<Arc<dyn NodeRuntime>>,
+        cluster_id: String,
+    ) -> Result<Self> {
+        let snap = store.load()?;
+        let mut cluster = Cluster {
+            settings,
+            ..Default::default()
+        };
+        cluster.restore(snap);
+        let (watch, _) = broadcast::channel(16_384);
+        Ok(Control {
+            inner: Arc::new(Shared {
+                state: Mutex::new(cluster),
+                store,
+                watch,
+                runtime,
+                cluster_id,
+                server_port: AtomicU16::new(0),
+                next_conn: AtomicU64::new(1),
+                next_logs_request: AtomicU64::new(1),
+                logs_waiters: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Applies `f` to the state; returns its result and the durability of what it changed.
+    /// Runtime actions `f` asked for are returned to be run outside the lock.
+    pub fn mutate<R>(
+        &self,
+        f: impl FnOnce(&mut Cluster) -> R,
+    ) -> (R, Commit, Vec<crate::monitor::Action>) {
+        let mut c = self.inner.state.lock();
+        let r = f(&mut c);
+        let batch = std::mem::take(&mut c.batch);
+        let commit = self.inner.store.submit(batch);
+        for ev in c.watch_out.drain(..) {
+            let _ = self.inner.watch.send(ev);
+        }
+        let actions = std::mem::take(&mut c.actions);
+        (r, commit, actions)
+    }
+
+    /// Like [`Control::mutate`] for changes nobody waits on (status reports): the store write
+    /// is queued without an acknowledgement and runtime actions are started in the background.
+    pub fn mutate_detached<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> R {
+        let (r, commit, actions) = self.mutate(f);
+        drop(commit);
+        crate::monitor::spawn_actions(self.clone(), actions);
+        r
+    }
+
+    /// Reads the state.
+    pub fn read<R>(&self, f: impl FnOnce(&Cluster) -> R) -> R {
+        f(&self.inner.state.lock())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<pb::WatchEvent> {
+        self.inner.watch.subscribe()
+    }
+
+    pub fn runtime(&self) -> Option<&Arc<dyn NodeRuntime>> {
+        self.inner.runtime.as_ref()
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.inner.cluster_id
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn set_server_port(&self, port: u16) {
+        self.inner.server_port.store(port, Ordering::Relaxed);
+    }
+
+    pub fn server_port(&self) -> u16 {
+        self.inner.server_port.load(Ordering::Relaxed)
+    }
+
+    pub fn next_conn_id(&self) -> u64 {
+        self.inner.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a waiter for a logs reply; returns the request id.
+    pub fn expect_logs(&self) -> (u64, oneshot::Receiver<pb::LogsReply>) {
+        let id = self.inner.next_logs_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.logs_waiters.lock().insert(id, tx);
+        (id, rx)
+    }
+
+    pub fn cancel_logs(&self, id: u64) {
+        self.inner.logs_waiters.lock().remove(&id);
+    }
+
+    pub fn deliver_logs(&self, reply: pb::LogsReply) {
+        if let Some(tx) = self.inner.logs_waiters.lock().remove(&reply.request_id) {
+            let _ = tx.send(reply);
+        }
+    }
+}

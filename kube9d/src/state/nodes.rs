@@ -1,0 +1,254 @@
+//! Node lifecycle. [`Cluster::transition`] is the one place a node's status changes.
+//!
+//! ```text
+//! initializing ──first heartbeat──▶ healthy ◀──heartbeat── recovering
+//!      │                              │  missed heartbeats,        ▲
+//!      │ never heartbeats             │  container not running,    │ restart through
+//!      ▼                              ▼  critical component failed │ the runtime
+//!   failed ◀───────────────────────── failed ──recovery attempt────┘
+//!                                     │ attempts used up (or deregistered, from anywhere)
+//!                                     ▼
+//!                             permanently_failed ──▶ pods rescheduled, container reaped
+//! any status ──delete──▶ draining ──▶ (removed)
+//! ```
+//! A failed or recovering node that heartbeats again with healthy components goes straight
+//! back to healthy and keeps its pods.
+
+use std::collections::BTreeSet;
+
+use kube9_proto::pb::{self, NodeStatus};
+use tokio::time::Instant;
+
+use super::{now_ms, Cluster, Error, NodeEntry, Result};
+use crate::monitor::Action;
+
+/// Whether the lifecycle allows `from -> to`.
+pub fn allowed(from: NodeStatus, to: NodeStatus) -> bool {
+    use NodeStatus::*;
+    match (from, to) {
+        (_, Draining) => from != Draining,
+        (Draining, _) => false,
+        (PermanentlyFailed, _) => false,
+        (_, PermanentlyFailed) => true,
+        (Initializing | Failed | Recovering, Healthy) => true,
+        (Initializing | Healthy | Recovering, Failed) => true,
+        (Failed, Recovering) => true,
+        _ => false,
+    }
+}
+
+impl Cluster {
+    /// Adds a node record in `Initializing`.
+    pub fn add_node(&mut self, spec: &pb::NodeSpec, runtime_kind: &str) -> Result<pb::Node> {
+        kube9_proto::validate::validate_node_spec(spec)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        if self.nodes.contains_key(&spec.name) {
+            return Err(Error::AlreadyExists(format!(
+                "node \"{}\" already exists",
+                spec.name
+            )));
+        }
+        let now = Instant::now();
+        let node = pb::Node {
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
+            status: NodeStatus::Initializing as i32,
+            reason: "waiting for the agent's first heartbeat".into(),
+            cpu_capacity_millis: spec.cpu_millis,
+            created_ms: now_ms(),
+            runtime: Some(pb::RuntimeHandle {
+                kind: runtime_kind.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.nodes.insert(
+            spec.name.clone(),
+            NodeEntry {
+                node,
+                pods: BTreeSet::new(),
+                allocated: 0,
+                last_heartbeat: None,
+                since: now,
+                next_attempt_at: None,
+                attempt_deadline: None,
+                busy: false,
+                reaped: false,
+                agent: None,
+            },
+        );
+        self.scheduler.upsert(&spec.name, spec.cpu_millis, false);
+        self.save_node(&spec.name, pb::WatchEventType::Added);
+        let cpu = kube9_proto::quantity::format_cpu(spec.cpu_millis);
+        self.event(
+            "Node",
+            &spec.name,
+            false,
+            "NodeCreated",
+            format!("node created with {cpu} CPU ({runtime_kind})"),
+        );
+        Ok(self.nodes[&spec.name].view())
+    }
+
+    /// Records where the node's agent runs.
+    pub fn set_runtime_handle(&mut self, name: &str, handle: pb::RuntimeHandle) {
+        if let Some(entry) = self.nodes.get_mut(name) {
+            if entry.node.runtime.as_ref() != Some(&handle) {
+                entry.node.runtime = Some(handle);
+                self.save_node(name, pb::WatchEventType::Modified);
+            }
+        }
+    }
+
+    /// Moves a node to `to`, recording why. Returns false (and changes nothing) when the
+    /// lifecycle does not allow it.
+    pub fn transition(&mut self, name: &str, to: NodeStatus, reason: &str) -> bool {
+        let Some(entry) = self.nodes.get_mut(name) else {
+            return false;
+        };
+        let from = entry.status();
+        if from == to || !allowed(from, to) {
+            return false;
+        }
+        let now = Instant::now();
+        entry.node.set_status(to);
+        entry.node.reason = reason.to_string();
+        entry.since = now;
+        match to {
+            NodeStatus::Healthy => {
+                entry.node.recovery_attempts = 0;
+                entry.next_attempt_at = None;
+                entry.attempt_deadline = None;
+            }
+            NodeStatus::Failed => {
+                entry.attempt_deadline = None;
+                // A short pause first: a node that only hiccuped comes back without a restart.
+                entry.next_attempt_at =
+                    Some(now + self.settings.backoff(entry.node.recovery_attempts + 1));
+            }
+            NodeStatus::Recovering => {
+                entry.attempt_deadline = Some(now + self.settings.recovery_timeout);
+            }
+            _ => {
+                entry.next_attempt_at = None;
+                entry.attempt_deadline = None;
+            }
+        }
+        self.scheduler
+            .set_schedulable(name, to == NodeStatus::Healthy);
+        self.save_node(name, pb::WatchEventType::Modified);
+        let (warning, ev_reason) = match to {
+            NodeStatus::Healthy if from == NodeStatus::Initializing => (false, "NodeReady"),
+            NodeStatus::Healthy => (false, "NodeRecovered"),
+            NodeStatus::Failed => (true, "NodeFailed"),
+            NodeStatus::Recovering => (false, "NodeRecovering"),
+            NodeStatus::PermanentlyFailed => (true, "NodePermanentlyFailed"),
+            NodeStatus::Draining => (false, "NodeDraining"),
+            _ => (false, "NodeStatusChanged"),
+        };
+        let msg = if reason.is_empty() {
+            format!("{} -> {}", from.label(), to.label())
+        } else {
+            format!("{} -> {}: {reason}", from.label(), to.label())
+        };
+        self.event("Node", name, warning, ev_reason, msg);
+        tracing::info!(node = %name, from = from.label(), to = to.label(), reason, "node status");
+        match to {
+            NodeStatus::Healthy => self.place_pending(),
+            NodeStatus::PermanentlyFailed => {
+                self.evict_pods(name, &format!("node {name} permanently failed"));
+                self.queue_reap(name);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Asks the runtime to remove a permanently failed node's container or process.
+    pub fn queue_reap(&mut self, name: &str) {
+        let Some(entry) = self.nodes.get_mut(name) else {
+            return;
+        };
+        if entry.reaped || entry.busy {
+            return;
+        }
+        match entry.node.runtime.clone() {
+            Some(handle) if handle.kind != "external" && !handle.id.is_empty() => {
+                entry.busy = true;
+                self.actions.push(Action::Reap {
+                    node: name.to_string(),
+                    handle,
+                });
+            }
+            _ => entry.reaped = true,
+        }
+    }
+
+    /// Removes a node record for good (after its pods were drained and its container removed).
+    pub fn remove_node(&mut self, name: &str) -> Option<pb::Node> {
+        let entry = self.nodes.remove(name)?;
+        self.scheduler.remove(name);
+        for pod in entry.pods.iter() {
+            if let Some(p) = self.pods.get_mut(pod) {
+                if p.node == name {
+                    // Terminal pods keep their history; they no longer point at a node.
+                    p.node.clear();
+                }
+            }
+        }
+        let view = entry.view();
+        self.forget_node_record(view.clone());
+        self.event("Node", name, false, "NodeDeleted", "node deleted".into());
+        Some(view)
+    }
+
+    /// Components changed; persist and judge them.
+    pub fn update_components(&mut self, name: &str, components: Vec<pb::Component>) {
+        let Some(entry) = self.nodes.get_mut(name) else {
+            return;
+        };
+        if entry.node.components != components {
+            entry.node.components = components;
+            self.save_node(name, pb::WatchEventType::Modified);
+        }
+    }
+
+    /// The first failed critical component, if any: `component kubelet failed: <message>`.
+    pub fn failed_component(&self, name: &str) -> Option<String> {
+        let entry = self.nodes.get(name)?;
+        entry
+            .node
+            .components
+            .iter()
+            .find(|c| c.critical && !c.healthy)
+            .map(|c| {
+                if c.message.is_empty() {
+                    format!("component {} failed", c.name)
+                } else {
+                    format!("component {} failed: {}", c.name, c.message)
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use NodeStatus::*;
+
+    #[test]
+    fn lifecycle_edges() {
+        assert!(allowed(Initializing, Healthy));
+        assert!(allowed(Healthy, Failed));
+        assert!(allowed(Failed, Recovering));
+        assert!(allowed(Recovering, Healthy));
+        assert!(allowed(Recovering, Failed));
+        assert!(allowed(Failed, Healthy));
+        assert!(allowed(Healthy, PermanentlyFailed));
+        assert!(allowed(PermanentlyFailed, Draining));
+        assert!(!allowed(PermanentlyFailed, Healthy));
+        assert!(!allowed(Healthy, Recovering));
+        assert!(!allowed(Draining, Healthy));
+        assert!(!allowed(Draining, Draining));
+    }
+}

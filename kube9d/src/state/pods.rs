@@ -1,0 +1,392 @@
+//! Pod lifecycle: admission, binding (best fit), phases reported by agents, deletion and
+//! rescheduling off failed nodes.
+//!
+//! ```text
+//! Pending ──node fits──▶ Scheduled ──agent started all──▶ Running ──▶ Succeeded | Failed
+//!    ▲  no node fits: waits with a reason     │                          (CPU released)
+//!    └──── node permanently failed / drained ─┘
+//! any ──delete──▶ Terminating ──agent confirmed (or node gone)──▶ removed
+//! ```
+//! A node's allocated CPU is always the sum of the requests of its non-terminal bound pods:
+//! [`Cluster::bind`] and [`Cluster::unbind`] are the only places that change it.
+
+use kube9_proto::pb::{self, control_message::Msg, PodPhase};
+use kube9_proto::quantity::format_cpu;
+
+use super::{now_ms, Cluster, Error, PendingKey, Result};
+
+/// What `apply` did with one object.
+pub enum Admission {
+    Created,
+    Unchanged,
+}
+
+impl Cluster {
+    /// Checks that `pod` may be created; `Unchanged` when an identical pod already exists.
+    pub fn admit_pod(&self, pod: &pb::Pod) -> Result<Admission> {
+        kube9_proto::validate::validate_pod(pod).map_err(|e| Error::Invalid(e.to_string()))?;
+        match self.pods.get(&pod.name) {
+            None => Ok(Admission::Created),
+            Some(existing) if same_spec(existing, pod) => Ok(Admission::Unchanged),
+            Some(_) => Err(Error::AlreadyExists(format!(
+                "pod \"{}\" already exists with a different spec (pods are immutable: delete it first)",
+                pod.name
+            ))),
+        }
+    }
+
+    /// Stores a new pod as Pending (it is placed by [`Cluster::place_pending`]).
+    pub fn insert_pod(&mut self, mut pod: pb::Pod) {
+        pod.node.clear();
+        pod.uid.clear();
+        pod.set_phase(PodPhase::Pending);
+        pod.reason = "waiting to be scheduled".into();
+        pod.created_ms = now_ms();
+        pod.scheduled_ms = 0;
+        pod.started_ms = 0;
+        pod.reschedules = 0;
+        for c in &mut pod.containers {
+            c.set_state(pb::ContainerState::Waiting);
+            c.exit_code = 0;
+            c.restarts = 0;
+            c.started_ms = 0;
+            c.finished_ms = 0;
+            c.pid = 0;
+            c.message.clear();
+        }
+        let name = pod.name.clone();
+        self.pending.insert(PendingKey::of(&pod));
+        self.pods.insert(name.clone(), pod);
+        self.save_pod(&name, pb::WatchEventType::Added);
+        self.event("Pod", &name, false, "Created", "pod created".into());
+    }
+
+    /// Places every pending pod that fits, largest CPU request first.
+    pub fn place_pending(&mut self) {
+        let Some(max_free) = self.scheduler.max_free() else {
+            return;
+        };
+        // Pods asking for more than any node has free cannot fit: start past them.
+        let start = PendingKey {
+            neg_cpu: -max_free,
+            created_ms: i64::MIN,
+            name: String::new(),
+        };
+        let candidates: Vec<PendingKey> = self.pending.range(start..).cloned().collect();
+        for key in candidates {
+            if let Some(node) = self.scheduler.pick(-key.neg_cpu).map(str::to_string) {
+                self.bind(&key.name, &node);
+            }
+        }
+    }
+
+    /// Records why pending pods wait (called after a placement round).
+    pub fn explain_pending(&mut self) {
+        let keys: Vec<PendingKey> = self.pending.iter().cloned().collect();
+        for key in keys {
+            let reason = self.scheduler.explain(-key.neg_cpu);
+            let Some(pod) = self.pods.get_mut(&key.name) else {
+                continue;
+            };
+            if pod.reason != reason {
+                pod.reason = reason.clone();
+                self.save_pod(&key.name, pb::WatchEventType::Modified);
+                self.event("Pod", &key.name, true, "FailedScheduling", reason);
+            }
+        }
+    }
+
+    /// Binds a pending pod to `node`, reserving its CPU, and tells the node's agent to run it.
+    pub fn bind(&mut self, pod_name: &str, node: &str) {
+        let uid = self.new_uid();
+        let Some(pod) = self.pods.get_mut(pod_name) else {
+            return;
+        };
+        self.pending.remove(&PendingKey::of(pod));
+        let cpu = pod.cpu_request_millis;
+        let previous = std::mem::take(&mut pod.reason);
+        pod.node = node.to_string();
+        pod.uid = uid;
+        pod.set_phase(PodPhase::Scheduled);
+        pod.reason.clear();
+        pod.scheduled_ms = now_ms();
+        let run = Msg::RunPod(pb::RunPod {
+            pod: Some(pod.clone()),
+        });
+        let entry = self
+            .nodes
+            .get_mut(node)
+            .expect("scheduler only offers known nodes");
+        entry.pods.insert(pod_name.to_string());
+        entry.allocated += cpu;
+        self.scheduler.reserve(node, cpu);
+        self.save_pod(pod_name, pb::WatchEventType::Modified);
+        self.save_node(node, pb::WatchEventType::Modified);
+        let msg = if previous.starts_with("moved off") {
+            format!("{previous}, now on {node}")
+        } else {
+            format!("assigned to {node} ({} CPU)", format_cpu(cpu))
+        };
+        let reason = if previous.starts_with("moved off") {
+            "PodRescheduled"
+        } else {
+            "Scheduled"
+        };
+        self.event("Pod", pod_name, false, reason, msg);
+        self.send(node, run);
+    }
+
+    /// Unbinds a pod from its node, releasing its CPU if it still held any.
+    pub fn unbind(&mut self, pod_name: &str) -> Option<String> {
+        let pod = self.pods.get_mut(pod_name)?;
+        if pod.node.is_empty() {
+            return None;
+        }
+        let node = std::mem::take(&mut pod.node);
+        let holds_cpu = !pod.phase().is_terminal();
+        let cpu = pod.cpu_request_millis;
+        if let Some(entry) = self.nodes.get_mut(&node) {
+            entry.pods.remove(pod_name);
+            if holds_cpu {
+                entry.allocated -= cpu;
+                self.scheduler.release(&node, cpu);
+            }
+            self.save_node(&node, pb::WatchEventType::Modified);
+        }
+        Some(node)
+    }
+
+    /// Moves every non-terminal pod off `node` (permanent failure, drain): largest CPU request
+    /// first; the node's agent is told to stop its copies.
+    pub fn evict_pods(&mut self, node: &str, why: &str) {
+        let Some(entry) = self.nodes.get(node) else {
+            return;
+        };
+        let mut movers: Vec<(i64, String)> = entry
+            .pods
+            .iter()
+            .filter_map(|p| self.pods.get(p))
+            .filter(|p| !p.phase().is_terminal())
+            .map(|p| (p.cpu_request_millis, p.name.clone()))
+            .collect();
+        movers.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        for (_, name) in movers {
+            let uid = self
+                .pods
+                .get(&name)
+                .map(|p| p.uid.clone())
+                .unwrap_or_default();
+            self.send(
+                node,
+                Msg::DeletePod(pb::DeletePod {
+                    pod_name: name.clone(),
+                    pod_uid: uid,
+                    grace_period_ms: 0,
+                }),
+            );
+            self.unbind(&name);
+            if let Some(pod) = self.pods.get_mut(&name) {
+                if pod.phase() == PodPhase::Terminating {
+                    // It was being deleted anyway.
+                    let pod = self.pods.remove(&name).expect("present");
+                    self.forget_pod_record(pod);
+                    self.event(
+                        "Pod",
+                        &name,
+                        false,
+                        "Deleted",
+                        format!("pod deleted ({why})"),
+                    );
+                    continue;
+                }
+                pod.set_phase(PodPhase::Pending);
+                pod.uid.clear();
+                pod.reschedules += 1;
+                pod.reason = format!("moved off {node} ({why})");
+                for c in &mut pod.containers {
+                    c.set_state(pb::ContainerState::Waiting);
+                    c.pid = 0;
+                }
+                let key = PendingKey::of(pod);
+                self.pending.insert(key);
+                self.save_pod(&name, pb::WatchEventType::Modified);
+            }
+            // One at a time, largest first, so big pods get the room.
+            if let Some(target) = self
+                .scheduler
+                .pick(self.pods[&name].cpu_request_millis)
+                .map(str::to_string)
+            {
+                self.bind(&name, &target);
+            }
+        }
+        self.explain_pending();
+    }
+
+    /// Starts deleting a pod. Returns the pod as it is now (Terminating, or already gone).
+    pub fn delete_pod(&mut self, name: &str, grace_ms: u64) -> Result<pb::Pod> {
+        let pod = self
+            .pods
+            .get(name)
+            .ok_or_else(|| super::not_found("pod", name))?
+            .clone();
+        let agent_up = !pod.node.is_empty()
+            && self
+                .nodes
+                .get(&pod.node)
+                .map(|n| n.agent.is_some())
+                .unwrap_or(false);
+        if !pod.node.is_empty() {
+            let msg = Msg::DeletePod(pb::DeletePod {
+                pod_name: name.into(),
+                pod_uid: pod.uid.clone(),
+                grace_period_ms: grace_ms,
+            });
+            self.send(&pod.node, msg);
+        }
+        if agent_up && !pod.phase().is_terminal() {
+            // Keep the CPU reserved until the agent confirms the processes are gone.
+            let p = self.pods.get_mut(name).expect("present");
+            p.set_phase(PodPhase::Terminating);
+            p.reason = "deletion requested".into();
+            p.scheduled_ms = p.scheduled_ms.max(1);
+            self.save_pod(name, pb::WatchEventType::Modified);
+            self.event(
+                "Pod",
+                name,
+                false,
+                "Killing",
+                format!("stopping the pod's containers on {}", pod.node),
+            );
+            return Ok(self.pods[name].clone());
+        }
+        Ok(self.finish_delete(name, "pod deleted"))
+    }
+
+    /// Removes a pod record and releases whatever it held.
+    pub fn finish_delete(&mut self, name: &str, msg: &str) -> pb::Pod {
+        self.unbind(name);
+        let pod = self.pods.remove(name).expect("caller checked");
+        self.pending.remove(&PendingKey::of(&pod));
+        self.forget_pod_record(pod.clone());
+        self.event("Pod", name, false, "Deleted", msg.to_string());
+        self.place_pending();
+        pod
+    }
+
+    /// Applies a status report from the agent of `node`.
+    pub fn apply_pod_status(&mut self, node: &str, status: pb::PodStatus) {
+        let name = status.pod_name.clone();
+        let current = self.pods.get(&name);
+        let ours = current
+            .map(|p| p.node == node && (status.pod_uid.is_empty() || p.uid == status.pod_uid))
+            .unwrap_or(false);
+        if !ours {
+            if !status.deleted {
+                // A copy this node should not run (moved away, or deleted while it was gone).
+                tracing::info!(node, pod = %name, "stopping stale pod copy");
+                self.send(
+                    node,
+                    Msg::DeletePod(pb::DeletePod {
+                        pod_name: name,
+                        pod_uid: status.pod_uid,
+                        grace_period_ms: 0,
+                    }),
+                );
+            }
+            return;
+        }
+        if status.deleted {
+            if self.pods[&name].phase() == PodPhase::Terminating {
+                self.finish_delete(&name, &format!("containers stopped on {node}"));
+            }
+            return;
+        }
+        let pod = self.pods.get_mut(&name).expect("checked");
+        if pod.phase() == PodPhase::Terminating {
+            return;
+        }
+        for cs in &status.containers {
+            if let Some(c) = pod.containers.iter_mut().find(|c| c.name == cs.name) {
+                c.state = cs.state;
+                c.exit_code = cs.exit_code;
+                c.restarts = cs.restarts;
+                c.started_ms = cs.started_ms;
+                c.finished_ms = cs.finished_ms;
+                c.message = cs.message.clone();
+                c.pid = cs.pid;
+            }
+        }
+        let from = pod.phase();
+        let to = status.phase();
+        if to != PodPhase::Unspecified
+            && to != from
+            && !matches!(to, PodPhase::Pending | PodPhase::Terminating)
+        {
+            pod.set_phase(to);
+            pod.reason = status.message.clone();
+            if to == PodPhase::Running && pod.started_ms == 0 {
+                pod.started_ms = now_ms();
+            }
+            let cpu = pod.cpu_request_millis;
+            if to.is_terminal() && !from.is_terminal() {
+                // Finished pods hold no CPU.
+                if let Some(entry) = self.nodes.get_mut(node) {
+                    entry.allocated -= cpu;
+                    self.scheduler.release(node, cpu);
+                }
+                self.save_node(node, pb::WatchEventType::Modified);
+            }
+            let (warn, reason) = match to {
+                PodPhase::Running => (false, "Started"),
+                PodPhase::Succeeded => (false, "Completed"),
+                PodPhase::Failed => (true, "Failed"),
+                _ => (false, "PhaseChanged"),
+            };
+            self.event(
+                "Pod",
+                &name,
+                warn,
+                reason,
+                format!("{} -> {} on {node}", from.label(), to.label()),
+            );
+            if to.is_terminal() {
+                self.place_pending();
+            }
+        }
+        self.save_pod(&name, pb::WatchEventType::Modified);
+    }
+}
+
+/// Whether two pods have the same user-written spec.
+fn same_spec(a: &pb::Pod, b: &pb::Pod) -> bool {
+    let strip = |p: &pb::Pod| {
+        let containers: Vec<pb::Container> = p
+            .containers
+            .iter()
+            .map(|c| pb::Container {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                command: c.command.clone(),
+                args: c.args.clone(),
+                env: c.env.clone(),
+                cpu_request_millis: c.cpu_request_millis,
+                memory_request_bytes: c.memory_request_bytes,
+                cpu_limit_millis: c.cpu_limit_millis,
+                memory_limit_bytes: c.memory_limit_bytes,
+                volume_mounts: c.volume_mounts.clone(),
+                working_dir: c.working_dir.clone(),
+                ..Default::default()
+            })
+            .collect();
+        (
+            p.labels.clone(),
+            containers,
+            p.volumes.clone(),
+            p.config_items.clone(),
+            p.restart_policy.clone(),
+            p.annotations.clone(),
+        )
+    };
+    strip(a) == strip(b)
+}

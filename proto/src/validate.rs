@@ -1,0 +1,693 @@
+//! The checks every object passes before it is stored: kube9ctl runs them to fail fast, kube9d
+//! runs them again on everything it receives.
+//!
+//! Each check returns the first problem as a [`ValidationError`] naming the field in manifest
+//! terms (`spec.containers[1].name`), so the message points at the line to fix.
+
+use crate::pb;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+pub use crate::quantity::{MAX_CPU_MILLIS, MAX_MEMORY_BYTES};
+
+/// Restart policies a pod may ask for; empty means `Always`.
+pub const RESTART_POLICIES: [&str; 3] = ["Always", "OnFailure", "Never"];
+
+/// Volume kinds the node agent knows how to provide.
+pub const VOLUME_KINDS: [&str; 4] = ["emptyDir", "hostPath", "configMap", "secret"];
+
+/// One problem with one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// Where, in manifest terms: `metadata.name`, `spec.containers[0].image`, ...
+    pub field: String,
+    /// What is wrong, in words a user can act on.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// An error on `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+type Result<T = (), E = ValidationError> = std::result::Result<T, E>;
+
+/// Checks an object name (field `metadata.name`): an RFC 1123 label.
+///
+/// `kind` is used in the message only (`pod`, `Node`, ...).
+pub fn validate_name(kind: &str, name: &str) -> Result {
+    let kind = kind.to_ascii_lowercase();
+    check_dns_label(&format!("{kind} name"), name)
+        .map_err(|message| ValidationError::new("metadata.name", message))
+}
+
+/// Checks a pod as a client submits it. Run [`normalize_pod`] first: the pod's CPU request
+/// must equal the sum of its containers' requests.
+pub fn validate_pod(pod: &pb::Pod) -> Result {
+    validate_name("pod", &pod.name)?;
+    validate_labels("metadata.labels", &pod.labels)?;
+    validate_annotations("metadata.annotations", &pod.annotations)?;
+    validate_volumes(&pod.volumes)?;
+    validate_containers(pod)?;
+    if !pod.restart_policy.is_empty() && !RESTART_POLICIES.contains(&pod.restart_policy.as_str()) {
+        return Err(ValidationError::new(
+            "spec.restartPolicy",
+            format!(
+                "unsupported value {:?} (supported: {})",
+                pod.restart_policy,
+                RESTART_POLICIES.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Fills what a pod's spec implies: a container's request defaults to its limit when only the
+/// limit is set (as in Kubernetes), and the pod's CPU request is the sum of its containers'.
+pub fn normalize_pod(pod: &mut pb::Pod) {
+    for c in &mut pod.containers {
+        if c.cpu_request_millis == 0 && c.cpu_limit_millis > 0 {
+            c.cpu_request_millis = c.cpu_limit_millis;
+        }
+        if c.memory_request_bytes == 0 && c.memory_limit_bytes > 0 {
+            c.memory_request_bytes = c.memory_limit_bytes;
+        }
+    }
+    pod.cpu_request_millis = pod
+        .containers
+        .iter()
+        .fold(0i64, |sum, c| sum.saturating_add(c.cpu_request_millis));
+}
+
+/// Checks a node as written in a manifest or `kube9ctl create node`.
+pub fn validate_node_spec(spec: &pb::NodeSpec) -> Result {
+    validate_name("node", &spec.name)?;
+    validate_labels("metadata.labels", &spec.labels)?;
+    if !(1..=MAX_CPU_MILLIS).contains(&spec.cpu_millis) {
+        return Err(ValidationError::new(
+            "spec.capacity.cpu",
+            format!(
+                "must be between 1m and 1000 cores, got {}m",
+                spec.cpu_millis
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks label keys and values the way Kubernetes does.
+pub fn validate_labels(field: &str, labels: &HashMap<String, String>) -> Result {
+    for (key, value) in sorted(labels) {
+        check_label_key(key).map_err(|m| ValidationError::new(format!("{field}.{key}"), m))?;
+        check_label_value(value).map_err(|m| ValidationError::new(format!("{field}.{key}"), m))?;
+    }
+    Ok(())
+}
+
+/// Checks annotation keys (label-key rules) and their total size (256 KiB, as in Kubernetes).
+pub fn validate_annotations(field: &str, annotations: &HashMap<String, String>) -> Result {
+    const MAX_TOTAL: usize = 256 * 1024;
+    let mut total = 0;
+    for (key, value) in sorted(annotations) {
+        check_label_key(key).map_err(|m| ValidationError::new(format!("{field}.{key}"), m))?;
+        total += key.len() + value.len();
+    }
+    if total > MAX_TOTAL {
+        return Err(ValidationError::new(
+            field,
+            format!("total size {total} bytes is more than the limit of {MAX_TOTAL}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63
+/// characters of `[A-Za-z0-9._-]` that starts and ends alphanumeric.
+pub fn check_label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        let ok = !prefix.is_empty()
+            && prefix.len() <= 253
+            && prefix
+                .split('.')
+                .all(|part| check_dns_label("", part).is_ok());
+        if !ok {
+            return Err(format!(
+                "invalid label key {key:?}: the prefix before '/' must be a DNS subdomain \
+                 (lowercase letters, digits, '-' and '.')"
+            ));
+        }
+    }
+    if name.is_empty() {
+        return Err(format!(
+            "invalid label key {key:?}: the name part must not be empty"
+        ));
+    }
+    if !is_qualified_name(name) {
+        return Err(format!(
+            "invalid label key {key:?}: must consist of letters, digits, '-', '_' or '.', \
+             start and end with a letter or digit, at most 63 characters (with an optional \
+             DNS prefix and '/')"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a label value: empty, or at most 63 characters of `[A-Za-z0-9._-]` that start and
+/// end alphanumeric.
+pub fn check_label_value(value: &str) -> Result<(), String> {
+    if value.is_empty() || is_qualified_name(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid label value {value:?}: must be empty or consist of letters, digits, '-', \
+             '_' or '.', start and end with a letter or digit, at most 63 characters"
+        ))
+    }
+}
+
+fn is_qualified_name(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// An RFC 1123 label; `what` names it in the message (`pod name`, `volume name`).
+fn check_dns_label(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    let bytes = name.as_bytes();
+    let ok = bytes.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {what} {name:?}: must consist of lowercase letters, digits and '-', start \
+             and end with a letter or digit, at most 63 characters"
+        ))
+    }
+}
+
+fn validate_containers(pod: &pb::Pod) -> Result {
+    if pod.containers.is_empty() {
+        return Err(ValidationError::new(
+            "spec.containers",
+            "a pod needs at least one container",
+        ));
+    }
+    let volumes: HashSet<&str> = pod.volumes.iter().map(|v| v.name.as_str()).collect();
+    let mut names = HashSet::new();
+    let mut total: i64 = 0;
+    for (i, c) in pod.containers.iter().enumerate() {
+        let at = format!("spec.containers[{i}]");
+        check_dns_label("container name", &c.name)
+            .map_err(|m| ValidationError::new(format!("{at}.name"), m))?;
+        if !names.insert(c.name.as_str()) {
+            return Err(ValidationError::new(
+                format!("{at}.name"),
+                format!("duplicate container name {:?}", c.name),
+            ));
+        }
+        if c.image.trim().is_empty() {
+            return Err(ValidationError::new(
+                format!("{at}.image"),
+                "must not be empty",
+            ));
+        }
+        validate_resources(&at, c)?;
+        validate_env(&at, &c.env)?;
+        validate_mounts(&at, &c.volume_mounts, &volumes)?;
+        total = total.saturating_add(c.cpu_request_millis);
+    }
+    if total > MAX_CPU_MILLIS {
+        return Err(ValidationError::new(
+            "spec.containers",
+            format!("the containers ask for {total}m CPU in total, more than 1000 cores"),
+        ));
+    }
+    if pod.cpu_request_millis != total {
+        return Err(ValidationError::new(
+            "status.cpuRequestMillis",
+            format!(
+                "is {} but the containers' CPU requests add up to {total}",
+                pod.cpu_request_millis
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_resources(at: &str, c: &pb::Container) -> Result {
+    let cpu = [
+        ("requests", c.cpu_request_millis),
+        ("limits", c.cpu_limit_millis),
+    ];
+    for (section, millis) in cpu {
+        let field = format!("{at}.resources.{section}.cpu");
+        if millis < 0 {
+            return Err(ValidationError::new(field, "must not be negative"));
+        }
+        if millis > MAX_CPU_MILLIS {
+            return Err(ValidationError::new(
+                field,
+                format!("{millis}m is more than 1000 cores, the maximum"),
+            ));
+        }
+    }
+    let memory = [
+        ("requests", c.memory_request_bytes),
+        ("limits", c.memory_limit_bytes),
+    ];
+    for (section, bytes) in memory {
+        let field = format!("{at}.resources.{section}.memory");
+        if bytes < 0 {
+            return Err(ValidationError::new(field, "must not be negative"));
+        }
+        if bytes > MAX_MEMORY_BYTES {
+            return Err(ValidationError::new(
+                field,
+                format!("{bytes} bytes is more than 1Pi, the maximum"),
+            ));
+        }
+    }
+    if c.cpu_limit_millis > 0 && c.cpu_request_millis > c.cpu_limit_millis {
+        return Err(ValidationError::new(
+            format!("{at}.resources.requests.cpu"),
+            format!(
+                "request {}m must be less than or equal to the limit {}m",
+                c.cpu_request_millis, c.cpu_limit_millis
+            ),
+        ));
+    }
+    if c.memory_limit_bytes > 0 && c.memory_request_bytes > c.memory_limit_bytes {
+        return Err(ValidationError::new(
+            format!("{at}.resources.requests.memory"),
+            format!(
+                "request {} bytes must be less than or equal to the limit {} bytes",
+                c.memory_request_bytes, c.memory_limit_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_env(at: &str, env: &[pb::EnvVar]) -> Result {
+    for (i, var) in env.iter().enumerate() {
+        let field = format!("{at}.env[{i}].name");
+        if var.name.is_empty() {
+            return Err(ValidationError::new(field, "must not be empty"));
+        }
+        if var.name.contains('=') || var.name.contains('\0') {
+            return Err(ValidationError::new(
+                field,
+                format!(
+                    "invalid environment variable name {:?}: must not contain '='",
+                    var.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_mounts(at: &str, mounts: &[pb::VolumeMount], volumes: &HashSet<&str>) -> Result {
+    let mut paths = HashSet::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let at = format!("{at}.volumeMounts[{i}]");
+        if !volumes.contains(m.name.as_str()) {
+            return Err(ValidationError::new(
+                format!("{at}.name"),
+                format!("volume {:?} is not declared in spec.volumes", m.name),
+            ));
+        }
+        if !m.mount_path.starts_with('/') {
+            return Err(ValidationError::new(
+                format!("{at}.mountPath"),
+                format!("must be an absolute path, got {:?}", m.mount_path),
+            ));
+        }
+        if !paths.insert(m.mount_path.trim_end_matches('/')) {
+            return Err(ValidationError::new(
+                format!("{at}.mountPath"),
+                format!("{:?} is mounted more than once", m.mount_path),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_volumes(volumes: &[pb::Volume]) -> Result {
+    let mut names = HashSet::new();
+    for (i, v) in volumes.iter().enumerate() {
+        let at = format!("spec.volumes[{i}]");
+        check_dns_label("volume name", &v.name)
+            .map_err(|m| ValidationError::new(format!("{at}.name"), m))?;
+        if !names.insert(v.name.as_str()) {
+            return Err(ValidationError::new(
+                format!("{at}.name"),
+                format!("duplicate volume name {:?}", v.name),
+            ));
+        }
+        match v.kind.as_str() {
+            "emptyDir" => {
+                if !(0..=MAX_MEMORY_BYTES).contains(&v.size_bytes) {
+                    return Err(ValidationError::new(
+                        format!("{at}.emptyDir.sizeLimit"),
+                        "must be between 0 and 1Pi",
+                    ));
+                }
+            }
+            "hostPath" if !v.source.starts_with('/') => {
+                return Err(ValidationError::new(
+                    format!("{at}.hostPath.path"),
+                    format!("must be an absolute path, got {:?}", v.source),
+                ));
+            }
+            "configMap" if v.source.is_empty() => {
+                return Err(ValidationError::new(
+                    format!("{at}.configMap.name"),
+                    "must not be empty",
+                ));
+            }
+            "secret" if v.source.is_empty() => {
+                return Err(ValidationError::new(
+                    format!("{at}.secret.secretName"),
+                    "must not be empty",
+                ));
+            }
+            "hostPath" | "configMap" | "secret" => {}
+            other => {
+                return Err(ValidationError::new(
+                    at,
+                    format!(
+                        "unsupported volume kind {other:?} (supported: {})",
+                        VOLUME_KINDS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Map entries in key order, so the first error reported is the same every run.
+fn sorted(map: &HashMap<String, String>) -> Vec<(&String, &String)> {
+    let mut entries: Vec<_> = map.iter().collect();
+    entries.sort();
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(name: &str) -> pb::Container {
+        pb::Container {
+            name: name.into(),
+            image: "nginx".into(),
+            cpu_request_millis: 100,
+            ..Default::default()
+        }
+    }
+
+    fn pod() -> pb::Pod {
+        let mut pod = pb::Pod {
+            name: "web".into(),
+            labels: [("app".to_string(), "web".to_string())].into(),
+            containers: vec![container("main")],
+            ..Default::default()
+        };
+        normalize_pod(&mut pod);
+        pod
+    }
+
+    fn error(pod: &pb::Pod) -> String {
+        validate_pod(pod).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_plain_pod_is_valid() {
+        assert_eq!(validate_pod(&pod()), Ok(()));
+    }
+
+    #[test]
+    fn names_must_be_rfc1123_labels() {
+        assert_eq!(validate_name("pod", "web-1"), Ok(()));
+        assert_eq!(validate_name("pod", "a"), Ok(()));
+        assert_eq!(validate_name("pod", &"a".repeat(63)), Ok(()));
+        let err = validate_name("Pod", "Web_1").unwrap_err();
+        assert_eq!(err.field, "metadata.name");
+        assert_eq!(
+            err.message,
+            "invalid pod name \"Web_1\": must consist of lowercase letters, digits and '-', \
+             start and end with a letter or digit, at most 63 characters"
+        );
+        for bad in ["-web", "web-", "web.1", &"a".repeat(64), "wéb"] {
+            assert!(validate_name("node", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            validate_name("node", "").unwrap_err().to_string(),
+            "metadata.name: node name must not be empty"
+        );
+    }
+
+    #[test]
+    fn labels_follow_kubernetes_rules() {
+        let ok: HashMap<String, String> = [
+            ("app", "web"),
+            ("example.com/tier", "Front_End.1"),
+            ("empty", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(validate_labels("metadata.labels", &ok), Ok(()));
+        for (k, v) in [
+            ("bad key", "x"),
+            ("/x", "x"),
+            ("a/", "x"),
+            ("app", "no spaces"),
+            ("app", "-x"),
+        ] {
+            let labels = [(k.to_string(), v.to_string())].into();
+            assert!(
+                validate_labels("metadata.labels", &labels).is_err(),
+                "{k}={v}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pod_needs_a_container() {
+        let mut p = pod();
+        p.containers.clear();
+        normalize_pod(&mut p);
+        assert_eq!(
+            error(&p),
+            "spec.containers: a pod needs at least one container"
+        );
+    }
+
+    #[test]
+    fn container_names_are_valid_and_unique() {
+        let mut p = pod();
+        p.containers.push(container("main"));
+        normalize_pod(&mut p);
+        assert_eq!(
+            error(&p),
+            "spec.containers[1].name: duplicate container name \"main\""
+        );
+        p.containers[1].name = "Side".into();
+        assert!(error(&p).starts_with("spec.containers[1].name: invalid container name \"Side\""));
+    }
+
+    #[test]
+    fn images_are_required() {
+        let mut p = pod();
+        p.containers[0].image = " ".into();
+        assert_eq!(error(&p), "spec.containers[0].image: must not be empty");
+    }
+
+    #[test]
+    fn resources_are_bounded_and_limits_cover_requests() {
+        let mut p = pod();
+        p.containers[0].cpu_request_millis = -1;
+        normalize_pod(&mut p);
+        assert_eq!(
+            error(&p),
+            "spec.containers[0].resources.requests.cpu: must not be negative"
+        );
+
+        let mut p = pod();
+        p.containers[0].cpu_limit_millis = MAX_CPU_MILLIS + 1;
+        assert!(error(&p).contains("more than 1000 cores"));
+
+        let mut p = pod();
+        p.containers[0].memory_limit_bytes = MAX_MEMORY_BYTES + 1;
+        assert!(error(&p).starts_with("spec.containers[0].resources.limits.memory"));
+
+        let mut p = pod();
+        p.containers[0].cpu_request_millis = 2000;
+        p.containers[0].cpu_limit_millis = 1000;
+        normalize_pod(&mut p);
+        assert_eq!(
+            error(&p),
+            "spec.containers[0].resources.requests.cpu: request 2000m must be less than or \
+             equal to the limit 1000m"
+        );
+    }
+
+    #[test]
+    fn normalize_defaults_requests_to_limits_and_sums_cpu() {
+        let mut p = pod();
+        p.containers.push(pb::Container {
+            cpu_request_millis: 0,
+            cpu_limit_millis: 300,
+            memory_limit_bytes: 1 << 20,
+            ..container("side")
+        });
+        normalize_pod(&mut p);
+        assert_eq!(p.containers[1].cpu_request_millis, 300);
+        assert_eq!(p.containers[1].memory_request_bytes, 1 << 20);
+        assert_eq!(p.cpu_request_millis, 400);
+        assert_eq!(validate_pod(&p), Ok(()));
+    }
+
+    #[test]
+    fn the_pod_cpu_request_must_match_its_containers() {
+        let mut p = pod();
+        p.cpu_request_millis = 5;
+        assert_eq!(
+            error(&p),
+            "status.cpuRequestMillis: is 5 but the containers' CPU requests add up to 100"
+        );
+    }
+
+    #[test]
+    fn env_names_are_non_empty_without_equals() {
+        let mut p = pod();
+        p.containers[0].env = vec![pb::EnvVar {
+            name: "A=B".into(),
+            value: "x".into(),
+        }];
+        assert!(error(&p).starts_with("spec.containers[0].env[0].name: invalid environment"));
+        p.containers[0].env[0].name.clear();
+        assert_eq!(
+            error(&p),
+            "spec.containers[0].env[0].name: must not be empty"
+        );
+    }
+
+    #[test]
+    fn mounts_name_declared_volumes_at_absolute_paths() {
+        let mut p = pod();
+        p.containers[0].volume_mounts = vec![pb::VolumeMount {
+            name: "data".into(),
+            mount_path: "/data".into(),
+            read_only: false,
+        }];
+        assert_eq!(
+            error(&p),
+            "spec.containers[0].volumeMounts[0].name: volume \"data\" is not declared in spec.volumes"
+        );
+        p.volumes = vec![pb::Volume {
+            name: "data".into(),
+            kind: "emptyDir".into(),
+            ..Default::default()
+        }];
+        assert_eq!(validate_pod(&p), Ok(()));
+        p.containers[0].volume_mounts[0].mount_path = "data".into();
+        assert_eq!(
+            error(&p),
+            "spec.containers[0].volumeMounts[0].mountPath: must be an absolute path, got \"data\""
+        );
+    }
+
+    #[test]
+    fn volumes_are_named_once_with_a_known_kind() {
+        let mut p = pod();
+        let v = pb::Volume {
+            name: "data".into(),
+            kind: "emptyDir".into(),
+            ..Default::default()
+        };
+        p.volumes = vec![v.clone(), v];
+        assert_eq!(
+            error(&p),
+            "spec.volumes[1].name: duplicate volume name \"data\""
+        );
+        p.volumes.pop();
+        p.volumes[0].kind = "nfs".into();
+        assert!(error(&p).starts_with("spec.volumes[0]: unsupported volume kind \"nfs\""));
+        p.volumes[0].kind = "hostPath".into();
+        p.volumes[0].source = "tmp".into();
+        assert_eq!(
+            error(&p),
+            "spec.volumes[0].hostPath.path: must be an absolute path, got \"tmp\""
+        );
+    }
+
+    #[test]
+    fn restart_policy_is_one_of_three() {
+        let mut p = pod();
+        for ok in ["", "Always", "OnFailure", "Never"] {
+            p.restart_policy = ok.into();
+            assert_eq!(validate_pod(&p), Ok(()));
+        }
+        p.restart_policy = "Sometimes".into();
+        assert_eq!(
+            error(&p),
+            "spec.restartPolicy: unsupported value \"Sometimes\" (supported: Always, OnFailure, Never)"
+        );
+    }
+
+    #[test]
+    fn node_cpu_must_be_positive_and_bounded() {
+        let mut spec = pb::NodeSpec {
+            name: "n1".into(),
+            cpu_millis: 4000,
+            ..Default::default()
+        };
+        assert_eq!(validate_node_spec(&spec), Ok(()));
+        spec.cpu_millis = 0;
+        assert!(validate_node_spec(&spec)
+            .unwrap_err()
+            .to_string()
+            .starts_with("spec.capacity.cpu"));
+        spec.cpu_millis = MAX_CPU_MILLIS + 1;
+        assert!(validate_node_spec(&spec).is_err());
+        spec.cpu_millis = 1;
+        spec.name = "N1".into();
+        assert_eq!(
+            validate_node_spec(&spec).unwrap_err().field,
+            "metadata.name"
+        );
+    }
+}

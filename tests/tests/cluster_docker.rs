@@ -1,0 +1,318 @@
+//! Nodes as Docker containers: real containers per node, pods as processes inside them, the
+//! container monitor, deregistration on `docker stop`, node deletion and adoption after a
+//! kube9d restart. Docker is required: a missing engine fails these tests.
+
+mod support;
+
+use std::collections::HashMap;
+
+use kube9_proto::pb::{NodeStatus, PodPhase};
+use support::*;
+
+/// Command lines of the processes running inside a container (bollard `top`).
+async fn container_processes(container: &str) -> Vec<String> {
+    let docker = docker().await.expect("Docker is required for these tests");
+    let top = docker
+        .top_processes(
+            container,
+            Some(
+                bollard::query_parameters::TopOptionsBuilder::new()
+                    .ps_args("-eo pid,args")
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("docker top {container}: {e}"));
+    top.processes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| row.join(" "))
+        .collect()
+}
+
+async fn docker_nodes(c: &TestCluster, nodes: &[(&str, &str)]) {
+    for (name, cpu) in nodes {
+        c.create_node(name, cpu);
+    }
+    for (name, _) in nodes {
+        c.wait_node_status(name, NodeStatus::Healthy, secs(60))
+            .await;
+    }
+}
+
+/// Removes everything and checks nothing of the cluster is left in Docker.
+async fn finish(mut c: TestCluster) {
+    let id = c.id.clone();
+    c.cleanup();
+    let docker = docker().await.unwrap();
+    assert!(
+        list_containers(&docker, &id).await.is_empty(),
+        "containers left behind"
+    );
+    assert!(
+        docker
+            .inspect_network(&format!("{id}-net"), None)
+            .await
+            .is_err(),
+        "network left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_nodes_run_pods_inside_their_own_containers() {
+    let c = TestCluster::start(Options::docker()).await;
+    docker_nodes(&c, &[("d1", "2"), ("d2", "2"), ("d3", "4")]).await;
+
+    let docker = docker().await.unwrap();
+    let containers = list_containers(&docker, &c.id).await;
+    assert_eq!(containers.len(), 3, "one container per node");
+    let wide = c.ctl_ok(&["get", "nodes", "-o", "wide"]);
+    for n in c.nodes().await {
+        let rt = n.runtime.clone().unwrap();
+        assert_eq!(rt.kind, "docker");
+        assert!(
+            containers.contains(&rt.id),
+            "node {} points at an unknown container",
+            n.name
+        );
+        assert_eq!(rt.container_name, format!("{}-{}", c.id, n.name));
+        assert!(!rt.ip.is_empty());
+        assert!(
+            wide.contains(&rt.ip),
+            "get nodes -o wide does not show {}:\n{wide}",
+            rt.ip
+        );
+    }
+    let describe = c.ctl_ok(&["describe", "node", "d1"]);
+    assert!(
+        describe.contains(&c.node("d1").await.runtime.unwrap().id[..12]),
+        "{describe}"
+    );
+
+    c.apply(&format!(
+        "{}---\n{}",
+        pod_yaml("web-a", "1500m", "echo marker-web-a; exec sleep 1001"),
+        pod_yaml("web-b", "3", "echo marker-web-b; exec sleep 1002")
+    ));
+    let a = c.wait_pod_phase("web-a", PodPhase::Running, secs(30)).await;
+    let b = c.wait_pod_phase("web-b", PodPhase::Running, secs(30)).await;
+    assert_eq!(b.node, "d3");
+    // Seen by Docker itself, not only by what the agent reports.
+    let inside_a = container_processes(&format!("{}-{}", c.id, a.node)).await;
+    assert!(
+        inside_a.iter().any(|p| p.contains("sleep 1001")),
+        "pod web-a not in {}: {inside_a:?}",
+        a.node
+    );
+    let inside_b = container_processes(&format!("{}-d3", c.id)).await;
+    assert!(
+        inside_b.iter().any(|p| p.contains("sleep 1002")),
+        "pod web-b not in d3: {inside_b:?}"
+    );
+    assert!(
+        !inside_b.iter().any(|p| p.contains("sleep 1001")),
+        "pod web-a also runs in d3"
+    );
+
+    let logs = c
+        .wait_for("logs of web-b", secs(10), || async {
+            let out = c.ctl(&["logs", "web-b"]);
+            let s = String::from_utf8_lossy(&out.stdout).into_owned();
+            s.contains("marker-web-b").then_some(s)
+        })
+        .await;
+    assert!(logs.contains("marker-web-b"));
+    c.assert_cpu_invariant().await;
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_container_fails_its_node_with_the_reason() {
+    // No recovery attempts: the failure is final, so its reason can be read at leisure.
+    let c = TestCluster::start(Options::docker().arg("--max-recovery-attempts").arg("0")).await;
+    docker_nodes(&c, &[("victim", "2")]).await;
+    let docker = docker().await.unwrap();
+    docker
+        .kill_container(
+            &format!("{}-victim", c.id),
+            None::<bollard::query_parameters::KillContainerOptions>,
+        )
+        .await
+        .unwrap();
+    c.wait_for("NodeFailed with the container's exit", secs(15), || async {
+        c.events().await.into_iter().find(|e| {
+            e.object_name == "victim"
+                && e.reason == "NodeFailed"
+                && e.message.contains("container exited with code 137")
+        })
+    })
+    .await;
+    // With no recovery attempts allowed, the failure is final and its reason stays visible.
+    let node = c
+        .wait_node_status("victim", NodeStatus::PermanentlyFailed, secs(10))
+        .await;
+    assert!(
+        node.reason.contains("container exited with code 137"),
+        "{}",
+        node.reason
+    );
+    let wide = c.ctl_ok(&["get", "nodes", "-o", "wide"]);
+    assert!(
+        wide.contains("137"),
+        "get nodes -o wide does not show the reason:\n{wide}"
+    );
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_stop_deregisters_the_node_and_its_pods_move() {
+    let c = TestCluster::start(Options::docker()).await;
+    docker_nodes(&c, &[("s1", "2"), ("s2", "2")]).await;
+    c.apply(&pod_yaml("mover", "1500m", "sleep 1000"));
+    let pod = c.wait_pod_phase("mover", PodPhase::Running, secs(30)).await;
+    let from = pod.node.clone();
+    let to = if from == "s1" { "s2" } else { "s1" };
+
+    let docker = docker().await.unwrap();
+    docker
+        .stop_container(
+            &format!("{}-{from}", c.id),
+            Some(
+                bollard::query_parameters::StopContainerOptionsBuilder::new()
+                    .t(10)
+                    .build(),
+            ),
+        )
+        .await
+        .unwrap();
+    // Marked permanently failed at once: the agent said goodbye before it exited, so no
+    // heartbeat timeout (1.5 s here) is involved.
+    let node = c
+        .wait_node_status(&from, NodeStatus::PermanentlyFailed, secs(1))
+        .await;
+    assert!(node.reason.contains("deregistered"), "{}", node.reason);
+    let pod = c
+        .wait_for("mover to run on the other node", secs(30), || async {
+            let p = c.pod("mover").await;
+            (p.phase() == PodPhase::Running && p.node == to).then_some(p)
+        })
+        .await;
+    assert_eq!(pod.reschedules, 1);
+    let inside = container_processes(&format!("{}-{to}", c.id)).await;
+    assert!(
+        inside.iter().any(|p| p.contains("sleep 1000")),
+        "{inside:?}"
+    );
+    c.assert_cpu_invariant().await;
+    // The stopped container is reaped.
+    c.wait_for("the stopped container to be reaped", secs(15), || async {
+        let left = list_containers(&docker, &c.id).await;
+        (left.len() == 1).then_some(())
+    })
+    .await;
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_docker_node_moves_its_pods_and_removes_its_container() {
+    let c = TestCluster::start(Options::docker()).await;
+    docker_nodes(&c, &[("keep", "4"), ("gone", "2")]).await;
+    c.apply(&format!(
+        "{}---\n{}",
+        pod_yaml("p1", "2", "sleep 1000"),
+        pod_yaml("p2", "1", "sleep 1000")
+    ));
+    c.wait_pod_phase("p1", PodPhase::Running, secs(30)).await;
+    c.wait_pod_phase("p2", PodPhase::Running, secs(30)).await;
+    // best fit: p1 (2 CPU) goes to gone (2 free), p2 (1 CPU) to keep.
+    assert_eq!(c.pod("p1").await.node, "gone");
+    let gone_container = c.node("gone").await.runtime.unwrap().id;
+
+    c.ctl_ok(&["delete", "node", "gone"]);
+    let out = c.ctl(&["get", "node", "gone"]);
+    assert_eq!(out.status.code(), Some(1));
+    let docker = docker().await.unwrap();
+    assert!(
+        docker
+            .inspect_container(&gone_container, None)
+            .await
+            .is_err(),
+        "container of deleted node still exists"
+    );
+    for p in ["p1", "p2"] {
+        let pod = c.wait_pod_phase(p, PodPhase::Running, secs(30)).await;
+        assert_eq!(pod.node, "keep");
+    }
+    assert_eq!(c.node("keep").await.cpu_allocated_millis, 3000);
+    c.assert_cpu_invariant().await;
+    finish(c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_kube9d_adopts_its_containers_and_removes_orphans() {
+    let mut c = TestCluster::start(Options::docker()).await;
+    docker_nodes(&c, &[("r1", "2"), ("r2", "2")]).await;
+    c.apply(&pod_yaml("survivor", "1", "sleep 1000"));
+    let before = c
+        .wait_pod_phase("survivor", PodPhase::Running, secs(30))
+        .await;
+    let docker = docker().await.unwrap();
+    let mut containers_before = list_containers(&docker, &c.id).await;
+    containers_before.sort();
+
+    c.kill_server();
+    // An orphan: labelled for this cluster, owned by no node.
+    let mut labels = HashMap::new();
+    labels.insert("io.kube9.cluster".to_string(), c.id.clone());
+    labels.insert("io.kube9.node".to_string(), "ghost".to_string());
+    let image = format!("kube9-node:{}", env!("CARGO_PKG_VERSION"));
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image),
+        labels: Some(labels),
+        entrypoint: Some(vec!["/bin/sleep".into(), "1000".into()]),
+        ..Default::default()
+    };
+    let orphan = docker
+        .create_container(
+            Some(
+                bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                    .name(&format!("{}-ghost", c.id))
+                    .build(),
+            ),
+            body,
+        )
+        .await
+        .unwrap()
+        .id;
+    c.restart_server().await;
+
+    for n in ["r1", "r2"] {
+        c.wait_for(&format!("{n} to reattach"), secs(30), || async {
+            let node = c.node(n).await;
+            (node.agent_connected && node.status() == NodeStatus::Healthy).then_some(())
+        })
+        .await;
+    }
+    c.wait_for("the orphan to be removed", secs(15), || async {
+        docker
+            .inspect_container(&orphan, None)
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    let mut containers_after = list_containers(&docker, &c.id).await;
+    containers_after.sort();
+    assert_eq!(
+        containers_after, containers_before,
+        "containers were not adopted as they were"
+    );
+    let after = c.pod("survivor").await;
+    assert_eq!(after.phase(), PodPhase::Running);
+    assert_eq!(
+        (after.node.clone(), after.uid.clone()),
+        (before.node, before.uid)
+    );
+    c.assert_cpu_invariant().await;
+    finish(c).await;
+}

@@ -1,0 +1,373 @@
+//! The first working cluster, with nodes as local processes: nodes join, pods land where best
+//! fit says and really run, logs come back, deletion frees CPU, pending pods wait for room, and
+//! a killed kube9d comes back with everything.
+
+mod support;
+
+use kube9_proto::pb::{self, NodeStatus, PodPhase};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_land_by_best_fit_run_for_real_and_free_cpu_when_deleted() {
+    let c = TestCluster::start(Options::process()).await;
+    c.create_node("big", "4");
+    c.create_node("small", "2");
+    c.create_node("mid", "3");
+    for n in ["big", "small", "mid"] {
+        c.wait_node_status(n, NodeStatus::Healthy, secs(30)).await;
+    }
+
+    // small has the least free CPU that fits 1500m; then mid (3000) beats big (4000) for 1000m.
+    c.apply(&pod_yaml(
+        "first",
+        "1500m",
+        "echo hello from first; sleep 1000",
+    ));
+    assert_eq!(
+        c.wait_pod_phase("first", PodPhase::Running, secs(30))
+            .await
+            .node,
+        "small"
+    );
+    c.apply(&pod_yaml("second", "1", "sleep 1000"));
+    assert_eq!(
+        c.wait_pod_phase("second", PodPhase::Running, secs(30))
+            .await
+            .node,
+        "mid"
+    );
+    c.apply(&pod_yaml("third", "2.5", "sleep 1000"));
+    assert_eq!(
+        c.wait_pod_phase("third", PodPhase::Running, secs(30))
+            .await
+            .node,
+        "big"
+    );
+
+    // kube9ctl shows it Running, as JSON.
+    let json = c.ctl_json(&["get", "pod", "first"]);
+    assert_eq!(json["status"]["phase"], "Running");
+    assert_eq!(json["spec"]["nodeName"], "small");
+
+    // The container is a real process, inside the agent's session.
+    let pod = c.pod("first").await;
+    let pid = pod.containers[0].pid;
+    assert!(pid > 0, "no pid reported: {pod:?}");
+    assert!(
+        process_alive(pid),
+        "process {pid} of pod first is not running"
+    );
+    assert!(
+        cmdline(pid).contains("hello from first"),
+        "unexpected process: {}",
+        cmdline(pid)
+    );
+
+    // Logs come from the agent through kube9d.
+    let logs = c
+        .wait_for("first's log line", secs(10), || async {
+            let out = c.ctl(&["logs", "first"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains("hello from first").then_some(text)
+        })
+        .await;
+    assert_eq!(logs.trim(), "hello from first");
+
+    c.assert_cpu_invariant().await;
+    assert_eq!(c.node("small").await.cpu_allocated_millis, 1500);
+
+    // Deleting frees the CPU and stops the process.
+    c.ctl_ok(&["delete", "pod", "first"]);
+    let out = c.ctl(&["get", "pod", "first"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    assert_eq!(c.node("small").await.cpu_allocated_millis, 0);
+    c.wait_for("the deleted pod's process to exit", secs(10), || async {
+        (!process_alive(pid)).then_some(())
+    })
+    .await;
+    c.assert_cpu_invariant().await;
+
+    // Tables for people.
+    let table = c.ctl_ok(&["get", "nodes"]);
+    for col in ["NAME", "STATUS", "CPU", "PODS", "AGE"] {
+        assert!(table.contains(col), "missing column {col}:\n{table}");
+    }
+    assert!(table.contains("Healthy"), "{table}");
+    let table = c.ctl_ok(&["get", "pods"]);
+    for col in ["NAME", "STATUS", "NODE", "CPU", "AGE"] {
+        assert!(table.contains(col), "missing column {col}:\n{table}");
+    }
+    let events = c.ctl_ok(&["get", "events"]);
+    assert!(events.contains("Scheduled"), "{events}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_pod_waits_pending_and_is_placed_when_a_big_node_joins() {
+    let c = TestCluster::start(Options::process()).await;
+    c.create_node("n1", "1");
+    c.wait_node_status("n1", NodeStatus::Healthy, secs(30))
+        .await;
+
+    c.apply(&pod_yaml("huge", "3", "sleep 1000"));
+    let pod = c.pod("huge").await;
+    assert_eq!(pod.phase(), PodPhase::Pending);
+    assert!(
+        pod.reason.contains("0/1 nodes have 3 free CPU"),
+        "reason: {}",
+        pod.reason
+    );
+    let json = c.ctl_json(&["get", "pod", "huge"]);
+    assert_eq!(json["status"]["phase"], "Pending");
+
+    c.create_node("n2", "4");
+    let pod = c.wait_pod_phase("huge", PodPhase::Running, secs(30)).await;
+    assert_eq!(pod.node, "n2");
+    assert_eq!(c.node("n2").await.cpu_allocated_millis, 3000);
+    c.assert_cpu_invariant().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_kube9d_restarts_with_every_node_and_pod_and_agents_reattach() {
+    let mut c = TestCluster::start(Options::process()).await;
+    c.create_node("a", "2");
+    c.create_node("b", "2");
+    c.wait_node_status("a", NodeStatus::Healthy, secs(30)).await;
+    c.wait_node_status("b", NodeStatus::Healthy, secs(30)).await;
+    c.apply(&format!(
+        "{}---\n{}",
+        pod_yaml("keep-1", "1", "sleep 1000"),
+        pod_yaml("keep-2", "1500m", "sleep 1000")
+    ));
+    let before_1 = c
+        .wait_pod_phase("keep-1", PodPhase::Running, secs(30))
+        .await;
+    let before_2 = c
+        .wait_pod_phase("keep-2", PodPhase::Running, secs(30))
+        .await;
+    let agents_before = agent_pids(&c.id);
+    assert_eq!(agents_before.len(), 2, "expected two agent processes");
+
+    c.restart_server().await;
+
+    // Everything is still there, the same agents reattach, the pods keep their processes.
+    let nodes = c.nodes().await;
+    assert_eq!(
+        nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
+    for n in ["a", "b"] {
+        c.wait_for(&format!("agent of {n} to reattach"), secs(30), || async {
+            let node = c.node(n).await;
+            (node.agent_connected && node.status() == NodeStatus::Healthy).then_some(())
+        })
+        .await;
+    }
+    let mut agents_after = agent_pids(&c.id);
+    agents_after.sort();
+    let mut agents_before = agents_before;
+    agents_before.sort();
+    assert_eq!(
+        agents_after, agents_before,
+        "agents were replaced instead of reattaching"
+    );
+    let after_1 = c.pod("keep-1").await;
+    let after_2 = c.pod("keep-2").await;
+    assert_eq!(after_1.phase(), PodPhase::Running);
+    assert_eq!(after_2.phase(), PodPhase::Running);
+    assert_eq!(
+        (after_1.node.clone(), after_1.uid.clone()),
+        (before_1.node.clone(), before_1.uid.clone())
+    );
+    assert_eq!(after_2.containers[0].pid, before_2.containers[0].pid);
+    assert!(process_alive(after_2.containers[0].pid));
+    c.assert_cpu_invariant().await;
+    // Events survived too.
+    assert!(c
+        .events()
+        .await
+        .iter()
+        .any(|e| e.object_name == "keep-1" && e.reason == "Scheduled"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_loses_nothing() {
+    let mut c = TestCluster::start(Options::process()).await;
+    c.create_node("g", "2");
+    c.wait_node_status("g", NodeStatus::Healthy, secs(30)).await;
+    c.apply(&pod_yaml("stay", "500m", "sleep 1000"));
+    c.wait_pod_phase("stay", PodPhase::Running, secs(30)).await;
+    assert!(
+        c.stop_server_gracefully(),
+        "kube9d did not exit 0 on SIGTERM:\n{}",
+        c.log_tail()
+    );
+    c.restart_server().await;
+    let pod = c.pod("stay").await;
+    assert_eq!(pod.node, "g");
+    c.wait_node_status("g", NodeStatus::Healthy, secs(30)).await;
+    assert_eq!(c.node("g").await.cpu_allocated_millis, 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_error_and_stores_nothing() {
+    let c = TestCluster::start(Options::process()).await;
+    c.create_node("n", "2");
+    c.apply(&pod_yaml("exists", "100m", "sleep 1000"));
+
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "malformed YAML",
+            "apiVersion: v1\nkind: Pod\nmetadata: [unclosed\n".into(),
+            "line",
+        ),
+        (
+            "unknown kind",
+            "apiVersion: v1\nkind: Deployment\nmetadata:\n  name: d\n".into(),
+            "unknown kind",
+        ),
+        ("negative CPU", pod_yaml("neg", "-1", "true"), "negative"),
+        ("garbage CPU", pod_yaml("garbage", "lots", "true"), "lots"),
+        (
+            "invalid name",
+            pod_yaml("Bad_Name", "100m", "true"),
+            "Bad_Name",
+        ),
+        (
+            "duplicate pod name",
+            pod_yaml("exists", "200m", "sleep 5"),
+            "already exists",
+        ),
+        (
+            "duplicate in one file, with a valid pod before it",
+            format!(
+                "{}---\n{}---\n{}",
+                pod_yaml("fine", "100m", "true"),
+                pod_yaml("twice", "100m", "true"),
+                pod_yaml("twice", "100m", "true")
+            ),
+            "twice",
+        ),
+    ];
+    for (what, manifest, needle) in cases {
+        let out = c.ctl_stdin(&["apply", "-f", "-"], Some(&manifest));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{what}: expected exit 1, stderr: {stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{what}: error should mention {needle:?}: {stderr}"
+        );
+    }
+    // Nothing but the first pod was stored.
+    let names: Vec<String> = c.pods().await.into_iter().map(|p| p.name).collect();
+    assert_eq!(names, vec!["exists"]);
+    assert_eq!(c.pod("exists").await.cpu_request_millis, 100);
+
+    // The server refuses bad objects on its own too (a client that skips validation).
+    let mut client = c.client().await;
+    let bad = pb::Pod {
+        name: "raw".into(),
+        containers: vec![pb::Container {
+            name: "c".into(),
+            image: "x".into(),
+            cpu_request_millis: -5,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let err = client
+        .apply(pb::ApplyRequest {
+            pods: vec![bad],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let err = client
+        .create_node(pb::CreateNodeRequest {
+            name: "n".into(),
+            cpu_millis: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    let err = client
+        .create_node(pb::CreateNodeRequest {
+            name: "zero".into(),
+            cpu_millis: 0,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(c.nodes().await.len(), 1);
+    assert_eq!(c.pods().await.len(), 1);
+
+    // Unknown objects are NotFound with exit 1.
+    let out = c.ctl(&["delete", "pod", "ghost"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_the_proto_lists_services_through_reflection() {
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest,
+    };
+    let c = TestCluster::start(Options::process()).await;
+    let channel = tonic::transport::Endpoint::from_shared(c.server.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel.clone());
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = client
+        .server_reflection_info(futures::stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = stream
+        .message()
+        .await
+        .unwrap()
+        .expect("a reflection response");
+    let Some(MessageResponse::ListServicesResponse(list)) = resp.message_response else {
+        panic!("unexpected response {resp:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "kube9.v1.ClusterService",
+        "kube9.v1.AgentService",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} not listed: {names:?}"
+        );
+    }
+
+    // And the health service answers like grpcurl's health check would.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let resp = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "kube9.v1.ClusterService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}

@@ -1,0 +1,356 @@
+//! The failure path, for both runtimes, by fault injection: stopped heartbeats, a crashed node,
+//! a failed component, a partition and a deregistration. Each test checks the node's status
+//! sequence (from its events), that every pod ends Running exactly once on a healthy node (or
+//! Pending with a reason when nothing fits), and the CPU invariant.
+
+mod support;
+
+use kube9_proto::pb::{NodeStatus, PodPhase};
+use support::*;
+
+/// A pod whose shell carries a marker, so its copies can be counted in /proc (Docker
+/// containers' processes are visible there too).
+fn marked_pod(c: &TestCluster, name: &str, cpu: &str) -> String {
+    let marker = format!("mark-{}-{name}", c.id);
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\", \"{marker}\"]\n    resources:\n      requests:\n        cpu: \"{cpu}\"\n"
+    )
+}
+
+/// Live processes whose command line carries the pod's marker.
+fn copies(c: &TestCluster, pod: &str) -> usize {
+    let marker = format!("mark-{}-{pod}", c.id);
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            process_alive(*pid)
+                && cmdline(*pid).contains(&marker)
+                && cmdline(*pid).starts_with("sh ")
+        })
+        .count()
+}
+
+/// Waits until every pod runs exactly once, on a healthy node.
+async fn all_running_once(c: &TestCluster, pods: &[&str]) {
+    for p in pods {
+        c.wait_for(
+            &format!("{p} to run exactly once on a healthy node"),
+            secs(45),
+            || async {
+                let pod = c.pod(p).await;
+                if pod.phase() != PodPhase::Running {
+                    return None;
+                }
+                let node = c.node(&pod.node).await;
+                (node.status() == NodeStatus::Healthy && copies(c, p) == 1).then_some(())
+            },
+        )
+        .await;
+    }
+    c.assert_cpu_invariant().await;
+}
+
+/// The node's event reasons, oldest first.
+async fn node_reasons(c: &TestCluster, node: &str) -> Vec<String> {
+    c.events()
+        .await
+        .into_iter()
+        .filter(|e| e.object_kind == "Node" && e.object_name == node)
+        .map(|e| e.reason)
+        .collect()
+}
+
+fn assert_sequence(reasons: &[String], expected: &[&str]) {
+    let mut it = reasons.iter();
+    for want in expected {
+        assert!(
+            it.any(|r| r == want),
+            "status sequence {expected:?} not found in {reasons:?}"
+        );
+    }
+}
+
+/// Two nodes, two pods on `n1` (best fit puts both there).
+async fn two_nodes_two_pods(c: &TestCluster) {
+    c.create_node("n1", "2");
+    c.create_node("n2", "2");
+    c.wait_node_status("n1", NodeStatus::Healthy, secs(60))
+        .await;
+    c.wait_node_status("n2", NodeStatus::Healthy, secs(60))
+        .await;
+    c.apply(&format!(
+        "{}---\n{}",
+        marked_pod(c, "a", "1"),
+        marked_pod(c, "b", "500m")
+    ));
+    all_running_once(c, &["a", "b"]).await;
+    assert_eq!(c.pod("a").await.node, "n1");
+    assert_eq!(c.pod("b").await.node, "n1");
+}
+
+async fn recovers_after(runtime: Runtime, mode: &str, failed_because: &str) {
+    let c = TestCluster::start(Options::of(runtime)).await;
+    two_nodes_two_pods(&c).await;
+    let started_before = c.pod("a").await.started_ms;
+    c.ctl_ok(&["node", "fail", "n1", "--mode", mode]);
+    c.wait_for("NodeFailed with the reason", secs(20), || async {
+        c.events().await.into_iter().find(|e| {
+            e.object_name == "n1" && e.reason == "NodeFailed" && e.message.contains(failed_because)
+        })
+    })
+    .await;
+    c.wait_for("n1 to recover", secs(30), || async {
+        node_reasons(&c, "n1")
+            .await
+            .iter()
+            .any(|r| r == "NodeRecovered")
+            .then_some(())
+    })
+    .await;
+    assert_sequence(
+        &node_reasons(&c, "n1").await,
+        &["NodeReady", "NodeFailed", "NodeRecovering", "NodeRecovered"],
+    );
+    all_running_once(&c, &["a", "b"]).await;
+    // Recovery restarted the node, so its pods were started again, on the same node.
+    let a = c.pod("a").await;
+    assert_eq!(a.node, "n1");
+    assert_eq!(a.reschedules, 0);
+    if mode == "crash" {
+        assert!(
+            a.containers[0].started_ms > started_before,
+            "pod a was not restarted after the crash"
+        );
+    }
+    assert!(c.node("n1").await.injected_fault.is_empty());
+}
+
+async fn moves_pods_after_partition(runtime: Runtime) {
+    let c = TestCluster::start(Options::of(runtime)).await;
+    two_nodes_two_pods(&c).await;
+    c.ctl_ok(&["node", "fail", "n1", "--mode", "partition"]);
+    c.wait_node_status("n1", NodeStatus::PermanentlyFailed, secs(45))
+        .await;
+    assert_sequence(
+        &node_reasons(&c, "n1").await,
+        &["NodeFailed", "NodeRecovering", "NodePermanentlyFailed"],
+    );
+    all_running_once(&c, &["a", "b"]).await;
+    for p in ["a", "b"] {
+        let pod = c.pod(p).await;
+        assert_eq!(pod.node, "n2");
+        assert_eq!(pod.reschedules, 1);
+    }
+    c.wait_for("n1 to be reaped", secs(20), || async {
+        node_reasons(&c, "n1")
+            .await
+            .iter()
+            .any(|r| r == "NodeReaped")
+            .then_some(())
+    })
+    .await;
+    let n1 = c.node("n1").await;
+    assert!(n1.pods.is_empty() && n1.cpu_allocated_millis == 0, "{n1:?}");
+}
+
+async fn moves_pods_after_deregistration(runtime: Runtime) {
+    let c = TestCluster::start(Options::of(runtime)).await;
+    c.create_node("n1", "2");
+    c.create_node("n2", "1");
+    c.wait_node_status("n1", NodeStatus::Healthy, secs(60))
+        .await;
+    c.wait_node_status("n2", NodeStatus::Healthy, secs(60))
+        .await;
+    // big can only fit n1; small fills n2 (best fit).
+    c.apply(&format!(
+        "{}---\n{}",
+        marked_pod(&c, "big", "1500m"),
+        marked_pod(&c, "small", "1")
+    ));
+    all_running_once(&c, &["big", "small"]).await;
+    assert_eq!(c.pod("big").await.node, "n1");
+    assert_eq!(c.pod("small").await.node, "n2");
+
+    // The agent gets SIGTERM (docker stop, or a signal to the process) and says goodbye.
+    let handle = c.node("n1").await.runtime.unwrap();
+    match runtime {
+        Runtime::Docker => {
+            let docker = docker().await.unwrap();
+            docker
+                .stop_container(
+                    &handle.id,
+                    Some(
+                        bollard::query_parameters::StopContainerOptionsBuilder::new()
+                            .t(10)
+                            .build(),
+                    ),
+                )
+                .await
+                .unwrap();
+        }
+        Runtime::Process => {
+            let pid = nix::unistd::Pid::from_raw(handle.id.parse().unwrap());
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        }
+    }
+    let n1 = c
+        .wait_node_status("n1", NodeStatus::PermanentlyFailed, secs(10))
+        .await;
+    assert!(n1.reason.contains("deregistered"), "{}", n1.reason);
+    // Nothing has room for big: it waits, with a reason, and is never dropped.
+    let pod = c
+        .wait_for("big to be pending with a reason", secs(10), || async {
+            let p = c.pod("big").await;
+            (p.phase() == PodPhase::Pending && p.reason.contains("free CPU")).then_some(p)
+        })
+        .await;
+    assert!(
+        pod.reason.contains("0/2 nodes have 1500m free CPU"),
+        "{}",
+        pod.reason
+    );
+    assert_eq!(
+        copies(&c, "big"),
+        0,
+        "big still runs on the deregistered node"
+    );
+    c.assert_cpu_invariant().await;
+    // Capacity appears: it is placed.
+    c.create_node("n3", "2");
+    all_running_once(&c, &["big", "small"]).await;
+    assert_eq!(c.pod("big").await.node, "n3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_node_recovers_after_heartbeats_stop() {
+    recovers_after(Runtime::Process, "heartbeat", "missed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_node_recovers_after_heartbeats_stop() {
+    recovers_after(Runtime::Docker, "heartbeat", "missed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_node_recovers_after_a_crash() {
+    recovers_after(Runtime::Process, "crash", "exited").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_node_recovers_after_a_crash() {
+    recovers_after(Runtime::Docker, "crash", "exited").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_node_recovers_after_a_component_fails() {
+    recovers_after(Runtime::Process, "component=kubelet", "kubelet").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_node_recovers_after_a_component_fails() {
+    recovers_after(
+        Runtime::Docker,
+        "component=container-runtime",
+        "container-runtime",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_node_partition_moves_its_pods() {
+    moves_pods_after_partition(Runtime::Process).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_node_partition_moves_its_pods() {
+    moves_pods_after_partition(Runtime::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_node_deregistration_moves_its_pods() {
+    moves_pods_after_deregistration(Runtime::Process).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_node_deregistration_moves_its_pods() {
+    moves_pods_after_deregistration(Runtime::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_heartbeats_again_by_itself_keeps_its_pods() {
+    // No recovery attempts are made in time (long backoff): the node comes back on its own.
+    let c = TestCluster::start(
+        Options::process()
+            .arg("--recovery-backoff-ms")
+            .arg("60000")
+            .arg("--max-recovery-attempts")
+            .arg("5"),
+    )
+    .await;
+    two_nodes_two_pods(&c).await;
+    let before = c.pod("a").await;
+    c.ctl_ok(&["node", "fail", "n1", "--mode", "heartbeat"]);
+    c.wait_for("n1 to fail", secs(20), || async {
+        node_reasons(&c, "n1")
+            .await
+            .iter()
+            .any(|r| r == "NodeFailed")
+            .then_some(())
+    })
+    .await;
+    c.ctl_ok(&["node", "recover", "n1"]);
+    c.wait_node_status("n1", NodeStatus::Healthy, secs(20))
+        .await;
+    let after = c.pod("a").await;
+    assert_eq!(
+        (after.node.clone(), after.uid.clone()),
+        (before.node, before.uid)
+    );
+    assert_eq!(
+        after.containers[0].pid, before.containers[0].pid,
+        "pod was restarted"
+    );
+    all_running_once(&c, &["a", "b"]).await;
+    let describe = c.ctl_ok(&["describe", "node", "n1"]);
+    assert!(
+        describe.contains("NodeFailed") && describe.contains("NodeRecovered"),
+        "{describe}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_cleanup_removes_a_failed_nodes_instance() {
+    let c = TestCluster::start(
+        Options::process()
+            .arg("--max-recovery-attempts")
+            .arg("5")
+            .arg("--recovery-backoff-ms")
+            .arg("60000"),
+    )
+    .await;
+    two_nodes_two_pods(&c).await;
+    let pid: i32 = c.node("n1").await.runtime.unwrap().id.parse().unwrap();
+    // A healthy node is refused.
+    let out = c.ctl(&["node", "cleanup", "n2"]);
+    assert_eq!(out.status.code(), Some(1));
+    c.ctl_ok(&["node", "fail", "n1", "--mode", "heartbeat"]);
+    c.wait_for("n1 to fail", secs(20), || async {
+        node_reasons(&c, "n1")
+            .await
+            .iter()
+            .any(|r| r == "NodeFailed")
+            .then_some(())
+    })
+    .await;
+    c.ctl_ok(&["node", "cleanup", "n1"]);
+    let n1 = c.node("n1").await;
+    assert_eq!(n1.status(), NodeStatus::PermanentlyFailed);
+    c.wait_for("n1's agent to be gone", secs(10), || async {
+        (!process_alive(pid)).then_some(())
+    })
+    .await;
+    all_running_once(&c, &["a", "b"]).await;
+    assert_eq!(c.pod("a").await.node, "n2");
+}

@@ -1,0 +1,582 @@
+//! Shared end-to-end test support: start the real `kube9d` (and through it real agents, as
+//! processes or Docker containers) on an ephemeral port with its own data directory and cluster
+//! id, drive it with the gRPC client or the real `kube9ctl`, and remove everything it made.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use kube9_proto::pb::{self, cluster_service_client::ClusterServiceClient};
+use tokio::time::Instant;
+use tonic::transport::Channel;
+
+pub type Client = ClusterServiceClient<Channel>;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A built binary of the workspace (`cargo build --workspace --bins` puts them beside `deps/`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// Which runtime the cluster under test uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    Process,
+    Docker,
+}
+
+/// Options for [`TestCluster::start`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub runtime: Runtime,
+    pub extra_args: Vec<String>,
+}
+
+impl Options {
+    /// Process nodes, with the default timings.
+    pub fn process() -> Self {
+        Options {
+            runtime: Runtime::Process,
+            extra_args: vec![],
+        }
+    }
+
+    /// Docker nodes, with the default timings.
+    pub fn docker() -> Self {
+        Options {
+            runtime: Runtime::Docker,
+            extra_args: vec![],
+        }
+    }
+
+    pub fn of(runtime: Runtime) -> Self {
+        Options {
+            runtime,
+            extra_args: vec![],
+        }
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.extra_args.push(a.to_string());
+        self
+    }
+}
+
+/// A running kube9d with its own data directory, cluster id and (for Docker) network.
+pub struct TestCluster {
+    pub id: String,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    pub server: String,
+    pub opts: Options,
+    child: Option<Child>,
+}
+
+impl TestCluster {
+    /// Starts kube9d and waits until it serves.
+    pub async fn start(opts: Options) -> TestCluster {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = format!("k9t{}x{}x{}", std::process::id(), n, rand_suffix());
+        let data_dir = std::env::temp_dir().join(format!("kube9-e2e-{id}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut c = TestCluster {
+            id,
+            data_dir,
+            port: 0,
+            server: String::new(),
+            opts,
+            child: None,
+        };
+        c.spawn().await;
+        c
+    }
+
+    async fn spawn(&mut self) {
+        let port_file = self.data_dir.join("kube9d.port");
+        let _ = std::fs::remove_file(&port_file);
+        // Docker nodes dial the cluster network's gateway. A restart keeps the port: the
+        // running agents dial it to reattach.
+        let host = match self.opts.runtime {
+            Runtime::Process => "127.0.0.1",
+            Runtime::Docker => "0.0.0.0",
+        };
+        let listen = format!("{host}:{}", self.port);
+        let runtime = match self.opts.runtime {
+            Runtime::Process => "process",
+            Runtime::Docker => "docker",
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("kube9d.log"))
+            .unwrap();
+        let mut cmd = Command::new(bin("kube9d"));
+        cmd.args([
+            "--listen",
+            &listen,
+            "--runtime",
+            runtime,
+            "--cluster-id",
+            &self.id,
+        ])
+        .arg("--data-dir")
+        .arg(&self.data_dir)
+        .args(&self.opts.extra_args)
+        .env(
+            "RUST_LOG",
+            "info,kube9d=debug,h2=warn,hyper=warn,tower=warn",
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+        let child = cmd.spawn().expect("failed to start kube9d");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&port_file) {
+                if let Ok(port) = s.trim().parse::<u16>() {
+                    self.port = port;
+                    break;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("kube9d exited early ({status}):\n{}", self.log_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kube9d did not start:\n{}",
+                self.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.server = format!("http://127.0.0.1:{}", self.port);
+    }
+
+    /// A gRPC client for `ClusterService`.
+    pub async fn client(&self) -> Client {
+        ClusterServiceClient::connect(self.server.clone())
+            .await
+            .expect("connect to kube9d")
+    }
+
+    /// kube9d's log so far (last 80 lines), for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.data_dir.join("kube9d.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+
+    /// SIGKILLs kube9d (no graceful shutdown), leaving nodes running.
+    pub fn kill_server(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERMs kube9d and waits for it to exit; returns whether it exited 0.
+    pub fn stop_server_gracefully(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts kube9d again on the same data directory and port.
+    pub async fn restart_server(&mut self) {
+        self.kill_server();
+        self.spawn().await;
+    }
+
+    /// Runs `kube9ctl` against this cluster.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_stdin(args, None)
+    }
+
+    /// Runs `kube9ctl` with `input` on stdin.
+    pub fn ctl_stdin(&self, args: &[&str], input: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(bin("kube9ctl"))
+            .args(args)
+            .env("KUBE9_SERVER", &self.server)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kube9ctl");
+        if let Some(text) = input {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs `kube9ctl`, asserts success, returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "kube9ctl {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `kube9ctl ... -o json` and parses it.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let out = self.ctl_ok(&a);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("kube9ctl {a:?} printed invalid JSON ({e}): {out}"))
+    }
+
+    /// Creates a node through kube9ctl.
+    pub fn create_node(&self, name: &str, cpu: &str) {
+        self.ctl_ok(&["create", "node", name, "--cpu", cpu]);
+    }
+
+    /// Applies a manifest given as text through `kube9ctl apply -f -`.
+    pub fn apply(&self, manifest: &str) -> String {
+        let out = self.ctl_stdin(&["apply", "-f", "-"], Some(manifest));
+        assert!(
+            out.status.success(),
+            "apply failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub async fn node(&self, name: &str) -> pb::Node {
+        self.client()
+            .await
+            .get_node(pb::GetNodeRequest { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn pod(&self, name: &str) -> pb::Pod {
+        self.client()
+            .await
+            .get_pod(pb::GetPodRequest { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    pub async fn nodes(&self) -> Vec<pb::Node> {
+        self.client()
+            .await
+            .list_nodes(pb::ListNodesRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .nodes
+    }
+
+    pub async fn pods(&self) -> Vec<pb::Pod> {
+        self.client()
+            .await
+            .list_pods(pb::ListPodsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .pods
+    }
+
+    pub async fn events(&self) -> Vec<pb::Event> {
+        self.client()
+            .await
+            .list_events(pb::ListEventsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+    }
+
+    /// Waits until `node` has `status`.
+    pub async fn wait_node_status(
+        &self,
+        node: &str,
+        status: pb::NodeStatus,
+        timeout: Duration,
+    ) -> pb::Node {
+        let what = format!("node {node} to be {}", status.label());
+        self.wait_for(&what, timeout, || async {
+            let n = self.node(node).await;
+            (n.status() == status).then_some(n)
+        })
+        .await
+    }
+
+    /// Waits until `pod` is in `phase`.
+    pub async fn wait_pod_phase(
+        &self,
+        pod: &str,
+        phase: pb::PodPhase,
+        timeout: Duration,
+    ) -> pb::Pod {
+        let what = format!("pod {pod} to be {}", phase.label());
+        self.wait_for(&what, timeout, || async {
+            let p = self.pod(pod).await;
+            (p.phase() == phase).then_some(p)
+        })
+        .await
+    }
+
+    /// Polls `f` every 100 ms until it returns `Some`, or panics with kube9d's log.
+    pub async fn wait_for<T, F, Fut>(&self, what: &str, timeout: Duration, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n--- kube9d log ---\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Asserts the CPU invariant: every node's allocated CPU is the sum of the requests of its
+    /// non-terminal bound pods, and every such pod is bound to exactly one existing node.
+    pub async fn assert_cpu_invariant(&self) {
+        let nodes = self.nodes().await;
+        let pods = self.pods().await;
+        let mut sums: HashMap<String, i64> = HashMap::new();
+        for p in &pods {
+            if !p.node.is_empty() && !p.phase().is_terminal() {
+                *sums.entry(p.node.clone()).or_default() += p.cpu_request_millis;
+            }
+        }
+        for n in &nodes {
+            let expected = sums.get(&n.name).copied().unwrap_or(0);
+            assert_eq!(
+                n.cpu_allocated_millis, expected,
+                "node {} allocated CPU drifted (pods: {:?})",
+                n.name, n.pods
+            );
+            assert!(
+                n.cpu_allocated_millis <= n.cpu_capacity_millis,
+                "node {} is overcommitted",
+                n.name
+            );
+        }
+        for p in &pods {
+            if !p.node.is_empty() {
+                let node = nodes
+                    .iter()
+                    .find(|n| n.name == p.node)
+                    .unwrap_or_else(|| panic!("pod {} bound to unknown node {}", p.name, p.node));
+                assert!(
+                    node.pods.contains(&p.name),
+                    "node {} does not list its pod {}",
+                    node.name,
+                    p.name
+                );
+            }
+        }
+    }
+
+    /// Removes every container, network and process of this cluster.
+    pub fn cleanup(&mut self) {
+        self.kill_server();
+        kill_cluster_processes(&self.id);
+        if self.opts.runtime == Runtime::Docker {
+            docker_cleanup(&self.id);
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    nanos % 100_000
+}
+
+/// Whether process `pid` is alive (and not a zombie).
+pub fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|s| s.split_whitespace().next())
+                .unwrap_or("");
+            state != "Z" && state != "X"
+        }
+        Err(_) => false,
+    }
+}
+
+/// Command line of `pid`, NUL-separated arguments joined by spaces.
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// Pids of the agent processes of cluster `id`.
+pub fn agent_pids(id: &str) -> Vec<i32> {
+    let marker = format!("--cluster-id {id} ");
+    let mut pids = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmd = cmdline(pid) + " ";
+        if cmd.contains("kube9-node") && cmd.contains(&marker) && process_alive(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Session id of `pid` (field 6 of /proc/PID/stat).
+fn session_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Kills every agent of cluster `id` and every process in their sessions (their pods).
+pub fn kill_cluster_processes(id: &str) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for agent in agent_pids(id) {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if session_of(pid) == Some(agent) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+        let _ = kill(Pid::from_raw(agent), Signal::SIGKILL);
+    }
+}
+
+/// Force-removes every container labelled with cluster `id`, and its network.
+pub fn docker_cleanup(id: &str) {
+    let id = id.to_string();
+    // Drop may run inside or outside a runtime: do the work on a thread with its own.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let Ok(docker) = docker().await else { return };
+            for c in list_containers(&docker, &id).await {
+                let _ = docker
+                    .remove_container(
+                        &c,
+                        Some(
+                            bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+                                .force(true)
+                                .build(),
+                        ),
+                    )
+                    .await;
+            }
+            let _ = docker.remove_network(&format!("{id}-net")).await;
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+/// A Docker client; Docker is required for these tests (a missing engine is a failure).
+pub async fn docker() -> Result<bollard::Docker, bollard::errors::Error> {
+    let d = bollard::Docker::connect_with_defaults()?;
+    d.negotiate_version().await
+}
+
+/// Ids of every container (running or not) labelled with cluster `id`.
+pub async fn list_containers(docker: &bollard::Docker, id: &str) -> Vec<String> {
+    let mut filters = HashMap::new();
+    filters.insert("label".to_string(), vec![format!("io.kube9.cluster={id}")]);
+    let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(opts))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+/// A pod manifest with one container running `sh -c SCRIPT` and the given CPU request.
+pub fn pod_yaml(name: &str, cpu: &str, script: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: test\nspec:\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sh\", \"-c\", {script:?}]\n    resources:\n      requests:\n        cpu: \"{cpu}\"\n"
+    )
+}
+
+/// Seconds as a Duration, for readable deadlines.
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
