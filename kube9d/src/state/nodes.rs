@@ -116,6 +116,8 @@ impl Cluster {
         entry.since = now;
         match to {
             NodeStatus::Healthy => {
+                // Whatever fault was injected, the node is past it.
+                entry.node.injected_fault.clear();
                 entry.node.recovery_attempts = 0;
                 entry.next_attempt_at = None;
                 entry.attempt_deadline = None;
