@@ -5,11 +5,11 @@ use crate::output::time::{age, duration};
 use kube9_proto::pb;
 use kube9_proto::quantity::format_cpu;
 
-/// NAME STATUS CPU PODS AGE; wide adds REASON RUNTIME IP CONTAINER HEARTBEAT.
+/// NAME STATUS CPU PODS AGE REASON; wide adds RUNTIME IP CONTAINER HEARTBEAT.
 pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
-    let mut headers = vec!["NAME", "STATUS", "CPU", "PODS", "AGE"];
+    let mut headers = vec!["NAME", "STATUS", "CPU", "PODS", "AGE", "REASON"];
     if wide {
-        headers.extend(["REASON", "RUNTIME", "IP", "CONTAINER", "HEARTBEAT"]);
+        headers.extend(["RUNTIME", "IP", "CONTAINER", "HEARTBEAT"]);
     }
     let rows = nodes
         .iter()
@@ -24,11 +24,11 @@ pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
                 ),
                 n.pods.len().to_string(),
                 age(now_ms, n.created_ms),
+                or_none(&n.reason),
             ];
             if wide {
                 let runtime = n.runtime.clone().unwrap_or_default();
                 row.extend([
-                    or_none(&n.reason),
                     or_none(&runtime.kind),
                     or_none(&runtime.ip),
                     or_none(&short_id(&runtime.id)),
@@ -162,8 +162,23 @@ mod tests {
     fn node_table_shows_cpu_as_allocated_over_capacity() {
         assert_eq!(
             nodes(&[node()], false, NOW),
-            "NAME   STATUS    CPU       PODS   AGE\n\
-             n1     Healthy   1500m/4   1      3m\n"
+            "NAME   STATUS    CPU       PODS   AGE   REASON\n\
+             n1     Healthy   1500m/4   1      3m    <none>\n"
+        );
+    }
+
+    #[test]
+    fn node_table_says_why_a_node_failed() {
+        let mut failed = node();
+        failed.status = pb::NodeStatus::Failed as i32;
+        failed.reason = "missed 2 heartbeats".into();
+        let text = nodes(&[failed], false, NOW);
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("Failed   1500m/4   1      3m    missed 2 heartbeats"),
+            "{text}"
         );
     }
 

@@ -19,6 +19,9 @@ use tokio::time::Instant;
 use crate::runtime::{NodeLaunch, Observed};
 use crate::state::{Cluster, Control};
 
+/// How much longer than the grace period a deletion may wait for its agent.
+const TERMINATING_MARGIN: Duration = Duration::from_secs(10);
+
 /// Runtime work decided under the lock and run outside it.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -234,6 +237,34 @@ impl Cluster {
                 }
                 NodeStatus::PermanentlyFailed => self.queue_reap(&name),
                 _ => {}
+            }
+        }
+        self.expire_terminating(now);
+    }
+
+    /// A pod whose agent never confirms its deletion is removed after the grace period and a
+    /// margin, so a wedged agent cannot hold CPU forever.
+    fn expire_terminating(&mut self, now: Instant) {
+        let limit = self.settings.delete_grace + TERMINATING_MARGIN;
+        let expired: Vec<String> = self
+            .terminating
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) > limit)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in expired {
+            if self
+                .pods
+                .get(&name)
+                .is_some_and(|p| p.phase() == pb::PodPhase::Terminating)
+            {
+                let msg = format!(
+                    "its node did not confirm within {}s; removed",
+                    limit.as_secs()
+                );
+                self.finish_delete(&name, &msg);
+            } else {
+                self.terminating.remove(&name);
             }
         }
     }

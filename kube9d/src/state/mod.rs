@@ -13,6 +13,8 @@
 pub mod agents;
 pub mod nodes;
 pub mod pods;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -134,6 +136,8 @@ pub struct Cluster {
     watch_out: Vec<pb::WatchEvent>,
     /// Runtime work the current mutation asks for, run by the caller outside the lock.
     pub actions: Vec<crate::monitor::Action>,
+    /// Pods waiting for their agent to confirm deletion, and since when.
+    pub terminating: HashMap<String, Instant>,
     pub settings: Settings,
 }
 

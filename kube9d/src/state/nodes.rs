@@ -112,7 +112,12 @@ impl Cluster {
         }
         let now = Instant::now();
         entry.node.set_status(to);
-        entry.node.reason = reason.to_string();
+        // A healthy node needs no explanation; the event keeps why it became healthy.
+        entry.node.reason = if to == NodeStatus::Healthy {
+            String::new()
+        } else {
+            reason.to_string()
+        };
         entry.since = now;
         match to {
             NodeStatus::Healthy => {

@@ -188,6 +188,7 @@ impl Cluster {
             if let Some(pod) = self.pods.get_mut(&name) {
                 if pod.phase() == PodPhase::Terminating {
                     // It was being deleted anyway.
+                    self.terminating.remove(&name);
                     let pod = self.pods.remove(&name).expect("present");
                     self.forget_pod_record(pod);
                     self.event(
@@ -249,7 +250,8 @@ impl Cluster {
             let p = self.pods.get_mut(name).expect("present");
             p.set_phase(PodPhase::Terminating);
             p.reason = "deletion requested".into();
-            p.scheduled_ms = p.scheduled_ms.max(1);
+            self.terminating
+                .insert(name.to_string(), tokio::time::Instant::now());
             self.save_pod(name, pb::WatchEventType::Modified);
             self.event(
                 "Pod",
@@ -265,6 +267,7 @@ impl Cluster {
 
     /// Removes a pod record and releases whatever it held.
     pub fn finish_delete(&mut self, name: &str, msg: &str) -> pb::Pod {
+        self.terminating.remove(name);
         self.unbind(name);
         let pod = self.pods.remove(name).expect("caller checked");
         self.pending.remove(&PendingKey::of(&pod));

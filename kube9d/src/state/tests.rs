@@ -1,0 +1,371 @@
+//! Lifecycle logic in isolation: agents are channels, time is passed in.
+
+use std::time::Duration;
+
+use kube9_proto::pb::{self, control_message::Msg, NodeStatus, PodPhase};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::time::Instant;
+
+use super::{AgentConn, Cluster};
+use crate::config::Settings;
+
+fn cluster() -> Cluster {
+    Cluster {
+        settings: Settings::default(),
+        ..Default::default()
+    }
+}
+
+/// Attaches an agent for `node` (an external node if unknown) and makes it healthy.
+fn join(c: &mut Cluster, node: &str, cpu: i64, conn: u64) -> UnboundedReceiver<pb::ControlMessage> {
+    let (tx, rx) = unbounded_channel();
+    let reg = pb::Register {
+        node_name: node.into(),
+        cpu_capacity_millis: cpu,
+        ..Default::default()
+    };
+    c.attach(
+        &reg,
+        AgentConn {
+            id: conn,
+            tx,
+            address: String::new(),
+        },
+    )
+    .unwrap();
+    c.heartbeat(node, conn, pb::Heartbeat::default());
+    assert_eq!(c.nodes[node].status(), NodeStatus::Healthy);
+    rx
+}
+
+fn pod(name: &str, cpu: i64) -> pb::Pod {
+    pb::Pod {
+        name: name.into(),
+        cpu_request_millis: cpu,
+        containers: vec![pb::Container {
+            name: "main".into(),
+            image: "busybox".into(),
+            cpu_request_millis: cpu,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn add(c: &mut Cluster, p: pb::Pod) {
+    c.insert_pod(p);
+    c.place_pending();
+    c.explain_pending();
+}
+
+/// Every message queued for an agent so far.
+fn drain(rx: &mut UnboundedReceiver<pb::ControlMessage>) -> Vec<Msg> {
+    let mut out = vec![];
+    while let Ok(m) = rx.try_recv() {
+        out.extend(m.msg);
+    }
+    out
+}
+
+fn runs(msgs: &[Msg], pod: &str) -> bool {
+    msgs.iter()
+        .any(|m| matches!(m, Msg::RunPod(r) if r.pod.as_ref().unwrap().name == pod))
+}
+
+fn deletes(msgs: &[Msg], pod: &str) -> bool {
+    msgs.iter()
+        .any(|m| matches!(m, Msg::DeletePod(d) if d.pod_name == pod))
+}
+
+fn assert_cpu_invariant(c: &Cluster) {
+    for (name, entry) in &c.nodes {
+        let sum: i64 = c
+            .pods
+            .values()
+            .filter(|p| p.node == *name && !p.phase().is_terminal())
+            .map(|p| p.cpu_request_millis)
+            .sum();
+        assert_eq!(entry.allocated, sum, "node {name}");
+    }
+}
+
+#[test]
+fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
+    let mut c = cluster();
+    let mut n1 = join(&mut c, "n1", 2000, 1);
+    let mut n2 = join(&mut c, "n2", 2000, 2);
+    add(&mut c, pod("p", 1000));
+    assert_eq!(c.pods["p"].node, "n1", "tie goes to the first name");
+    let old_uid = c.pods["p"].uid.clone();
+    assert!(runs(&drain(&mut n1), "p"));
+
+    c.transition("n1", NodeStatus::PermanentlyFailed, "test");
+    let p = &c.pods["p"];
+    assert_eq!(
+        (p.node.as_str(), p.phase(), p.reschedules),
+        ("n2", PodPhase::Scheduled, 1)
+    );
+    assert_ne!(p.uid, old_uid, "a new binding gets a new uid");
+    assert!(runs(&drain(&mut n2), "p"));
+    assert!(
+        deletes(&drain(&mut n1), "p"),
+        "the failed node is told to stop its copy"
+    );
+    assert_cpu_invariant(&c);
+
+    // The failed node comes back, still running the old copy: it is stopped, then sent away.
+    let (tx, mut rx) = unbounded_channel();
+    let stale = pb::PodStatus {
+        pod_name: "p".into(),
+        pod_uid: old_uid,
+        phase: PodPhase::Running as i32,
+        ..Default::default()
+    };
+    let reg = pb::Register {
+        node_name: "n1".into(),
+        pods: vec![stale],
+        ..Default::default()
+    };
+    assert!(c
+        .attach(
+            &reg,
+            AgentConn {
+                id: 3,
+                tx,
+                address: String::new()
+            }
+        )
+        .is_err());
+    let msgs = drain(&mut rx);
+    assert!(deletes(&msgs, "p"));
+    assert!(matches!(msgs.last(), Some(Msg::Terminate(_))));
+    assert_eq!(c.pods["p"].node, "n2");
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn a_reconnecting_agent_stops_what_it_should_not_run_and_restarts_what_it_lost() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 4000, 1);
+    add(&mut c, pod("kept", 1000));
+    add(&mut c, pod("gone", 1000));
+    let kept_uid = c.pods["kept"].uid.clone();
+    let gone_uid = c.pods["gone"].uid.clone();
+    c.detach("n1", 1);
+    // Deleted while its node was away: removed at once, CPU released.
+    c.delete_pod("gone", 1000).unwrap();
+    assert!(!c.pods.contains_key("gone"));
+    assert_eq!(c.nodes["n1"].allocated, 1000);
+
+    // The agent returns running only "gone" (it lost "kept", e.g. it restarted).
+    let (tx, mut rx) = unbounded_channel();
+    let running = pb::PodStatus {
+        pod_name: "gone".into(),
+        pod_uid: gone_uid,
+        phase: PodPhase::Running as i32,
+        ..Default::default()
+    };
+    let reg = pb::Register {
+        node_name: "n1".into(),
+        pods: vec![running],
+        ..Default::default()
+    };
+    c.attach(
+        &reg,
+        AgentConn {
+            id: 2,
+            tx,
+            address: String::new(),
+        },
+    )
+    .unwrap();
+    let msgs = drain(&mut rx);
+    assert!(deletes(&msgs, "gone"), "stale copy not stopped: {msgs:?}");
+    assert!(runs(&msgs, "kept"), "lost pod not restarted: {msgs:?}");
+    assert_eq!(c.pods["kept"].uid, kept_uid, "same binding");
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn a_deleted_pod_holds_its_cpu_until_the_agent_confirms() {
+    let mut c = cluster();
+    let mut n1 = join(&mut c, "n1", 2000, 1);
+    add(&mut c, pod("p", 1500));
+    let uid = c.pods["p"].uid.clone();
+    c.delete_pod("p", 1000).unwrap();
+    assert_eq!(c.pods["p"].phase(), PodPhase::Terminating);
+    assert_eq!(c.nodes["n1"].allocated, 1500);
+    assert!(deletes(&drain(&mut n1), "p"));
+    c.apply_pod_status(
+        "n1",
+        pb::PodStatus {
+            pod_name: "p".into(),
+            pod_uid: uid,
+            deleted: true,
+            ..Default::default()
+        },
+    );
+    assert!(!c.pods.contains_key("p"));
+    assert_eq!(c.nodes["n1"].allocated, 0);
+}
+
+#[test]
+fn an_unconfirmed_deletion_expires() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    add(&mut c, pod("p", 1500));
+    c.delete_pod("p", 1000).unwrap();
+    c.health_tick(Instant::now());
+    assert!(c.pods.contains_key("p"));
+    c.heartbeat("n1", 1, pb::Heartbeat::default());
+    c.health_tick(Instant::now() + c.settings.delete_grace + Duration::from_secs(11));
+    assert!(!c.pods.contains_key("p"));
+    assert_eq!(c.nodes["n1"].allocated, 0);
+}
+
+#[test]
+fn finished_pods_release_their_cpu_and_make_room() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 1000, 1);
+    add(&mut c, pod("job", 1000));
+    add(&mut c, pod("next", 1000));
+    assert_eq!(c.pods["next"].phase(), PodPhase::Pending);
+    assert_eq!(c.pods["next"].reason, "0/1 nodes have 1 free CPU");
+    let uid = c.pods["job"].uid.clone();
+    c.apply_pod_status(
+        "n1",
+        pb::PodStatus {
+            pod_name: "job".into(),
+            pod_uid: uid,
+            phase: PodPhase::Succeeded as i32,
+            ..Default::default()
+        },
+    );
+    assert_eq!(c.pods["job"].phase(), PodPhase::Succeeded);
+    assert_eq!(
+        c.pods["next"].node, "n1",
+        "the freed CPU went to the waiting pod"
+    );
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn pending_pods_are_placed_largest_first_when_capacity_appears() {
+    let mut c = cluster();
+    add(&mut c, pod("small", 500));
+    add(&mut c, pod("large", 1500));
+    add(&mut c, pod("medium", 1000));
+    assert!(c.pods.values().all(|p| p.phase() == PodPhase::Pending));
+    let _n = join(&mut c, "n", 2000, 1);
+    assert_eq!(c.pods["large"].node, "n");
+    assert_eq!(c.pods["small"].node, "n");
+    assert_eq!(
+        c.pods["medium"].phase(),
+        PodPhase::Pending,
+        "1000m no longer fits after 1500m + 500m"
+    );
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn a_silent_node_fails_gets_recovery_attempts_then_is_given_up() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    let _n2 = join(&mut c, "n2", 2000, 2);
+    add(&mut c, pod("p", 1000));
+    let t0 = Instant::now();
+    c.heartbeat("n2", 2, pb::Heartbeat::default());
+    c.health_tick(t0 + Duration::from_millis(500));
+    assert_eq!(
+        c.nodes["n1"].status(),
+        NodeStatus::Healthy,
+        "within the deadline"
+    );
+
+    let mut t = t0 + c.settings.heartbeat_deadline() + Duration::from_millis(100);
+    c.nodes.get_mut("n2").unwrap().last_heartbeat = Some(t);
+    c.health_tick(t);
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Failed);
+    assert!(
+        c.nodes["n1"].node.reason.starts_with("missed 2 heartbeats"),
+        "{}",
+        c.nodes["n1"].node.reason
+    );
+    // Attempts (an external node has nothing to restart, so each just waits), then give up.
+    let mut seen = vec![];
+    for _ in 0..20 {
+        t += Duration::from_secs(5);
+        c.nodes.get_mut("n2").unwrap().last_heartbeat = Some(t);
+        c.health_tick(t);
+        seen.push(c.nodes["n1"].status());
+        if c.nodes["n1"].status() == NodeStatus::PermanentlyFailed {
+            break;
+        }
+    }
+    assert!(seen.contains(&NodeStatus::Recovering), "{seen:?}");
+    assert_eq!(
+        c.nodes["n1"].status(),
+        NodeStatus::PermanentlyFailed,
+        "{seen:?}"
+    );
+    assert_eq!(c.pods["p"].node, "n2");
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn a_failed_critical_component_fails_the_node_and_its_return_heals_it() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    let bad = pb::Component {
+        name: "kubelet".into(),
+        healthy: false,
+        critical: true,
+        message: "boom".into(),
+    };
+    c.heartbeat(
+        "n1",
+        1,
+        pb::Heartbeat {
+            seq: 1,
+            components: vec![bad.clone()],
+        },
+    );
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Failed);
+    assert_eq!(c.nodes["n1"].node.reason, "component kubelet failed: boom");
+    // A non-critical failure does not matter.
+    let proxy = pb::Component {
+        name: "kube-proxy".into(),
+        healthy: false,
+        critical: false,
+        ..Default::default()
+    };
+    let good = pb::Component {
+        healthy: true,
+        ..bad
+    };
+    c.heartbeat(
+        "n1",
+        1,
+        pb::Heartbeat {
+            seq: 2,
+            components: vec![good, proxy],
+        },
+    );
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Healthy);
+}
+
+#[test]
+fn heartbeats_from_a_replaced_connection_are_ignored() {
+    let mut c = cluster();
+    let _old = join(&mut c, "n1", 2000, 1);
+    let _new = join(&mut c, "n1", 2000, 2);
+    let before = c.nodes["n1"].last_heartbeat;
+    std::thread::sleep(Duration::from_millis(2));
+    c.heartbeat("n1", 1, pb::Heartbeat::default());
+    assert_eq!(c.nodes["n1"].last_heartbeat, before);
+    c.detach("n1", 1);
+    assert!(
+        c.nodes["n1"].agent.is_some(),
+        "the old stream ending must not detach the new one"
+    );
+}
