@@ -72,6 +72,9 @@ async fn pods_land_by_best_fit_run_for_real_and_free_cpu_when_deleted() {
         })
         .await;
     assert_eq!(logs.trim(), "hello from first");
+    let out = c.ctl(&["logs", "first", "-c", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("container \"nope\" not found"));
 
     c.assert_cpu_invariant().await;
     assert_eq!(c.node("small").await.cpu_allocated_millis, 1500);
@@ -370,4 +373,74 @@ async fn a_client_without_the_proto_lists_services_through_reflection() {
         resp.status(),
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_object_changes_as_they_happen() {
+    use futures::StreamExt;
+    let c = TestCluster::start(Options::process()).await;
+    let mut client = c.client().await;
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            kinds: vec!["Pod".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    c.create_node("w", "1");
+    c.apply(&pod_yaml("watched", "100m", "sleep 1000"));
+    let mut phases = vec![];
+    let deadline = tokio::time::Instant::now() + secs(30);
+    while !phases.contains(&PodPhase::Running) {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("watch went quiet");
+        let ev = next.expect("watch ended").expect("watch error");
+        match ev.object {
+            Some(pb::watch_event::Object::Pod(p)) => {
+                assert_eq!(p.name, "watched");
+                phases.push(p.phase());
+            }
+            other => panic!("asked for pods only, got {other:?}"),
+        }
+    }
+    assert_eq!(phases.first(), Some(&PodPhase::Pending), "{phases:?}");
+    assert!(phases.contains(&PodPhase::Scheduled), "{phases:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_left_initializing_by_a_previous_run_are_cleaned_up() {
+    // An "agent" that never dials kube9d: its node stays Initializing.
+    let dir = std::env::temp_dir().join(format!("kube9-e2e-mute-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mute = dir.join("kube9-node");
+    std::fs::write(&mute, "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
+    std::fs::set_permissions(&mute, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut c = TestCluster::start(
+        Options::process()
+            .arg("--node-binary")
+            .arg(mute.to_str().unwrap()),
+    )
+    .await;
+    c.create_node("mute", "1");
+    let node = c.node("mute").await;
+    assert_eq!(node.status(), NodeStatus::Initializing);
+    let pid: i32 = node.runtime.unwrap().id.parse().unwrap();
+    assert!(process_alive(pid));
+
+    c.restart_server().await;
+    let err = c
+        .client()
+        .await
+        .get_node(pb::GetNodeRequest {
+            name: "mute".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    c.wait_for("the stale node's process to be gone", secs(10), || async {
+        (!process_alive(pid)).then_some(())
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -634,8 +634,16 @@ impl ClusterService for ClusterApi {
                 r.pod, pod.reason
             )));
         }
-        if !r.container.is_empty() && !pod.containers.iter().any(|c| c.name == r.container) {
-            let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        if r.container.is_empty() && names.len() > 1 {
+            return Err(Status::invalid_argument(format!(
+                "pod {} has {} containers; name one with -c: {}",
+                r.pod,
+                names.len(),
+                names.join(", ")
+            )));
+        }
+        if !r.container.is_empty() && !names.contains(&r.container.as_str()) {
             return Err(Status::not_found(format!(
                 "container \"{}\" not found in pod {} (containers: {})",
                 r.container,

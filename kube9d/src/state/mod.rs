@@ -102,6 +102,21 @@ pub struct NodeEntry {
 }
 
 impl NodeEntry {
+    pub fn new(node: pb::Node, last_heartbeat: Option<Instant>) -> Self {
+        NodeEntry {
+            node,
+            pods: BTreeSet::new(),
+            allocated: 0,
+            last_heartbeat,
+            since: Instant::now(),
+            next_attempt_at: None,
+            attempt_deadline: None,
+            busy: false,
+            reaped: false,
+            agent: None,
+        }
+    }
+
     pub fn status(&self) -> pb::NodeStatus {
         self.node.status()
     }
@@ -250,22 +265,8 @@ impl Cluster {
         let now = Instant::now();
         for node in snap.nodes {
             let name = node.name.clone();
-            self.nodes.insert(
-                name,
-                NodeEntry {
-                    node,
-                    pods: BTreeSet::new(),
-                    allocated: 0,
-                    // Agents get a full detection window to reattach after a restart.
-                    last_heartbeat: Some(now),
-                    since: now,
-                    next_attempt_at: None,
-                    attempt_deadline: None,
-                    busy: false,
-                    reaped: false,
-                    agent: None,
-                },
-            );
+            // Agents get a full detection window to reattach after a restart.
+            self.nodes.insert(name, NodeEntry::new(node, Some(now)));
         }
         for mut pod in snap.pods {
             let bound = !pod.node.is_empty() && self.nodes.contains_key(&pod.node);

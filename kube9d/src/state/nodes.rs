@@ -14,8 +14,6 @@
 //! A failed or recovering node that heartbeats again with healthy components goes straight
 //! back to healthy and keeps its pods.
 
-use std::collections::BTreeSet;
-
 use kube9_proto::pb::{self, NodeStatus};
 use tokio::time::Instant;
 
@@ -48,7 +46,6 @@ impl Cluster {
                 spec.name
             )));
         }
-        let now = Instant::now();
         let node = pb::Node {
             name: spec.name.clone(),
             labels: spec.labels.clone(),
@@ -62,21 +59,8 @@ impl Cluster {
             }),
             ..Default::default()
         };
-        self.nodes.insert(
-            spec.name.clone(),
-            NodeEntry {
-                node,
-                pods: BTreeSet::new(),
-                allocated: 0,
-                last_heartbeat: None,
-                since: now,
-                next_attempt_at: None,
-                attempt_deadline: None,
-                busy: false,
-                reaped: false,
-                agent: None,
-            },
-        );
+        self.nodes
+            .insert(spec.name.clone(), NodeEntry::new(node, None));
         self.scheduler.upsert(&spec.name, spec.cpu_millis, false);
         self.save_node(&spec.name, pb::WatchEventType::Added);
         let cpu = kube9_proto::quantity::format_cpu(spec.cpu_millis);
