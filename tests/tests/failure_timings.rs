@@ -21,8 +21,10 @@ enum Fault {
     Crash,
     /// Stop heartbeats; the node can come back.
     Heartbeat,
-    /// Docker: remove the container; processes: a lasting partition. The node cannot come back.
-    Lost,
+    /// A lasting partition: the node cannot come back.
+    Partition,
+    /// Docker only: the container is removed; the node cannot come back.
+    Removed,
 }
 
 /// One run: returns (failure -> NodeFailed event, failure -> every pod Running again).
@@ -60,7 +62,7 @@ async fn one_run(runtime: Runtime, fault: Fault) -> (i64, i64) {
             };
             client.simulate_node_failure(req).await.unwrap();
         }
-        (Fault::Lost, Runtime::Docker) => {
+        (Fault::Removed, _) => {
             let id = c.node("n1").await.runtime.unwrap().id;
             let docker = docker().await.unwrap();
             let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
@@ -68,7 +70,7 @@ async fn one_run(runtime: Runtime, fault: Fault) -> (i64, i64) {
                 .build();
             docker.remove_container(&id, Some(opts)).await.unwrap();
         }
-        (Fault::Lost, Runtime::Process) => {
+        (Fault::Partition, _) => {
             let req = pb::SimulateNodeFailureRequest {
                 name: "n1".into(),
                 mode: FailureMode::Partition as i32,
@@ -122,7 +124,15 @@ async fn failure_timings() {
     println!("\n| runtime | fault | failure -> detected (median) | failure -> pods Running (median) | runs |");
     println!("|---|---|---|---|---|");
     for runtime in [Runtime::Process, Runtime::Docker] {
-        for fault in [Fault::Heartbeat, Fault::Crash, Fault::Lost] {
+        for fault in [
+            Fault::Heartbeat,
+            Fault::Crash,
+            Fault::Partition,
+            Fault::Removed,
+        ] {
+            if matches!((runtime, fault), (Runtime::Process, Fault::Removed)) {
+                continue;
+            }
             let mut det = vec![];
             let mut run = vec![];
             for _ in 0..runs {
