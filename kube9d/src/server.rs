@@ -228,7 +228,7 @@ async fn reconcile(control: &Control) {
                 tracing::warn!(node = %name, error = %e, "failed to remove a stale node instance");
             }
         }
-        let (_, commit, _) = control.mutate(|c| {
+        let (_, commit) = control.mutate(|c| {
             c.evict_pods(&name, "node left initializing by a previous run");
             c.remove_node(&name);
         });

@@ -5,6 +5,7 @@
 //! - [`quantity`]: Kubernetes quantities (`500m`, `0.5`, `2`, `64Mi`).
 //! - [`manifest`]: Kubernetes-shaped YAML manifests (kinds Pod and Node) into wire objects.
 //! - [`validate`]: the checks kube9d applies to every object before it stores it.
+//! - [`selector`]: equality-based label selectors (`app=web,tier!=db`).
 
 pub mod manifest;
 pub mod quantity;

@@ -72,8 +72,7 @@ impl AgentService for AgentApi {
             tx: tx.clone(),
             address,
         };
-        let (result, commit, actions) = self.control.mutate(|c| c.attach(&reg, conn));
-        crate::monitor::spawn_actions(self.control.clone(), actions);
+        let (result, commit) = self.control.mutate(|c| c.attach(&reg, conn));
         drop(commit);
         if let Err(e) = result {
             // The queued goodbye (Terminate) still reaches the agent before the error.
@@ -130,8 +129,7 @@ async fn read_agent(
             Msg::Logs(reply) => control.deliver_logs(reply),
             Msg::Deregister(d) => {
                 tracing::info!(node, reason = %d.reason, "agent deregistered");
-                let (_, commit, actions) = control.mutate(|c| c.deregister(node, &d.reason));
-                crate::monitor::spawn_actions(control.clone(), actions);
+                let (_, commit) = control.mutate(|c| c.deregister(node, &d.reason));
                 let _ = commit.wait().await;
             }
             Msg::Register(_) => tracing::warn!(node, "ignoring a second Register on one stream"),

@@ -50,7 +50,7 @@ impl ClusterApi {
             .ok_or_else(|| Status::failed_precondition("kube9d runs without a node runtime"))?;
         let mut created = Vec::new();
         for spec in &specs {
-            let (r, commit, _) = self.control.mutate(|c| c.add_node(spec, runtime.kind()));
+            let (r, commit) = self.control.mutate(|c| c.add_node(spec, runtime.kind()));
             r?;
             commit.wait().await.map_err(Error::from)?;
         }
@@ -59,7 +59,7 @@ impl ClusterApi {
                 .ok_or_else(|| not_found("node", &spec.name))?;
             match runtime.launch(&launch).await {
                 Ok(handle) => {
-                    let (_, commit, _) = self.control.mutate(|c| {
+                    let (_, commit) = self.control.mutate(|c| {
                         c.set_runtime_handle(&spec.name, handle);
                         c.event(
                             "Node",
@@ -74,7 +74,7 @@ impl ClusterApi {
                 }
                 Err(e) => {
                     tracing::error!(node = %spec.name, error = %e, "failed to start node");
-                    let (_, commit, _) = self.control.mutate(|c| c.remove_node(&spec.name));
+                    let (_, commit) = self.control.mutate(|c| c.remove_node(&spec.name));
                     let _ = commit.wait().await;
                     return Err(Status::unavailable(format!(
                         "failed to start node {}: {e}",
@@ -130,7 +130,7 @@ impl ClusterService for ClusterApi {
         request: Request<pb::DeleteNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
         let name = request.into_inner().name;
-        let (r, commit, _) = self.control.mutate(|c| {
+        let (r, commit) = self.control.mutate(|c| {
             let entry = c.nodes.get(&name).ok_or_else(|| not_found("node", &name))?;
             let handle = entry.node.runtime.clone().unwrap_or_default();
             c.transition(&name, NodeStatus::Draining, "node deleted");
@@ -150,7 +150,7 @@ impl ClusterService for ClusterApi {
                 runtime.remove(&handle).await.map_err(Error::from)?;
             }
         }
-        let (view, commit, _) = self.control.mutate(|c| c.remove_node(&name));
+        let (view, commit) = self.control.mutate(|c| c.remove_node(&name));
         commit.wait().await.map_err(Error::from)?;
         view.map(Response::new)
             .ok_or_else(|| not_found("node", &name).into())
@@ -266,7 +266,7 @@ impl ClusterService for ClusterApi {
                 ))
             }
         };
-        let (_, commit, _) = self.control.mutate(|c| {
+        let (_, commit) = self.control.mutate(|c| {
             if let Some(e) = c.nodes.get_mut(&r.name) {
                 e.node.injected_fault = fault.clone();
                 c.save_node(&r.name, pb::WatchEventType::Modified);
@@ -334,7 +334,7 @@ impl ClusterService for ClusterApi {
                     .mutate_detached(|c| c.set_runtime_handle(&name, new_handle));
             }
         }
-        let (_, commit, _) = self.control.mutate(|c| {
+        let (_, commit) = self.control.mutate(|c| {
             if let Some(e) = c.nodes.get_mut(&name) {
                 e.node.injected_fault.clear();
                 c.save_node(&name, pb::WatchEventType::Modified);
@@ -364,7 +364,7 @@ impl ClusterService for ClusterApi {
         } else {
             r.reason
         };
-        let (res, commit, actions) = self.control.mutate(|c| {
+        let (res, commit) = self.control.mutate(|c| {
             if !c.nodes.contains_key(&r.name) {
                 return Err(not_found("node", &r.name));
             }
@@ -378,7 +378,6 @@ impl ClusterService for ClusterApi {
             Ok(())
         });
         res?;
-        crate::monitor::spawn_actions(self.control.clone(), actions);
         commit.wait().await.map_err(Error::from)?;
         Ok(Response::new(self.node_view(&r.name)?))
     }
@@ -388,7 +387,7 @@ impl ClusterService for ClusterApi {
         request: Request<pb::ForceCleanupNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
         let name = request.into_inner().name;
-        let (res, commit, _) = self.control.mutate(|c| {
+        let (res, commit) = self.control.mutate(|c| {
             let entry = c.nodes.get(&name).ok_or_else(|| not_found("node", &name))?;
             match entry.status() {
                 NodeStatus::Healthy | NodeStatus::Initializing => {
@@ -502,7 +501,7 @@ impl ClusterService for ClusterApi {
             })
             .collect();
         if !new_pods.is_empty() {
-            let (res, commit, _) = self.control.mutate(|c| {
+            let (res, commit) = self.control.mutate(|c| {
                 // Re-check under this lock: another apply may have raced us.
                 for pod in &new_pods {
                     if c.pods.contains_key(&pod.name) {
@@ -564,7 +563,7 @@ impl ClusterService for ClusterApi {
         request: Request<pb::DeletePodRequest>,
     ) -> Result<Response<pb::Pod>, Status> {
         let r = request.into_inner();
-        let (res, commit, _) = self.control.mutate(|c| {
+        let (res, commit) = self.control.mutate(|c| {
             let grace = if r.grace_period_seconds > 0 {
                 r.grace_period_seconds as u64 * 1000
             } else {

@@ -346,9 +346,8 @@ pub async fn health_loop(control: Control, mut shutdown: Shutdown) {
             _ = interval.tick() => {}
             _ = shutdown.wait() => return,
         }
-        let (_, commit, actions) = control.mutate(|c| c.health_tick(Instant::now()));
+        let (_, commit) = control.mutate(|c| c.health_tick(Instant::now()));
         drop(commit);
-        spawn_actions(control.clone(), actions);
     }
 }
 

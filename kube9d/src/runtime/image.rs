@@ -36,8 +36,10 @@ pub fn default_image_tag() -> String {
 pub async fn ensure_image(docker: &Docker, cfg: &DockerConfig) -> Result<()> {
     let context = BuildContext::load(&cfg.node_binary, &cfg.busybox)?;
     let tag = cfg.image_tag.as_str();
+    let mut previous = None;
     match docker.inspect_image(tag).await {
         Ok(image) => {
+            previous = image.id.clone();
             let built_from = image
                 .config
                 .and_then(|c| c.labels)
@@ -51,7 +53,18 @@ pub async fn ensure_image(docker: &Docker, cfg: &DockerConfig) -> Result<()> {
         Err(e) if is_not_found(&e) => info!(image = %tag, "building the node image"),
         Err(e) => return Err(e.into()),
     }
-    build(docker, tag, &context).await
+    build(docker, tag, &context).await?;
+    if let Some(old) = previous {
+        // The tag moved to the new build; drop the old one so rebuilds do not pile up. Docker
+        // refuses while a container still uses it, which is fine: it goes with that container.
+        let opts = bollard::query_parameters::RemoveImageOptionsBuilder::new()
+            .noprune(false)
+            .build();
+        if docker.remove_image(&old, Some(opts), None).await.is_ok() {
+            debug!(image = %old, "removed the previous node image");
+        }
+    }
+    Ok(())
 }
 
 async fn build(docker: &Docker, tag: &str, context: &BuildContext) -> Result<()> {

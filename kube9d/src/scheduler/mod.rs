@@ -68,8 +68,9 @@ impl Scheduler {
 
     /// Why `request` fits nowhere, e.g. `0/3 nodes have 2 free CPU (1 not healthy)`.
     pub fn explain(&self, request: i64) -> String {
+        // O(1): explain runs once per pending pod, and there may be many of both.
         let total = self.free.len();
-        let unschedulable = self.schedulable.values().filter(|s| !**s).count();
+        let unschedulable = total - self.by_free.len();
         let mut msg = format!("0/{total} nodes have {} free CPU", format_cpu(request));
         if unschedulable > 0 {
             msg.push_str(&format!(" ({unschedulable} not healthy)"));

@@ -349,29 +349,27 @@ impl Control {
     }
 
     /// Applies `f` to the state; returns its result and the durability of what it changed.
-    /// Runtime actions `f` asked for are returned to be run outside the lock.
-    pub fn mutate<R>(
-        &self,
-        f: impl FnOnce(&mut Cluster) -> R,
-    ) -> (R, Commit, Vec<crate::monitor::Action>) {
-        let mut c = self.inner.state.lock();
-        let r = f(&mut c);
-        let batch = std::mem::take(&mut c.batch);
-        let commit = self.inner.store.submit(batch);
-        for ev in c.watch_out.drain(..) {
-            let _ = self.inner.watch.send(ev);
-        }
-        let actions = std::mem::take(&mut c.actions);
-        (r, commit, actions)
+    /// Runtime actions `f` asked for (restarts, reaping) are started in the background, outside
+    /// the lock.
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> (R, Commit) {
+        let (r, commit, actions) = {
+            let mut c = self.inner.state.lock();
+            let r = f(&mut c);
+            let batch = std::mem::take(&mut c.batch);
+            let commit = self.inner.store.submit(batch);
+            for ev in c.watch_out.drain(..) {
+                let _ = self.inner.watch.send(ev);
+            }
+            (r, commit, std::mem::take(&mut c.actions))
+        };
+        crate::monitor::spawn_actions(self.clone(), actions);
+        (r, commit)
     }
 
     /// Like [`Control::mutate`] for changes nobody waits on (status reports): the store write
-    /// is queued without an acknowledgement and runtime actions are started in the background.
+    /// is queued without waiting for its acknowledgement.
     pub fn mutate_detached<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> R {
-        let (r, commit, actions) = self.mutate(f);
-        drop(commit);
-        crate::monitor::spawn_actions(self.clone(), actions);
-        r
+        self.mutate(f).0
     }
 
     /// Reads the state.
