@@ -24,6 +24,9 @@ use crate::store::Store;
 
 /// Cluster id used when none was given or stored.
 pub const DEFAULT_CLUSTER_ID: &str = "kube9";
+/// Extra time agents get to reattach after kube9d starts: their reconnect backoff is capped
+/// at 2 s, plus a margin.
+const STARTUP_GRACE: Duration = Duration::from_secs(3);
 /// How long in-flight requests get to finish after shutdown was requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -97,6 +100,8 @@ pub async fn run(
         control.clone(),
         shutdown.clone(),
     ));
+    // Agents reattach only now that kube9d serves again: start their clocks here.
+    control.mutate_detached(|c| c.restart_clocks(STARTUP_GRACE));
     write_addr_file(&config.data_dir, addr.port());
     tracing::info!(%addr, "kube9d serving");
 

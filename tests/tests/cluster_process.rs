@@ -132,7 +132,14 @@ async fn an_oversized_pod_waits_pending_and_is_placed_when_a_big_node_joins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_kube9d_restarts_with_every_node_and_pod_and_agents_reattach() {
-    let mut c = TestCluster::start(Options::process()).await;
+    // A 1 s failure deadline, shorter than the agents' 2 s reconnect backoff cap: only the
+    // start-up grace keeps nodes from being failed for kube9d's own absence.
+    let opts = Options::process()
+        .arg("--heartbeat-interval-ms")
+        .arg("500")
+        .arg("--missed-heartbeats")
+        .arg("2");
+    let mut c = TestCluster::start(opts).await;
     c.create_node("a", "2");
     c.create_node("b", "2");
     c.wait_node_status("a", NodeStatus::Healthy, secs(30)).await;
@@ -151,7 +158,9 @@ async fn a_killed_kube9d_restarts_with_every_node_and_pod_and_agents_reattach() 
     let agents_before = agent_pids(&c.id);
     assert_eq!(agents_before.len(), 2, "expected two agent processes");
 
-    c.restart_server().await;
+    // Down for longer than the heartbeat deadline: nodes must not be failed (or restarted)
+    // for kube9d's own absence.
+    c.restart_server_after(secs(5)).await;
 
     // Everything is still there, the same agents reattach, the pods keep their processes.
     let nodes = c.nodes().await;
@@ -185,6 +194,16 @@ async fn a_killed_kube9d_restarts_with_every_node_and_pod_and_agents_reattach() 
     assert_eq!(after_2.containers[0].pid, before_2.containers[0].pid);
     assert!(process_alive(after_2.containers[0].pid));
     c.assert_cpu_invariant().await;
+    // Give a wrongly started heartbeat clock time to fire, then check nothing failed.
+    tokio::time::sleep(secs(3)).await;
+    for n in c.nodes().await {
+        assert_eq!(n.status(), NodeStatus::Healthy, "{}: {}", n.name, n.reason);
+    }
+    assert!(
+        !c.events().await.iter().any(|e| e.reason == "NodeFailed"),
+        "a node was failed across the restart:\n{}",
+        c.log_tail()
+    );
     // Events survived too.
     assert!(c
         .events()

@@ -57,9 +57,9 @@ impl AgentService for AgentApi {
             Some(Err(status)) => return Err(status),
             None => return Err(Status::cancelled("stream closed before Register")),
         };
-        if !reg.cluster_id.is_empty() && reg.cluster_id != self.control.cluster_id() {
+        if reg.cluster_id != self.control.cluster_id() {
             return Err(Status::permission_denied(format!(
-                "agent belongs to cluster \"{}\", this is \"{}\"",
+                "agent belongs to cluster \"{}\", this is \"{}\" (set the agent's --cluster-id)",
                 reg.cluster_id,
                 self.control.cluster_id()
             )));
@@ -69,6 +69,7 @@ impl AgentService for AgentApi {
         let node = reg.node_name.clone();
         let conn = AgentConn {
             id: conn_id,
+            instance: reg.instance_id.clone(),
             tx: tx.clone(),
             address,
         };

@@ -50,7 +50,12 @@ impl ClusterApi {
             .ok_or_else(|| Status::failed_precondition("kube9d runs without a node runtime"))?;
         let mut created = Vec::new();
         for spec in &specs {
-            let (r, commit) = self.control.mutate(|c| c.add_node(spec, runtime.kind()));
+            let (r, commit) = self.control.mutate(|c| {
+                c.add_node(spec, runtime.kind())?;
+                // Launching: a concurrent delete waits for it (see `wait_idle`).
+                c.nodes.get_mut(&spec.name).expect("just added").busy = true;
+                Ok::<_, Error>(())
+            });
             r?;
             commit.wait().await.map_err(Error::from)?;
         }
@@ -60,6 +65,9 @@ impl ClusterApi {
             match runtime.launch(&launch).await {
                 Ok(handle) => {
                     let (_, commit) = self.control.mutate(|c| {
+                        if let Some(e) = c.nodes.get_mut(&spec.name) {
+                            e.busy = false;
+                        }
                         c.set_runtime_handle(&spec.name, handle);
                         c.event(
                             "Node",
@@ -84,6 +92,46 @@ impl ClusterApi {
             }
         }
         Ok(created)
+    }
+
+    /// Waits until no runtime call is in flight for `name`, then marks one in flight (the
+    /// caller's) and returns the node's current handle. The caller clears `busy` when done.
+    async fn claim(&self, name: &str) -> Result<pb::RuntimeHandle, Status> {
+        loop {
+            self.wait_idle(name).await?;
+            let (claimed, _) = self.control.mutate(|c| {
+                let e = c
+                    .nodes
+                    .get_mut(name)
+                    .ok_or_else(|| not_found("node", name))?;
+                if e.busy {
+                    return Ok(None);
+                }
+                e.busy = true;
+                Ok::<_, Error>(Some(e.node.runtime.clone().unwrap_or_default()))
+            });
+            if let Some(handle) = claimed? {
+                return Ok(handle);
+            }
+        }
+    }
+
+    /// Waits until no runtime call (launch, restart, reap) is in flight for `name`, so the
+    /// caller's own runtime call sees the latest handle. Returns early if the node is gone.
+    async fn wait_idle(&self, name: &str) -> Result<(), Status> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self
+            .control
+            .read(|c| c.nodes.get(name).is_some_and(|e| e.busy))
+        {
+            if tokio::time::Instant::now() > deadline {
+                return Err(Status::unavailable(format!(
+                    "node {name} is busy with a runtime call; try again"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 }
 
@@ -131,8 +179,9 @@ impl ClusterService for ClusterApi {
     ) -> Result<Response<pb::Node>, Status> {
         let name = request.into_inner().name;
         let (r, commit) = self.control.mutate(|c| {
-            let entry = c.nodes.get(&name).ok_or_else(|| not_found("node", &name))?;
-            let handle = entry.node.runtime.clone().unwrap_or_default();
+            if !c.nodes.contains_key(&name) {
+                return Err(not_found("node", &name));
+            }
             c.transition(&name, NodeStatus::Draining, "node deleted");
             c.evict_pods(&name, &format!("node {name} deleted"));
             c.send(
@@ -141,10 +190,16 @@ impl ClusterService for ClusterApi {
                     reason: "node deleted".into(),
                 }),
             );
-            Ok::<_, Error>(handle)
+            Ok(())
         });
-        let handle = r?;
+        r?;
         commit.wait().await.map_err(Error::from)?;
+        // A launch or restart in flight would otherwise leave an instance behind.
+        self.wait_idle(&name).await?;
+        let handle = self
+            .control
+            .read(|c| c.nodes.get(&name).and_then(|e| e.node.runtime.clone()))
+            .unwrap_or_default();
         if let Some(runtime) = self.control.runtime() {
             if handle.kind == runtime.kind() && !handle.id.is_empty() {
                 runtime.remove(&handle).await.map_err(Error::from)?;
@@ -203,6 +258,7 @@ impl ClusterService for ClusterApi {
                 node.status().label()
             )));
         }
+        let mut cut_here = false;
         let fault = match mode {
             FailureMode::Heartbeat => {
                 self.control
@@ -248,14 +304,9 @@ impl ClusterService for ClusterApi {
                 };
                 match cut {
                     Ok(()) => {}
-                    // No network to cut: refuse the node's stream here instead.
-                    Err(crate::runtime::Error::Unsupported(..)) => {
-                        self.control.mutate_detached(|c| {
-                            if let Some(e) = c.nodes.get_mut(&r.name) {
-                                e.agent = None;
-                            }
-                        });
-                    }
+                    // No network to cut: kube9d refuses the node's stream itself (below, in the
+                    // same change that records the fault, so the agent cannot slip back in).
+                    Err(crate::runtime::Error::Unsupported(..)) => cut_here = true,
                     Err(e) => return Err(Error::from(e).into()),
                 }
                 PARTITION_FAULT.to_string()
@@ -268,6 +319,9 @@ impl ClusterService for ClusterApi {
         };
         let (_, commit) = self.control.mutate(|c| {
             if let Some(e) = c.nodes.get_mut(&r.name) {
+                if cut_here {
+                    e.agent = None;
+                }
                 e.node.injected_fault = fault.clone();
                 c.save_node(&r.name, pb::WatchEventType::Modified);
                 c.event(
@@ -327,12 +381,22 @@ impl ClusterService for ClusterApi {
                 }
             }
         } else if let Some(rt) = &runtime {
-            // Crashed, or failed for a reason of its own: start it again.
-            if let Some(spec) = crate::monitor::launch_spec(&self.control, &name) {
-                let new_handle = rt.restart(&handle, &spec).await.map_err(Error::from)?;
-                self.control
-                    .mutate_detached(|c| c.set_runtime_handle(&name, new_handle));
-            }
+            // Crashed, or failed for a reason of its own: start it again, unless the health
+            // loop is already doing that.
+            let handle = self.claim(&name).await?;
+            let restarted = match crate::monitor::launch_spec(&self.control, &name) {
+                Some(spec) => rt.restart(&handle, &spec).await.map(Some),
+                None => Ok(None),
+            };
+            self.control.mutate_detached(|c| {
+                if let Some(e) = c.nodes.get_mut(&name) {
+                    e.busy = false;
+                }
+                if let Ok(Some(h)) = &restarted {
+                    c.set_runtime_handle(&name, h.clone());
+                }
+            });
+            restarted.map_err(Error::from)?;
         }
         let (_, commit) = self.control.mutate(|c| {
             if let Some(e) = c.nodes.get_mut(&name) {
@@ -387,8 +451,12 @@ impl ClusterService for ClusterApi {
         request: Request<pb::ForceCleanupNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
         let name = request.into_inner().name;
+        self.wait_idle(&name).await?;
         let (res, commit) = self.control.mutate(|c| {
             let entry = c.nodes.get(&name).ok_or_else(|| not_found("node", &name))?;
+            if entry.busy {
+                return Err(Error::Unavailable(format!("node {name} is busy with a recovery attempt; try again")));
+            }
             match entry.status() {
                 NodeStatus::Healthy | NodeStatus::Initializing => {
                     return Err(Error::FailedPrecondition(format!(
@@ -500,29 +568,29 @@ impl ClusterService for ClusterApi {
                     .any(|(k, name, c)| *k == "Pod" && *c && *name == p.name)
             })
             .collect();
+        // Nodes first: a node that fails to start fails the apply before any pod is stored.
+        if !new_nodes.is_empty() {
+            self.create_nodes(new_nodes).await?;
+        }
         if !new_pods.is_empty() {
             let (res, commit) = self.control.mutate(|c| {
-                // Re-check under this lock: another apply may have raced us.
-                for pod in &new_pods {
-                    if c.pods.contains_key(&pod.name) {
-                        return Err(Error::AlreadyExists(format!(
-                            "pod \"{}\" already exists",
-                            pod.name
-                        )));
+                // Admit again under this lock: another apply may have raced us.
+                let mut fresh = Vec::new();
+                for pod in new_pods {
+                    if matches!(c.admit_pod(&pod)?, Admission::Created) {
+                        fresh.push(pod);
                     }
                 }
-                for pod in new_pods {
+                let names: Vec<String> = fresh.iter().map(|p| p.name.clone()).collect();
+                for pod in fresh {
                     c.insert_pod(pod);
                 }
                 c.place_pending();
-                c.explain_pending();
-                Ok(())
+                c.explain_pods(&names);
+                Ok::<_, Error>(())
             });
             res?;
             commit.wait().await.map_err(Error::from)?;
-        }
-        if !new_nodes.is_empty() {
-            self.create_nodes(new_nodes).await?;
         }
         Ok(Response::new(pb::ApplyResponse { results }))
     }

@@ -19,8 +19,8 @@ use tokio::time::Instant;
 use crate::runtime::{NodeLaunch, Observed};
 use crate::state::{Cluster, Control};
 
-/// How much longer than the grace period a deletion may wait for its agent.
-const TERMINATING_MARGIN: Duration = Duration::from_secs(10);
+/// How long a failed reap waits before it is tried again.
+const REAP_RETRY: Duration = Duration::from_secs(2);
 
 /// Runtime work decided under the lock and run outside it.
 #[derive(Debug, Clone)]
@@ -77,6 +77,11 @@ pub async fn run_action(control: &Control, action: Action) {
                 entry.busy = false;
                 match result {
                     Ok(new_handle) => {
+                        // The attempt's wait for a heartbeat starts now that the node runs again.
+                        if entry.status() == NodeStatus::Recovering {
+                            entry.attempt_deadline =
+                                Some(Instant::now() + c.settings.recovery_timeout);
+                        }
                         c.set_runtime_handle(&node, new_handle);
                         c.event(
                             "Node",
@@ -107,6 +112,7 @@ pub async fn run_action(control: &Control, action: Action) {
                 match result {
                     Ok(()) => {
                         entry.reaped = true;
+                        c.reap_retry_at.remove(&node);
                         if let Some(h) = entry.node.runtime.as_mut() {
                             h.state = "removed".into();
                         }
@@ -125,6 +131,8 @@ pub async fn run_action(control: &Control, action: Action) {
                     }
                     Err(e) => {
                         tracing::warn!(node = %node, error = %e, "reaping failed; will retry");
+                        c.reap_retry_at
+                            .insert(node.clone(), Instant::now() + REAP_RETRY);
                     }
                 }
             });
@@ -242,14 +250,13 @@ impl Cluster {
         self.expire_terminating(now);
     }
 
-    /// A pod whose agent never confirms its deletion is removed after the grace period and a
+    /// A pod whose agent never confirms its deletion is removed after its grace period and a
     /// margin, so a wedged agent cannot hold CPU forever.
     fn expire_terminating(&mut self, now: Instant) {
-        let limit = self.settings.delete_grace + TERMINATING_MARGIN;
         let expired: Vec<String> = self
             .terminating
             .iter()
-            .filter(|(_, since)| now.saturating_duration_since(**since) > limit)
+            .filter(|(_, deadline)| **deadline <= now)
             .map(|(n, _)| n.clone())
             .collect();
         for name in expired {
@@ -258,11 +265,10 @@ impl Cluster {
                 .get(&name)
                 .is_some_and(|p| p.phase() == pb::PodPhase::Terminating)
             {
-                let msg = format!(
-                    "its node did not confirm within {}s; removed",
-                    limit.as_secs()
+                self.finish_delete(
+                    &name,
+                    "its node did not confirm the deletion in time; removed",
                 );
-                self.finish_delete(&name, &msg);
             } else {
                 self.terminating.remove(&name);
             }

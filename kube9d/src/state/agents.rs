@@ -24,6 +24,15 @@ impl Cluster {
             self.add_node(&spec, "external")?;
         }
         let entry = self.nodes.get_mut(&name).expect("present");
+        if let Some(live) = entry.agent.as_ref().filter(|a| !a.tx.is_closed()) {
+            if live.instance != conn.instance {
+                // Two agents claiming one node would run its pods twice.
+                return Err(Error::FailedPrecondition(format!(
+                    "node {name} already has an agent attached from {}; a second agent cannot take its place",
+                    live.address
+                )));
+            }
+        }
         if entry.node.injected_fault == PARTITION_FAULT {
             return Err(Error::Unavailable(format!(
                 "node {name} is partitioned from the control plane"
@@ -113,12 +122,15 @@ impl Cluster {
                 let pod = self.pods.get_mut(&name).expect("present");
                 if pod.phase() == PodPhase::Running {
                     pod.set_phase(PodPhase::Scheduled);
+                    pod.started_ms = 0;
                     pod.reason = format!("restarting on {node}: the agent no longer runs it");
                     for c in &mut pod.containers {
                         c.set_state(pb::ContainerState::Waiting);
                         c.pid = 0;
                     }
+                    let why = pod.reason.clone();
                     self.save_pod(&name, pb::WatchEventType::Modified);
+                    self.event("Pod", &name, true, "Restarting", why);
                 }
                 let run = Msg::RunPod(pb::RunPod {
                     pod: Some(self.pods[&name].clone()),

@@ -75,6 +75,9 @@ pub fn now_ms() -> i64 {
 pub struct AgentConn {
     /// Distinguishes a reconnect from the stream it replaced.
     pub id: u64,
+    /// The agent process's own id (`Register.instance_id`): fences a second agent that claims
+    /// the same node name.
+    pub instance: String,
     pub tx: mpsc::UnboundedSender<pb::ControlMessage>,
     pub address: String,
 }
@@ -151,8 +154,10 @@ pub struct Cluster {
     watch_out: Vec<pb::WatchEvent>,
     /// Runtime work the current mutation asks for, run by the caller outside the lock.
     pub actions: Vec<crate::monitor::Action>,
-    /// Pods waiting for their agent to confirm deletion, and since when.
+    /// Pods waiting for their agent to confirm deletion, and when kube9d stops waiting.
     pub terminating: HashMap<String, Instant>,
+    /// Failed reaps wait until then before the next try.
+    pub reap_retry_at: HashMap<String, Instant>,
     pub settings: Settings,
 }
 
@@ -259,14 +264,40 @@ impl Cluster {
         format!("{:08x}{:08x}", rand::random::<u32>(), self.next_seq as u32)
     }
 
+    /// Gives every node a fresh detection window, `extra` longer than usual: after kube9d
+    /// (re)starts, agents need time to notice and reattach (their reconnect backoff is capped
+    /// at 2 s), and a node must not be failed, or restarted, for kube9d's own absence.
+    pub fn restart_clocks(&mut self, extra: std::time::Duration) {
+        let later = Instant::now() + extra;
+        let recovery_timeout = self.settings.recovery_timeout;
+        for entry in self.nodes.values_mut() {
+            entry.last_heartbeat = Some(later);
+            entry.since = later;
+            match entry.status() {
+                pb::NodeStatus::Failed => entry.next_attempt_at = Some(later),
+                pb::NodeStatus::Recovering => {
+                    entry.attempt_deadline = Some(later + recovery_timeout)
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Rebuilds memory from a snapshot: derived fields (allocations, pod lists, the scheduler
     /// index) are recomputed from the pods, never trusted from disk.
     fn restore(&mut self, snap: Snapshot) {
         let now = Instant::now();
         for node in snap.nodes {
             let name = node.name.clone();
-            // Agents get a full detection window to reattach after a restart.
-            self.nodes.insert(name, NodeEntry::new(node, Some(now)));
+            let mut entry = NodeEntry::new(node, Some(now));
+            // Reaping is done once: its result is the handle's state.
+            entry.reaped = entry.status() == pb::NodeStatus::PermanentlyFailed
+                && entry
+                    .node
+                    .runtime
+                    .as_ref()
+                    .is_none_or(|h| h.state == "removed" || h.kind == "external");
+            self.nodes.insert(name, entry);
         }
         for mut pod in snap.pods {
             let bound = !pod.node.is_empty() && self.nodes.contains_key(&pod.node);

@@ -157,6 +157,13 @@ impl Cluster {
 
     /// Asks the runtime to remove a permanently failed node's container or process.
     pub fn queue_reap(&mut self, name: &str) {
+        if self
+            .reap_retry_at
+            .get(name)
+            .is_some_and(|t| *t > Instant::now())
+        {
+            return;
+        }
         let Some(entry) = self.nodes.get_mut(name) else {
             return;
         };
@@ -179,6 +186,7 @@ impl Cluster {
     pub fn remove_node(&mut self, name: &str) -> Option<pb::Node> {
         let entry = self.nodes.remove(name)?;
         self.scheduler.remove(name);
+        self.reap_retry_at.remove(name);
         for pod in entry.pods.iter() {
             if let Some(p) = self.pods.get_mut(pod) {
                 if p.node == name {

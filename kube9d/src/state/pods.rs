@@ -13,7 +13,12 @@
 use kube9_proto::pb::{self, control_message::Msg, PodPhase};
 use kube9_proto::quantity::format_cpu;
 
+use std::time::Duration;
+
 use super::{now_ms, Cluster, Error, PendingKey, Result};
+
+/// How much longer than its grace period a deletion waits for the agent to confirm.
+pub const TERMINATING_MARGIN: Duration = Duration::from_secs(10);
 
 /// What `apply` did with one object.
 pub enum Admission {
@@ -27,6 +32,10 @@ impl Cluster {
         kube9_proto::validate::validate_pod(pod).map_err(|e| Error::Invalid(e.to_string()))?;
         match self.pods.get(&pod.name) {
             None => Ok(Admission::Created),
+            Some(existing) if existing.phase() == PodPhase::Terminating => Err(Error::AlreadyExists(format!(
+                "pod \"{}\" is being deleted; apply it again once it is gone",
+                pod.name
+            ))),
             Some(existing) if same_spec(existing, pod) => Ok(Admission::Unchanged),
             Some(_) => Err(Error::AlreadyExists(format!(
                 "pod \"{}\" already exists with a different spec (pods are immutable: delete it first)",
@@ -80,18 +89,26 @@ impl Cluster {
         }
     }
 
-    /// Records why pending pods wait (called after a placement round).
+    /// Records why every pending pod waits (after the set of nodes changed).
     pub fn explain_pending(&mut self) {
-        let keys: Vec<PendingKey> = self.pending.iter().cloned().collect();
-        for key in keys {
-            let reason = self.scheduler.explain(-key.neg_cpu);
-            let Some(pod) = self.pods.get_mut(&key.name) else {
+        let names: Vec<String> = self.pending.iter().map(|k| k.name.clone()).collect();
+        self.explain_pods(&names);
+    }
+
+    /// Records why these pods wait, for those still pending (after a placement round).
+    pub fn explain_pods(&mut self, names: &[String]) {
+        for name in names {
+            let Some(pod) = self.pods.get_mut(name) else {
                 continue;
             };
+            if pod.phase() != PodPhase::Pending || !pod.node.is_empty() {
+                continue;
+            }
+            let reason = self.scheduler.explain(pod.cpu_request_millis);
             if pod.reason != reason {
                 pod.reason = reason.clone();
-                self.save_pod(&key.name, pb::WatchEventType::Modified);
-                self.event("Pod", &key.name, true, "FailedScheduling", reason);
+                self.save_pod(name, pb::WatchEventType::Modified);
+                self.event("Pod", name, true, "FailedScheduling", reason);
             }
         }
     }
@@ -202,6 +219,7 @@ impl Cluster {
                 }
                 pod.set_phase(PodPhase::Pending);
                 pod.uid.clear();
+                pod.started_ms = 0;
                 pod.reschedules += 1;
                 pod.reason = format!("moved off {node} ({why})");
                 for c in &mut pod.containers {
@@ -250,8 +268,9 @@ impl Cluster {
             let p = self.pods.get_mut(name).expect("present");
             p.set_phase(PodPhase::Terminating);
             p.reason = "deletion requested".into();
-            self.terminating
-                .insert(name.to_string(), tokio::time::Instant::now());
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_millis(grace_ms) + TERMINATING_MARGIN;
+            self.terminating.insert(name.to_string(), deadline);
             self.save_pod(name, pb::WatchEventType::Modified);
             self.event(
                 "Pod",

@@ -17,25 +17,32 @@ fn cluster() -> Cluster {
 }
 
 /// Attaches an agent for `node` (an external node if unknown) and makes it healthy.
-fn join(c: &mut Cluster, node: &str, cpu: i64, conn: u64) -> UnboundedReceiver<pb::ControlMessage> {
+fn join(
+    c: &mut Cluster,
+    node: &str,
+    cpu: i64,
+    conn_id: u64,
+) -> UnboundedReceiver<pb::ControlMessage> {
     let (tx, rx) = unbounded_channel();
     let reg = pb::Register {
         node_name: node.into(),
         cpu_capacity_millis: cpu,
         ..Default::default()
     };
-    c.attach(
-        &reg,
-        AgentConn {
-            id: conn,
-            tx,
-            address: String::new(),
-        },
-    )
-    .unwrap();
-    c.heartbeat(node, conn, pb::Heartbeat::default());
+    c.attach(&reg, conn(conn_id, tx)).unwrap();
+    c.heartbeat(node, conn_id, pb::Heartbeat::default());
     assert_eq!(c.nodes[node].status(), NodeStatus::Healthy);
     rx
+}
+
+/// A connection of the agent process "agent".
+fn conn(id: u64, tx: tokio::sync::mpsc::UnboundedSender<pb::ControlMessage>) -> AgentConn {
+    AgentConn {
+        id,
+        instance: "agent".into(),
+        tx,
+        address: format!("10.0.0.{id}:1"),
+    }
 }
 
 fn pod(name: &str, cpu: i64) -> pb::Pod {
@@ -126,16 +133,7 @@ fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
         pods: vec![stale],
         ..Default::default()
     };
-    assert!(c
-        .attach(
-            &reg,
-            AgentConn {
-                id: 3,
-                tx,
-                address: String::new()
-            }
-        )
-        .is_err());
+    assert!(c.attach(&reg, conn(3, tx)).is_err());
     let msgs = drain(&mut rx);
     assert!(deletes(&msgs, "p"));
     assert!(matches!(msgs.last(), Some(Msg::Terminate(_))));
@@ -170,15 +168,7 @@ fn a_reconnecting_agent_stops_what_it_should_not_run_and_restarts_what_it_lost()
         pods: vec![running],
         ..Default::default()
     };
-    c.attach(
-        &reg,
-        AgentConn {
-            id: 2,
-            tx,
-            address: String::new(),
-        },
-    )
-    .unwrap();
+    c.attach(&reg, conn(2, tx)).unwrap();
     let msgs = drain(&mut rx);
     assert!(deletes(&msgs, "gone"), "stale copy not stopped: {msgs:?}");
     assert!(runs(&msgs, "kept"), "lost pod not restarted: {msgs:?}");
@@ -368,4 +358,65 @@ fn heartbeats_from_a_replaced_connection_are_ignored() {
         c.nodes["n1"].agent.is_some(),
         "the old stream ending must not detach the new one"
     );
+}
+
+#[test]
+fn a_second_agent_cannot_take_over_a_node_while_the_first_is_attached() {
+    let mut c = cluster();
+    let first = join(&mut c, "n1", 2000, 1);
+    let (tx, _rx) = unbounded_channel();
+    let reg = pb::Register {
+        node_name: "n1".into(),
+        ..Default::default()
+    };
+    let intruder = AgentConn {
+        id: 2,
+        instance: "other".into(),
+        tx: tx.clone(),
+        address: "x".into(),
+    };
+    let err = c.attach(&reg, intruder).unwrap_err();
+    assert!(
+        err.to_string().contains("already has an agent attached"),
+        "{err}"
+    );
+    assert_eq!(c.nodes["n1"].agent.as_ref().unwrap().id, 1);
+    // Once the first agent's stream is gone, a new process may attach.
+    drop(first);
+    let newcomer = AgentConn {
+        id: 3,
+        instance: "other".into(),
+        tx,
+        address: "x".into(),
+    };
+    c.attach(&reg, newcomer).unwrap();
+    assert_eq!(c.nodes["n1"].agent.as_ref().unwrap().id, 3);
+}
+
+#[test]
+fn a_pod_being_deleted_cannot_be_applied_again_until_it_is_gone() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    add(&mut c, pod("p", 500));
+    c.delete_pod("p", 1000).unwrap();
+    let err = c.admit_pod(&pod("p", 500)).err().expect("refused");
+    assert!(err.to_string().contains("being deleted"), "{err}");
+}
+
+#[test]
+fn an_unconfirmed_deletion_waits_out_the_pods_own_grace_period() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    add(&mut c, pod("p", 500));
+    c.delete_pod("p", 30_000).unwrap();
+    let t = Instant::now();
+    c.heartbeat("n1", 1, pb::Heartbeat::default());
+    c.health_tick(t + Duration::from_secs(20));
+    assert!(
+        c.pods.contains_key("p"),
+        "removed before its 30 s grace period ended"
+    );
+    c.nodes.get_mut("n1").unwrap().last_heartbeat = Some(t + Duration::from_secs(41));
+    c.health_tick(t + Duration::from_secs(41));
+    assert!(!c.pods.contains_key("p"));
 }

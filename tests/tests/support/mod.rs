@@ -211,7 +211,14 @@ impl TestCluster {
 
     /// Starts kube9d again on the same data directory and port.
     pub async fn restart_server(&mut self) {
+        self.restart_server_after(Duration::ZERO).await;
+    }
+
+    /// SIGKILLs kube9d, leaves it down for `downtime`, then starts it again on the same data
+    /// directory and port.
+    pub async fn restart_server_after(&mut self, downtime: Duration) {
         self.kill_server();
+        tokio::time::sleep(downtime).await;
         self.spawn().await;
     }
 
