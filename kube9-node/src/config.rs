@@ -12,6 +12,9 @@ use clap::{Parser, Subcommand};
 /// Where kube9d listens unless told otherwise.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7209";
 
+/// kube9d's default cluster id; kube9d refuses an agent whose cluster id differs from its own.
+pub const DEFAULT_CLUSTER_ID: &str = "kube9";
+
 /// Errors turning the command line into a [`Config`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -56,8 +59,8 @@ pub struct Cli {
           value_parser = clap::value_parser!(i64).range(1..))]
     pub cpu_millis: i64,
 
-    /// Cluster the agent belongs to (empty: any).
-    #[arg(long, env = "KUBE9_CLUSTER_ID", default_value = "")]
+    /// Cluster the agent belongs to; must match kube9d's `--cluster-id`.
+    #[arg(long, env = "KUBE9_CLUSTER_ID", default_value = DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
 
     /// Heartbeat interval; the server's `Registered.heartbeat_interval_ms` wins when non-zero.
@@ -101,7 +104,7 @@ pub struct Config {
     pub name: String,
     /// CPU capacity in millicores.
     pub cpu_millis: i64,
-    /// Cluster id sent in Register (empty: any).
+    /// Cluster id sent in Register; kube9d refuses a mismatch.
     pub cluster_id: String,
     /// Heartbeat interval until the server says otherwise.
     pub heartbeat_interval: Duration,
@@ -192,7 +195,9 @@ mod tests {
         assert_eq!(config.cpu_millis, 4000);
         assert_eq!(config.heartbeat_interval, Duration::from_millis(1000));
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube9-node/n1"));
-        assert_eq!(config.cluster_id, "");
+        assert_eq!(config.cluster_id, "kube9");
+        let cli = parse(&["--name", "n1", "--cluster-id", "other"]).unwrap();
+        assert_eq!(cli.config().unwrap().cluster_id, "other");
     }
 
     #[test]

@@ -98,6 +98,8 @@ async fn the_agent_registers_runs_pods_reconnects_and_deregisters_on_sigterm() {
     assert_eq!(register.node_name, "e2e-node");
     assert_eq!(register.cluster_id, "test-cluster");
     assert_eq!(register.cpu_capacity_millis, 4000);
+    assert!(!register.instance_id.is_empty());
+    let instance_id = register.instance_id.clone();
     assert!(register.pods.is_empty());
     let first = conn
         .next_matching(|m| {
@@ -203,6 +205,10 @@ async fn the_agent_registers_runs_pods_reconnects_and_deregisters_on_sigterm() {
     conn.hang_up();
     let mut conn = server.accept().await;
     let register = accept_register(&mut conn, 100).await;
+    assert_eq!(
+        register.instance_id, instance_id,
+        "a reconnect keeps the instance id"
+    );
     let pods: Vec<_> = register
         .pods
         .iter()
@@ -264,6 +270,91 @@ async fn a_refused_agent_keeps_retrying() {
     eventually("a second attach attempt", || server.attempts() >= 2).await;
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
+/// The next message must be `Deregister`; returns its reason.
+async fn deregister_reason(conn: &mut Conn) -> String {
+    match conn.next().await {
+        Up::Deregister(deregister) => deregister.reason,
+        other => panic!("expected Deregister right after Register, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sigterm_while_refused_still_registers_and_deregisters_on_a_fresh_stream() {
+    // Refused as if another agent held the node: the agent backs off for 1.5 to 2 s.
+    let mut server = FakeServer::start(Some(tonic::Code::FailedPrecondition)).await;
+    let dir = temp_dir("farewell");
+    let mut agent = AgentProcess::start(&server.addr.to_string(), "f-node", &dir, &[]);
+    eventually("a refused attach", || server.attempts() >= 1).await;
+    eventually("the refusal to be logged", || {
+        agent.logged("another agent is attached as node f-node")
+    })
+    .await;
+    server.accept_all();
+    let started = Instant::now();
+    agent.signal(Signal::SIGTERM);
+    let mut conn = server.accept().await;
+    let register = match conn.next().await {
+        Up::Register(register) => register,
+        other => panic!("expected Register first, got {other:?}"),
+    };
+    assert_eq!(register.node_name, "f-node");
+    assert!(!register.instance_id.is_empty());
+    assert_eq!(deregister_reason(&mut conn).await, "agent received SIGTERM");
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(server.attempts(), 2, "one refused attach, one farewell");
+}
+
+#[tokio::test]
+async fn sigterm_while_registering_sends_the_running_pods_then_deregister() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("registering");
+    let mut agent = AgentProcess::start(&server.addr.to_string(), "g-node", &dir, &[]);
+    // Registered, given a pod, then dropped; the next Register gets no answer.
+    let mut conn = server.accept().await;
+    accept_register(&mut conn, 0).await;
+    conn.send(Down::RunPod(pb::RunPod {
+        pod: Some(pod("s", "u", vec![sleep_container()])),
+    }))
+    .await;
+    let running = status_of(&mut conn, "s", |s| s.phase() == PodPhase::Running).await;
+    conn.hang_up();
+    let mut unanswered = server.accept().await;
+    assert!(matches!(unanswered.next().await, Up::Register(_)));
+
+    agent.signal(Signal::SIGTERM);
+    let mut conn = server.accept().await;
+    let register = match conn.next().await {
+        Up::Register(register) => register,
+        other => panic!("expected Register first, got {other:?}"),
+    };
+    let pods: Vec<_> = register
+        .pods
+        .iter()
+        .map(|p| (p.pod_name.as_str(), p.phase()))
+        .collect();
+    assert_eq!(pods, [("s", PodPhase::Running)]);
+    assert_eq!(deregister_reason(&mut conn).await, "agent received SIGTERM");
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+    assert!(!process_exists(running.containers[0].pid));
+}
+
+#[tokio::test]
+async fn sigterm_with_kube9d_unreachable_exits_zero_within_five_seconds() {
+    // A listener that never accepts: connections hang instead of failing fast.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let dir = temp_dir("unreachable");
+    let mut agent = AgentProcess::start(&address, "u-node", &dir, &[]);
+    eventually("the agent to start", || agent.logged("node agent starting")).await;
+    let started = Instant::now();
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(agent.logged("failed to deregister"));
+    drop(listener);
 }
 
 #[tokio::test]

@@ -13,6 +13,18 @@
 //! Every kind-specific section is read through one union struct, so a document is deserialized
 //! once with field paths in serde's errors. Only when that fails is the document read again as a
 //! plain YAML value, to tell a syntax error from a wrong kind from a wrong field type.
+//!
+//! Fields Kube-9 does not read are accepted, but [`parse_manifests_with_warnings`] names each
+//! one (as kubectl's warn mode does), so a `livenessProbe` that will never run does not go
+//! unnoticed:
+//!
+//! ```text
+//! document 1 (pod "web"): unknown field "spec.containers[0].livenessProbe" ignored
+//! ```
+//!
+//! Not warned about: `status` (written by the server; `kubectl get -o yaml` output carries it),
+//! the metadata the server sets (`uid`, `creationTimestamp`, ...), and `metadata.namespace`
+//! when it is `default`, the one namespace there is.
 
 use crate::pb;
 use crate::quantity::{parse_cpu, parse_memory, QuantityError};
@@ -100,6 +112,45 @@ impl fmt::Display for DocumentRef {
     }
 }
 
+/// A field that was accepted but will be ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestWarning {
+    /// The document it is in.
+    pub document: DocumentRef,
+    /// Its path, e.g. `spec.containers[0].livenessProbe`.
+    pub field: String,
+    /// What the user should know, e.g. `unknown field "spec.containers[0].livenessProbe" ignored`.
+    pub message: String,
+}
+
+impl ManifestWarning {
+    fn unknown(document: &DocumentRef, field: impl Into<String>) -> Self {
+        let field = field.into();
+        ManifestWarning {
+            document: document.clone(),
+            message: format!("unknown field {field:?} ignored"),
+            field,
+        }
+    }
+}
+
+impl fmt::Display for ManifestWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.document, self.message)
+    }
+}
+
+/// Metadata the server sets: present in objects read back from a cluster, harmless in a
+/// manifest.
+const SERVER_SET_METADATA: [&str; 6] = [
+    "uid",
+    "creationTimestamp",
+    "resourceVersion",
+    "generation",
+    "managedFields",
+    "selfLink",
+];
+
 /// Why a manifest was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -134,18 +185,33 @@ pub enum ManifestError {
 
 /// Reads every object of a (multi-document) manifest, validating each one.
 ///
-/// Empty documents are skipped; an empty stream gives an empty list.
+/// Empty documents are skipped; an empty stream gives an empty list. Fields Kube-9 does not
+/// read are ignored silently; [`parse_manifests_with_warnings`] names them.
 pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
+    parse_manifests_with_warnings(text).map(|(objects, _)| objects)
+}
+
+/// [`parse_manifests`], also returning one warning per ignored field, in document order.
+pub fn parse_manifests_with_warnings(
+    text: &str,
+) -> Result<(Vec<Object>, Vec<ManifestWarning>), ManifestError> {
     let mut objects = Vec::new();
+    let mut warnings = Vec::new();
     let mut seen: HashMap<(&'static str, String), usize> = HashMap::new();
     for (i, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let raw = match Option::<RawObject>::deserialize(document) {
-            Ok(Some(raw)) => raw,
-            Ok(None) => continue,
-            Err(e) => return Err(diagnose(text, i, e)),
-        };
+        let mut ignored = Vec::new();
+        let raw: Option<RawObject> =
+            match serde_ignored::deserialize(document, |path| ignored.push(field_path(&path))) {
+                Ok(raw) => raw,
+                Err(e) => return Err(diagnose(text, i, e)),
+            };
+        let Some(raw) = raw else { continue };
+        ignored.extend(fields_of_other_kind(raw.kind.as_deref(), &raw.spec));
+        let namespace = raw.metadata.namespace.clone();
         let object = convert(index, raw)?;
+        let at = document_ref(index, &object);
+        warnings.extend(ignored_fields(&at, ignored, namespace));
         let key = (object.kind(), object.name().to_string());
         if let Some(&first) = seen.get(&key) {
             return Err(ManifestError::Duplicate {
@@ -156,7 +222,76 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Object>, ManifestError> {
         seen.insert(key, index);
         objects.push(object);
     }
-    Ok(objects)
+    Ok((objects, warnings))
+}
+
+/// The warnings of one document: its `ignored` field paths less those the server writes, and a
+/// `namespace` other than `default`.
+fn ignored_fields(
+    at: &DocumentRef,
+    ignored: Vec<String>,
+    namespace: Option<String>,
+) -> Vec<ManifestWarning> {
+    let mut warnings: Vec<_> = ignored
+        .into_iter()
+        .filter(|field| !is_server_set(field))
+        .map(|field| ManifestWarning::unknown(at, field))
+        .collect();
+    if let Some(namespace) = namespace.filter(|n| !n.is_empty() && n != "default") {
+        warnings.push(ManifestWarning {
+            document: at.clone(),
+            field: "metadata.namespace".into(),
+            message: format!(
+                "field \"metadata.namespace\" ignored: Kube-9 has no namespaces, {namespace:?} is treated as \"default\""
+            ),
+        });
+    }
+    warnings
+}
+
+/// `spec.containers[0].livenessProbe`: a serde_ignored path written as in Kubernetes.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
+    }
+}
+
+/// Whether `field` is written by the server rather than by the user (see the module doc). An
+/// ignored field's value is skipped whole, so only its own path is ever reported.
+fn is_server_set(field: &str) -> bool {
+    field.starts_with("status.")
+        || field
+            .strip_prefix("metadata.")
+            .is_some_and(|rest| SERVER_SET_METADATA.contains(&rest))
+}
+
+/// `spec` is read as the union of the Pod and Node fields: those of the other kind, when set,
+/// are as ignored as unknown ones.
+fn fields_of_other_kind(kind: Option<&str>, spec: &RawSpec) -> Vec<String> {
+    let capacity = spec.capacity.cpu.is_some() || spec.capacity.memory.is_some();
+    match kind {
+        Some("Pod") => [("spec.capacity", capacity)].to_vec(),
+        Some("Node") => [
+            ("spec.containers", !spec.containers.is_empty()),
+            ("spec.volumes", !spec.volumes.is_empty()),
+            ("spec.restartPolicy", !spec.restart_policy.is_empty()),
+        ]
+        .to_vec(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(field, _)| field.to_string())
+    .collect()
 }
 
 fn document_ref(index: usize, object: &Object) -> DocumentRef {
@@ -458,6 +593,9 @@ struct RawObject {
 struct RawMetadata {
     #[serde(default, deserialize_with = "nullable")]
     name: String,
+    /// Read only to warn about a namespace other than `default`.
+    #[serde(default)]
+    namespace: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     labels: HashMap<String, String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -685,7 +823,7 @@ spec:
     volumeMounts:
     - {name: cache, mountPath: /cache}
     - {name: conf, mountPath: /etc/conf, readOnly: true}
-    ports:                      # unknown to Kube-9, ignored
+    ports:                      # unknown to Kube-9, ignored with a warning
     - containerPort: 80
   volumes:
   - name: cache
@@ -957,6 +1095,56 @@ status:
     fn null_sections_read_as_absent() {
         let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels:\nspec:\n  volumes:\n  containers:\n  - name: c\n    image: x\n    resources:\n      requests:\n";
         assert_eq!(pods(text)[0].cpu_request_millis, 0);
+    }
+
+    fn warnings(text: &str) -> Vec<String> {
+        let (_, warnings) = parse_manifests_with_warnings(text).unwrap();
+        warnings.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn unknown_fields_are_accepted_with_one_warning_each() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: prod\nspec:\n  containers:\n  - name: c\n    image: x\n    livenessProbe:\n      httpGet: {path: /, port: 80}\n";
+        let (objects, _) = parse_manifests_with_warnings(text).unwrap();
+        assert_eq!(objects, parse_manifests(text).unwrap());
+        assert_eq!(objects.len(), 1);
+        assert_eq!(
+            warnings(text),
+            [
+                "document 1 (pod \"web\"): unknown field \"spec.containers[0].livenessProbe\" ignored",
+                "document 1 (pod \"web\"): field \"metadata.namespace\" ignored: Kube-9 has no namespaces, \"prod\" is treated as \"default\"",
+            ]
+        );
+        // The full example: `ports` and an unknown top-level field are reported, `status` is not.
+        let text = format!("{WEB}extra: 1\n");
+        assert_eq!(
+            warnings(&text),
+            [
+                "document 1 (pod \"web\"): unknown field \"spec.containers[0].ports\" ignored",
+                "document 1 (pod \"web\"): unknown field \"spec.volumes[2].hostPath.type\" ignored",
+                "document 1 (pod \"web\"): unknown field \"extra\" ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn clean_manifests_and_server_written_fields_give_no_warnings() {
+        let clean = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default, labels: {a: b}}\nspec: {restartPolicy: Never, containers: [{name: c, image: x, resources: {requests: {cpu: 1}}}]}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {capacity: {cpu: 4}}\n";
+        assert!(warnings(clean).is_empty(), "{:?}", warnings(clean));
+        let read_back = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, uid: u-1, creationTimestamp: '2024-03-01T12:00:00Z', resourceVersion: '7'}\nspec: {containers: [{name: c, image: x}]}\nstatus: {phase: Running, containerStatuses: [{name: c}]}\n";
+        assert!(warnings(read_back).is_empty(), "{:?}", warnings(read_back));
+    }
+
+    #[test]
+    fn fields_of_the_other_kind_are_reported_as_ignored() {
+        let text = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {capacity: {cpu: 1}, containers: [{name: c, image: x}]}}\n---\n{apiVersion: v1, kind: Node, metadata: {name: n}, spec: {capacity: {cpu: 1}, restartPolicy: Never}}\n";
+        assert_eq!(
+            warnings(text),
+            [
+                "document 1 (pod \"p\"): unknown field \"spec.capacity\" ignored",
+                "document 2 (node \"n\"): unknown field \"spec.restartPolicy\" ignored",
+            ]
+        );
     }
 
     #[test]

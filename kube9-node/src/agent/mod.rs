@@ -5,17 +5,24 @@
 //! - [`session`]: one connected stream: register, heartbeats, command dispatch, deregister.
 //! - [`components`]: the component health sent in heartbeats.
 //! - [`backoff`]: reconnect delays.
+//! - [`instance`]: the per-process instance id sent in Register.
 //!
 //! ```text
 //!   connecting ──Registered──▶ serving ──stream ends / fails──▶ backing off ──▶ connecting
 //!        │ attach refused (PermissionDenied, FailedPrecondition): longest backoff, retry
 //!   serving ──SIGTERM──▶ Deregister + stop pods ──▶ exit 0
+//!   connecting / backing off ──SIGTERM──▶ farewell (new stream: Register, Deregister; ≤ 1.5 s)
+//!                                          + stop pods ──▶ exit 0
 //!   serving ──Terminate──▶ stop pods ──▶ exit 0
 //! ```
-//! Pods keep running while disconnected; the next Register carries their statuses.
+//! Pods keep running while disconnected; the next Register carries their statuses. The
+//! farewell on SIGTERM while not serving is best effort: it tells kube9d that the node was
+//! stopped on purpose (so it does not try to recover it), and gives up quietly when kube9d
+//! cannot be reached in time.
 
 pub mod backoff;
 pub mod components;
+pub mod instance;
 pub mod session;
 
 use std::time::Duration;
@@ -43,21 +50,24 @@ pub enum Exit {
 }
 
 /// The node agent: its configuration, its pods, and what survives reconnects (component
-/// health, paused heartbeats, the heartbeat sequence).
+/// health, paused heartbeats, the heartbeat sequence, the instance id).
 pub struct Agent {
     config: Config,
     supervisor: Supervisor,
+    /// Random per process; see [`instance`].
+    instance_id: String,
     components: Components,
     heartbeats_paused: bool,
     seq: u64,
 }
 
 impl Agent {
-    /// An agent that runs pods through `supervisor`.
+    /// An agent that runs pods through `supervisor`, with a fresh instance id.
     pub fn new(config: Config, supervisor: Supervisor) -> Self {
         Agent {
             config,
             supervisor,
+            instance_id: instance::generate(),
             components: Components::default(),
             heartbeats_paused: false,
             seq: 0,
@@ -74,9 +84,17 @@ impl Agent {
         let mut backoff = Backoff::default();
         // Failed attempts since the last registration; warn on the 1st, 2nd, 3rd, 5th, 9th, ...
         let mut failures: u32 = 0;
+        // The signal, when it arrived while no registered stream could carry a Deregister.
+        let mut farewell = None;
         let exit = loop {
             match session::run(&mut self, &mut updates, &mut shutdown).await {
-                SessionEnd::Shutdown => break Exit::Shutdown,
+                SessionEnd::Shutdown {
+                    signal,
+                    deregistered,
+                } => {
+                    farewell = (!deregistered).then_some(signal);
+                    break Exit::Shutdown;
+                }
                 SessionEnd::Terminate(reason) => {
                     info!(%reason, "terminated by the server");
                     break Exit::Terminated(reason);
@@ -97,21 +115,43 @@ impl Agent {
                 SessionEnd::Rejected(status) => {
                     backoff.saturate();
                     if failures == 0 || failures.is_power_of_two() {
-                        warn!(server = %self.config.server, code = ?status.code(), detail = %status.message(),
-                            failures, "server refused this node, retrying");
+                        self.log_rejection(&status, failures);
                     }
                     failures += 1;
                 }
             }
             let delay = backoff.next_delay();
             tokio::select! {
-                _ = shutdown_requested(&mut shutdown) => break Exit::Shutdown,
+                signal = shutdown_requested(&mut shutdown) => {
+                    farewell = Some(signal);
+                    break Exit::Shutdown;
+                }
                 _ = tokio::time::sleep(delay) => {}
             }
         };
-        self.supervisor.stop_all(DEFAULT_GRACE).await;
+        match farewell {
+            Some(signal) => {
+                info!(signal, "shutting down while not connected: deregistering (best effort) and stopping pods");
+                // Built before the pods start stopping, so Register carries what ran.
+                let farewell = session::farewell(&self, signal);
+                tokio::join!(farewell, self.supervisor.stop_all(DEFAULT_GRACE));
+            }
+            None => self.supervisor.stop_all(DEFAULT_GRACE).await,
+        }
         info!(?exit, "agent stopped");
         exit
+    }
+
+    fn log_rejection(&self, status: &tonic::Status, failures: u32) {
+        let node = &self.config.name;
+        let server = &self.config.server;
+        let detail = status.message();
+        if status.code() == tonic::Code::FailedPrecondition {
+            warn!(%server, %node, %detail, failures,
+                "refused: another agent is attached as node {node}; retrying until it leaves");
+        } else {
+            warn!(%server, code = ?status.code(), %detail, failures, "server refused this node, retrying");
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! waits on a slow operation: pod starts spawn processes and return, deletions and log reads
 //! run in their own tasks, so heartbeats never stall.
 
+use std::future::Future;
 use std::time::Duration;
 
 use kube9_proto::pb::agent_service_client::AgentServiceClient;
@@ -25,6 +26,11 @@ const OUTBOUND_CAPACITY: usize = 1024;
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the Deregister gets to go out on shutdown.
 const DEREGISTER_BUDGET: Duration = Duration::from_secs(1);
+/// How long the farewell (connect, Register, Deregister) may take on a shutdown while not
+/// serving: short, so an unreachable kube9d (connect timeout!) cannot hold up the exit.
+const FAREWELL_BUDGET: Duration = Duration::from_millis(1500);
+/// How long, after closing our side, the server gets to see the close.
+const LINGER: Duration = Duration::from_millis(300);
 
 /// Errors of one session.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +58,14 @@ pub enum Error {
 /// How a session ended.
 #[derive(Debug)]
 pub enum SessionEnd {
-    /// Shutdown was requested (Deregister sent and pods stopped when connected).
-    Shutdown,
+    /// Shutdown was requested by `signal`.
+    Shutdown {
+        /// The signal's name, e.g. `"SIGTERM"`.
+        signal: &'static str,
+        /// Whether the registered stream already carried a Deregister (and the pods were
+        /// stopped); false when no stream was registered yet, so a farewell is still due.
+        deregistered: bool,
+    },
     /// kube9d sent Terminate.
     Terminate(String),
     /// The server refused this node (PermissionDenied / FailedPrecondition).
@@ -93,7 +105,9 @@ pub async fn run(
     shutdown: &mut ShutdownRx,
 ) -> SessionEnd {
     let established = tokio::select! {
-        _ = shutdown_requested(shutdown) => return SessionEnd::Shutdown,
+        signal = shutdown_requested(shutdown) => {
+            return SessionEnd::Shutdown { signal, deregistered: false }
+        }
         established = establish(agent, updates) => established,
     };
     let (session, inbound) = match established {
@@ -123,6 +137,95 @@ fn endpoint(server: &str) -> Result<Endpoint, tonic::transport::Error> {
         .keep_alive_while_idle(true))
 }
 
+/// Register as of now: what this node offers and runs.
+fn register(agent: &Agent) -> pb::Register {
+    let config = &agent.config;
+    pb::Register {
+        node_name: config.name.clone(),
+        token: config.token.clone(),
+        cpu_capacity_millis: config.cpu_millis,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        pods: agent.supervisor.snapshot(),
+        cluster_id: config.cluster_id.clone(),
+        instance_id: agent.instance_id.clone(),
+    }
+}
+
+/// The goodbye for a shutdown while no registered stream exists: one best-effort attempt, on a
+/// fresh stream, to send Register immediately followed by Deregister, within
+/// [`FAREWELL_BUDGET`]. Without it kube9d would take the vanished node for a failure and try to
+/// recover it. Register (and its pod snapshot) is built when this is called, not when awaited.
+pub fn farewell(agent: &Agent, signal: &'static str) -> impl Future<Output = ()> + 'static {
+    let server = agent.config.server.clone();
+    let register = message(agent_message::Msg::Register(register(agent)));
+    let deregister = message(agent_message::Msg::Deregister(pb::Deregister {
+        reason: format!("agent received {signal}"),
+    }));
+    async move {
+        let deadline = Instant::now() + FAREWELL_BUDGET;
+        let attempt = send_farewell(&server, register, deregister, deadline);
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Ok(Ok(())) => info!(%server, "deregistered"),
+            Ok(Err(error)) => {
+                warn!(%server, error = %super::error_chain(&error), "failed to deregister, kube9d may try to recover this node")
+            }
+            Err(_) => warn!(%server, budget_ms = FAREWELL_BUDGET.as_millis() as u64,
+                "failed to deregister in time, kube9d may try to recover this node"),
+        }
+    }
+}
+
+async fn send_farewell(
+    server: &str,
+    register: AgentMessage,
+    deregister: AgentMessage,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let channel = endpoint(server)
+        .map_err(Error::Connect)?
+        .connect()
+        .await
+        .map_err(Error::Connect)?;
+    let mut client = AgentServiceClient::new(channel);
+    let (tx, rx) = mpsc::channel(2);
+    // The receiver is alive and the channel has room for both: these cannot fail or wait.
+    let _ = tx.send(register).await;
+    let _ = tx.send(deregister).await;
+    let inbound = client
+        .attach(ReceiverStream::new(rx))
+        .await
+        .map_err(Error::Attach)?
+        .into_inner();
+    // kube9d refuses some attaches (another agent holds the node) on the stream itself.
+    close(tx, inbound, deadline).await.map_err(Error::Attach)
+}
+
+/// Waits until the transport has taken everything queued on `tx`, closes our side, and gives
+/// the server a moment (until `deadline`, at most [`LINGER`]) to see it. Returns the error the
+/// server ended the stream with meanwhile, if any.
+async fn close(
+    tx: mpsc::Sender<AgentMessage>,
+    mut inbound: Streaming<ControlMessage>,
+    deadline: Instant,
+) -> Result<(), tonic::Status> {
+    while tx.capacity() < tx.max_capacity() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(tx);
+    let linger = deadline.min(Instant::now() + LINGER);
+    let drained = tokio::time::timeout_at(linger, async {
+        loop {
+            match inbound.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return Ok(()),
+                Err(status) => return Err(status),
+            }
+        }
+    })
+    .await;
+    drained.unwrap_or(Ok(()))
+}
+
 async fn establish(
     agent: &Agent,
     updates: &mut mpsc::UnboundedReceiver<pb::PodStatus>,
@@ -137,14 +240,7 @@ async fn establish(
     let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
     // Register carries the full picture; queued updates are older than it.
     while updates.try_recv().is_ok() {}
-    let register = pb::Register {
-        node_name: config.name.clone(),
-        token: config.token.clone(),
-        cpu_capacity_millis: config.cpu_millis,
-        agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        pods: agent.supervisor.snapshot(),
-        cluster_id: config.cluster_id.clone(),
-    };
+    let register = register(agent);
     let pods = register.pods.len();
     // The receiver is alive and the channel empty: this cannot fail or wait.
     let _ = tx
@@ -196,9 +292,9 @@ impl Session {
         };
         loop {
             let step = tokio::select! {
-                reason = shutdown_requested(shutdown) => {
-                    self.leave(agent, inbound, reason).await;
-                    return SessionEnd::Shutdown;
+                signal = shutdown_requested(shutdown) => {
+                    self.leave(agent, inbound, signal).await;
+                    return SessionEnd::Shutdown { signal, deregistered: true };
                 }
                 received = inbound.message() => match received {
                     Ok(Some(control)) => self.handle(agent, control, &mut ticker).await,
@@ -317,7 +413,7 @@ impl Session {
         tokio::join!(deregister, agent.supervisor.stop_all(DEFAULT_GRACE));
     }
 
-    async fn deregister(self, mut inbound: Streaming<ControlMessage>, reason: String) {
+    async fn deregister(self, inbound: Streaming<ControlMessage>, reason: String) {
         let deadline = Instant::now() + DEREGISTER_BUDGET;
         let msg = message(agent_message::Msg::Deregister(pb::Deregister { reason }));
         if tokio::time::timeout_at(deadline, self.tx.send(msg))
@@ -327,17 +423,8 @@ impl Session {
             warn!("failed to queue Deregister in time");
             return;
         }
-        // Wait until the transport has taken everything queued, then close our side and give
-        // the server a moment to see it.
-        while self.tx.capacity() < self.tx.max_capacity() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        drop(self.tx);
-        let linger = deadline.min(Instant::now() + Duration::from_millis(300));
-        let _ = tokio::time::timeout_at(linger, async {
-            while let Ok(Some(_)) = inbound.message().await {}
-        })
-        .await;
+        // The server may end the stream any way it likes once we said goodbye.
+        let _ = close(self.tx, inbound, deadline).await;
         debug!("deregistered");
     }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube9_proto::pb::agent_service_server::{AgentService, AgentServiceServer};
@@ -85,11 +85,12 @@ pub struct FakeServer {
     pub addr: std::net::SocketAddr,
     conns: mpsc::UnboundedReceiver<Conn>,
     attempts: Arc<AtomicUsize>,
+    reject: Arc<Mutex<Option<Code>>>,
 }
 
 struct FakeService {
     conns: mpsc::UnboundedSender<Conn>,
-    reject: Option<Code>,
+    reject: Arc<Mutex<Option<Code>>>,
     attempts: Arc<AtomicUsize>,
 }
 
@@ -102,8 +103,8 @@ impl AgentService for FakeService {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
-        if let Some(code) = self.reject {
-            return Err(Status::new(code, "node is permanently failed"));
+        if let Some(code) = *self.reject.lock().unwrap() {
+            return Err(Status::new(code, "refused by the fake kube9d"));
         }
         let (to_agent, rx) = mpsc::channel(64);
         let _ = self.conns.send(Conn {
@@ -121,9 +122,10 @@ impl FakeServer {
         let addr = listener.local_addr().unwrap();
         let (tx, conns) = mpsc::unbounded_channel();
         let attempts = Arc::new(AtomicUsize::new(0));
+        let reject = Arc::new(Mutex::new(reject));
         let service = FakeService {
             conns: tx,
-            reject,
+            reject: reject.clone(),
             attempts: attempts.clone(),
         };
         tokio::spawn(
@@ -135,7 +137,13 @@ impl FakeServer {
             addr,
             conns,
             attempts,
+            reject,
         }
+    }
+
+    /// From now on, accepts every stream.
+    pub fn accept_all(&self) {
+        *self.reject.lock().unwrap() = None;
     }
 
     /// The next attached stream.
@@ -206,6 +214,11 @@ impl AgentProcess {
 
     pub fn signal(&self, signal: Signal) {
         kill(self.pid(), signal).unwrap();
+    }
+
+    /// Whether the agent's log so far contains `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        std::fs::read_to_string(self.dir.join("agent.stderr")).is_ok_and(|log| log.contains(text))
     }
 
     /// Waits for the exit code, within `within`.

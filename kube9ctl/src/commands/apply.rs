@@ -4,13 +4,17 @@ use crate::cli::{ApplyArgs, Format};
 use crate::commands::Context;
 use crate::output::emit;
 use anyhow::Context as _;
-use kube9_proto::manifest::{apply_request, parse_manifests, Object};
+use kube9_proto::manifest::{apply_request, parse_manifests_with_warnings, Object};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
 pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
-    let objects = read_manifests(&args.files)?;
+    let Manifests { objects, warnings } = read_manifests(&args.files)?;
+    // Like kubectl's warn mode: accepted, but the user learns what will be ignored.
+    for warning in &warnings {
+        eprintln!("Warning: {warning}");
+    }
     if objects.is_empty() {
         anyhow::bail!("no objects passed to apply");
     }
@@ -38,13 +42,26 @@ pub fn result_line(result: &kube9_proto::pb::ApplyResult, format: Format, dry_ru
     }
 }
 
+/// The objects of one or more manifests, and what they hold that will be ignored.
+#[derive(Debug, Default)]
+pub struct Manifests {
+    /// Every object, validated, in file and document order.
+    pub objects: Vec<Object>,
+    /// One line per ignored field: `pod.yaml: document 1 (pod "web"): unknown field
+    /// "spec.containers[0].livenessProbe" ignored`.
+    pub warnings: Vec<String>,
+}
+
 /// Reads and validates every object of every file (`-` is stdin, a directory means its
 /// `.yaml`, `.yml` and `.json` files), refusing an object defined in two files.
-pub fn read_manifests(paths: &[String]) -> anyhow::Result<Vec<Object>> {
+pub fn read_manifests(paths: &[String]) -> anyhow::Result<Manifests> {
     let mut objects = Vec::new();
+    let mut warnings = Vec::new();
     let mut seen: HashMap<(&'static str, String), String> = HashMap::new();
     for (source, text) in read_sources(paths)? {
-        let parsed = parse_manifests(&text).with_context(|| source.clone())?;
+        let (parsed, ignored) =
+            parse_manifests_with_warnings(&text).with_context(|| source.clone())?;
+        warnings.extend(ignored.iter().map(|w| format!("{source}: {w}")));
         for object in parsed {
             let key = (object.kind(), object.name().to_string());
             if let Some(first) = seen.get(&key) {
@@ -58,7 +75,7 @@ pub fn read_manifests(paths: &[String]) -> anyhow::Result<Vec<Object>> {
             objects.push(object);
         }
     }
-    Ok(objects)
+    Ok(Manifests { objects, warnings })
 }
 
 /// `(name, text)` of each input.
@@ -134,8 +151,9 @@ mod tests {
     fn the_examples_parse_and_the_bad_ones_do_not() {
         let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
         for good in ["pod.yaml", "pods.yaml", "nodes.yaml"] {
-            let objects = read_manifests(&[format!("{examples}/{good}")]).unwrap();
-            assert!(!objects.is_empty(), "{good}");
+            let manifests = read_manifests(&[format!("{examples}/{good}")]).unwrap();
+            assert!(!manifests.objects.is_empty(), "{good}");
+            assert_eq!(manifests.warnings, Vec::<String>::new(), "{good}");
         }
         let bad = format!("{examples}/bad");
         let mut files: Vec<_> = std::fs::read_dir(&bad)
@@ -149,6 +167,28 @@ mod tests {
             let text = format!("{err:#}");
             assert!(text.starts_with(&file.display().to_string()), "{text}");
         }
+    }
+
+    #[test]
+    fn ignored_fields_become_warnings_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("kube9ctl-apply-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("web.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\nspec:\n  containers:\n  - name: c\n    image: x\n    livenessProbe: {exec: {command: [true]}}\n",
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let manifests = read_manifests(std::slice::from_ref(&path)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(manifests.objects.len(), 1);
+        assert_eq!(
+            manifests.warnings,
+            [format!(
+                "{path}: document 1 (pod \"web\"): unknown field \"spec.containers[0].livenessProbe\" ignored"
+            )]
+        );
     }
 
     #[test]

@@ -55,7 +55,8 @@ fn targets(args: &DeleteArgs) -> anyhow::Result<Vec<(Kind, String)>> {
         if !args.names.is_empty() {
             anyhow::bail!("names cannot be given together with -f");
         }
-        let objects = read_manifests(std::slice::from_ref(file))?;
+        // Only the names matter here: ignored fields are apply's concern.
+        let objects = read_manifests(std::slice::from_ref(file))?.objects;
         let mut targets: Vec<(Kind, String)> = objects
             .iter()
             .map(|o| match o {

@@ -1,5 +1,8 @@
 //! `kube9ctl describe node|pod NAME`: the object as aligned `Key: value` lines, then the events
 //! about it.
+//!
+//! Events name their object but carry no uid, so the events of an earlier object that had the
+//! same name are told apart by time: only events from the object's creation on are shown.
 
 use crate::cli::{DescribeArgs, Kind};
 use crate::commands::get::sort_events;
@@ -48,13 +51,29 @@ pub async fn run(ctx: &Context, args: DescribeArgs) -> anyhow::Result<()> {
         limit: 0,
     };
     let response = cluster.client.list_events(request).await;
-    let mut events = cluster.check(response)?.events;
+    let created_ms = match &object {
+        Described::Node(node) => node.created_ms,
+        Described::Pod(pod) => pod.created_ms,
+    };
+    let mut events = own_events(cluster.check(response)?.events, created_ms);
     sort_events(&mut events);
     let text = match &object {
         Described::Node(node) => describe_node(node, &events, now_ms()),
         Described::Pod(pod) => describe_pod(pod, &events, now_ms()),
     };
     emit(&text)
+}
+
+/// The events since `created_ms`: those of the object being described, not of an earlier,
+/// deleted one with the same name. All of them when the creation time is unknown (0).
+pub fn own_events(events: Vec<pb::Event>, created_ms: i64) -> Vec<pb::Event> {
+    if created_ms <= 0 {
+        return events;
+    }
+    events
+        .into_iter()
+        .filter(|e| e.time_ms >= created_ms)
+        .collect()
 }
 
 enum Described {
@@ -224,14 +243,9 @@ pub fn describe_pod(pod: &pb::Pod, events: &[pb::Event], now_ms: i64) -> String 
         .field("Status", pod.phase().label())
         .field("Reason", or_none(&pod.reason))
         .field("CPU request", format_cpu(pod.cpu_request_millis))
-        .field(
-            "Restart policy",
-            if pod.restart_policy.is_empty() {
-                "Always"
-            } else {
-                &pod.restart_policy
-            },
-        )
+        // As given: the agent does not restart containers yet, so an empty policy must not
+        // read as Kubernetes' default, Always.
+        .field("Restart policy", or_none(&pod.restart_policy))
         .field("Scheduled", when(now_ms, pod.scheduled_ms))
         .field("Started", when(now_ms, pod.started_ms))
         .field("Reschedules", pod.reschedules);
@@ -372,5 +386,41 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn only_events_since_the_object_was_created_are_its_own() {
+        // The node was created 3 minutes ago; a deleted namesake left events before that.
+        let node = node();
+        let events = vec![
+            event(1, 10 * 60_000, "NodeFailed"),
+            event(2, 3 * 60_000, "NodeCreated"),
+            event(3, 60_000, "NodeReady"),
+        ];
+        let own: Vec<u64> = own_events(events.clone(), node.created_ms)
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(own, [2, 3]);
+        assert_eq!(own_events(events.clone(), 0).len(), 3, "creation unknown");
+        let text = describe_node(&node, &own_events(events, node.created_ms), NOW);
+        assert!(text.contains("NodeReady"), "{text}");
+        assert!(!text.contains("NodeFailed"), "{text}");
+    }
+
+    #[test]
+    fn the_restart_policy_is_shown_as_given_or_none() {
+        let mut pod = pod();
+        let text = describe_pod(&pod, &[], NOW);
+        assert!(
+            text.contains("Restart policy:     <none>\n"),
+            "missing <none> in\n{text}"
+        );
+        pod.restart_policy = "OnFailure".into();
+        let text = describe_pod(&pod, &[], NOW);
+        assert!(
+            text.contains("Restart policy:     OnFailure\n"),
+            "missing OnFailure in\n{text}"
+        );
     }
 }

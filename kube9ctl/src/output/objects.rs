@@ -712,7 +712,11 @@ mod tests {
     #[test]
     fn pod_yaml_output_applies_back_to_the_same_spec() {
         let yaml = crate::output::to_yaml(&PodObject::new(&pod())).unwrap();
-        let objects = kube9_proto::manifest::parse_manifests(&yaml).unwrap();
+        let (objects, warnings) =
+            kube9_proto::manifest::parse_manifests_with_warnings(&yaml).unwrap();
+        // Server-written metadata and status pass silently; the binding does not carry over.
+        let warned: Vec<_> = warnings.iter().map(|w| w.field.as_str()).collect();
+        assert_eq!(warned, ["spec.nodeName"]);
         let kube9_proto::manifest::Object::Pod(back) = &objects[0] else {
             panic!()
         };
