@@ -30,16 +30,6 @@ async fn container_processes(container: &str) -> Vec<String> {
         .collect()
 }
 
-async fn docker_nodes(c: &TestCluster, nodes: &[(&str, &str)]) {
-    for (name, cpu) in nodes {
-        c.create_node(name, cpu);
-    }
-    for (name, _) in nodes {
-        c.wait_node_status(name, NodeStatus::Healthy, secs(60))
-            .await;
-    }
-}
-
 /// Removes everything and checks nothing of the cluster is left in Docker.
 async fn finish(mut c: TestCluster) {
     let id = c.id.clone();
@@ -61,7 +51,8 @@ async fn finish(mut c: TestCluster) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_nodes_run_pods_inside_their_own_containers() {
     let c = TestCluster::start(Options::docker()).await;
-    docker_nodes(&c, &[("d1", "2"), ("d2", "2"), ("d3", "4")]).await;
+    c.healthy_nodes(&[("d1", "2"), ("d2", "2"), ("d3", "4")])
+        .await;
 
     let docker = docker().await.unwrap();
     let containers = list_containers(&docker, &c.id).await;
@@ -130,7 +121,7 @@ async fn docker_nodes_run_pods_inside_their_own_containers() {
 async fn a_killed_node_container_fails_its_node_with_the_reason() {
     // No recovery attempts: the failure is final, so its reason can be read at leisure.
     let c = TestCluster::start(Options::docker().arg("--max-recovery-attempts").arg("0")).await;
-    docker_nodes(&c, &[("victim", "2")]).await;
+    c.healthy_nodes(&[("victim", "2")]).await;
     let docker = docker().await.unwrap();
     docker
         .kill_container(
@@ -167,26 +158,15 @@ async fn a_killed_node_container_fails_its_node_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_stop_deregisters_the_node_and_its_pods_move() {
     let c = TestCluster::start(Options::docker()).await;
-    docker_nodes(&c, &[("s1", "2"), ("s2", "2")]).await;
+    c.healthy_nodes(&[("s1", "2"), ("s2", "2")]).await;
     c.apply(&pod_yaml("mover", "1500m", "sleep 1000"));
     let pod = c.wait_pod_phase("mover", PodPhase::Running, secs(30)).await;
     let from = pod.node.clone();
     let to = if from == "s1" { "s2" } else { "s1" };
 
-    let docker = docker().await.unwrap();
-    docker
-        .stop_container(
-            &format!("{}-{from}", c.id),
-            Some(
-                bollard::query_parameters::StopContainerOptionsBuilder::new()
-                    .t(10)
-                    .build(),
-            ),
-        )
-        .await
-        .unwrap();
+    docker_stop(&format!("{}-{from}", c.id)).await;
     // Marked permanently failed at once: the agent said goodbye before it exited, so no
-    // heartbeat timeout (1.5 s here) is involved.
+    // heartbeat timeout (2 s by default) is involved.
     let node = c
         .wait_node_status(&from, NodeStatus::PermanentlyFailed, secs(1))
         .await;
@@ -205,6 +185,7 @@ async fn docker_stop_deregisters_the_node_and_its_pods_move() {
     );
     c.assert_cpu_invariant().await;
     // The stopped container is reaped.
+    let docker = docker().await.unwrap();
     c.wait_for("the stopped container to be reaped", secs(15), || async {
         let left = list_containers(&docker, &c.id).await;
         (left.len() == 1).then_some(())
@@ -216,7 +197,7 @@ async fn docker_stop_deregisters_the_node_and_its_pods_move() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_docker_node_moves_its_pods_and_removes_its_container() {
     let c = TestCluster::start(Options::docker()).await;
-    docker_nodes(&c, &[("keep", "4"), ("gone", "2")]).await;
+    c.healthy_nodes(&[("keep", "4"), ("gone", "2")]).await;
     c.apply(&format!(
         "{}---\n{}",
         pod_yaml("p1", "2", "sleep 1000"),
@@ -251,7 +232,7 @@ async fn deleting_a_docker_node_moves_its_pods_and_removes_its_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_kube9d_adopts_its_containers_and_removes_orphans() {
     let mut c = TestCluster::start(Options::docker()).await;
-    docker_nodes(&c, &[("r1", "2"), ("r2", "2")]).await;
+    c.healthy_nodes(&[("r1", "2"), ("r2", "2")]).await;
     c.apply(&pod_yaml("survivor", "1", "sleep 1000"));
     let before = c
         .wait_pod_phase("survivor", PodPhase::Running, secs(30))

@@ -30,12 +30,7 @@ enum Fault {
 /// One run: returns (failure -> NodeFailed event, failure -> every pod Running again).
 async fn one_run(runtime: Runtime, fault: Fault) -> (i64, i64) {
     let c = TestCluster::start(Options::of(runtime)).await;
-    c.create_node("n1", "2");
-    c.create_node("n2", "2");
-    c.wait_node_status("n1", NodeStatus::Healthy, secs(60))
-        .await;
-    c.wait_node_status("n2", NodeStatus::Healthy, secs(60))
-        .await;
+    c.healthy_nodes(&[("n1", "2"), ("n2", "2")]).await;
     c.apply(&format!(
         "{}---\n{}",
         pod_yaml("a", "1", "sleep 1000"),

@@ -74,12 +74,7 @@ fn assert_sequence(reasons: &[String], expected: &[&str]) {
 
 /// Two nodes, two pods on `n1` (best fit puts both there).
 async fn two_nodes_two_pods(c: &TestCluster) {
-    c.create_node("n1", "2");
-    c.create_node("n2", "2");
-    c.wait_node_status("n1", NodeStatus::Healthy, secs(60))
-        .await;
-    c.wait_node_status("n2", NodeStatus::Healthy, secs(60))
-        .await;
+    c.healthy_nodes(&[("n1", "2"), ("n2", "2")]).await;
     c.apply(&format!(
         "{}---\n{}",
         marked_pod(c, "a", "1"),
@@ -157,12 +152,7 @@ async fn moves_pods_after_partition(runtime: Runtime) {
 
 async fn moves_pods_after_deregistration(runtime: Runtime) {
     let c = TestCluster::start(Options::of(runtime)).await;
-    c.create_node("n1", "2");
-    c.create_node("n2", "1");
-    c.wait_node_status("n1", NodeStatus::Healthy, secs(60))
-        .await;
-    c.wait_node_status("n2", NodeStatus::Healthy, secs(60))
-        .await;
+    c.healthy_nodes(&[("n1", "2"), ("n2", "1")]).await;
     // big can only fit n1; small fills n2 (best fit).
     c.apply(&format!(
         "{}---\n{}",
@@ -177,18 +167,7 @@ async fn moves_pods_after_deregistration(runtime: Runtime) {
     let handle = c.node("n1").await.runtime.unwrap();
     match runtime {
         Runtime::Docker => {
-            let docker = docker().await.unwrap();
-            docker
-                .stop_container(
-                    &handle.id,
-                    Some(
-                        bollard::query_parameters::StopContainerOptionsBuilder::new()
-                            .t(10)
-                            .build(),
-                    ),
-                )
-                .await
-                .unwrap();
+            docker_stop(&handle.id).await;
         }
         Runtime::Process => {
             let pid = nix::unistd::Pid::from_raw(handle.id.parse().unwrap());

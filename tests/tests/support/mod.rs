@@ -280,6 +280,17 @@ impl TestCluster {
         self.ctl_ok(&["create", "node", name, "--cpu", cpu]);
     }
 
+    /// Creates nodes `(name, cpu)` through kube9ctl and waits until each is healthy.
+    pub async fn healthy_nodes(&self, nodes: &[(&str, &str)]) {
+        for (name, cpu) in nodes {
+            self.create_node(name, cpu);
+        }
+        for (name, _) in nodes {
+            self.wait_node_status(name, pb::NodeStatus::Healthy, Duration::from_secs(60))
+                .await;
+        }
+    }
+
     /// Applies a manifest given as text through `kube9ctl apply -f -`.
     pub fn apply(&self, manifest: &str) -> String {
         let out = self.ctl_stdin(&["apply", "-f", "-"], Some(manifest));
@@ -586,4 +597,17 @@ pub fn pod_yaml(name: &str, cpu: &str, script: &str) -> String {
 /// Seconds as a Duration, for readable deadlines.
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// `docker stop -t 10 CONTAINER` through bollard: SIGTERM, so the agent deregisters.
+pub async fn docker_stop(container: &str) {
+    let opts = bollard::query_parameters::StopContainerOptionsBuilder::new()
+        .t(10)
+        .build();
+    docker()
+        .await
+        .expect("Docker is required")
+        .stop_container(container, Some(opts))
+        .await
+        .unwrap();
 }
