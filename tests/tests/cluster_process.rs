@@ -463,3 +463,55 @@ async fn nodes_left_initializing_by_a_previous_run_are_cleaned_up() {
     .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordinary_manifest_runs_and_every_output_format_works() {
+    let c = TestCluster::start(Options::process()).await;
+    c.healthy_nodes(&[("n1", "2")]).await;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pod.yaml");
+    assert_eq!(
+        c.ctl_ok(&["apply", "-f", example]).trim(),
+        "pod/web created"
+    );
+    assert_eq!(
+        c.ctl_ok(&["apply", "-f", example]).trim(),
+        "pod/web unchanged"
+    );
+
+    // `image: nginx` with no command runs the agent's stand-in for the image.
+    c.wait_pod_phase("web", PodPhase::Running, secs(30)).await;
+    c.wait_for("the stand-in's start line", secs(10), || async {
+        let out = c.ctl(&["logs", "web"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("kube9 stand-in for image nginx:1.27-alpine started")
+            .then_some(())
+    })
+    .await;
+    let health = c
+        .client()
+        .await
+        .pod_health(pb::PodHealthRequest { name: "web".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(health.healthy, "{health:?}");
+    assert_eq!(health.node, "n1");
+
+    assert_eq!(c.ctl_ok(&["get", "pods", "-o", "name"]).trim(), "pod/web");
+    let yaml = c.ctl_ok(&["get", "pod", "web", "-o", "yaml"]);
+    assert!(
+        yaml.contains("kind: Pod") && yaml.contains("phase: Running"),
+        "{yaml}"
+    );
+    let list = c.ctl_json(&["get", "nodes"]);
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"][0]["status"]["phase"], "Healthy");
+    assert_eq!(list["items"][0]["status"]["cpuAllocatedMillis"], 500);
+    let wide = c.ctl_ok(&["get", "pods", "-o", "wide"]);
+    assert!(wide.contains("RESTARTS") && wide.contains("1/1"), "{wide}");
+
+    // delete -f removes what the file declares.
+    c.ctl_ok(&["delete", "-f", example]);
+    assert!(c.pods().await.is_empty());
+    assert_eq!(c.node("n1").await.cpu_allocated_millis, 0);
+}

@@ -333,3 +333,43 @@ async fn force_cleanup_removes_a_failed_nodes_instance() {
     all_running_once(&c, &["a", "b"]).await;
     assert_eq!(c.pod("a").await.node, "n2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_node_whose_container_is_removed_moves_its_pods() {
+    let c = TestCluster::start(Options::docker()).await;
+    two_nodes_two_pods(&c).await;
+    let id = c.node("n1").await.runtime.unwrap().id;
+    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .build();
+    docker()
+        .await
+        .unwrap()
+        .remove_container(&id, Some(opts))
+        .await
+        .unwrap();
+    c.wait_for("NodeFailed: container missing", secs(15), || async {
+        c.events().await.into_iter().find(|e| {
+            e.object_name == "n1"
+                && e.reason == "NodeFailed"
+                && e.message.contains("container is missing")
+        })
+    })
+    .await;
+    // Restarting a removed container fails: the node cannot come back, its pods move.
+    let n1 = c
+        .wait_node_status("n1", NodeStatus::PermanentlyFailed, secs(20))
+        .await;
+    assert!(
+        n1.reason.contains("gave up after 2 recovery attempts"),
+        "{}",
+        n1.reason
+    );
+    assert!(node_reasons(&c, "n1")
+        .await
+        .iter()
+        .any(|r| r == "RecoveryFailed"));
+    all_running_once(&c, &["a", "b"]).await;
+    assert_eq!(c.pod("a").await.node, "n2");
+    assert_eq!(c.pod("b").await.node, "n2");
+}
