@@ -5,6 +5,11 @@
 //! this runtime never acts on a container without its cluster's label. Containers have no
 //! restart policy: kube9d decides about recovery. The agent dials kube9d back through the
 //! network's gateway, so kube9d listens on 0.0.0.0 when it runs nodes in Docker.
+//!
+//! The network is created with an explicit subnet (one Docker picked itself for a throwaway
+//! probe network) because Docker only lets a container join with a fixed address on networks
+//! whose subnet was user configured, and a healed partition must give a node its old address
+//! back: the agent's open connection to kube9d is bound to it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,8 +20,9 @@ use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, EndpointSettings, HostConfig, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkDisconnectRequest, NetworkInspect, NetworkingConfig,
+    ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkInspect,
+    NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptions,
@@ -83,6 +89,9 @@ pub struct DockerRuntime {
     network_lock: tokio::sync::Mutex<()>,
     /// Set once the engine refused `cap_add: SYS_ADMIN`; later containers go without it.
     cap_add_refused: AtomicBool,
+    /// Address each partitioned container had on the cluster network, by container id, so
+    /// healing the partition can give it back.
+    partitioned_ips: parking_lot::Mutex<HashMap<String, String>>,
 }
 
 impl DockerRuntime {
@@ -96,6 +105,7 @@ impl DockerRuntime {
             gateway: parking_lot::Mutex::new(None),
             network_lock: tokio::sync::Mutex::new(()),
             cap_add_refused: AtomicBool::new(false),
+            partitioned_ips: parking_lot::Mutex::default(),
         })
     }
 
@@ -123,7 +133,6 @@ impl DockerRuntime {
         self.gateway.lock().clone()
     }
 
-    /// Force-removes every container labelled with this cluster, then the cluster network.
     /// Waits (up to 5 s) until a killed container is no longer running.
     async fn wait_stopped(&self, id: &str) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -137,6 +146,8 @@ impl DockerRuntime {
         }
     }
 
+    /// Force-removes every container labelled with this cluster, then the cluster network (and
+    /// any subnet probe network a crash left behind).
     pub async fn remove_cluster(&self) -> Result<()> {
         for container in self.list_labelled().await?.into_iter().filter_map(|c| c.id) {
             let options = RemoveContainerOptionsBuilder::new()
@@ -163,6 +174,11 @@ impl DockerRuntime {
             Ok(_) => warn!(network = %net, "network is not labelled for this cluster; left alone"),
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(e.into()),
+        }
+        for probe in self.labelled_networks(&self.probe_prefix()).await? {
+            if let Err(e) = self.docker.remove_network(&probe).await {
+                debug!(network = %probe, error = %e, "probe network already gone");
+            }
         }
         Ok(())
     }
@@ -191,7 +207,8 @@ impl DockerRuntime {
         Ok(self.docker.list_containers(Some(options)).await?)
     }
 
-    /// Creates the cluster network unless it exists; returns its gateway.
+    /// Creates the cluster network unless it exists; returns its gateway. Refuses a network
+    /// of that name without this cluster's label: it is someone else's.
     async fn ensure_network(&self) -> Result<String> {
         let _serialized = self.network_lock.lock().await;
         let net = self.network_name();
@@ -203,26 +220,108 @@ impl DockerRuntime {
             }
             Err(e) => return Err(e.into()),
         };
+        if !self.is_ours(network.labels.as_ref()) {
+            return Err(Error::Other(format!(
+                "a docker network named {net} exists but is not labelled {LABEL_CLUSTER}={}: \
+                 it belongs to something else; remove or rename it, or use another cluster id",
+                self.config.cluster_id
+            )));
+        }
         let gateway = gateway_of(&network)
             .ok_or_else(|| Error::Other(format!("network {net} has no IPv4 gateway")))?;
         *self.gateway.lock() = Some(gateway.clone());
         Ok(gateway)
     }
 
+    /// Creates the cluster network with an explicit subnet (see the module docs). Another
+    /// creator may take the probed subnet before we do ("Pool overlaps"): probe again.
     async fn create_network(&self, net: &str) -> Result<()> {
+        const ATTEMPTS: u32 = 5;
         info!(network = %net, "creating the cluster network");
+        for attempt in 1..=ATTEMPTS {
+            let (subnet, gateway) = self.probe_subnet().await?;
+            let request = NetworkCreateRequest {
+                name: net.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(self.labels(None)),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.clone()),
+                        gateway: Some(gateway),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(_) => {
+                    debug!(network = %net, subnet = %subnet, "created the cluster network");
+                    break;
+                }
+                Err(e) if status_of(&e) == Some(409) => {
+                    debug!(network = %net, "created concurrently");
+                    break;
+                }
+                Err(e) if is_pool_overlap(&e) && attempt < ATTEMPTS => {
+                    // Perhaps a concurrent creator of this very network took it.
+                    if self.docker.inspect_network(net, None).await.is_ok() {
+                        debug!(network = %net, "created concurrently");
+                        break;
+                    }
+                    debug!(network = %net, subnet = %subnet, attempt, "subnet taken meanwhile");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.drop_duplicate_networks(net).await
+    }
+
+    /// `<cluster>-net-probe-`: names of the throwaway networks [`Self::probe_subnet`] makes.
+    fn probe_prefix(&self) -> String {
+        format!("{}-probe-", self.network_name())
+    }
+
+    /// A free IPv4 subnet and its gateway, as Docker picks them: creates a network without a
+    /// subnet under a throwaway name, reads what it got, and removes it again.
+    async fn probe_subnet(&self) -> Result<(String, String)> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let probe = format!("{}{}-{nanos}", self.probe_prefix(), std::process::id());
         let request = NetworkCreateRequest {
-            name: net.to_string(),
+            name: probe.clone(),
             driver: Some("bridge".into()),
+            // Labelled, so `remove_cluster` finds it if we die before removing it.
             labels: Some(self.labels(None)),
             ..Default::default()
         };
-        match self.docker.create_network(request).await {
-            Err(e) if status_of(&e) == Some(409) => debug!(network = %net, "created concurrently"),
-            Err(e) => return Err(e.into()),
-            Ok(_) => {}
+        let created = self.docker.create_network(request).await?;
+        let inspected = self.docker.inspect_network(&created.id, None).await;
+        if let Err(e) = self.docker.remove_network(&created.id).await {
+            warn!(network = %probe, error = %e, "failed to remove the subnet probe network");
         }
-        self.drop_duplicate_networks(net).await
+        let configs = (inspected?.ipam)
+            .and_then(|ipam| ipam.config)
+            .unwrap_or_default();
+        configs
+            .into_iter()
+            .filter(|c| c.subnet.as_deref().is_some_and(is_ipv4_subnet))
+            .find_map(|c| Some((c.subnet?, c.gateway?)))
+            .ok_or_else(|| Error::Other("docker gave a new network no IPv4 subnet".into()))
+    }
+
+    /// Names of the networks labelled with this cluster whose name starts with `prefix`.
+    async fn labelled_networks(&self, prefix: &str) -> Result<Vec<String>> {
+        let label = format!("{LABEL_CLUSTER}={}", self.config.cluster_id);
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
+        let networks = self.docker.list_networks(Some(options)).await?;
+        Ok((networks.into_iter())
+            .filter_map(|n| n.name)
+            .filter(|name| name.starts_with(prefix))
+            .collect())
     }
 
     /// Engines before API 1.44 accept two networks with one name when two creates race (the
@@ -311,6 +410,54 @@ impl DockerRuntime {
             Err(e) if !is_not_found(&e) => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    /// Connects a partitioned container to the cluster network again, with `ip` when given
+    /// and Docker accepts it, else with an address Docker picks. Returns the address it got.
+    async fn reconnect(
+        &self,
+        container: &ContainerInspectResponse,
+        ip: Option<String>,
+    ) -> Result<String> {
+        let id = container.id.clone().unwrap_or_default();
+        let name = container_name(container);
+        let net = self.network_name();
+        let node = (container.config.as_ref())
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(LABEL_NODE).cloned());
+        let connect = |ip: Option<String>| {
+            let endpoint = EndpointSettings {
+                aliases: node.clone().map(|n| vec![n]),
+                ipam_config: ip.map(|ip| EndpointIpamConfig {
+                    ipv4_address: Some(ip),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let request = NetworkConnectRequest {
+                container: id.clone(),
+                endpoint_config: Some(endpoint),
+            };
+            self.docker.connect_network(&net, request)
+        };
+        match ip {
+            Some(ip) => match connect(Some(ip.clone())).await {
+                Ok(()) => return Ok(ip),
+                // e.g. "user specified IP address is supported only when connecting to
+                // networks with user configured subnets", or the address is in use.
+                Err(e @ DockerError::DockerResponseServerError { .. }) => {
+                    warn!(container = %name, ip = %ip, error = %e,
+                        "could not reconnect with the same address; the node gets a new one \
+                         and its agent must reconnect")
+                }
+                Err(e) => return Err(e.into()),
+            },
+            None => warn!(container = %name,
+                "no address known from before the partition; the node gets a new one"),
+        }
+        connect(None).await?;
+        let ip = self.refreshed_handle(&id).await?.ip;
+        Ok(ip)
     }
 
     async fn create_and_start(&self, spec: &NodeLaunch, gateway: &str) -> Result<String> {
@@ -470,39 +617,49 @@ impl NodeRuntime for DockerRuntime {
 
     async fn remove(&self, handle: &RuntimeHandle) -> Result<()> {
         match self.inspect_owned(target(handle)).await? {
-            Some(container) => self.force_remove(&container.id.unwrap_or_default()).await,
+            Some(container) => {
+                let id = container.id.unwrap_or_default();
+                self.partitioned_ips.lock().remove(&id);
+                self.force_remove(&id).await
+            }
             None => Ok(()),
         }
     }
 
+    /// Healing reconnects the container with the address it had (the trait returns no
+    /// handle, and needs none: the address is unchanged). Only when Docker refuses that
+    /// address (a network made by an older kube9d without a user subnet, or the address was
+    /// taken meanwhile) does the node get a new one, and its agent has to reconnect.
     async fn set_partitioned(&self, handle: &RuntimeHandle, partitioned: bool) -> Result<()> {
         let container = self.existing(handle).await?;
         let id = container.id.clone().unwrap_or_default();
         let net = self.network_name();
-        let connected = (container.network_settings.as_ref())
+        let endpoint = (container.network_settings.as_ref())
             .and_then(|s| s.networks.as_ref())
-            .is_some_and(|n| n.contains_key(&net));
-        if partitioned && connected {
-            let request = NetworkDisconnectRequest {
-                container: id,
-                force: Some(true),
-            };
-            self.docker.disconnect_network(&net, request).await?;
-            info!(container = %container_name(&container), "disconnected from the cluster network");
-        } else if !partitioned && !connected {
-            let node = (container.config.as_ref())
-                .and_then(|c| c.labels.as_ref())
-                .and_then(|l| l.get(LABEL_NODE).cloned());
-            let endpoint = EndpointSettings {
-                aliases: node.map(|n| vec![n]),
-                ..Default::default()
-            };
-            let request = NetworkConnectRequest {
-                container: id,
-                endpoint_config: Some(endpoint),
-            };
-            self.docker.connect_network(&net, request).await?;
-            info!(container = %container_name(&container), "reconnected to the cluster network");
+            .and_then(|n| n.get(&net));
+        if partitioned {
+            if let Some(endpoint) = endpoint {
+                let ip = endpoint.ip_address.clone().filter(|ip| !ip.is_empty());
+                if let Some(ip) = ip {
+                    self.partitioned_ips.lock().insert(id.clone(), ip);
+                }
+                let request = NetworkDisconnectRequest {
+                    container: id,
+                    force: Some(true),
+                };
+                self.docker.disconnect_network(&net, request).await?;
+                info!(container = %container_name(&container), "disconnected from the cluster network");
+            }
+        } else if endpoint.is_none() {
+            // Remembered at the disconnect; after a kube9d restart, the handle's address.
+            let remembered = self.partitioned_ips.lock().get(&id).cloned();
+            let ip = remembered.or_else(|| Some(handle.ip.clone()).filter(|ip| !ip.is_empty()));
+            let ip = self.reconnect(&container, ip).await?;
+            self.partitioned_ips.lock().remove(&id);
+            info!(container = %container_name(&container), ip = %ip,
+                "reconnected to the cluster network");
+        } else {
+            self.partitioned_ips.lock().remove(&id);
         }
         Ok(())
     }
@@ -608,20 +765,30 @@ fn is_not_running(e: &DockerError) -> bool {
     status_of(e) == Some(409)
 }
 
+/// "Pool overlaps with other one on this address space": the subnet is taken.
+fn is_pool_overlap(e: &DockerError) -> bool {
+    matches!(e, DockerError::DockerResponseServerError { message, .. }
+        if message.to_ascii_lowercase().contains("pool overlaps"))
+}
+
+/// `a.b.c.d/n`.
+fn is_ipv4_subnet(subnet: &str) -> bool {
+    subnet
+        .split_once('/')
+        .is_some_and(|(addr, _)| addr.parse::<std::net::Ipv4Addr>().is_ok())
+}
+
+/// Whether the engine refused the container because of `cap_add: SYS_ADMIN` itself. Only
+/// messages that name the capability count: any other "permission denied" is a real error,
+/// not a reason to drop the capability for every later node.
 fn looks_like_capability_refusal(e: &DockerError) -> bool {
     let DockerError::DockerResponseServerError { message, .. } = e else {
         return false;
     };
     let message = message.to_ascii_lowercase();
-    [
-        "cap",
-        "sys_admin",
-        "not permitted",
-        "permission denied",
-        "privilege",
-    ]
-    .iter()
-    .any(|word| message.contains(word))
+    ["sys_admin", "capabilit", "apply caps"]
+        .iter()
+        .any(|word| message.contains(word))
 }
 
 #[cfg(test)]
@@ -847,6 +1014,168 @@ mod tests {
         ));
         rt.remove(&handle).await.unwrap();
         assert!(matches!(rt.kill(&handle).await, Err(Error::NotFound(_))));
+    }
+
+    fn ip_of(container: &ContainerInspectResponse, net: &str) -> Option<String> {
+        let networks = container.network_settings.as_ref()?.networks.as_ref()?;
+        networks.get(net)?.ip_address.clone()
+    }
+
+    #[tokio::test]
+    async fn a_healed_partition_gives_the_node_its_address_back() {
+        let (rt, _cleanup) = prepared("heal", Some(&["/bin/sleep", "1000"])).await;
+        let net = rt.network_name();
+        let ip_now = |handle: RuntimeHandle| {
+            let rt = &rt;
+            async move { ip_of(&rt.existing(&handle).await.unwrap(), &rt.network_name()) }
+        };
+        let n0 = rt.launch(&spec(&rt, "n0")).await.unwrap();
+        let handle = rt.launch(&spec(&rt, "n1")).await.unwrap();
+        wait_for(&rt, &handle, Observed::Running).await;
+        let ip = handle.ip.clone();
+        assert!(!ip.is_empty(), "{handle:?}");
+
+        // The engine hands out the lowest free address: with n0's freed, a reconnect that
+        // let Docker choose would move n1 there.
+        rt.set_partitioned(&handle, true).await.unwrap();
+        assert!(!connected(&rt, &handle).await);
+        rt.remove(&n0).await.unwrap();
+        rt.set_partitioned(&handle, false).await.unwrap();
+        assert!(connected(&rt, &handle).await);
+        assert_eq!(ip_now(handle.clone()).await, Some(ip.clone()));
+        assert_eq!(rt.refreshed_handle(&handle.id).await.unwrap().ip, ip);
+
+        // Repeated calls change nothing.
+        for partitioned in [true, true, false, false] {
+            rt.set_partitioned(&handle, partitioned).await.unwrap();
+            assert_eq!(connected(&rt, &handle).await, !partitioned);
+        }
+        assert_eq!(ip_now(handle.clone()).await, Some(ip.clone()));
+
+        // A node that joined meanwhile took the address: n1 still heals, with a new one.
+        rt.set_partitioned(&handle, true).await.unwrap();
+        let joiner = rt.launch(&spec(&rt, "j1")).await.unwrap();
+        rt.set_partitioned(&handle, false).await.unwrap();
+        assert!(connected(&rt, &handle).await);
+        let moved = ip_now(handle.clone()).await.unwrap();
+        assert!(!moved.is_empty() && moved != joiner.ip, "{moved} on {net}");
+    }
+
+    #[tokio::test]
+    async fn cluster_networks_created_at_once_get_user_subnets_of_their_own() {
+        // Clusters creating their networks at the same time compete for the subnets they
+        // probed ("Pool overlaps"). (Two creators of one cluster are not covered: this engine
+        // accepts duplicate names, see `drop_duplicate_networks`.)
+        let ids: Vec<String> = (0..5)
+            .map(|i| unique_cluster_id(&format!("subnet{i}")))
+            .collect();
+        let _cleanups: Vec<Cleanup> = ids.iter().cloned().map(Cleanup).collect();
+        let mut runtimes = Vec::new();
+        for id in &ids {
+            runtimes.push(DockerRuntime::connect(config(id, None)).await.unwrap());
+        }
+        let gateways = futures::future::join_all(runtimes.iter().map(|rt| rt.ensure_network()))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>>>()
+            .unwrap();
+        let distinct: std::collections::HashSet<_> = gateways.iter().collect();
+        assert_eq!(distinct.len(), gateways.len(), "{gateways:?}");
+
+        // A second kube9d of the first cluster finds the network as it is.
+        let again = DockerRuntime::connect(config(&ids[0], None)).await.unwrap();
+        assert_eq!(again.ensure_network().await.unwrap(), gateways[0]);
+
+        for rt in &runtimes {
+            let net = rt
+                .docker
+                .inspect_network(&rt.network_name(), None)
+                .await
+                .unwrap();
+            assert!(rt.is_ours(net.labels.as_ref()), "{:?}", net.labels);
+            let config = &net.ipam.unwrap().config.unwrap()[0];
+            assert!(
+                config.subnet.as_deref().is_some_and(is_ipv4_subnet),
+                "{config:?}"
+            );
+            assert_eq!(config.gateway.as_ref(), rt.gateway().as_ref());
+            assert_eq!(
+                rt.labelled_networks(&rt.network_name())
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            assert!(rt
+                .labelled_networks(&rt.probe_prefix())
+                .await
+                .unwrap()
+                .is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_network_from_before_user_subnets_still_heals_with_a_new_address() {
+        let cluster_id = unique_cluster_id("legacy");
+        let _cleanup = Cleanup(cluster_id.clone());
+        let rt = DockerRuntime::connect(config(&cluster_id, Some(&["/bin/sleep", "1000"])))
+            .await
+            .unwrap();
+        let request = NetworkCreateRequest {
+            name: rt.network_name(),
+            driver: Some("bridge".into()),
+            labels: Some(rt.labels(None)),
+            ..Default::default()
+        };
+        rt.docker.create_network(request).await.unwrap();
+        {
+            let _one_build = IMAGE_LOCK.lock().await;
+            rt.prepare().await.unwrap();
+        }
+        let handle = rt.launch(&spec(&rt, "n1")).await.unwrap();
+        rt.set_partitioned(&handle, true).await.unwrap();
+        rt.set_partitioned(&handle, false).await.unwrap();
+        assert!(connected(&rt, &handle).await);
+        let container = rt.existing(&handle).await.unwrap();
+        assert!(ip_of(&container, &rt.network_name()).is_some_and(|ip| !ip.is_empty()));
+    }
+
+    #[tokio::test]
+    async fn an_unlabelled_network_with_the_cluster_name_is_refused() {
+        let cluster_id = unique_cluster_id("foreign");
+        let rt = DockerRuntime::connect(config(&cluster_id, None))
+            .await
+            .unwrap();
+        let net = rt.network_name();
+        let request = NetworkCreateRequest {
+            name: net.clone(),
+            ..Default::default()
+        };
+        rt.docker.create_network(request).await.unwrap();
+        let refused = rt.ensure_network().await;
+        // remove_cluster leaves an unlabelled network alone, so remove it here.
+        rt.docker.remove_network(&net).await.unwrap();
+        let err = refused.unwrap_err().to_string();
+        assert!(err.contains("not labelled"), "{err}");
+        assert!(rt.gateway().is_none());
+    }
+
+    #[test]
+    fn only_messages_about_the_capability_drop_sys_admin() {
+        let refusal = |message: &str| {
+            looks_like_capability_refusal(&DockerError::DockerResponseServerError {
+                status_code: 500,
+                message: message.into(),
+            })
+        };
+        assert!(refusal("unknown capability: \"CAP_SYS_ADMIN\""));
+        assert!(refusal(
+            "OCI runtime create failed: unable to apply caps: operation not permitted"
+        ));
+        assert!(refusal("capabilities are not allowed here"));
+        assert!(!refusal("open /var/lib/docker/x: permission denied"));
+        assert!(!refusal("failed to create shim task: escape from cap"));
+        assert!(!refusal("Cannot start container: port already allocated"));
     }
 
     #[tokio::test]

@@ -6,7 +6,14 @@
 //!
 //! Agents outlive kube9d on purpose, like containers do. After a kube9d restart an agent is no
 //! longer our child, so it is recognised through `/proc`: alive, not a zombie, and started
-//! with `--cluster-id <id>`. Partitions cannot be made here; kube9d emulates them.
+//! with `--cluster-id <id> --name <node> … --state-dir <data_dir>/nodes/<node>`. The state
+//! directory is what tells our agents from one a person started by hand for the same cluster
+//! (an "external" node), which this runtime must never claim or kill. The runtime passes it as
+//! an absolute path, so a kube9d started again from another directory still recognises it.
+//!
+//! A pid can be reused once its process is gone, so the runtime also remembers each agent's
+//! start time (`/proc/<pid>/stat`) from launch, or from the first time it verifies an adopted
+//! agent, and treats a pid with another start time as someone else's.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -42,18 +49,69 @@ struct Child {
     exit_code: Option<i64>,
 }
 
+/// What makes a process one of this runtime's agents.
+#[derive(Debug, Clone)]
+struct Owner {
+    cluster_id: String,
+    /// `<data_dir>/nodes`, absolute: agents run with `--state-dir <nodes_root>/<name>`.
+    nodes_root: PathBuf,
+}
+
+impl Owner {
+    fn of(config: &ProcessConfig) -> Self {
+        // Canonical when the data dir exists (kube9d creates it first), so two spellings of
+        // one directory agree; absolute otherwise.
+        let data_dir = std::fs::canonicalize(&config.data_dir)
+            .or_else(|_| std::path::absolute(&config.data_dir))
+            .unwrap_or_else(|_| config.data_dir.clone());
+        Self {
+            cluster_id: config.cluster_id.clone(),
+            nodes_root: data_dir.join("nodes"),
+        }
+    }
+
+    /// The node name if `args` are those of an agent this runtime launched
+    /// (`… --cluster-id <id> --name <node> … --state-dir <nodes_root>/<node> …`).
+    fn node_name(&self, args: &[String]) -> Option<String> {
+        let value_of = |flag: &str| {
+            let at = args.iter().position(|a| a == flag)?;
+            args.get(at + 1)
+        };
+        if *value_of("--cluster-id")? != self.cluster_id {
+            return None;
+        }
+        let name = value_of("--name")?;
+        let state_dir = Path::new(value_of("--state-dir")?);
+        let expected = self.nodes_root.join(name);
+        // A relative path would be relative to the agent's working directory, not ours.
+        let ours = state_dir.is_absolute()
+            && (state_dir == expected
+                || matches!(
+                    (std::fs::canonicalize(state_dir), std::fs::canonicalize(&expected)),
+                    (Ok(a), Ok(b)) if a == b
+                ));
+        ours.then(|| name.clone())
+    }
+}
+
 /// Runs node agents as local processes. See the module docs.
 pub struct ProcessRuntime {
     config: ProcessConfig,
+    owner: Owner,
     /// Agents spawned by this instance, by pid.
     children: Arc<parking_lot::Mutex<HashMap<i32, Child>>>,
+    /// Start time (clock ticks after boot) of each agent verified as ours, by pid: a pid with
+    /// another start time was reused and is left alone.
+    start_times: parking_lot::Mutex<HashMap<i32, u64>>,
 }
 
 impl ProcessRuntime {
     pub fn new(config: ProcessConfig) -> Self {
         Self {
+            owner: Owner::of(&config),
             config,
             children: Arc::default(),
+            start_times: parking_lot::Mutex::default(),
         }
     }
 
@@ -61,9 +119,10 @@ impl ProcessRuntime {
         &self.config
     }
 
-    /// `<data_dir>/nodes/<name>`: the agent's state directory, holding `agent.log`.
+    /// `<data_dir>/nodes/<name>` as an absolute path: the agent's state directory, holding
+    /// `agent.log`.
     pub fn node_dir(&self, name: &str) -> PathBuf {
-        self.config.data_dir.join("nodes").join(name)
+        self.owner.nodes_root.join(name)
     }
 
     fn handle(pid: i32, state: String) -> RuntimeHandle {
@@ -83,16 +142,28 @@ impl ProcessRuntime {
                 None => Observed::Running,
             };
         }
-        match probe(pid, &self.config.cluster_id) {
-            Probe::Agent(_) => Observed::Running,
+        match self.probe(pid) {
+            Probe::Agent { .. } => Observed::Running,
             Probe::Gone | Probe::Stranger => Observed::Missing,
         }
     }
 
+    /// [`probe`] against the start time recorded for `pid`; records it the first time an
+    /// adopted agent is verified.
+    fn probe(&self, pid: i32) -> Probe {
+        let known = self.start_times.lock().get(&pid).copied();
+        let found = probe(pid, &self.owner, known);
+        if let Probe::Agent { started, .. } = found {
+            self.start_times.lock().entry(pid).or_insert(started);
+        }
+        found
+    }
+
     /// Kills the agent's process tree off the async threads (it sleeps between sweeps).
     async fn kill_tree(&self, pid: i32) -> Result<bool> {
-        let cluster_id = self.config.cluster_id.clone();
-        tokio::task::spawn_blocking(move || kill_agent_tree(pid, &cluster_id))
+        let owner = self.owner.clone();
+        let started = self.start_times.lock().get(&pid).copied();
+        tokio::task::spawn_blocking(move || kill_agent_tree(pid, &owner, started))
             .await
             .map_err(|e| Error::Other(format!("failed to kill node process {pid}: {e}")))
     }
@@ -162,18 +233,16 @@ impl NodeRuntime for ProcessRuntime {
     }
 
     async fn launch(&self, spec: &NodeLaunch) -> Result<RuntimeHandle> {
-        let cluster_id = self.config.cluster_id.clone();
+        let owner = self.owner.clone();
         let name = spec.name.clone();
         let stale = tokio::task::spawn_blocking(move || {
-            let agents = find_agents(&cluster_id);
-            let stale: Vec<i32> = (agents.into_iter())
-                .filter(|(_, node)| *node == name)
-                .map(|(pid, _)| pid)
+            let stale: Vec<Agent> = (find_agents(&owner).into_iter())
+                .filter(|agent| agent.node == name)
                 .collect();
-            for pid in &stale {
-                kill_agent_tree(*pid, &cluster_id);
+            for agent in &stale {
+                kill_agent_tree(agent.pid, &owner, Some(agent.started));
             }
-            stale
+            stale.into_iter().map(|agent| agent.pid).collect::<Vec<_>>()
         })
         .await
         .map_err(|e| Error::Other(format!("failed to look for stale node processes: {e}")))?;
@@ -191,6 +260,11 @@ impl NodeRuntime for ProcessRuntime {
             exit_code: None,
         };
         self.children.lock().insert(pid, entry);
+        // Set at fork, kept across exec; readable even if the agent already exited, since
+        // nothing has reaped it yet.
+        if let Some(stat) = stat(pid) {
+            self.start_times.lock().insert(pid, stat.started);
+        }
         self.watch(pid, child);
         info!(node = %spec.name, pid, "started node process");
         Ok(Self::handle(pid, Observed::Running.label()))
@@ -233,6 +307,7 @@ impl NodeRuntime for ProcessRuntime {
         let pid = parse_pid(handle)?;
         self.kill_tree(pid).await?;
         self.children.lock().remove(&pid);
+        self.start_times.lock().remove(&pid);
         Ok(())
     }
 
@@ -241,42 +316,51 @@ impl NodeRuntime for ProcessRuntime {
     }
 
     async fn list_owned(&self) -> Result<Vec<OwnedInstance>> {
-        let cluster_id = self.config.cluster_id.clone();
-        let running = tokio::task::spawn_blocking(move || find_agents(&cluster_id))
+        let owner = self.owner.clone();
+        let running = tokio::task::spawn_blocking(move || find_agents(&owner))
             .await
             .map_err(|e| Error::Other(format!("failed to scan /proc: {e}")))?;
-        let mut owned: HashMap<i32, OwnedInstance> = running
-            .into_iter()
-            .map(|(pid, node_name)| {
-                let instance = OwnedInstance {
-                    node_name,
-                    handle: Self::handle(pid, Observed::Running.label()),
-                    observed: Observed::Running,
-                };
-                (pid, instance)
-            })
-            .collect();
-        // Our own children that exited are still instances, like exited containers.
-        for (pid, child) in self.children.lock().iter() {
-            if let Some(code) = child.exit_code {
-                let observed = Observed::Exited { code, oom: false };
-                owned.entry(*pid).or_insert_with(|| OwnedInstance {
-                    node_name: child.node_name.clone(),
-                    handle: Self::handle(*pid, observed.label()),
-                    observed,
-                });
+        let mut owned: HashMap<i32, OwnedInstance> = HashMap::new();
+        for agent in running {
+            let known = *(self.start_times.lock())
+                .entry(agent.pid)
+                .or_insert(agent.started);
+            if known != agent.started {
+                // The pid of an agent we knew, reused by another one: not that instance.
+                continue;
             }
+            let instance = OwnedInstance {
+                node_name: agent.node,
+                handle: Self::handle(agent.pid, Observed::Running.label()),
+                observed: Observed::Running,
+            };
+            owned.insert(agent.pid, instance);
+        }
+        // Our own children are ours without a scan: one may not have made its session yet,
+        // and those that exited are still instances, like exited containers.
+        for (pid, child) in self.children.lock().iter() {
+            let observed = match child.exit_code {
+                Some(code) => Observed::Exited { code, oom: false },
+                None => Observed::Running,
+            };
+            owned.entry(*pid).or_insert_with(|| OwnedInstance {
+                node_name: child.node_name.clone(),
+                handle: Self::handle(*pid, observed.label()),
+                observed,
+            });
         }
         Ok(owned.into_values().collect())
     }
 }
 
-/// Kills every node agent of `cluster_id` on this machine together with its pods. Blocking;
+/// Kills every node agent that a runtime with `config` launched on this machine (same cluster
+/// id and data dir), together with its pods; agents started by hand are left alone. Blocking;
 /// meant for cleanup (tests, `kube9d` teardown).
-pub fn kill_cluster_processes(cluster_id: &str) {
-    for (pid, node) in find_agents(cluster_id) {
-        debug!(pid, node = %node, "killing node process");
-        kill_agent_tree(pid, cluster_id);
+pub fn kill_cluster_processes(config: &ProcessConfig) {
+    let owner = Owner::of(config);
+    for agent in find_agents(&owner) {
+        debug!(pid = agent.pid, node = %agent.node, "killing node process");
+        kill_agent_tree(agent.pid, &owner, Some(agent.started));
     }
 }
 
@@ -298,37 +382,50 @@ fn spawn_error(binary: &Path, e: std::io::Error) -> Error {
     }
 }
 
-/// What a pid is, as far as this cluster is concerned.
+/// What a pid is, as far as this runtime is concerned.
 #[derive(Debug, PartialEq, Eq)]
 enum Probe {
-    /// A live agent of this cluster, serving this node.
-    Agent(String),
+    /// A live agent this runtime launched, serving `node`, started at `started`. `leader`:
+    /// it leads its session, as agents do once started (a pod the agent forked shows the
+    /// agent's command line until it execs, but not its session).
+    Agent {
+        node: String,
+        started: u64,
+        leader: bool,
+    },
     /// No such process, or a zombie.
     Gone,
-    /// A live process that is not one of this cluster's agents (e.g. a reused pid).
+    /// A live process that is not one of this runtime's agents: another program, an agent
+    /// started by hand, or a reused pid (its start time is not `expected_start`).
     Stranger,
 }
 
-fn probe(pid: i32, cluster_id: &str) -> Probe {
+fn probe(pid: i32, owner: &Owner, expected_start: Option<u64>) -> Probe {
     match stat(pid) {
         None => Probe::Gone,
         Some(stat) if stat.state == 'Z' || stat.state == 'X' => Probe::Gone,
-        Some(_) => match cmdline(pid).and_then(|args| agent_node_name(&args, cluster_id)) {
-            Some(node) => Probe::Agent(node),
+        Some(stat) if expected_start.is_some_and(|t| t != stat.started) => Probe::Stranger,
+        Some(stat) => match cmdline(pid).and_then(|args| owner.node_name(&args)) {
+            Some(node) => Probe::Agent {
+                node,
+                started: stat.started,
+                leader: stat.session == pid,
+            },
             None => Probe::Stranger,
         },
     }
 }
 
 /// SIGKILLs the agent `pid` and every process in its session (its pods). Returns whether
-/// anything was killed. A live pid that is not our agent is left alone, and so is its
-/// session. A dead leader's session is swept: Linux does not hand out a pid while it still
-/// names a session, so leftover members can only be that agent's pods.
-fn kill_agent_tree(pid: i32, cluster_id: &str) -> bool {
+/// anything was killed. A live pid that is not our agent (or not the instance started at
+/// `expected_start`) is left alone, and so is its session. A dead leader's session is swept:
+/// Linux does not hand out a pid while it still names a session, so leftover members can
+/// only be that agent's pods.
+fn kill_agent_tree(pid: i32, owner: &Owner, expected_start: Option<u64>) -> bool {
     let mut killed = false;
-    match probe(pid, cluster_id) {
+    match probe(pid, owner, expected_start) {
         Probe::Stranger => return false,
-        Probe::Agent(_) => killed |= kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok(),
+        Probe::Agent { .. } => killed |= kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok(),
         Probe::Gone => {}
     }
     // Several rounds: a pod may fork while its siblings are being killed.
@@ -348,29 +445,29 @@ fn kill_agent_tree(pid: i32, cluster_id: &str) -> bool {
     killed
 }
 
-/// Live agents of `cluster_id`: (pid, node name).
-fn find_agents(cluster_id: &str) -> Vec<(i32, String)> {
+/// A live agent found in `/proc`.
+struct Agent {
+    pid: i32,
+    node: String,
+    started: u64,
+}
+
+/// Live agents this runtime (`owner`) launched that lead their session: a process that has
+/// not called `setsid` yet is either an agent still starting (our own children are known
+/// without a scan) or a pod about to exec.
+fn find_agents(owner: &Owner) -> Vec<Agent> {
     let me = std::process::id() as i32;
     all_pids()
         .filter(|pid| *pid != me)
-        .filter_map(|pid| match probe(pid, cluster_id) {
-            Probe::Agent(node) => Some((pid, node)),
+        .filter_map(|pid| match probe(pid, owner, None) {
+            Probe::Agent {
+                node,
+                started,
+                leader: true,
+            } => Some(Agent { pid, node, started }),
             _ => None,
         })
         .collect()
-}
-
-/// The node name if `args` are those of an agent of `cluster_id`
-/// (`… --cluster-id <id> --name <node> …`).
-fn agent_node_name(args: &[String], cluster_id: &str) -> Option<String> {
-    let value_of = |flag: &str| {
-        let at = args.iter().position(|a| a == flag)?;
-        args.get(at + 1)
-    };
-    if value_of("--cluster-id")? != cluster_id {
-        return None;
-    }
-    value_of("--name").cloned()
 }
 
 fn all_pids() -> impl Iterator<Item = i32> {
@@ -383,9 +480,11 @@ fn all_pids() -> impl Iterator<Item = i32> {
 struct Stat {
     state: char,
     session: i32,
+    /// Start time in clock ticks after boot: with the pid, it names one process.
+    started: u64,
 }
 
-/// The state and session id from `/proc/<pid>/stat`.
+/// The state (field 3), session id (6) and start time (22) from `/proc/<pid>/stat`.
 fn stat(pid: i32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces.
@@ -393,7 +492,12 @@ fn stat(pid: i32) -> Option<Stat> {
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let session = fields.nth(2)?.parse().ok()?;
-    Some(Stat { state, session })
+    let started = fields.nth(15)?.parse().ok()?;
+    Some(Stat {
+        state,
+        session,
+        started,
+    })
 }
 
 fn cmdline(pid: i32) -> Option<Vec<String>> {
@@ -472,7 +576,7 @@ wait
 
     impl Drop for Fixture {
         fn drop(&mut self) {
-            kill_cluster_processes(&self.runtime.config.cluster_id);
+            kill_cluster_processes(&self.runtime.config);
             let _ = std::fs::remove_dir_all(&self.runtime.config.data_dir);
         }
     }
@@ -617,6 +721,7 @@ wait
 
         // A launch for a node that still runs (say, from before a crash) replaces it.
         let third = fx.successor().launch(&fx.spec("n1")).await.unwrap();
+        wait_for_pod(&third).await;
         wait_for(
             rt,
             &second,
@@ -631,7 +736,7 @@ wait
             .iter()
             .filter(|o| o.handle.state == "running")
             .collect();
-        assert_eq!(running.len(), 1);
+        assert_eq!(running.len(), 1, "{owned:?}, third is {third:?}");
         assert_eq!(running[0].handle.id, third.id);
     }
 
@@ -660,13 +765,197 @@ wait
         ));
     }
 
+    /// A fake agent started by hand (not through the runtime); killed with its session when
+    /// dropped.
+    struct ExternalAgent {
+        child: std::process::Child,
+        handle: RuntimeHandle,
+    }
+
+    impl ExternalAgent {
+        fn start(binary: &Path, args: &[&str]) -> Self {
+            let child = std::process::Command::new(binary)
+                .args(args)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let pid = child.id() as i32;
+            let handle = ProcessRuntime::handle(pid, "running".into());
+            Self { child, handle }
+        }
+
+        fn alive(&self) -> bool {
+            let pid = self.child.id() as i32;
+            stat(pid).is_some_and(|s| s.state != 'Z') && !session_members(pid).is_empty()
+        }
+    }
+
+    impl Drop for ExternalAgent {
+        fn drop(&mut self) {
+            let pid = self.child.id() as i32;
+            for member in session_members(pid) {
+                let _ = kill(Pid::from_raw(member), Signal::SIGKILL);
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn an_agent_started_by_hand_for_the_same_cluster_is_never_claimed() {
+        let fx = Fixture::new("external").await;
+        let rt = &fx.runtime;
+        let ours = rt.launch(&fx.spec("n1")).await.unwrap();
+        wait_for_pod(&ours).await;
+        // Same cluster and node name, its own state dir: an "external" node.
+        let other_dir = rt.config.data_dir.join("by-hand").join("n1");
+        let cluster_id = rt.config.cluster_id.as_str();
+        let external = ExternalAgent::start(
+            &rt.config.node_binary,
+            &[
+                "--cluster-id",
+                cluster_id,
+                "--name",
+                "n1",
+                "--state-dir",
+                other_dir.to_str().unwrap(),
+            ],
+        );
+        wait_for_pod(&external.handle).await;
+
+        // kube9d after a restart: only our agent is adopted, the other one is out of reach.
+        let successor = fx.successor();
+        let owned = successor.list_owned().await.unwrap();
+        let ids: Vec<&str> = owned.iter().map(|o| o.handle.id.as_str()).collect();
+        assert_eq!(ids, [ours.id.as_str()]);
+        assert_eq!(
+            successor.inspect(&external.handle).await.unwrap(),
+            Observed::Missing
+        );
+        successor.remove(&external.handle).await.unwrap();
+        assert!(matches!(
+            successor.kill(&external.handle).await,
+            Err(Error::NotFound(_))
+        ));
+        successor
+            .stop(&external.handle, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(external.alive(), "an agent started by hand was killed");
+
+        // Relaunching n1 replaces our agent only.
+        let relaunched = successor.launch(&fx.spec("n1")).await.unwrap();
+        wait_for_pod(&relaunched).await;
+        assert_eq!(successor.inspect(&ours).await.unwrap(), Observed::Missing);
+        assert!(external.alive(), "an agent started by hand was killed");
+        kill_cluster_processes(&rt.config);
+        assert!(external.alive(), "an agent started by hand was killed");
+    }
+
+    #[tokio::test]
+    async fn a_process_with_agent_arguments_outside_its_own_session_is_not_adopted() {
+        // What a pod looks like between the agent's fork and its exec.
+        let fx = Fixture::new("fork").await;
+        let state_dir = fx.runtime.node_dir("n1");
+        let mut lookalike = std::process::Command::new("/bin/sh")
+            .args(["-c", "read line", "sh", "--cluster-id"])
+            .arg(&fx.runtime.config.cluster_id)
+            .args(["--name", "n1", "--state-dir"])
+            .arg(&state_dir)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = lookalike.id() as i32;
+        // The command line reads empty until the exec has set it up.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut args = cmdline(pid).unwrap_or_default();
+        while args.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            args = cmdline(pid).unwrap_or_default();
+        }
+        assert_eq!(
+            fx.runtime.owner.node_name(&args).as_deref(),
+            Some("n1"),
+            "{args:?}"
+        );
+        let listed = fx.successor().list_owned().await;
+        let _ = lookalike.kill();
+        let _ = lookalike.wait();
+        assert!(listed.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_pid_with_another_start_time_is_not_our_agent() {
+        let fx = Fixture::new("reuse").await;
+        let handle = fx.runtime.launch(&fx.spec("n1")).await.unwrap();
+        wait_for_pod(&handle).await;
+        let pid = parse_pid(&handle).unwrap();
+
+        // After a restart, the first verification records the start time.
+        let successor = fx.successor();
+        assert_eq!(successor.inspect(&handle).await.unwrap(), Observed::Running);
+        let started = successor.start_times.lock()[&pid];
+        assert_eq!(started, stat(pid).unwrap().started);
+
+        // As if the agent had died and its pid gone to another process of the same shape.
+        successor.start_times.lock().insert(pid, started - 1);
+        assert_eq!(successor.inspect(&handle).await.unwrap(), Observed::Missing);
+        assert!(successor.list_owned().await.unwrap().is_empty());
+        successor.remove(&handle).await.unwrap();
+        assert_eq!(
+            fx.runtime.inspect(&handle).await.unwrap(),
+            Observed::Running
+        );
+        assert!(!session_members(pid).is_empty(), "its pods were killed");
+    }
+
     #[test]
-    fn agent_arguments_identify_cluster_and_node() {
-        let args: Vec<String> = ["kube9-node", "--cluster-id", "c1", "--name", "n1"]
-            .map(String::from)
-            .into();
-        assert_eq!(agent_node_name(&args, "c1").as_deref(), Some("n1"));
-        assert_eq!(agent_node_name(&args, "c2"), None);
-        assert_eq!(agent_node_name(&args[..3], "c1"), None);
+    fn agent_arguments_identify_cluster_node_and_state_dir() {
+        let owner = |cluster_id: &str| Owner {
+            cluster_id: cluster_id.into(),
+            nodes_root: "/data/nodes".into(),
+        };
+        let args = |state_dir: &str| -> Vec<String> {
+            let args = ["kube9-node", "--cluster-id", "c1", "--name", "n1"];
+            (args.into_iter().chain(["--state-dir", state_dir]))
+                .map(String::from)
+                .collect()
+        };
+        let ours = args("/data/nodes/n1");
+        assert_eq!(owner("c1").node_name(&ours).as_deref(), Some("n1"));
+        assert_eq!(
+            owner("c1").node_name(&args("/data/nodes/n1/")).as_deref(),
+            Some("n1")
+        );
+        assert_eq!(owner("c2").node_name(&ours), None);
+        assert_eq!(owner("c1").node_name(&ours[..5]), None, "no state dir");
+        assert_eq!(owner("c1").node_name(&args("/data/nodes/n2")), None);
+        assert_eq!(owner("c1").node_name(&args("/elsewhere/nodes/n1")), None);
+        assert_eq!(owner("c1").node_name(&args("nodes/n1")), None, "relative");
+    }
+
+    #[test]
+    fn the_state_dir_passed_to_agents_is_absolute() {
+        let runtime = ProcessRuntime::new(ProcessConfig {
+            cluster_id: "c1".into(),
+            node_binary: "kube9-node".into(),
+            data_dir: "relative-data-dir-that-does-not-exist".into(),
+        });
+        let dir = runtime.node_dir("n1");
+        assert!(dir.is_absolute(), "{}", dir.display());
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            dir,
+            cwd.join("relative-data-dir-that-does-not-exist/nodes/n1")
+        );
+    }
+
+    #[test]
+    fn stat_reads_the_start_time() {
+        let me = std::process::id() as i32;
+        let first = stat(me).unwrap();
+        assert!(first.started > 0);
+        assert_eq!(stat(me).unwrap().started, first.started);
+        assert_eq!(first.session, nix::unistd::getsid(None).unwrap().as_raw());
     }
 }
