@@ -91,7 +91,9 @@ pub async fn run(
             stop.wait().await
         });
     let mut serve = tokio::spawn(serve);
-
+    // Agents reattach only now that kube9d serves again: start their clocks here, before the
+    // loops that judge them.
+    control.mutate_detached(|c| c.restart_clocks(STARTUP_GRACE));
     tokio::spawn(crate::monitor::health_loop(
         control.clone(),
         shutdown.clone(),
@@ -100,8 +102,6 @@ pub async fn run(
         control.clone(),
         shutdown.clone(),
     ));
-    // Agents reattach only now that kube9d serves again: start their clocks here.
-    control.mutate_detached(|c| c.restart_clocks(STARTUP_GRACE));
     write_addr_file(&config.data_dir, addr.port());
     tracing::info!(%addr, "kube9d serving");
 

@@ -515,3 +515,88 @@ async fn an_ordinary_manifest_runs_and_every_output_format_works() {
     assert!(c.pods().await.is_empty());
     assert_eq!(c.node("n1").await.cpu_allocated_millis, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_whose_node_cannot_start_stores_nothing() {
+    let c = TestCluster::start(
+        Options::process()
+            .arg("--node-binary")
+            .arg("/nonexistent/kube9-node"),
+    )
+    .await;
+    let manifest = "apiVersion: v1\nkind: Node\nmetadata:\n  name: one\nspec:\n  capacity:\n    cpu: 2\n---\n\
+                    apiVersion: v1\nkind: Node\nmetadata:\n  name: two\nspec:\n  capacity:\n    cpu: 2\n---\n"
+        .to_string()
+        + &pod_yaml("rider", "100m", "sleep 1000");
+    let out = c.ctl_stdin(&["apply", "-f", "-"], Some(&manifest));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("failed to start node"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(c.nodes().await.is_empty(), "nodes left behind");
+    assert!(
+        c.pods().await.is_empty(),
+        "pods stored although the apply failed"
+    );
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joined_by_hand_survives_a_kube9d_restart() {
+    let mut c = TestCluster::start(Options::process()).await;
+    let state = c.data_dir.join("by-hand");
+    let mut agent = std::process::Command::new(bin("kube9-node"))
+        .args([
+            "--server",
+            &c.server,
+            "--name",
+            "edge",
+            "--cpu-millis",
+            "1500",
+            "--cluster-id",
+            &c.id,
+        ])
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let node = c
+        .wait_node_status("edge", NodeStatus::Healthy, secs(30))
+        .await;
+    assert_eq!(node.runtime.unwrap().kind, "external");
+    assert_eq!(node.cpu_capacity_millis, 1500);
+    c.apply(&pod_yaml("edgy", "1", "sleep 1000"));
+    assert_eq!(
+        c.wait_pod_phase("edgy", PodPhase::Running, secs(30))
+            .await
+            .node,
+        "edge"
+    );
+
+    c.restart_server().await;
+    c.wait_for("edge to reattach", secs(30), || async {
+        let n = c.node("edge").await;
+        (n.agent_connected && n.status() == NodeStatus::Healthy).then_some(())
+    })
+    .await;
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "kube9d killed an agent it does not own"
+    );
+    assert_eq!(c.pod("edgy").await.phase(), PodPhase::Running);
+    // SIGTERM: the agent deregisters and exits; its pod waits for room elsewhere.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(agent.wait().unwrap().success());
+    c.wait_node_status("edge", NodeStatus::PermanentlyFailed, secs(10))
+        .await;
+    assert_eq!(c.pod("edgy").await.phase(), PodPhase::Pending);
+    c.finish().await;
+}

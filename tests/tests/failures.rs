@@ -120,6 +120,7 @@ async fn recovers_after(runtime: Runtime, mode: &str, failed_because: &str) {
         );
     }
     assert!(c.node("n1").await.injected_fault.is_empty());
+    c.finish().await;
 }
 
 async fn moves_pods_after_partition(runtime: Runtime) {
@@ -148,6 +149,7 @@ async fn moves_pods_after_partition(runtime: Runtime) {
     .await;
     let n1 = c.node("n1").await;
     assert!(n1.pods.is_empty() && n1.cpu_allocated_millis == 0, "{n1:?}");
+    c.finish().await;
 }
 
 async fn moves_pods_after_deregistration(runtime: Runtime) {
@@ -200,6 +202,7 @@ async fn moves_pods_after_deregistration(runtime: Runtime) {
     c.create_node("n3", "2");
     all_running_once(&c, &["big", "small"]).await;
     assert_eq!(c.pod("big").await.node, "n3");
+    c.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,4 +375,61 @@ async fn a_docker_node_whose_container_is_removed_moves_its_pods() {
     all_running_once(&c, &["a", "b"]).await;
     assert_eq!(c.pod("a").await.node, "n2");
     assert_eq!(c.pod("b").await.node, "n2");
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovering_a_healthy_node_is_refused_and_kills_nothing() {
+    let c = TestCluster::start(Options::process()).await;
+    two_nodes_two_pods(&c).await;
+    let before = c.pod("a").await.containers[0].pid;
+    let out = c.ctl(&["node", "recover", "n1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to recover"));
+    assert_eq!(c.pod("a").await.containers[0].pid, before);
+    assert!(process_alive(before));
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_briefly_partitioned_docker_node_heals_and_keeps_its_pods() {
+    // Recovery waits long enough for the partition to heal first.
+    let opts = Options::docker().arg("--recovery-backoff-ms").arg("30000");
+    let c = TestCluster::start(opts).await;
+    two_nodes_two_pods(&c).await;
+    let before = c.pod("a").await;
+    let ip = c.node("n1").await.runtime.unwrap().ip;
+    c.ctl_ok(&["node", "fail", "n1", "--mode", "partition"]);
+    c.wait_for("n1 to fail", secs(20), || async {
+        node_reasons(&c, "n1")
+            .await
+            .iter()
+            .any(|r| r == "NodeFailed")
+            .then_some(())
+    })
+    .await;
+    c.ctl_ok(&["node", "recover", "n1"]);
+    c.wait_node_status("n1", NodeStatus::Healthy, secs(20))
+        .await;
+    let reasons = node_reasons(&c, "n1").await;
+    assert!(
+        !reasons.iter().any(|r| r == "RecoveryAttempt"),
+        "the node was restarted: {reasons:?}"
+    );
+    assert_eq!(
+        c.node("n1").await.runtime.unwrap().ip,
+        ip,
+        "the node came back with another address"
+    );
+    let after = c.pod("a").await;
+    assert_eq!(
+        (after.node.clone(), after.uid.clone()),
+        (before.node, before.uid)
+    );
+    assert_eq!(
+        after.containers[0].pid, before.containers[0].pid,
+        "pod was restarted"
+    );
+    all_running_once(&c, &["a", "b"]).await;
+    c.finish().await;
 }

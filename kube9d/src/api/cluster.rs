@@ -21,6 +21,7 @@ const LOGS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events returned when the request names no limit.
 const DEFAULT_EVENT_LIMIT: usize = 1000;
 
+#[derive(Clone)]
 pub struct ClusterApi {
     control: Control,
 }
@@ -48,41 +49,47 @@ impl ClusterApi {
             .runtime()
             .cloned()
             .ok_or_else(|| Status::failed_precondition("kube9d runs without a node runtime"))?;
-        let mut created = Vec::new();
-        for spec in &specs {
-            let (r, commit) = self.control.mutate(|c| {
-                c.add_node(spec, runtime.kind())?;
-                // Launching: a concurrent delete waits for it (see `wait_idle`).
-                c.nodes.get_mut(&spec.name).expect("just added").busy = true;
-                Ok::<_, Error>(())
-            });
-            r?;
-            commit.wait().await.map_err(Error::from)?;
-        }
-        for spec in specs {
-            let launch = crate::monitor::launch_spec(&self.control, &spec.name)
-                .ok_or_else(|| not_found("node", &spec.name))?;
-            match runtime.launch(&launch).await {
-                Ok(handle) => {
-                    let (_, commit) = self.control.mutate(|c| {
-                        if let Some(e) = c.nodes.get_mut(&spec.name) {
-                            e.busy = false;
-                        }
-                        c.set_runtime_handle(&spec.name, handle);
-                        c.event(
-                            "Node",
-                            &spec.name,
-                            false,
-                            "NodeStarted",
-                            format!("started the node's agent ({} runtime)", runtime.kind()),
-                        );
-                    });
-                    commit.wait().await.map_err(Error::from)?;
-                    created.push(self.node_view(&spec.name)?);
+        // Every record in one change, all or nothing; each is busy until its launch is done,
+        // so a concurrent delete waits for it (see `wait_idle`).
+        let (r, commit) = self.control.mutate(|c| {
+            for spec in &specs {
+                kube9_proto::validate::validate_node_spec(spec)
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                if c.nodes.contains_key(&spec.name) {
+                    return Err(Error::AlreadyExists(format!(
+                        "node \"{}\" already exists",
+                        spec.name
+                    )));
                 }
+            }
+            for spec in &specs {
+                c.add_node(spec, runtime.kind())?;
+                c.nodes.get_mut(&spec.name).expect("just added").busy = true;
+            }
+            Ok::<_, Error>(())
+        });
+        r?;
+        commit.wait().await.map_err(Error::from)?;
+        let mut launched: Vec<(String, pb::RuntimeHandle)> = Vec::new();
+        for spec in &specs {
+            let result = match crate::monitor::launch_spec(&self.control, &spec.name) {
+                Some(launch) => runtime.launch(&launch).await,
+                None => Err(crate::runtime::Error::NotFound(spec.name.clone())),
+            };
+            match result {
+                Ok(handle) => launched.push((spec.name.clone(), handle)),
                 Err(e) => {
-                    tracing::error!(node = %spec.name, error = %e, "failed to start node");
-                    let (_, commit) = self.control.mutate(|c| c.remove_node(&spec.name));
+                    tracing::error!(node = %spec.name, error = %e, "failed to start node; rolling back");
+                    for (_, handle) in &launched {
+                        if let Err(e) = runtime.remove(handle).await {
+                            tracing::warn!(error = %e, "failed to remove a node started by the failed request");
+                        }
+                    }
+                    let (_, commit) = self.control.mutate(|c| {
+                        for spec in &specs {
+                            c.remove_node(&spec.name);
+                        }
+                    });
                     let _ = commit.wait().await;
                     return Err(Status::unavailable(format!(
                         "failed to start node {}: {e}",
@@ -91,6 +98,21 @@ impl ClusterApi {
                 }
             }
         }
+        let (_, commit) = self.control.mutate(|c| {
+            for (name, handle) in launched {
+                if let Some(e) = c.nodes.get_mut(&name) {
+                    e.busy = false;
+                }
+                c.set_runtime_handle(&name, handle);
+                let msg = format!("started the node's agent ({} runtime)", runtime.kind());
+                c.event("Node", &name, false, "NodeStarted", msg);
+            }
+        });
+        commit.wait().await.map_err(Error::from)?;
+        let created = specs
+            .iter()
+            .map(|s| self.node_view(&s.name))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(created)
     }
 
@@ -133,15 +155,10 @@ impl ClusterApi {
         }
         Ok(())
     }
-}
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+    // Operations that call the runtime; see `to_completion`.
 
-#[tonic::async_trait]
-impl ClusterService for ClusterApi {
-    type WatchStream = WatchStream;
-
-    async fn create_node(
+    async fn do_create_node(
         &self,
         request: Request<pb::CreateNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
@@ -155,25 +172,7 @@ impl ClusterService for ClusterApi {
         Ok(Response::new(nodes.remove(0)))
     }
 
-    async fn list_nodes(
-        &self,
-        _: Request<pb::ListNodesRequest>,
-    ) -> Result<Response<pb::ListNodesResponse>, Status> {
-        let mut nodes: Vec<pb::Node> = self
-            .control
-            .read(|c| c.nodes.values().map(|e| e.view()).collect());
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Response::new(pb::ListNodesResponse { nodes }))
-    }
-
-    async fn get_node(
-        &self,
-        request: Request<pb::GetNodeRequest>,
-    ) -> Result<Response<pb::Node>, Status> {
-        Ok(Response::new(self.node_view(&request.into_inner().name)?))
-    }
-
-    async fn delete_node(
+    async fn do_delete_node(
         &self,
         request: Request<pb::DeleteNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
@@ -211,32 +210,7 @@ impl ClusterService for ClusterApi {
             .ok_or_else(|| not_found("node", &name).into())
     }
 
-    async fn node_health(
-        &self,
-        _: Request<pb::NodeHealthRequest>,
-    ) -> Result<Response<pb::NodeHealthResponse>, Status> {
-        let now = tokio::time::Instant::now();
-        let mut nodes: Vec<pb::NodeHealthEntry> = self.control.read(|c| {
-            c.nodes
-                .values()
-                .map(|e| pb::NodeHealthEntry {
-                    name: e.node.name.clone(),
-                    status: e.node.status,
-                    reason: e.node.reason.clone(),
-                    heartbeat_age_ms: e
-                        .last_heartbeat
-                        .map(|t| now.saturating_duration_since(t).as_millis() as i64)
-                        .unwrap_or(-1),
-                    components: e.node.components.clone(),
-                    recovery_attempts: e.node.recovery_attempts,
-                })
-                .collect()
-        });
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Response::new(pb::NodeHealthResponse { nodes }))
-    }
-
-    async fn simulate_node_failure(
+    async fn do_simulate_node_failure(
         &self,
         request: Request<pb::SimulateNodeFailureRequest>,
     ) -> Result<Response<pb::Node>, Status> {
@@ -337,7 +311,7 @@ impl ClusterService for ClusterApi {
         Ok(Response::new(self.node_view(&r.name)?))
     }
 
-    async fn recover_node(
+    async fn do_recover_node(
         &self,
         request: Request<pb::RecoverNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
@@ -358,6 +332,12 @@ impl ClusterService for ClusterApi {
             )));
         }
         let fault = node.injected_fault.clone();
+        if fault.is_empty() && node.status() == NodeStatus::Healthy {
+            // Restarting a working node would only kill its pods.
+            return Err(Status::failed_precondition(format!(
+                "node {name} is Healthy with no injected fault; nothing to recover"
+            )));
+        }
         let runtime = self
             .control
             .runtime()
@@ -380,7 +360,10 @@ impl ClusterService for ClusterApi {
                     Err(e) => return Err(Error::from(e).into()),
                 }
             }
-        } else if let Some(rt) = &runtime {
+        } else if let Some(rt) = runtime
+            .as_ref()
+            .filter(|_| node.status() != NodeStatus::Healthy)
+        {
             // Crashed, or failed for a reason of its own: start it again, unless the health
             // loop is already doing that.
             let handle = self.claim(&name).await?;
@@ -418,35 +401,7 @@ impl ClusterService for ClusterApi {
         Ok(Response::new(self.node_view(&name)?))
     }
 
-    async fn deregister_node(
-        &self,
-        request: Request<pb::DeregisterNodeRequest>,
-    ) -> Result<Response<pb::Node>, Status> {
-        let r = request.into_inner();
-        let reason = if r.reason.is_empty() {
-            "deregistered through the API".to_string()
-        } else {
-            r.reason
-        };
-        let (res, commit) = self.control.mutate(|c| {
-            if !c.nodes.contains_key(&r.name) {
-                return Err(not_found("node", &r.name));
-            }
-            c.deregister(&r.name, &reason);
-            c.send(
-                &r.name,
-                Msg::Terminate(pb::Terminate {
-                    reason: reason.clone(),
-                }),
-            );
-            Ok(())
-        });
-        res?;
-        commit.wait().await.map_err(Error::from)?;
-        Ok(Response::new(self.node_view(&r.name)?))
-    }
-
-    async fn force_cleanup_node(
+    async fn do_force_cleanup_node(
         &self,
         request: Request<pb::ForceCleanupNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
@@ -488,7 +443,7 @@ impl ClusterService for ClusterApi {
         Ok(Response::new(self.node_view(&name)?))
     }
 
-    async fn apply(
+    async fn do_apply(
         &self,
         request: Request<pb::ApplyRequest>,
     ) -> Result<Response<pb::ApplyResponse>, Status> {
@@ -593,6 +548,142 @@ impl ClusterService for ClusterApi {
             commit.wait().await.map_err(Error::from)?;
         }
         Ok(Response::new(pb::ApplyResponse { results }))
+    }
+}
+
+/// Runs an operation to completion even if the client goes away: a runtime call abandoned
+/// half-way would leave its node marked busy (and an instance nobody records).
+async fn to_completion<T: Send + 'static>(
+    op: impl std::future::Future<Output = Result<T, Status>> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(op)
+        .await
+        .map_err(|e| Status::internal(format!("the operation failed: {e}")))?
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ClusterService for ClusterApi {
+    type WatchStream = WatchStream;
+
+    async fn create_node(
+        &self,
+        request: Request<pb::CreateNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let this = self.clone();
+        to_completion(async move { this.do_create_node(request).await }).await
+    }
+
+    async fn list_nodes(
+        &self,
+        _: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesResponse>, Status> {
+        let mut nodes: Vec<pb::Node> = self
+            .control
+            .read(|c| c.nodes.values().map(|e| e.view()).collect());
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::ListNodesResponse { nodes }))
+    }
+
+    async fn get_node(
+        &self,
+        request: Request<pb::GetNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        Ok(Response::new(self.node_view(&request.into_inner().name)?))
+    }
+
+    async fn delete_node(
+        &self,
+        request: Request<pb::DeleteNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let this = self.clone();
+        to_completion(async move { this.do_delete_node(request).await }).await
+    }
+
+    async fn node_health(
+        &self,
+        _: Request<pb::NodeHealthRequest>,
+    ) -> Result<Response<pb::NodeHealthResponse>, Status> {
+        let now = tokio::time::Instant::now();
+        let mut nodes: Vec<pb::NodeHealthEntry> = self.control.read(|c| {
+            c.nodes
+                .values()
+                .map(|e| pb::NodeHealthEntry {
+                    name: e.node.name.clone(),
+                    status: e.node.status,
+                    reason: e.node.reason.clone(),
+                    heartbeat_age_ms: e
+                        .last_heartbeat
+                        .map(|t| now.saturating_duration_since(t).as_millis() as i64)
+                        .unwrap_or(-1),
+                    components: e.node.components.clone(),
+                    recovery_attempts: e.node.recovery_attempts,
+                })
+                .collect()
+        });
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::NodeHealthResponse { nodes }))
+    }
+
+    async fn simulate_node_failure(
+        &self,
+        request: Request<pb::SimulateNodeFailureRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let this = self.clone();
+        to_completion(async move { this.do_simulate_node_failure(request).await }).await
+    }
+
+    async fn recover_node(
+        &self,
+        request: Request<pb::RecoverNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let this = self.clone();
+        to_completion(async move { this.do_recover_node(request).await }).await
+    }
+
+    async fn deregister_node(
+        &self,
+        request: Request<pb::DeregisterNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let r = request.into_inner();
+        let reason = if r.reason.is_empty() {
+            "deregistered through the API".to_string()
+        } else {
+            r.reason
+        };
+        let (res, commit) = self.control.mutate(|c| {
+            if !c.nodes.contains_key(&r.name) {
+                return Err(not_found("node", &r.name));
+            }
+            c.deregister(&r.name, &reason);
+            c.send(
+                &r.name,
+                Msg::Terminate(pb::Terminate {
+                    reason: reason.clone(),
+                }),
+            );
+            Ok(())
+        });
+        res?;
+        commit.wait().await.map_err(Error::from)?;
+        Ok(Response::new(self.node_view(&r.name)?))
+    }
+
+    async fn force_cleanup_node(
+        &self,
+        request: Request<pb::ForceCleanupNodeRequest>,
+    ) -> Result<Response<pb::Node>, Status> {
+        let this = self.clone();
+        to_completion(async move { this.do_force_cleanup_node(request).await }).await
+    }
+
+    async fn apply(
+        &self,
+        request: Request<pb::ApplyRequest>,
+    ) -> Result<Response<pb::ApplyResponse>, Status> {
+        let this = self.clone();
+        to_completion(async move { this.do_apply(request).await }).await
     }
 
     async fn list_pods(

@@ -212,7 +212,7 @@ impl Cluster {
                     }
                     let attempt = attempts + 1;
                     let handle = entry.node.runtime.clone().unwrap_or_default();
-                    let restartable = handle.kind != "external" && !handle.id.is_empty();
+                    let restartable = handle.kind == self.runtime_kind && !handle.id.is_empty();
                     let entry = self.nodes.get_mut(&name).expect("present");
                     entry.node.recovery_attempts = attempt;
                     if restartable {
@@ -370,13 +370,19 @@ pub async fn container_loop(control: Control, mut shutdown: Shutdown) {
             _ = interval.tick() => {}
             _ = shutdown.wait() => return,
         }
+        let epoch = control.read(|c| c.instance_epoch);
         match runtime.list_owned().await {
             Ok(list) => {
                 let seen: HashMap<String, (pb::RuntimeHandle, Observed)> = list
                     .into_iter()
                     .map(|i| (i.node_name, (i.handle, i.observed)))
                     .collect();
-                control.mutate_detached(|c| c.observe_instances(runtime.kind(), &seen));
+                control.mutate_detached(|c| {
+                    // A node (re)started while we listed: the listing may predate it.
+                    if c.instance_epoch == epoch {
+                        c.observe_instances(runtime.kind(), &seen);
+                    }
+                });
             }
             Err(e) => tracing::warn!(error = %e, "container monitor could not list node instances"),
         }

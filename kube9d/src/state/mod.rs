@@ -158,6 +158,12 @@ pub struct Cluster {
     pub terminating: HashMap<String, Instant>,
     /// Failed reaps wait until then before the next try.
     pub reap_retry_at: HashMap<String, Instant>,
+    /// Bumped whenever a node's instance is (re)started: a container listing taken before
+    /// that is stale and must not fail the node.
+    pub instance_epoch: u64,
+    /// The runtime nodes live in ("docker", "process"); handles of another kind (from a run
+    /// with another runtime) are never restarted or reaped through this one.
+    pub runtime_kind: String,
     pub settings: Settings,
 }
 
@@ -307,6 +313,12 @@ impl Cluster {
                 pod.set_phase(pb::PodPhase::Pending);
                 pod.reason = "its node no longer exists".into();
             }
+            if pod.phase() == pb::PodPhase::Terminating {
+                // Deadlines are not stored: a restarted kube9d gives the agent the default again.
+                let deadline =
+                    Instant::now() + self.settings.delete_grace + pods::TERMINATING_MARGIN;
+                self.terminating.insert(pod.name.clone(), deadline);
+            }
             if bound {
                 let entry = self.nodes.get_mut(&pod.node).expect("checked above");
                 entry.pods.insert(pod.name.clone());
@@ -358,8 +370,13 @@ impl Control {
         cluster_id: String,
     ) -> Result<Self> {
         let snap = store.load()?;
+        let runtime_kind = runtime
+            .as_ref()
+            .map(|r| r.kind().to_string())
+            .unwrap_or_default();
         let mut cluster = Cluster {
             settings,
+            runtime_kind,
             ..Default::default()
         };
         cluster.restore(snap);

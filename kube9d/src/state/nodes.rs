@@ -76,6 +76,7 @@ impl Cluster {
 
     /// Records where the node's agent runs.
     pub fn set_runtime_handle(&mut self, name: &str, handle: pb::RuntimeHandle) {
+        self.instance_epoch += 1;
         if let Some(entry) = self.nodes.get_mut(name) {
             if entry.node.runtime.as_ref() != Some(&handle) {
                 entry.node.runtime = Some(handle);
@@ -171,7 +172,7 @@ impl Cluster {
             return;
         }
         match entry.node.runtime.clone() {
-            Some(handle) if handle.kind != "external" && !handle.id.is_empty() => {
+            Some(handle) if handle.kind == self.runtime_kind && !handle.id.is_empty() => {
                 entry.busy = true;
                 self.actions.push(Action::Reap {
                     node: name.to_string(),

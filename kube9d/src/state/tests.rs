@@ -420,3 +420,34 @@ fn an_unconfirmed_deletion_waits_out_the_pods_own_grace_period() {
     c.health_tick(t + Duration::from_secs(41));
     assert!(!c.pods.contains_key("p"));
 }
+
+#[test]
+fn a_restored_terminating_pod_gets_a_deletion_deadline_again() {
+    let node = pb::Node {
+        name: "n1".into(),
+        status: NodeStatus::Healthy as i32,
+        cpu_capacity_millis: 2000,
+        ..Default::default()
+    };
+    let mut p = pod("p", 500);
+    p.node = "n1".into();
+    p.set_phase(PodPhase::Terminating);
+    let mut c = cluster();
+    c.restore(crate::store::Snapshot {
+        nodes: vec![node],
+        pods: vec![p],
+        ..Default::default()
+    });
+    assert_eq!(
+        c.nodes["n1"].allocated, 500,
+        "still holds its CPU until confirmed"
+    );
+    let deadline = c
+        .terminating
+        .get("p")
+        .copied()
+        .expect("no deadline after restore");
+    c.health_tick(deadline + Duration::from_millis(1));
+    assert!(!c.pods.contains_key("p"));
+    assert_eq!(c.nodes["n1"].allocated, 0);
+}

@@ -360,7 +360,9 @@ impl TestCluster {
     ) -> pb::Node {
         let what = format!("node {node} to be {}", status.label());
         self.wait_for(&what, timeout, || async {
-            let n = self.node(node).await;
+            // Not there yet (an agent still joining) is not an error here.
+            let req = pb::GetNodeRequest { name: node.into() };
+            let n = self.client().await.get_node(req).await.ok()?.into_inner();
             (n.status() == status).then_some(n)
         })
         .await
@@ -440,6 +442,28 @@ impl TestCluster {
                 );
             }
         }
+    }
+
+    /// Removes everything, then fails the test if anything of the cluster is left in Docker
+    /// (a leftover is a test failure).
+    pub async fn finish(mut self) {
+        let id = self.id.clone();
+        self.cleanup();
+        if self.opts.runtime == Runtime::Docker {
+            let docker = docker().await.unwrap();
+            assert!(
+                list_containers(&docker, &id).await.is_empty(),
+                "containers left behind"
+            );
+            assert!(
+                docker
+                    .inspect_network(&format!("{id}-net"), None)
+                    .await
+                    .is_err(),
+                "network left behind"
+            );
+        }
+        assert!(agent_pids(&id).is_empty(), "agent processes left behind");
     }
 
     /// Removes every container, network and process of this cluster.
@@ -610,4 +634,15 @@ pub async fn docker_stop(container: &str) {
         .stop_container(container, Some(opts))
         .await
         .unwrap();
+}
+
+/// Whether a bollard error is Docker's 404.
+pub fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
