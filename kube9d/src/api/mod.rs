@@ -2,6 +2,7 @@
 
 mod agent;
 mod cluster;
+mod nodes;
 mod status;
 
 pub use agent::AgentApi;
