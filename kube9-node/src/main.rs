@@ -27,8 +27,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = cli.config().context("invalid configuration")?;
-    kube9_node::run(config, shutdown)
+    let exit = kube9_node::run(config, shutdown)
         .await
         .context("node agent failed")?;
+    if let kube9_node::agent::Exit::Refused(why) = exit {
+        anyhow::bail!("kube9d refused this agent: {why}");
+    }
     Ok(())
 }

@@ -263,13 +263,23 @@ async fn terminate_stops_the_pods_and_exits_zero() {
 }
 
 #[tokio::test]
-async fn a_refused_agent_keeps_retrying() {
-    let server = FakeServer::start(Some(tonic::Code::PermissionDenied)).await;
+async fn a_node_refused_while_another_agent_holds_it_keeps_retrying() {
+    let server = FakeServer::start(Some(tonic::Code::FailedPrecondition)).await;
     let dir = temp_dir("refused");
     let mut agent = AgentProcess::start(&server.addr.to_string(), "r-node", &dir, &[]);
     eventually("a second attach attempt", || server.attempts() >= 2).await;
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test]
+async fn an_agent_kube9d_will_never_accept_exits_with_an_error() {
+    // PermissionDenied: e.g. the wrong cluster id. Retrying cannot help.
+    let server = FakeServer::start(Some(tonic::Code::PermissionDenied)).await;
+    let dir = temp_dir("denied");
+    let mut agent = AgentProcess::start(&server.addr.to_string(), "d-node", &dir, &[]);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(1));
+    assert_eq!(server.attempts(), 1);
 }
 
 /// The next message must be `Deregister`; returns its reason.

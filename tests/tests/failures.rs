@@ -379,13 +379,19 @@ async fn a_docker_node_whose_container_is_removed_moves_its_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovering_a_healthy_node_is_refused_and_kills_nothing() {
+async fn recovering_a_healthy_node_changes_nothing_and_typos_are_refused() {
     let c = TestCluster::start(Options::process()).await;
     two_nodes_two_pods(&c).await;
     let before = c.pod("a").await.containers[0].pid;
-    let out = c.ctl(&["node", "recover", "n1"]);
+    assert_eq!(
+        c.ctl_ok(&["node", "recover", "n1"]).trim(),
+        "node/n1 is healthy"
+    );
+    // A component the node does not have is a typo, not a fault to inject.
+    let out = c.ctl(&["node", "fail", "n1", "--mode", "component=kubelt"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to recover"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no component \"kubelt\""));
+    assert!(c.node("n1").await.injected_fault.is_empty());
     assert_eq!(c.pod("a").await.containers[0].pid, before);
     assert!(process_alive(before));
     c.finish().await;

@@ -47,6 +47,9 @@ pub enum Exit {
     Shutdown,
     /// kube9d sent Terminate with this reason.
     Terminated(String),
+    /// kube9d will never accept this agent (PermissionDenied: wrong cluster id, and later a bad
+    /// join token): retrying cannot help.
+    Refused(String),
 }
 
 /// The node agent: its configuration, its pods, and what survives reconnects (component
@@ -111,6 +114,10 @@ impl Agent {
                         debug!(server = %self.config.server, %error, failures, "reconnect failed");
                     }
                     failures += 1;
+                }
+                SessionEnd::Rejected(status) if status.code() == tonic::Code::PermissionDenied => {
+                    self.log_rejection(&status, failures);
+                    break Exit::Refused(status.message().to_string());
                 }
                 SessionEnd::Rejected(status) => {
                     backoff.saturate();

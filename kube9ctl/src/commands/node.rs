@@ -29,7 +29,15 @@ pub async fn run(ctx: &Context, command: NodeCommand) -> anyhow::Result<()> {
                 .client
                 .recover_node(pb::RecoverNodeRequest { name })
                 .await;
-            (cluster.check(response)?, "recovering".to_string())
+            let node = cluster.check(response)?;
+            // Like `kubectl uncordon` on a schedulable node: success, and says so.
+            let verb = if node.status() == pb::NodeStatus::Healthy && node.injected_fault.is_empty()
+            {
+                "is healthy"
+            } else {
+                "recovering"
+            };
+            (node, verb.to_string())
         }
         NodeCommand::Cleanup { name } => {
             let request = pb::ForceCleanupNodeRequest { name };

@@ -210,6 +210,15 @@ impl ClusterApi {
                 "heartbeat".to_string()
             }
             FailureMode::Component => {
+                let known: Vec<String> = node.components.iter().map(|c| c.name.clone()).collect();
+                if !r.component.is_empty() && !known.is_empty() && !known.contains(&r.component) {
+                    return Err(Status::invalid_argument(format!(
+                        "node {} has no component \"{}\" (components: {})",
+                        r.name,
+                        r.component,
+                        known.join(", ")
+                    )));
+                }
                 if r.component.is_empty() {
                     return Err(Status::invalid_argument(
                         "mode component needs a component name (component=kubelet)",
@@ -303,10 +312,9 @@ impl ClusterApi {
         }
         let fault = node.injected_fault.clone();
         if fault.is_empty() && node.status() == NodeStatus::Healthy {
-            // Restarting a working node would only kill its pods.
-            return Err(Status::failed_precondition(format!(
-                "node {name} is Healthy with no injected fault; nothing to recover"
-            )));
+            // Nothing to do (it may have recovered by itself); restarting a working node would
+            // only kill its pods.
+            return Ok(Response::new(node));
         }
         let runtime = self
             .control

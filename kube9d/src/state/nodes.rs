@@ -198,6 +198,8 @@ impl Cluster {
         }
         let view = entry.view();
         self.forget_node_record(view.clone());
+        // "0/N nodes ..." changed for everything still waiting.
+        self.explain_pending();
         self.event("Node", name, false, "NodeDeleted", "node deleted".into());
         Some(view)
     }

@@ -451,3 +451,13 @@ fn a_restored_terminating_pod_gets_a_deletion_deadline_again() {
     assert!(!c.pods.contains_key("p"));
     assert_eq!(c.nodes["n1"].allocated, 0);
 }
+
+#[test]
+fn removing_a_node_refreshes_why_pods_wait() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 1000, 1);
+    add(&mut c, pod("big", 2000));
+    assert_eq!(c.pods["big"].reason, "0/1 nodes have 2 free CPU");
+    c.remove_node("n1");
+    assert_eq!(c.pods["big"].reason, "0/0 nodes have 2 free CPU");
+}
