@@ -76,6 +76,11 @@ pub struct Cli {
     #[arg(long, env = "KUBE9_TOKEN", default_value = "", hide_env_values = true)]
     pub token: String,
 
+    /// Instance id to register with (kube9d sets it for the agents it starts); random when
+    /// not given.
+    #[arg(long, env = "KUBE9_INSTANCE_ID", hide = true)]
+    pub instance_id: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -112,6 +117,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Join token sent in Register.
     pub token: String,
+    /// Instance id given by kube9d, if any.
+    pub instance_id: Option<String>,
     /// Program run (as `<program> standin --image IMAGE -- ARGS`) for containers without a
     /// command: normally the agent's own binary.
     pub standin_program: PathBuf,
@@ -143,6 +150,7 @@ impl Cli {
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
             state_dir,
             token: self.token.clone(),
+            instance_id: self.instance_id.clone().filter(|id| !id.is_empty()),
             standin_program: standin_program()?,
         })
     }

@@ -600,3 +600,50 @@ async fn a_node_joined_by_hand_survives_a_kube9d_restart() {
     assert_eq!(c.pod("edgy").await.phase(), PodPhase::Pending);
     c.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impostor_agent_cannot_take_a_node_even_while_kube9d_is_down() {
+    let mut c = TestCluster::start(Options::process()).await;
+    c.healthy_nodes(&[("n1", "2")]).await;
+    c.apply(&pod_yaml("precious", "1", "sleep 1000"));
+    let pod = c
+        .wait_pod_phase("precious", PodPhase::Running, secs(30))
+        .await;
+
+    c.kill_server();
+    // A hand-started agent claiming n1 waits for kube9d to come back, racing the real one.
+    let state = c.data_dir.join("impostor");
+    let mut impostor = std::process::Command::new(bin("kube9-node"))
+        .args(["--server", &c.server, "--name", "n1", "--cluster-id", &c.id])
+        .arg("--state-dir")
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(secs(1)).await;
+    c.restart_server().await;
+    c.wait_for("n1's own agent to reattach", secs(30), || async {
+        let n = c.node("n1").await;
+        (n.agent_connected && n.status() == NodeStatus::Healthy).then_some(())
+    })
+    .await;
+    // Give the impostor several tries.
+    tokio::time::sleep(secs(4)).await;
+    let after = c.pod("precious").await;
+    assert_eq!(
+        after.containers[0].pid, pod.containers[0].pid,
+        "the pod was restarted"
+    );
+    let ran_pods = std::fs::read_dir(state.join("pods"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(ran_pods, 0, "the impostor ran pods");
+    assert!(
+        impostor.try_wait().unwrap().is_none(),
+        "the impostor should still be retrying"
+    );
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    c.finish().await;
+}

@@ -65,12 +65,17 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent that runs pods through `supervisor`, with a fresh instance id.
+    /// An agent that runs pods through `supervisor`, with the instance id kube9d gave it or a
+    /// fresh one.
     pub fn new(config: Config, supervisor: Supervisor) -> Self {
+        let instance_id = config
+            .instance_id
+            .clone()
+            .unwrap_or_else(instance::generate);
         Agent {
             config,
             supervisor,
-            instance_id: instance::generate(),
+            instance_id,
             components: Components::default(),
             heartbeats_paused: false,
             seq: 0,

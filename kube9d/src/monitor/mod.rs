@@ -150,6 +150,7 @@ pub fn launch_spec(control: &Control, node: &str) -> Option<NodeLaunch> {
             cluster_id: control.cluster_id().to_string(),
             server_port: control.server_port(),
             heartbeat_interval_ms: interval,
+            instance_id: e.node.instance_id.clone(),
         })
     })
 }

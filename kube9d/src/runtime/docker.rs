@@ -496,6 +496,7 @@ impl DockerRuntime {
             format!("KUBE9_CPU_MILLIS={}", spec.cpu_millis),
             format!("KUBE9_CLUSTER_ID={}", spec.cluster_id),
             format!("KUBE9_HEARTBEAT_MS={}", spec.heartbeat_interval_ms),
+            format!("KUBE9_INSTANCE_ID={}", spec.instance_id),
             format!("KUBE9_STATE_DIR={STATE_DIR}"),
         ];
         let endpoint = EndpointSettings {
@@ -888,6 +889,7 @@ mod tests {
             cluster_id: runtime.config.cluster_id.clone(),
             server_port: 7777,
             heartbeat_interval_ms: 500,
+            instance_id: format!("test-{name}"),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct NodeLaunch {
     /// The port kube9d serves gRPC on; the runtime decides which address the agent dials.
     pub server_port: u16,
     pub heartbeat_interval_ms: u64,
+    /// Passed to the agent (`KUBE9_INSTANCE_ID`); kube9d accepts only this agent for the node.
+    pub instance_id: String,
 }
 
 /// What the runtime observed about a node's container or process.

@@ -189,6 +189,7 @@ impl ProcessRuntime {
             .arg(spec.heartbeat_interval_ms.to_string())
             .arg("--state-dir")
             .arg(&dir)
+            .env("KUBE9_INSTANCE_ID", &spec.instance_id)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -565,6 +566,7 @@ wait
                 cluster_id: self.runtime.config.cluster_id.clone(),
                 server_port: 7777,
                 heartbeat_interval_ms: 500,
+                instance_id: format!("test-{name}"),
             }
         }
 

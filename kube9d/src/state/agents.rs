@@ -24,6 +24,13 @@ impl Cluster {
             self.add_node(&spec, "external")?;
         }
         let entry = self.nodes.get_mut(&name).expect("present");
+        if !entry.node.instance_id.is_empty() && conn.instance != entry.node.instance_id {
+            // Not the agent kube9d started for this node: never let it run the node's pods.
+            return Err(Error::FailedPrecondition(format!(
+                "node {name} runs the agent kube9d started for it; this agent ({}) is another one",
+                conn.address
+            )));
+        }
         if let Some(live) = entry.agent.as_ref().filter(|a| !a.tx.is_closed()) {
             if live.instance != conn.instance {
                 // Two agents claiming one node would run its pods twice.

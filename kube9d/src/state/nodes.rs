@@ -53,6 +53,13 @@ impl Cluster {
             reason: "waiting for the agent's first heartbeat".into(),
             cpu_capacity_millis: spec.cpu_millis,
             created_ms: now_ms(),
+            // Agents kube9d starts are told who they are; agents that join by themselves
+            // (external nodes) are fenced by their live stream only.
+            instance_id: if runtime_kind == "external" {
+                String::new()
+            } else {
+                format!("{:016x}", rand::random::<u64>())
+            },
             runtime: Some(pb::RuntimeHandle {
                 kind: runtime_kind.to_string(),
                 ..Default::default()

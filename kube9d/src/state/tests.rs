@@ -461,3 +461,40 @@ fn removing_a_node_refreshes_why_pods_wait() {
     c.remove_node("n1");
     assert_eq!(c.pods["big"].reason, "0/0 nodes have 2 free CPU");
 }
+
+#[test]
+fn only_the_agent_kube9d_started_may_attach_to_a_runtime_node() {
+    let mut c = cluster();
+    let spec = pb::NodeSpec {
+        name: "n1".into(),
+        cpu_millis: 1000,
+        ..Default::default()
+    };
+    c.add_node(&spec, "process").unwrap();
+    let expected = c.nodes["n1"].node.instance_id.clone();
+    assert!(!expected.is_empty());
+    let reg = pb::Register {
+        node_name: "n1".into(),
+        ..Default::default()
+    };
+    // No stream is attached (e.g. right after a kube9d restart): still refused.
+    let (tx, _rx) = unbounded_channel();
+    let impostor = AgentConn {
+        id: 1,
+        instance: "hand-started".into(),
+        tx,
+        address: "x".into(),
+    };
+    let err = c.attach(&reg, impostor).unwrap_err();
+    assert!(err.to_string().contains("another one"), "{err}");
+    assert!(c.nodes["n1"].agent.is_none());
+    let (tx, _rx2) = unbounded_channel();
+    let ours = AgentConn {
+        id: 2,
+        instance: expected,
+        tx,
+        address: "y".into(),
+    };
+    c.attach(&reg, ours).unwrap();
+    assert_eq!(c.nodes["n1"].agent.as_ref().unwrap().id, 2);
+}
