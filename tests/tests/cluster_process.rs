@@ -547,23 +547,7 @@ async fn an_apply_whose_node_cannot_start_stores_nothing() {
 async fn a_node_joined_by_hand_survives_a_kube9d_restart() {
     let mut c = TestCluster::start(Options::process()).await;
     let state = c.data_dir.join("by-hand");
-    let mut agent = std::process::Command::new(bin("kube9-node"))
-        .args([
-            "--server",
-            &c.server,
-            "--name",
-            "edge",
-            "--cpu-millis",
-            "1500",
-            "--cluster-id",
-            &c.id,
-        ])
-        .arg("--state-dir")
-        .arg(&state)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = hand_started_agent(&c, "edge", &state, &["--cpu-millis", "1500"]);
     let node = c
         .wait_node_status("edge", NodeStatus::Healthy, secs(30))
         .await;
@@ -613,14 +597,7 @@ async fn an_impostor_agent_cannot_take_a_node_even_while_kube9d_is_down() {
     c.kill_server();
     // A hand-started agent claiming n1 waits for kube9d to come back, racing the real one.
     let state = c.data_dir.join("impostor");
-    let mut impostor = std::process::Command::new(bin("kube9-node"))
-        .args(["--server", &c.server, "--name", "n1", "--cluster-id", &c.id])
-        .arg("--state-dir")
-        .arg(&state)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut impostor = hand_started_agent(&c, "n1", &state, &[]);
     tokio::time::sleep(secs(1)).await;
     c.restart_server().await;
     c.wait_for("n1's own agent to reattach", secs(30), || async {

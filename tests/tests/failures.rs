@@ -62,6 +62,18 @@ async fn node_reasons(c: &TestCluster, node: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the node has had an event with `reason`.
+async fn wait_node_event(c: &TestCluster, node: &str, reason: &str) {
+    c.wait_for(&format!("{node}: {reason}"), secs(20), || async {
+        node_reasons(c, node)
+            .await
+            .iter()
+            .any(|r| r == reason)
+            .then_some(())
+    })
+    .await;
+}
+
 fn assert_sequence(reasons: &[String], expected: &[&str]) {
     let mut it = reasons.iter();
     for want in expected {
@@ -274,14 +286,7 @@ async fn a_node_that_heartbeats_again_by_itself_keeps_its_pods() {
     two_nodes_two_pods(&c).await;
     let before = c.pod("a").await;
     c.ctl_ok(&["node", "fail", "n1", "--mode", "heartbeat"]);
-    c.wait_for("n1 to fail", secs(20), || async {
-        node_reasons(&c, "n1")
-            .await
-            .iter()
-            .any(|r| r == "NodeFailed")
-            .then_some(())
-    })
-    .await;
+    wait_node_event(&c, "n1", "NodeFailed").await;
     c.ctl_ok(&["node", "recover", "n1"]);
     c.wait_node_status("n1", NodeStatus::Healthy, secs(20))
         .await;
@@ -318,14 +323,7 @@ async fn force_cleanup_removes_a_failed_nodes_instance() {
     let out = c.ctl(&["node", "cleanup", "n2"]);
     assert_eq!(out.status.code(), Some(1));
     c.ctl_ok(&["node", "fail", "n1", "--mode", "heartbeat"]);
-    c.wait_for("n1 to fail", secs(20), || async {
-        node_reasons(&c, "n1")
-            .await
-            .iter()
-            .any(|r| r == "NodeFailed")
-            .then_some(())
-    })
-    .await;
+    wait_node_event(&c, "n1", "NodeFailed").await;
     c.ctl_ok(&["node", "cleanup", "n1"]);
     let n1 = c.node("n1").await;
     assert_eq!(n1.status(), NodeStatus::PermanentlyFailed);
@@ -406,14 +404,7 @@ async fn a_briefly_partitioned_docker_node_heals_and_keeps_its_pods() {
     let before = c.pod("a").await;
     let ip = c.node("n1").await.runtime.unwrap().ip;
     c.ctl_ok(&["node", "fail", "n1", "--mode", "partition"]);
-    c.wait_for("n1 to fail", secs(20), || async {
-        node_reasons(&c, "n1")
-            .await
-            .iter()
-            .any(|r| r == "NodeFailed")
-            .then_some(())
-    })
-    .await;
+    wait_node_event(&c, "n1", "NodeFailed").await;
     c.ctl_ok(&["node", "recover", "n1"]);
     c.wait_node_status("n1", NodeStatus::Healthy, secs(20))
         .await;

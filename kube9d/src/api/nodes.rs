@@ -25,14 +25,7 @@ impl ClusterApi {
         // so a concurrent delete waits for it (see `wait_idle`).
         let (r, commit) = self.control.mutate(|c| {
             for spec in &specs {
-                kube9_proto::validate::validate_node_spec(spec)
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
-                if c.nodes.contains_key(&spec.name) {
-                    return Err(Error::AlreadyExists(format!(
-                        "node \"{}\" already exists",
-                        spec.name
-                    )));
-                }
+                c.admit_node(spec)?;
             }
             for spec in &specs {
                 c.add_node(spec, runtime.kind())?;

@@ -36,8 +36,8 @@ pub fn allowed(from: NodeStatus, to: NodeStatus) -> bool {
 }
 
 impl Cluster {
-    /// Adds a node record in `Initializing`.
-    pub fn add_node(&mut self, spec: &pb::NodeSpec, runtime_kind: &str) -> Result<pb::Node> {
+    /// Checks that a node may be created from `spec`.
+    pub fn admit_node(&self, spec: &pb::NodeSpec) -> Result<()> {
         kube9_proto::validate::validate_node_spec(spec)
             .map_err(|e| Error::Invalid(e.to_string()))?;
         if self.nodes.contains_key(&spec.name) {
@@ -46,6 +46,12 @@ impl Cluster {
                 spec.name
             )));
         }
+        Ok(())
+    }
+
+    /// Adds a node record in `Initializing`.
+    pub fn add_node(&mut self, spec: &pb::NodeSpec, runtime_kind: &str) -> Result<pb::Node> {
+        self.admit_node(spec)?;
         let node = pb::Node {
             name: spec.name.clone(),
             labels: spec.labels.clone(),

@@ -491,6 +491,20 @@ fn rand_suffix() -> u32 {
     nanos % 100_000
 }
 
+/// Starts a `kube9-node` by hand (not through kube9d's runtime), as a person joining a node
+/// would; its output is discarded.
+pub fn hand_started_agent(c: &TestCluster, name: &str, state_dir: &Path, extra: &[&str]) -> Child {
+    Command::new(bin("kube9-node"))
+        .args(["--server", &c.server, "--name", name, "--cluster-id", &c.id])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kube9-node")
+}
+
 /// Whether process `pid` is alive (and not a zombie).
 pub fn process_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
