@@ -95,8 +95,8 @@ pub struct CreateNodeArgs {
 pub struct GetArgs {
     /// nodes (node, no), pods (pod, po) or events (event, ev); or KIND/NAME.
     pub resource: ResourceKind,
-    /// Show only this object.
-    pub name: Option<String>,
+    /// Show only these objects (one name prints the object itself, several a list).
+    pub names: Vec<String>,
     /// Label selector: app=web,tier!=db,env,!canary.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
@@ -366,7 +366,11 @@ mod tests {
             panic!()
         };
         assert_eq!(get.resource.kind, Kind::Pod);
-        assert_eq!(get.name.as_deref(), Some("web"));
+        assert_eq!(get.names, ["web"]);
+        let Command::Get(get) = parse(&["get", "pods", "a", "b"]).command else {
+            panic!()
+        };
+        assert_eq!(get.names, ["a", "b"]);
         let Command::Get(get) = parse(&["get", "pods", "-l", "app=web", "--node", "n1"]).command
         else {
             panic!()

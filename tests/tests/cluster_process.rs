@@ -498,6 +498,11 @@ async fn an_ordinary_manifest_runs_and_every_output_format_works() {
     assert_eq!(health.node, "n1");
 
     assert_eq!(c.ctl_ok(&["get", "pods", "-o", "name"]).trim(), "pod/web");
+    // Several names, one missing: the others are shown, the missing one reported, exit 1.
+    let out = c.ctl(&["get", "pods", "web", "ghost", "-o", "name"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pod/web");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pod \"ghost\" not found"));
     let yaml = c.ctl_ok(&["get", "pod", "web", "-o", "yaml"]);
     assert!(
         yaml.contains("kind: Pod") && yaml.contains("phase: Running"),

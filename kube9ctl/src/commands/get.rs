@@ -1,4 +1,4 @@
-//! `kube9ctl get nodes|pods|events [NAME] [-l SELECTOR] [--node NODE] [--for KIND/NAME]`.
+//! `kube9ctl get nodes|pods|events [NAME...] [-l SELECTOR] [--node NODE] [--for KIND/NAME]`.
 
 use crate::cli::{GetArgs, Kind, ResourceKind};
 use crate::client::Cluster;
@@ -12,7 +12,13 @@ use kube9_proto::pb;
 use kube9_proto::selector::{self, Selector};
 
 pub async fn run(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
-    let name = object_name(args.resource.name.as_deref(), args.name.as_deref())?;
+    if args.names.len() > 1 {
+        return run_many(ctx, &args).await;
+    }
+    let name = object_name(
+        args.resource.name.as_deref(),
+        args.names.first().map(String::as_str),
+    )?;
     let selector = match &args.selector {
         Some(s) => selector::parse(s).context("-l/--selector")?,
         None => Selector::everything(),
@@ -37,6 +43,49 @@ pub async fn run(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `get pods a b c`: like kubectl, prints the ones that exist as a list, reports each missing
+/// one on stderr, and exits 1 if any was missing.
+async fn run_many(ctx: &Context, args: &GetArgs) -> anyhow::Result<()> {
+    if args.resource.name.is_some() {
+        anyhow::bail!("give names either as KIND/NAME or after KIND, not both");
+    }
+    check_flags(args, true)?;
+    let mut cluster = ctx.connect().await?;
+    let node = args.node.as_deref().unwrap_or_default();
+    let everything = Selector::everything();
+    let mut missing = 0;
+    let mut found_nodes = Vec::new();
+    let mut found_pods = Vec::new();
+    for name in &args.names {
+        let result = match args.resource.kind {
+            Kind::Node => nodes(&mut cluster, Some(name), &everything)
+                .await
+                .map(|n| found_nodes.extend(n)),
+            Kind::Pod => pods(&mut cluster, Some(name), node, &everything)
+                .await
+                .map(|p| found_pods.extend(p)),
+            Kind::Event => anyhow::bail!(
+                "events are listed, not fetched by several names (use --for KIND/NAME)"
+            ),
+        };
+        if let Err(e) = result {
+            crate::error::report(&e);
+            missing += 1;
+        }
+    }
+    let objects = match args.resource.kind {
+        Kind::Node => Objects::Nodes(found_nodes),
+        _ => Objects::Pods(found_pods),
+    };
+    if let Some(text) = render(&objects, ctx.format(), false, now_ms())? {
+        emit(&text)?;
+    }
+    if missing > 0 {
+        return Err(crate::error::Reported.into());
+    }
+    Ok(())
 }
 
 fn check_flags(args: &GetArgs, named: bool) -> anyhow::Result<()> {
