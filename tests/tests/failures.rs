@@ -74,6 +74,15 @@ async fn wait_node_event(c: &TestCluster, node: &str, reason: &str) {
     .await;
 }
 
+/// The pod still runs the same copy: same node, same binding, same process.
+fn assert_same_copy(before: &kube9_proto::pb::Pod, after: &kube9_proto::pb::Pod) {
+    assert_eq!((&after.node, &after.uid), (&before.node, &before.uid));
+    assert_eq!(
+        after.containers[0].pid, before.containers[0].pid,
+        "pod was restarted"
+    );
+}
+
 fn assert_sequence(reasons: &[String], expected: &[&str]) {
     let mut it = reasons.iter();
     for want in expected {
@@ -290,15 +299,7 @@ async fn a_node_that_heartbeats_again_by_itself_keeps_its_pods() {
     c.ctl_ok(&["node", "recover", "n1"]);
     c.wait_node_status("n1", NodeStatus::Healthy, secs(20))
         .await;
-    let after = c.pod("a").await;
-    assert_eq!(
-        (after.node.clone(), after.uid.clone()),
-        (before.node, before.uid)
-    );
-    assert_eq!(
-        after.containers[0].pid, before.containers[0].pid,
-        "pod was restarted"
-    );
+    assert_same_copy(&before, &c.pod("a").await);
     all_running_once(&c, &["a", "b"]).await;
     let describe = c.ctl_ok(&["describe", "node", "n1"]);
     assert!(
@@ -418,15 +419,7 @@ async fn a_briefly_partitioned_docker_node_heals_and_keeps_its_pods() {
         ip,
         "the node came back with another address"
     );
-    let after = c.pod("a").await;
-    assert_eq!(
-        (after.node.clone(), after.uid.clone()),
-        (before.node, before.uid)
-    );
-    assert_eq!(
-        after.containers[0].pid, before.containers[0].pid,
-        "pod was restarted"
-    );
+    assert_same_copy(&before, &c.pod("a").await);
     all_running_once(&c, &["a", "b"]).await;
     c.finish().await;
 }

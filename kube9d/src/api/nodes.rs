@@ -81,6 +81,17 @@ impl ClusterApi {
         Ok(created)
     }
 
+    /// The node's wire view and its runtime handle (empty for nodes without one).
+    fn node_and_handle(&self, name: &str) -> Result<(pb::Node, pb::RuntimeHandle), Status> {
+        self.control
+            .read(|c| {
+                c.nodes
+                    .get(name)
+                    .map(|e| (e.view(), e.node.runtime.clone().unwrap_or_default()))
+            })
+            .ok_or_else(|| not_found("node", name).into())
+    }
+
     /// Waits until no runtime call is in flight for `name`, then marks one in flight (the
     /// caller's) and returns the node's current handle. The caller clears `busy` when done.
     async fn claim(&self, name: &str) -> Result<pb::RuntimeHandle, Status> {
@@ -179,12 +190,7 @@ impl ClusterApi {
     ) -> Result<Response<pb::Node>, Status> {
         let r = request.into_inner();
         let mode = FailureMode::try_from(r.mode).unwrap_or(FailureMode::Unspecified);
-        let (node, handle) = self.control.read(|c| {
-            c.nodes
-                .get(&r.name)
-                .map(|e| (e.view(), e.node.runtime.clone().unwrap_or_default()))
-                .ok_or_else(|| not_found("node", &r.name))
-        })?;
+        let (node, handle) = self.node_and_handle(&r.name)?;
         if matches!(
             node.status(),
             NodeStatus::PermanentlyFailed | NodeStatus::Draining
@@ -288,12 +294,7 @@ impl ClusterApi {
         request: Request<pb::RecoverNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
         let name = request.into_inner().name;
-        let (node, handle) = self.control.read(|c| {
-            c.nodes
-                .get(&name)
-                .map(|e| (e.view(), e.node.runtime.clone().unwrap_or_default()))
-                .ok_or_else(|| not_found("node", &name))
-        })?;
+        let (node, handle) = self.node_and_handle(&name)?;
         if matches!(
             node.status(),
             NodeStatus::PermanentlyFailed | NodeStatus::Draining
