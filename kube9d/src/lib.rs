@@ -3,16 +3,26 @@
 //! # Layout
 //! - [`config`]: command line and control-loop timings.
 //! - [`store`]: durable state (sled) behind one [`store::Store`] handle, with group commit.
-//! - [`state`]: the working state in memory and every lifecycle transition (nodes, pods, agents).
+//! - [`state`]: the working state in memory and every lifecycle decision, one file per concern:
+//!   node status machine (`nodes.rs`), node health and heartbeats (`health.rs`), agent streams
+//!   (`agents.rs`), pods (`pods.rs`), rescheduling off lost nodes (`reschedule.rs`), node
+//!   reaping (`reaping.rs`).
 //! - [`scheduler`]: best-fit placement on CPU.
-//! - [`monitor`]: heartbeat and container monitors, recovery, reaping.
-//! - [`runtime`]: where nodes live: Docker containers or local processes.
-//! - [`api`]: the gRPC services (`ClusterService`, `AgentService`), plus reflection and health.
+//! - [`nodeops`]: every runtime call for a node (create, delete, restart, reap, fault
+//!   injection in `faults.rs`, start-up reconciliation); `state` hands it [`state::Action`]s.
+//! - [`monitor`]: the control loops (health tick, container monitor), nothing else.
+//! - [`runtime`]: where nodes live: Docker containers or local processes (`NodeRuntime`).
+//! - [`api`]: the gRPC services (`ClusterService`, `AgentService`), plus reflection and health;
+//!   errors become gRPC statuses in `api/status.rs` only.
 //! - [`server`]: start-up (store, runtime, reconciliation) and serving until shutdown.
+//!
+//! Dependencies point one way: `api` → `nodeops` → `state` → `scheduler`/`store`/`runtime`
+//! types; `monitor` drives `state` and `nodeops`. Nothing imports back.
 
 pub mod api;
 pub mod config;
 pub mod monitor;
+pub mod nodeops;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

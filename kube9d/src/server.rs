@@ -8,16 +8,16 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use kube9_proto::pb::{
     self, agent_service_server::AgentServiceServer, cluster_service_server::ClusterServiceServer,
-    NodeStatus,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::{AgentApi, ClusterApi};
 use crate::config::{Config, RuntimeChoice};
+use crate::nodeops::NodeOps;
 use crate::runtime::docker::{docker_available, DockerConfig, DockerRuntime};
 use crate::runtime::process::{ProcessConfig, ProcessRuntime};
-use crate::runtime::NodeRuntime;
+use crate::runtime::{NodeRuntime, RuntimeKind};
 use crate::shutdown::Shutdown;
 use crate::state::Control;
 use crate::store::Store;
@@ -45,23 +45,25 @@ pub async fn run(
     let store = Store::open(&config.data_dir)?;
     let cluster_id = resolve_cluster_id(&store, config.cluster_id.as_deref()).await?;
     let runtime = choose_runtime(&config, &cluster_id).await?;
-    let control = Control::load(
+    let (control, actions) = Control::load(
         store,
         config.settings(),
-        Some(runtime.clone()),
+        Some(runtime.kind()),
         cluster_id.clone(),
     )?;
     let addr = listener.local_addr()?;
     control.set_server_port(addr.port());
-    tracing::info!(%addr, cluster = %cluster_id, runtime = runtime.kind(), data_dir = %config.data_dir.display(), "kube9d starting");
+    tracing::info!(%addr, cluster = %cluster_id, runtime = %runtime.kind(), data_dir = %config.data_dir.display(), "kube9d starting");
 
     runtime
         .prepare()
         .await
         .context("failed to prepare the node runtime")?;
-    reconcile(&control).await;
+    let ops = NodeOps::new(control.clone(), Some(runtime.clone()));
+    tokio::spawn(ops.clone().serve(actions));
+    ops.reconcile().await;
 
-    let cluster_api = ClusterApi::new(control.clone());
+    let cluster_api = ClusterApi::new(ops.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ClusterServiceServer<ClusterApi>>()
@@ -99,19 +101,19 @@ pub async fn run(
         shutdown.clone(),
     ));
     tokio::spawn(crate::monitor::container_loop(
-        control.clone(),
+        ops.clone(),
         shutdown.clone(),
     ));
     write_addr_file(&config.data_dir, addr.port());
     tracing::info!(%addr, "kube9d serving");
 
     if config.nodes > 0 {
-        let api = ClusterApi::new(control.clone());
+        let ops = ops.clone();
         let cpu = config.node_cpu as i64 * 1000;
         tokio::spawn(async move {
             for i in 1..=config.nodes {
                 let name = format!("node-{i}");
-                if api.has_node(&name) {
+                if ops.control().read(|c| c.nodes.contains_key(&name)) {
                     continue;
                 }
                 let spec = pb::NodeSpec {
@@ -119,8 +121,8 @@ pub async fn run(
                     cpu_millis: cpu,
                     labels: Default::default(),
                 };
-                if let Err(e) = api.create_nodes(vec![spec]).await {
-                    tracing::error!(node = %name, error = %e.message(), "failed to create bootstrap node");
+                if let Err(e) = ops.create_nodes(vec![spec]).await {
+                    tracing::error!(node = %name, error = %e, "failed to create bootstrap node");
                 }
             }
         });
@@ -176,7 +178,7 @@ async fn choose_runtime(config: &Config, cluster_id: &str) -> anyhow::Result<Arc
         RuntimeChoice::Auto => {
             let up = docker_available().await;
             tracing::info!(
-                runtime = if up { "docker" } else { "process" },
+                runtime = %if up { RuntimeKind::Docker } else { RuntimeKind::Process },
                 "runtime auto: Docker {}",
                 if up { "answers" } else { "does not answer" }
             );
@@ -206,72 +208,6 @@ fn default_node_binary() -> PathBuf {
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("kube9-node")))
         .unwrap_or_else(|| PathBuf::from("kube9-node"))
-}
-
-/// Brings memory in line with what the runtime really runs after a (re)start:
-/// nodes a previous run left initializing are removed, containers of known nodes are adopted,
-/// and labelled containers no node owns are removed.
-async fn reconcile(control: &Control) {
-    let Some(runtime) = control.runtime().cloned() else {
-        return;
-    };
-    let stale: Vec<(String, pb::RuntimeHandle)> = control.read(|c| {
-        c.nodes
-            .values()
-            .filter(|e| e.status() == NodeStatus::Initializing)
-            .map(|e| {
-                (
-                    e.node.name.clone(),
-                    e.node.runtime.clone().unwrap_or_default(),
-                )
-            })
-            .collect()
-    });
-    for (name, handle) in stale {
-        if handle.kind == runtime.kind() && !handle.id.is_empty() {
-            if let Err(e) = runtime.remove(&handle).await {
-                tracing::warn!(node = %name, error = %e, "failed to remove a stale node instance");
-            }
-        }
-        let (_, commit) = control.mutate(|c| {
-            c.evict_pods(&name, "node left initializing by a previous run");
-            c.remove_node(&name);
-        });
-        let _ = commit.wait().await;
-        tracing::info!(node = %name, "removed a node left initializing by a previous run");
-    }
-    let owned = match runtime.list_owned().await {
-        Ok(list) => list,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not list node instances for adoption");
-            return;
-        }
-    };
-    for inst in owned {
-        let keep = control.read(|c| {
-            c.nodes.get(&inst.node_name).is_some_and(|e| {
-                !matches!(
-                    e.status(),
-                    NodeStatus::PermanentlyFailed | NodeStatus::Draining
-                ) && e
-                    .node
-                    .runtime
-                    .as_ref()
-                    .is_some_and(|h| h.kind == runtime.kind())
-            })
-        });
-        if keep {
-            let mut handle = inst.handle.clone();
-            handle.state = inst.observed.label();
-            tracing::info!(node = %inst.node_name, id = %handle.id, "adopted node instance");
-            control.mutate_detached(|c| c.set_runtime_handle(&inst.node_name, handle));
-        } else {
-            tracing::info!(node = %inst.node_name, id = %inst.handle.id, "removing orphaned node instance");
-            if let Err(e) = runtime.remove(&inst.handle).await {
-                tracing::warn!(node = %inst.node_name, error = %e, "failed to remove an orphaned node instance");
-            }
-        }
-    }
 }
 
 /// `<data-dir>/kube9d.addr` holds the port kube9d serves on, for scripts and tests that start

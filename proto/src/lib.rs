@@ -2,11 +2,13 @@
 //!
 //! # Layout
 //! - [`pb`]: the generated gRPC code for `kube9.proto` (package `kube9.v1`).
+//! - [`fault`]: injected node faults (`heartbeat`, `crash`, `component=NAME`, `partition`).
 //! - [`quantity`]: Kubernetes quantities (`500m`, `0.5`, `2`, `64Mi`).
 //! - [`manifest`]: Kubernetes-shaped YAML manifests (kinds Pod and Node) into wire objects.
 //! - [`validate`]: the checks kube9d applies to every object before it stores it.
 //! - [`selector`]: equality-based label selectors (`app=web,tier!=db`).
 
+pub mod fault;
 pub mod manifest;
 pub mod quantity;
 pub mod selector;

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::state::{AgentConn, Control};
+use crate::state::{AgentConn, Control, Error};
 
 /// How long a new stream may take to send `Register`.
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,25 +44,27 @@ impl AgentService for AgentApi {
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(REGISTER_TIMEOUT, inbound.next())
             .await
-            .map_err(|_| Status::deadline_exceeded("no Register message within 10s"))?;
+            .map_err(|_| Error::DeadlineExceeded("no Register message within 10s".into()))?;
         let reg = match first {
             Some(Ok(pb::AgentMessage {
                 msg: Some(Msg::Register(reg)),
             })) => reg,
             Some(Ok(_)) => {
-                return Err(Status::invalid_argument(
-                    "the first message on the stream must be Register",
-                ))
+                return Err(Error::Invalid(
+                    "the first message on the stream must be Register".into(),
+                )
+                .into())
             }
             Some(Err(status)) => return Err(status),
-            None => return Err(Status::cancelled("stream closed before Register")),
+            None => return Err(Error::Cancelled("stream closed before Register".into()).into()),
         };
         if reg.cluster_id != self.control.cluster_id() {
-            return Err(Status::permission_denied(format!(
+            return Err(Error::PermissionDenied(format!(
                 "agent belongs to cluster \"{}\", this is \"{}\" (set the agent's --cluster-id)",
                 reg.cluster_id,
                 self.control.cluster_id()
-            )));
+            ))
+            .into());
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let conn_id = self.control.next_conn_id();

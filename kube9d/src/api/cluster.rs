@@ -11,6 +11,7 @@ use kube9_proto::pb::{
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tonic::{Request, Response, Status};
 
+use crate::nodeops::NodeOps;
 use crate::state::pods::Admission;
 use crate::state::{not_found, Control, Error};
 
@@ -22,21 +23,15 @@ const DEFAULT_EVENT_LIMIT: usize = 1000;
 #[derive(Clone)]
 pub struct ClusterApi {
     pub(super) control: Control,
+    pub(super) ops: NodeOps,
 }
 
 impl ClusterApi {
-    pub fn new(control: Control) -> Self {
-        ClusterApi { control }
-    }
-
-    pub(super) fn node_view(&self, name: &str) -> Result<pb::Node, Status> {
-        self.control
-            .read(|c| c.nodes.get(name).map(|e| e.view()))
-            .ok_or_else(|| not_found("node", name).into())
-    }
-
-    pub fn has_node(&self, name: &str) -> bool {
-        self.control.read(|c| c.nodes.contains_key(name))
+    pub fn new(ops: NodeOps) -> Self {
+        ClusterApi {
+            control: ops.control().clone(),
+            ops,
+        }
     }
 
     async fn do_apply(
@@ -52,9 +47,10 @@ impl ClusterApi {
             .chain(r.nodes.iter().map(|n| ("node", &n.name)))
         {
             if !seen.insert((kind, name.clone())) {
-                return Err(Status::invalid_argument(format!(
+                return Err(Error::Invalid(format!(
                     "{kind} \"{name}\" appears more than once in the request"
-                )));
+                ))
+                .into());
             }
         }
         let mut pods = r.pods;
@@ -121,7 +117,7 @@ impl ClusterApi {
             .collect();
         // Nodes first: a node that fails to start fails the apply before any pod is stored.
         if !new_nodes.is_empty() {
-            self.create_nodes(new_nodes).await?;
+            self.ops.create_nodes(new_nodes).await?;
         }
         if !new_pods.is_empty() {
             let (res, commit) = self.control.mutate(|c| {
@@ -154,7 +150,7 @@ async fn to_completion<T: Send + 'static>(
 ) -> Result<T, Status> {
     tokio::spawn(op)
         .await
-        .map_err(|e| Status::internal(format!("the operation failed: {e}")))?
+        .map_err(|e| Error::Internal(format!("the operation failed: {e}")))?
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
@@ -186,7 +182,9 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::GetNodeRequest>,
     ) -> Result<Response<pb::Node>, Status> {
-        Ok(Response::new(self.node_view(&request.into_inner().name)?))
+        Ok(Response::new(
+            self.ops.node_view(&request.into_inner().name)?,
+        ))
     }
 
     async fn delete_node(
@@ -263,7 +261,7 @@ impl ClusterService for ClusterApi {
         });
         res?;
         commit.wait().await.map_err(Error::from)?;
-        Ok(Response::new(self.node_view(&r.name)?))
+        Ok(Response::new(self.ops.node_view(&r.name)?))
     }
 
     async fn force_cleanup_node(
@@ -288,7 +286,7 @@ impl ClusterService for ClusterApi {
     ) -> Result<Response<pb::ListPodsResponse>, Status> {
         let r = request.into_inner();
         let selector = kube9_proto::selector::parse(&r.label_selector)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let mut pods: Vec<pb::Pod> = self.control.read(|c| {
             c.pods
                 .values()
@@ -383,27 +381,30 @@ impl ClusterService for ClusterApi {
             .read(|c| c.pods.get(&r.pod).cloned())
             .ok_or_else(|| not_found("pod", &r.pod))?;
         if pod.node.is_empty() {
-            return Err(Status::failed_precondition(format!(
+            return Err(Error::FailedPrecondition(format!(
                 "pod {} is not on a node yet ({})",
                 r.pod, pod.reason
-            )));
+            ))
+            .into());
         }
         let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
         if r.container.is_empty() && names.len() > 1 {
-            return Err(Status::invalid_argument(format!(
+            return Err(Error::Invalid(format!(
                 "pod {} has {} containers; name one with -c: {}",
                 r.pod,
                 names.len(),
                 names.join(", ")
-            )));
+            ))
+            .into());
         }
         if !r.container.is_empty() && !names.contains(&r.container.as_str()) {
-            return Err(Status::not_found(format!(
+            return Err(Error::Missing(format!(
                 "container \"{}\" not found in pod {} (containers: {})",
                 r.container,
                 r.pod,
                 names.join(", ")
-            )));
+            ))
+            .into());
         }
         let (id, rx) = self.control.expect_logs();
         let msg = Msg::FetchLogs(pb::FetchLogs {
@@ -414,23 +415,25 @@ impl ClusterService for ClusterApi {
         });
         if !self.control.read(|c| c.send(&pod.node, msg)) {
             self.control.cancel_logs(id);
-            return Err(Status::unavailable(format!(
+            return Err(Error::Unavailable(format!(
                 "node {} is not connected; its logs stay on the node",
                 pod.node
-            )));
+            ))
+            .into());
         }
         let reply = match tokio::time::timeout(LOGS_TIMEOUT, rx).await {
             Ok(Ok(reply)) => reply,
             _ => {
                 self.control.cancel_logs(id);
-                return Err(Status::deadline_exceeded(format!(
+                return Err(Error::DeadlineExceeded(format!(
                     "node {} did not answer the logs request",
                     pod.node
-                )));
+                ))
+                .into());
             }
         };
         if !reply.error.is_empty() {
-            return Err(Status::not_found(reply.error));
+            return Err(Error::Missing(reply.error).into());
         }
         let container = if r.container.is_empty() {
             pod.containers
@@ -493,9 +496,10 @@ impl ClusterService for ClusterApi {
                     };
                     (kinds.is_empty() || kinds.contains(kind)).then_some(Ok(ev))
                 }
-                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Status::aborted(format!(
+                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Error::Aborted(format!(
                     "watch fell {n} changes behind; list again and re-watch"
-                )))),
+                ))
+                .into())),
             };
             futures::future::ready(out)
         });

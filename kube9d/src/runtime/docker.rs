@@ -532,8 +532,8 @@ impl DockerRuntime {
 
 #[async_trait]
 impl NodeRuntime for DockerRuntime {
-    fn kind(&self) -> &'static str {
-        "docker"
+    fn kind(&self) -> super::RuntimeKind {
+        super::RuntimeKind::Docker
     }
 
     async fn prepare(&self) -> Result<()> {

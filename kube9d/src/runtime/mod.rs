@@ -7,7 +7,10 @@
 
 pub mod docker;
 pub mod image;
+mod kind;
 pub mod process;
+
+pub use kind::RuntimeKind;
 
 use std::time::Duration;
 
@@ -88,8 +91,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// and the reaper may repeat a call after a crash.
 #[async_trait]
 pub trait NodeRuntime: Send + Sync + 'static {
-    /// "docker" or "process".
-    fn kind(&self) -> &'static str;
+    /// Docker or Process: the kind of every handle this runtime hands out.
+    fn kind(&self) -> RuntimeKind;
 
     /// One-time setup before the first launch (network, image). Safe to call again.
     async fn prepare(&self) -> Result<()>;

@@ -224,8 +224,8 @@ impl ProcessRuntime {
 
 #[async_trait]
 impl NodeRuntime for ProcessRuntime {
-    fn kind(&self) -> &'static str {
-        "process"
+    fn kind(&self) -> super::RuntimeKind {
+        super::RuntimeKind::Process
     }
 
     async fn prepare(&self) -> Result<()> {

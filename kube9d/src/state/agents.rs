@@ -1,14 +1,11 @@
-//! What the agent stream changes: attach (register and resynchronise), heartbeats,
-//! deregistration and disconnects.
+//! What the agent stream changes: attach (register and resynchronise), deregistration and
+//! disconnects. Heartbeats are judged in [`super::health`].
 
+use kube9_proto::fault::Fault;
 use kube9_proto::pb::{self, control_message::Msg, NodeStatus, PodPhase};
-use tokio::time::Instant;
 
 use super::{AgentConn, Cluster, Error, Result};
-
-/// Fault injected through `kube9ctl node fail --mode partition` on a runtime without networks:
-/// kube9d refuses the node's stream itself.
-pub const PARTITION_FAULT: &str = "partition";
+use crate::runtime::RuntimeKind;
 
 impl Cluster {
     /// A node's agent opened its stream. Unknown nodes join as "external" nodes. Returns the
@@ -21,7 +18,7 @@ impl Cluster {
                 cpu_millis: reg.cpu_capacity_millis,
                 labels: Default::default(),
             };
-            self.add_node(&spec, "external")?;
+            self.add_node(&spec, RuntimeKind::External)?;
         }
         let entry = self.nodes.get_mut(&name).expect("present");
         if !entry.node.instance_id.is_empty() && conn.instance != entry.node.instance_id {
@@ -40,7 +37,8 @@ impl Cluster {
                 )));
             }
         }
-        if entry.node.injected_fault == PARTITION_FAULT {
+        if Fault::recorded(&entry.node) == Some(Fault::Partition) {
+            // A partition on a runtime without networks: kube9d refuses the stream itself.
             return Err(Error::Unavailable(format!(
                 "node {name} is partitioned from the control plane"
             )));
@@ -83,8 +81,7 @@ impl Cluster {
                 .node
                 .runtime
                 .as_ref()
-                .map(|r| r.kind == "external")
-                .unwrap_or(false)
+                .is_some_and(|r| RuntimeKind::External.matches(r))
         {
             entry.node.cpu_capacity_millis = reg.cpu_capacity_millis;
         }
@@ -144,44 +141,6 @@ impl Cluster {
                 });
                 self.send(node, run);
             }
-        }
-    }
-
-    /// A heartbeat arrived on connection `conn_id`.
-    pub fn heartbeat(&mut self, node: &str, conn_id: u64, hb: pb::Heartbeat) {
-        let Some(entry) = self.nodes.get_mut(node) else {
-            return;
-        };
-        if entry.agent.as_ref().map(|a| a.id) != Some(conn_id) {
-            return;
-        }
-        entry.last_heartbeat = Some(Instant::now());
-        // Kept in memory only: persisting every heartbeat would put an fsync on the hottest path.
-        entry.node.last_heartbeat_ms = super::now_ms();
-        let status = entry.status();
-        self.update_components(node, hb.components);
-        match (status, self.failed_component(node)) {
-            (
-                NodeStatus::Healthy | NodeStatus::Initializing | NodeStatus::Recovering,
-                Some(why),
-            ) => {
-                self.transition(node, NodeStatus::Failed, &why);
-            }
-            (NodeStatus::Failed, Some(why)) if self.nodes[node].node.reason != why => {
-                let entry = self.nodes.get_mut(node).expect("present");
-                entry.node.reason = why;
-                self.save_node(node, pb::WatchEventType::Modified);
-            }
-            (NodeStatus::Initializing | NodeStatus::Failed | NodeStatus::Recovering, None) => {
-                let why = if status == NodeStatus::Initializing {
-                    "first heartbeat"
-                } else {
-                    "heartbeats resumed"
-                };
-                self.transition(node, NodeStatus::Healthy, why);
-                self.explain_pending();
-            }
-            _ => {}
         }
     }
 

@@ -5,14 +5,25 @@
 //! (no I/O while the lock is held), and the store operations, watch events and agent commands it
 //! produced are queued *in the order they were made* before the lock is released. The caller
 //! then awaits durability outside the lock, so many writers share one fsync (see
-//! [`crate::store`]).
+//! [`crate::store`]). Runtime work the change asks for ([`Action`]) goes to whoever took the
+//! receiver from [`Control::load`] (the node operations in [`crate::nodeops`]); this module
+//! never calls a runtime itself.
 //!
-//! Lifecycles live next to the state they change: [`nodes`] (node status machine), [`pods`]
-//! (binding, phases, rescheduling) and [`agents`] (what the agent stream reports).
+//! Each concern of the lifecycles has its own file:
+//! - [`nodes`]: the node status machine ([`Cluster::transition`]), node records, runtime claims.
+//! - [`health`]: heartbeats, silence, component and container state: when a node fails,
+//!   recovers or is given up.
+//! - [`agents`]: what the agent stream changes (attach and resynchronise, deregister, detach).
+//! - [`pods`]: pod admission, binding (best fit), phases reported by agents, deletion.
+//! - [`reschedule`]: moving pods off nodes that are gone for good or drained.
+//! - [`reaping`]: removing what a permanently failed node left behind.
 
 pub mod agents;
+pub mod health;
 pub mod nodes;
 pub mod pods;
+pub mod reaping;
+pub mod reschedule;
 #[cfg(test)]
 mod tests;
 
@@ -27,7 +38,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::runtime::NodeRuntime;
+use crate::runtime::RuntimeKind;
 use crate::scheduler::Scheduler;
 use crate::store::{Batch, Commit, Op, Snapshot, Store};
 
@@ -47,6 +58,22 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A runtime call for the node is in flight (launch, restart, reap).
+    #[error("node {0} is busy with a runtime call; try again")]
+    Busy(String),
+    /// Not found, with a message that says more than kind and name.
+    #[error("{0}")]
+    Missing(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    #[error("{0}")]
+    Cancelled(String),
+    #[error("{0}")]
+    Aborted(String),
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     #[error(transparent)]
@@ -97,8 +124,9 @@ pub struct NodeEntry {
     pub next_attempt_at: Option<Instant>,
     /// Recovering: when the attempt is given up if no heartbeat came.
     pub attempt_deadline: Option<Instant>,
-    /// A runtime call (restart, remove) is in flight; the monitor leaves the node alone.
-    pub busy: bool,
+    /// A runtime call (launch, restart, remove) is in flight; everyone else leaves the node's
+    /// instance alone. Set and cleared only by [`Cluster::claim`] and [`Cluster::release`].
+    busy: bool,
     /// The container or process of a permanently failed node has been removed.
     pub reaped: bool,
     pub agent: Option<AgentConn>,
@@ -122,6 +150,11 @@ impl NodeEntry {
 
     pub fn status(&self) -> pb::NodeStatus {
         self.node.status()
+    }
+
+    /// Whether a runtime call for this node is in flight.
+    pub fn is_busy(&self) -> bool {
+        self.busy
     }
 
     /// The wire view with derived fields filled in.
@@ -152,8 +185,8 @@ pub struct Cluster {
     batch: Batch,
     /// Watch notifications produced by the current mutation.
     watch_out: Vec<pb::WatchEvent>,
-    /// Runtime work the current mutation asks for, run by the caller outside the lock.
-    pub actions: Vec<crate::monitor::Action>,
+    /// Runtime work the current mutation asks for, handed to the node operations outside the lock.
+    pub actions: Vec<Action>,
     /// Pods waiting for their agent to confirm deletion, and when kube9d stops waiting.
     pub terminating: HashMap<String, Instant>,
     /// Failed reaps wait until then before the next try.
@@ -161,9 +194,11 @@ pub struct Cluster {
     /// Bumped whenever a node's instance is (re)started: a container listing taken before
     /// that is stale and must not fail the node.
     pub instance_epoch: u64,
-    /// The runtime nodes live in ("docker", "process"); handles of another kind (from a run
-    /// with another runtime) are never restarted or reaped through this one.
-    pub runtime_kind: String,
+    /// The runtime nodes live in; handles of another kind (from a run with another runtime)
+    /// are never restarted or reaped through this one. `None` without a runtime.
+    pub runtime_kind: Option<RuntimeKind>,
+    /// Pods moved off a node and not placed again yet, and why they moved.
+    pub displaced: HashMap<String, reschedule::Displaced>,
     pub settings: Settings,
 }
 
@@ -185,7 +220,63 @@ impl PendingKey {
     }
 }
 
+/// Runtime work decided under the lock and carried out by [`crate::nodeops`] outside it. The
+/// node is claimed ([`Cluster::claim`]) when the action is queued; carrying it out releases it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Restart a failed node's container or process (recovery attempt `attempt`).
+    Restart {
+        node: String,
+        handle: pb::RuntimeHandle,
+        attempt: u32,
+    },
+    /// Remove a permanently failed node's container or process.
+    Reap {
+        node: String,
+        handle: pb::RuntimeHandle,
+    },
+}
+
+impl Action {
+    /// The node the action is for.
+    pub fn node(&self) -> &str {
+        match self {
+            Action::Restart { node, .. } | Action::Reap { node, .. } => node,
+        }
+    }
+}
+
 impl Cluster {
+    /// The node's runtime handle if this kube9d's runtime can act on it (see
+    /// [`RuntimeKind::owns`]): the one ownership check.
+    pub fn owned_handle(&self, node: &str) -> Option<pb::RuntimeHandle> {
+        let handle = self.nodes.get(node)?.node.runtime.as_ref()?;
+        self.runtime_kind
+            .is_some_and(|k| k.owns(handle))
+            .then(|| handle.clone())
+    }
+
+    /// Marks a runtime call in flight for `node`. Returns false when one already is; the caller
+    /// then waits or leaves the node alone. Whoever claimed calls [`Cluster::release`].
+    pub fn claim(&mut self, node: &str) -> Result<bool> {
+        let entry = self
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| not_found("node", node))?;
+        if entry.busy {
+            return Ok(false);
+        }
+        entry.busy = true;
+        Ok(true)
+    }
+
+    /// Ends the runtime call [`Cluster::claim`] started.
+    pub fn release(&mut self, node: &str) {
+        if let Some(entry) = self.nodes.get_mut(node) {
+            entry.busy = false;
+        }
+    }
+
     /// Records an event (persisted, broadcast, retained up to [`EVENT_RETENTION`]).
     pub fn event(&mut self, kind: &str, name: &str, warning: bool, reason: &str, message: String) {
         self.next_event_id += 1;
@@ -298,11 +389,9 @@ impl Cluster {
             let mut entry = NodeEntry::new(node, Some(now));
             // Reaping is done once: its result is the handle's state.
             entry.reaped = entry.status() == pb::NodeStatus::PermanentlyFailed
-                && entry
-                    .node
-                    .runtime
-                    .as_ref()
-                    .is_none_or(|h| h.state == "removed" || h.kind == "external");
+                && entry.node.runtime.as_ref().is_none_or(|h| {
+                    h.state == reaping::REMOVED || RuntimeKind::External.matches(h)
+                });
             self.nodes.insert(name, entry);
         }
         for mut pod in snap.pods {
@@ -353,7 +442,7 @@ struct Shared {
     state: Mutex<Cluster>,
     store: Store,
     watch: broadcast::Sender<pb::WatchEvent>,
-    runtime: Option<Arc<dyn NodeRuntime>>,
+    actions: mpsc::UnboundedSender<Action>,
     cluster_id: String,
     server_port: AtomicU16,
     next_conn: AtomicU64,
@@ -362,18 +451,15 @@ struct Shared {
 }
 
 impl Control {
-    /// Loads the stored state and returns the handle.
+    /// Loads the stored state and returns the handle, and the receiver of the runtime work
+    /// ([`Action`]s) that changes ask for, for the node operations to carry out.
     pub fn load(
         store: Store,
         settings: Settings,
-        runtime: Option<Arc<dyn NodeRuntime>>,
+        runtime_kind: Option<RuntimeKind>,
         cluster_id: String,
-    ) -> Result<Self> {
+    ) -> Result<(Self, mpsc::UnboundedReceiver<Action>)> {
         let snap = store.load()?;
-        let runtime_kind = runtime
-            .as_ref()
-            .map(|r| r.kind().to_string())
-            .unwrap_or_default();
         let mut cluster = Cluster {
             settings,
             runtime_kind,
@@ -381,36 +467,38 @@ impl Control {
         };
         cluster.restore(snap);
         let (watch, _) = broadcast::channel(16_384);
-        Ok(Control {
+        let (actions, actions_rx) = mpsc::unbounded_channel();
+        let control = Control {
             inner: Arc::new(Shared {
                 state: Mutex::new(cluster),
                 store,
                 watch,
-                runtime,
+                actions,
                 cluster_id,
                 server_port: AtomicU16::new(0),
                 next_conn: AtomicU64::new(1),
                 next_logs_request: AtomicU64::new(1),
                 logs_waiters: Mutex::new(HashMap::new()),
             }),
-        })
+        };
+        Ok((control, actions_rx))
     }
 
     /// Applies `f` to the state; returns its result and the durability of what it changed.
-    /// Runtime actions `f` asked for (restarts, reaping) are started in the background, outside
-    /// the lock.
+    /// Runtime actions `f` asked for (restarts, reaping) go to the action receiver, to be
+    /// carried out outside the lock.
     pub fn mutate<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> (R, Commit) {
-        let (r, commit, actions) = {
-            let mut c = self.inner.state.lock();
-            let r = f(&mut c);
-            let batch = std::mem::take(&mut c.batch);
-            let commit = self.inner.store.submit(batch);
-            for ev in c.watch_out.drain(..) {
-                let _ = self.inner.watch.send(ev);
-            }
-            (r, commit, std::mem::take(&mut c.actions))
-        };
-        crate::monitor::spawn_actions(self.clone(), actions);
+        let mut c = self.inner.state.lock();
+        let r = f(&mut c);
+        let batch = std::mem::take(&mut c.batch);
+        let commit = self.inner.store.submit(batch);
+        for ev in c.watch_out.drain(..) {
+            let _ = self.inner.watch.send(ev);
+        }
+        for action in c.actions.drain(..) {
+            // Nobody takes actions only in unit tests and at shutdown.
+            let _ = self.inner.actions.send(action);
+        }
         (r, commit)
     }
 
@@ -427,10 +515,6 @@ impl Control {
 
     pub fn subscribe(&self) -> broadcast::Receiver<pb::WatchEvent> {
         self.inner.watch.subscribe()
-    }
-
-    pub fn runtime(&self) -> Option<&Arc<dyn NodeRuntime>> {
-        self.inner.runtime.as_ref()
     }
 
     pub fn cluster_id(&self) -> &str {

@@ -12,13 +12,15 @@
 //! any status ──delete──▶ draining ──▶ (removed)
 //! ```
 //! A failed or recovering node that heartbeats again with healthy components goes straight
-//! back to healthy and keeps its pods.
+//! back to healthy and keeps its pods. What moves a node along these edges is decided in
+//! [`super::health`]; this file owns the edges themselves and the node records.
 
 use kube9_proto::pb::{self, NodeStatus};
 use tokio::time::Instant;
 
+use super::reschedule::Eviction;
 use super::{now_ms, Cluster, Error, NodeEntry, Result};
-use crate::monitor::Action;
+use crate::runtime::RuntimeKind;
 
 /// Whether the lifecycle allows `from -> to`.
 pub fn allowed(from: NodeStatus, to: NodeStatus) -> bool {
@@ -50,7 +52,7 @@ impl Cluster {
     }
 
     /// Adds a node record in `Initializing`.
-    pub fn add_node(&mut self, spec: &pb::NodeSpec, runtime_kind: &str) -> Result<pb::Node> {
+    pub fn add_node(&mut self, spec: &pb::NodeSpec, runtime_kind: RuntimeKind) -> Result<pb::Node> {
         self.admit_node(spec)?;
         let node = pb::Node {
             name: spec.name.clone(),
@@ -61,15 +63,12 @@ impl Cluster {
             created_ms: now_ms(),
             // Agents kube9d starts are told who they are; agents that join by themselves
             // (external nodes) are fenced by their live stream only.
-            instance_id: if runtime_kind == "external" {
+            instance_id: if runtime_kind == RuntimeKind::External {
                 String::new()
             } else {
                 format!("{:016x}", rand::random::<u64>())
             },
-            runtime: Some(pb::RuntimeHandle {
-                kind: runtime_kind.to_string(),
-                ..Default::default()
-            }),
+            runtime: Some(runtime_kind.empty_handle()),
             ..Default::default()
         };
         self.nodes
@@ -161,39 +160,12 @@ impl Cluster {
         match to {
             NodeStatus::Healthy => self.place_pending(),
             NodeStatus::PermanentlyFailed => {
-                self.evict_pods(name, &format!("node {name} permanently failed"));
+                self.evict_pods(name, Eviction::PermanentlyFailed);
                 self.queue_reap(name);
             }
             _ => {}
         }
         true
-    }
-
-    /// Asks the runtime to remove a permanently failed node's container or process.
-    pub fn queue_reap(&mut self, name: &str) {
-        if self
-            .reap_retry_at
-            .get(name)
-            .is_some_and(|t| *t > Instant::now())
-        {
-            return;
-        }
-        let Some(entry) = self.nodes.get_mut(name) else {
-            return;
-        };
-        if entry.reaped || entry.busy {
-            return;
-        }
-        match entry.node.runtime.clone() {
-            Some(handle) if handle.kind == self.runtime_kind && !handle.id.is_empty() => {
-                entry.busy = true;
-                self.actions.push(Action::Reap {
-                    node: name.to_string(),
-                    handle,
-                });
-            }
-            _ => entry.reaped = true,
-        }
     }
 
     /// Removes a node record for good (after its pods were drained and its container removed).
@@ -215,34 +187,6 @@ impl Cluster {
         self.explain_pending();
         self.event("Node", name, false, "NodeDeleted", "node deleted".into());
         Some(view)
-    }
-
-    /// Components changed; persist and judge them.
-    pub fn update_components(&mut self, name: &str, components: Vec<pb::Component>) {
-        let Some(entry) = self.nodes.get_mut(name) else {
-            return;
-        };
-        if entry.node.components != components {
-            entry.node.components = components;
-            self.save_node(name, pb::WatchEventType::Modified);
-        }
-    }
-
-    /// The first failed critical component, if any: `component kubelet failed: <message>`.
-    pub fn failed_component(&self, name: &str) -> Option<String> {
-        let entry = self.nodes.get(name)?;
-        entry
-            .node
-            .components
-            .iter()
-            .find(|c| c.critical && !c.healthy)
-            .map(|c| {
-                if c.message.is_empty() {
-                    format!("component {} failed", c.name)
-                } else {
-                    format!("component {} failed: {}", c.name, c.message)
-                }
-            })
     }
 }
 

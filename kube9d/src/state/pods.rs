@@ -1,5 +1,5 @@
-//! Pod lifecycle: admission, binding (best fit), phases reported by agents, deletion and
-//! rescheduling off failed nodes.
+//! Pod lifecycle: admission, binding (best fit), phases reported by agents and deletion.
+//! Moving pods off lost nodes is [`super::reschedule`].
 //!
 //! ```text
 //! Pending ──node fits──▶ Scheduled ──agent started all──▶ Running ──▶ Succeeded | Failed
@@ -14,6 +14,8 @@ use kube9_proto::pb::{self, control_message::Msg, PodPhase};
 use kube9_proto::quantity::format_cpu;
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{now_ms, Cluster, Error, PendingKey, Result};
 
@@ -121,7 +123,6 @@ impl Cluster {
         };
         self.pending.remove(&PendingKey::of(pod));
         let cpu = pod.cpu_request_millis;
-        let previous = std::mem::take(&mut pod.reason);
         pod.node = node.to_string();
         pod.uid = uid;
         pod.set_phase(PodPhase::Scheduled);
@@ -139,15 +140,12 @@ impl Cluster {
         self.scheduler.reserve(node, cpu);
         self.save_pod(pod_name, pb::WatchEventType::Modified);
         self.save_node(node, pb::WatchEventType::Modified);
-        let msg = if previous.starts_with("moved off") {
-            format!("{previous}, now on {node}")
-        } else {
-            format!("assigned to {node} ({} CPU)", format_cpu(cpu))
-        };
-        let reason = if previous.starts_with("moved off") {
-            "PodRescheduled"
-        } else {
-            "Scheduled"
+        let (reason, msg) = match self.displaced.remove(pod_name) {
+            Some(moved) => ("PodRescheduled", format!("{moved}, now on {node}")),
+            None => (
+                "Scheduled",
+                format!("assigned to {node} ({} CPU)", format_cpu(cpu)),
+            ),
         };
         self.event("Pod", pod_name, false, reason, msg);
         self.send(node, run);
@@ -171,75 +169,6 @@ impl Cluster {
             self.save_node(&node, pb::WatchEventType::Modified);
         }
         Some(node)
-    }
-
-    /// Moves every non-terminal pod off `node` (permanent failure, drain): largest CPU request
-    /// first; the node's agent is told to stop its copies.
-    pub fn evict_pods(&mut self, node: &str, why: &str) {
-        let Some(entry) = self.nodes.get(node) else {
-            return;
-        };
-        let mut movers: Vec<(i64, String)> = entry
-            .pods
-            .iter()
-            .filter_map(|p| self.pods.get(p))
-            .filter(|p| !p.phase().is_terminal())
-            .map(|p| (p.cpu_request_millis, p.name.clone()))
-            .collect();
-        movers.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        for (_, name) in movers {
-            let uid = self
-                .pods
-                .get(&name)
-                .map(|p| p.uid.clone())
-                .unwrap_or_default();
-            self.send(
-                node,
-                Msg::DeletePod(pb::DeletePod {
-                    pod_name: name.clone(),
-                    pod_uid: uid,
-                    grace_period_ms: 0,
-                }),
-            );
-            self.unbind(&name);
-            if let Some(pod) = self.pods.get_mut(&name) {
-                if pod.phase() == PodPhase::Terminating {
-                    // It was being deleted anyway.
-                    self.terminating.remove(&name);
-                    let pod = self.pods.remove(&name).expect("present");
-                    self.forget_pod_record(pod);
-                    self.event(
-                        "Pod",
-                        &name,
-                        false,
-                        "Deleted",
-                        format!("pod deleted ({why})"),
-                    );
-                    continue;
-                }
-                pod.set_phase(PodPhase::Pending);
-                pod.uid.clear();
-                pod.started_ms = 0;
-                pod.reschedules += 1;
-                pod.reason = format!("moved off {node} ({why})");
-                for c in &mut pod.containers {
-                    c.set_state(pb::ContainerState::Waiting);
-                    c.pid = 0;
-                }
-                let key = PendingKey::of(pod);
-                self.pending.insert(key);
-                self.save_pod(&name, pb::WatchEventType::Modified);
-            }
-            // One at a time, largest first, so big pods get the room.
-            if let Some(target) = self
-                .scheduler
-                .pick(self.pods[&name].cpu_request_millis)
-                .map(str::to_string)
-            {
-                self.bind(&name, &target);
-            }
-        }
-        self.explain_pending();
     }
 
     /// Starts deleting a pod. Returns the pod as it is now (Terminating, or already gone).
@@ -268,8 +197,7 @@ impl Cluster {
             let p = self.pods.get_mut(name).expect("present");
             p.set_phase(PodPhase::Terminating);
             p.reason = "deletion requested".into();
-            let deadline =
-                tokio::time::Instant::now() + Duration::from_millis(grace_ms) + TERMINATING_MARGIN;
+            let deadline = Instant::now() + Duration::from_millis(grace_ms) + TERMINATING_MARGIN;
             self.terminating.insert(name.to_string(), deadline);
             self.save_pod(name, pb::WatchEventType::Modified);
             self.event(
@@ -287,6 +215,7 @@ impl Cluster {
     /// Removes a pod record and releases whatever it held.
     pub fn finish_delete(&mut self, name: &str, msg: &str) -> pb::Pod {
         self.terminating.remove(name);
+        self.displaced.remove(name);
         self.unbind(name);
         let pod = self.pods.remove(name).expect("caller checked");
         self.pending.remove(&PendingKey::of(&pod));
@@ -294,6 +223,31 @@ impl Cluster {
         self.event("Pod", name, false, "Deleted", msg.to_string());
         self.place_pending();
         pod
+    }
+
+    /// A pod whose agent never confirms its deletion is removed after its grace period and a
+    /// margin, so a wedged agent cannot hold CPU forever.
+    pub(super) fn expire_terminating(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .terminating
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in expired {
+            if self
+                .pods
+                .get(&name)
+                .is_some_and(|p| p.phase() == PodPhase::Terminating)
+            {
+                self.finish_delete(
+                    &name,
+                    "its node did not confirm the deletion in time; removed",
+                );
+            } else {
+                self.terminating.remove(&name);
+            }
+        }
     }
 
     /// Applies a status report from the agent of `node`.

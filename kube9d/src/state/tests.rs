@@ -470,7 +470,8 @@ fn only_the_agent_kube9d_started_may_attach_to_a_runtime_node() {
         cpu_millis: 1000,
         ..Default::default()
     };
-    c.add_node(&spec, "process").unwrap();
+    c.add_node(&spec, crate::runtime::RuntimeKind::Process)
+        .unwrap();
     let expected = c.nodes["n1"].node.instance_id.clone();
     assert!(!expected.is_empty());
     let reg = pb::Register {

@@ -1,0 +1,103 @@
+//! Node reaping: removing the container or process a permanently failed node left behind, once,
+//! with a pause between failed tries. (The agent's own zombie reaper is another thing:
+//! `kube9-node/src/containers/reaper.rs`.)
+//!
+//! The health decision queues a reap ([`Cluster::queue_reap`]) as an [`Action`]; the node
+//! operations carry it out and report back through [`Cluster::reap_done`].
+
+use std::time::Duration;
+
+use kube9_proto::pb;
+use tokio::time::Instant;
+
+use super::{Action, Cluster};
+
+/// How long a failed reap waits before it is tried again.
+pub const REAP_RETRY: Duration = Duration::from_secs(2);
+
+/// `RuntimeHandle.state` of a reaped instance.
+pub const REMOVED: &str = "removed";
+
+impl Cluster {
+    /// Asks the runtime to remove a permanently failed node's container or process, unless it
+    /// is done, in flight, or waiting out a failed try. Nodes the runtime does not own have
+    /// nothing to remove.
+    pub fn queue_reap(&mut self, name: &str) {
+        if self
+            .reap_retry_at
+            .get(name)
+            .is_some_and(|t| *t > Instant::now())
+        {
+            return;
+        }
+        let Some(entry) = self.nodes.get(name) else {
+            return;
+        };
+        if entry.reaped || entry.is_busy() {
+            return;
+        }
+        match self.owned_handle(name) {
+            Some(handle) => {
+                if self.claim(name).unwrap_or(false) {
+                    self.actions.push(Action::Reap {
+                        node: name.to_string(),
+                        handle,
+                    });
+                }
+            }
+            None => self.nodes.get_mut(name).expect("present").reaped = true,
+        }
+    }
+
+    /// Records how removing `handle` went and releases the node; a failure is tried again
+    /// after [`REAP_RETRY`].
+    pub fn reap_done(
+        &mut self,
+        node: &str,
+        handle: &pb::RuntimeHandle,
+        result: &crate::runtime::Result<()>,
+    ) {
+        self.release(node);
+        let Some(entry) = self.nodes.get_mut(node) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                entry.reaped = true;
+                if let Some(h) = entry.node.runtime.as_mut() {
+                    h.state = REMOVED.into();
+                }
+                self.reap_retry_at.remove(node);
+                self.save_node(node, pb::WatchEventType::Modified);
+                self.event(
+                    "Node",
+                    node,
+                    false,
+                    "NodeReaped",
+                    format!(
+                        "removed the node's {} instance {}",
+                        handle.kind,
+                        short(&handle.id)
+                    ),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(node = %node, error = %e, "reaping failed; will retry");
+                self.reap_retry_at
+                    .insert(node.to_string(), Instant::now() + REAP_RETRY);
+            }
+        }
+    }
+
+    /// Records that a node without a runtime instance has nothing left to remove.
+    pub fn nothing_to_reap(&mut self, node: &str) {
+        self.release(node);
+        if let Some(entry) = self.nodes.get_mut(node) {
+            entry.reaped = true;
+        }
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
