@@ -1,7 +1,7 @@
 //! The command-line grammar. Parsing only: every command's behaviour lives in `commands/`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use kube9_proto::pb;
+use kube9_proto::fault::Fault;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -161,7 +161,7 @@ pub enum NodeCommand {
         name: String,
         /// heartbeat, crash, component=<name> or partition.
         #[arg(long)]
-        mode: FailureMode,
+        mode: Fault,
     },
     /// Lift an injected failure and let the node come back.
     Recover {
@@ -250,67 +250,6 @@ impl FromStr for ResourceKind {
     }
 }
 
-/// `--mode` of `node fail`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailureMode {
-    Heartbeat,
-    Crash,
-    Component(String),
-    Partition,
-}
-
-impl FailureMode {
-    /// The wire mode and component name.
-    pub fn to_wire(&self) -> (pb::FailureMode, String) {
-        match self {
-            FailureMode::Heartbeat => (pb::FailureMode::Heartbeat, String::new()),
-            FailureMode::Crash => (pb::FailureMode::Crash, String::new()),
-            FailureMode::Component(name) => (pb::FailureMode::Component, name.clone()),
-            FailureMode::Partition => (pb::FailureMode::Partition, String::new()),
-        }
-    }
-}
-
-impl fmt::Display for FailureMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FailureMode::Heartbeat => f.write_str("heartbeat"),
-            FailureMode::Crash => f.write_str("crash"),
-            FailureMode::Component(name) => write!(f, "component={name}"),
-            FailureMode::Partition => f.write_str("partition"),
-        }
-    }
-}
-
-impl FromStr for FailureMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "heartbeat" => Ok(FailureMode::Heartbeat),
-            "crash" => Ok(FailureMode::Crash),
-            "partition" => Ok(FailureMode::Partition),
-            _ => match s.strip_prefix("component=") {
-                Some(name) if !name.trim().is_empty() => {
-                    Ok(FailureMode::Component(name.trim().to_string()))
-                }
-                Some(_) => Err("component= needs a component name, e.g. component=kubelet".into()),
-                None => Err(format!(
-                    "unknown failure mode {s:?} (supported: heartbeat, crash, component=<name>, partition)"
-                )),
-            },
-        }
-    }
-}
-
-/// `key=value`, for `--label`.
-pub fn parse_label(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("invalid label {s:?}: expected key=value")),
-    }
-}
-
 /// `60s`, `2m`, `1h`, `500ms`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -333,6 +272,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// `key=value`, for `--label`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("invalid label {s:?}: expected key=value")),
+    }
 }
 
 #[cfg(test)]
@@ -470,21 +417,24 @@ mod tests {
 
     #[test]
     fn failure_modes_parse() {
-        assert_eq!("heartbeat".parse(), Ok(FailureMode::Heartbeat));
-        assert_eq!("crash".parse(), Ok(FailureMode::Crash));
-        assert_eq!("partition".parse(), Ok(FailureMode::Partition));
+        assert_eq!("heartbeat".parse(), Ok(Fault::Heartbeat));
+        assert_eq!("crash".parse(), Ok(Fault::Crash));
+        assert_eq!("partition".parse(), Ok(Fault::Partition));
         assert_eq!(
             "component=kubelet".parse(),
-            Ok(FailureMode::Component("kubelet".into()))
+            Ok(Fault::Component("kubelet".into()))
         );
-        assert!("component=".parse::<FailureMode>().is_err());
+        assert!("component=".parse::<Fault>().is_err());
         assert!("explode"
-            .parse::<FailureMode>()
+            .parse::<Fault>()
             .unwrap_err()
             .contains("unknown failure mode"));
         assert_eq!(
-            FailureMode::Component("kube-proxy".into()).to_wire(),
-            (pb::FailureMode::Component, "kube-proxy".to_string())
+            Fault::Component("kube-proxy".into()).to_wire(),
+            (
+                kube9_proto::pb::FailureMode::Component,
+                "kube-proxy".to_string()
+            )
         );
         let Command::Node(NodeCommand::Fail { name, mode }) =
             parse(&["node", "fail", "n1", "--mode", "component=kubelet"]).command
