@@ -71,6 +71,7 @@ async fn fetch_logs(conn: &mut Conn, request_id: u64, pod: &str, container: &str
         pod_name: pod.into(),
         container: container.into(),
         tail_lines: 0,
+        previous: false,
     };
     conn.send(Down::FetchLogs(fetch)).await;
     conn.next_matching(|msg| match msg {

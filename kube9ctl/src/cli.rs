@@ -55,6 +55,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Print a container's logs.
     Logs(LogsArgs),
+    /// Run a command in a container: kube9ctl exec POD [-c CONTAINER] -- COMMAND [ARGS...]
+    Exec(ExecArgs),
     /// Inject failures into nodes, recover and clean them up, check their health.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -86,6 +88,9 @@ pub struct CreateNodeArgs {
     /// CPU capacity: 4, 0.5, 2500m.
     #[arg(long)]
     pub cpu: String,
+    /// Memory capacity: 4Gi, 512Mi (default: memory is not tracked on the node).
+    #[arg(long)]
+    pub memory: Option<String>,
     /// A label, key=value. May be repeated.
     #[arg(short = 'l', long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -151,6 +156,24 @@ pub struct LogsArgs {
     /// Only the last N lines (-1: all).
     #[arg(long, allow_negative_numbers = true)]
     pub tail: Option<i64>,
+    /// Keep printing what the container writes, until interrupted.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The logs of the container's previous run (after a restart).
+    #[arg(short = 'p', long)]
+    pub previous: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The pod.
+    pub pod: String,
+    /// The container (optional when the pod has one).
+    #[arg(short = 'c', long)]
+    pub container: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,6 +39,22 @@ pub struct ConnectError {
 #[error("some operations failed")]
 pub struct Reported;
 
+/// A remote command ended with a non-zero exit code: kube9ctl exits with it too, as
+/// `kubectl exec` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("command terminated with exit code {0}")]
+pub struct ExitStatus(pub i32);
+
+impl ExitStatus {
+    /// The exit code of `err`: the remote command's for an [`ExitStatus`], 1 otherwise.
+    pub fn code_of(err: &anyhow::Error) -> u8 {
+        match err.downcast_ref::<ExitStatus>() {
+            Some(ExitStatus(code)) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
+            None => 1,
+        }
+    }
+}
+
 /// The gRPC code as a word: `NotFound`, `AlreadyExists`, `InvalidArgument`, ...
 pub fn code_name(code: tonic::Code) -> String {
     format!("{code:?}")

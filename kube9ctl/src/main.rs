@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             kube9ctl::error::report(&e);
-            ExitCode::FAILURE
+            ExitCode::from(kube9ctl::error::ExitStatus::code_of(&e))
         }
     }
 }

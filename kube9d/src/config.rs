@@ -47,6 +47,11 @@ pub struct Config {
     #[arg(long, env = "KUBE9_NODE_CPU", default_value_t = 4)]
     pub node_cpu: u32,
 
+    /// Memory of the nodes created by `--nodes` (a quantity: `4Gi`, `512Mi`); `0` leaves
+    /// memory untracked on them.
+    #[arg(long, env = "KUBE9_NODE_MEMORY", default_value = "4Gi", value_parser = parse_memory)]
+    pub node_memory: i64,
+
     /// The `kube9-node` agent binary (default: next to this executable).
     #[arg(long, env = "KUBE9_NODE_BINARY")]
     pub node_binary: Option<PathBuf>,
@@ -84,7 +89,16 @@ pub struct Config {
     pub init_timeout_ms: u64,
 }
 
+fn parse_memory(s: &str) -> Result<i64, String> {
+    kube9_proto::quantity::parse_memory(s).map_err(|e| e.to_string())
+}
+
 impl Config {
+    /// Memory of the nodes `--nodes` creates, in bytes.
+    pub fn node_memory_bytes(&self) -> i64 {
+        self.node_memory
+    }
+
     pub fn settings(&self) -> Settings {
         Settings {
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms.max(50)),

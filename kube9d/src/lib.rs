@@ -10,6 +10,7 @@
 //! - [`scheduler`]: best-fit placement on CPU.
 //! - [`nodeops`]: every runtime call for a node (create, delete, restart, reap, fault
 //!   injection in `faults.rs`, start-up reconciliation); `state` hands it [`state::Action`]s.
+//! - [`relay`]: requests relayed to agents over their stream (logs, `logs -f`, exec).
 //! - [`monitor`]: the control loops (health tick, container monitor), nothing else.
 //! - [`runtime`]: where nodes live: Docker containers or local processes (`NodeRuntime`).
 //! - [`api`]: the gRPC services (`ClusterService`, `AgentService`), plus reflection and health;
@@ -23,6 +24,7 @@ pub mod api;
 pub mod config;
 pub mod monitor;
 pub mod nodeops;
+pub mod relay;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;

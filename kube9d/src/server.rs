@@ -110,6 +110,7 @@ pub async fn run(
     if config.nodes > 0 {
         let ops = ops.clone();
         let cpu = config.node_cpu as i64 * 1000;
+        let memory = config.node_memory_bytes();
         tokio::spawn(async move {
             for i in 1..=config.nodes {
                 let name = format!("node-{i}");
@@ -120,6 +121,7 @@ pub async fn run(
                     name: name.clone(),
                     cpu_millis: cpu,
                     labels: Default::default(),
+                    memory_bytes: memory,
                 };
                 if let Err(e) = ops.create_nodes(vec![spec]).await {
                     tracing::error!(node = %name, error = %e, "failed to create bootstrap node");

@@ -482,6 +482,7 @@ fn container_from(at: &str, c: RawContainer) -> Result<pb::Container, Validation
                 name: m.name,
                 mount_path: m.mount_path,
                 read_only: m.read_only,
+                ..Default::default()
             })
             .collect(),
         ..Default::default()
@@ -532,6 +533,7 @@ fn volume_from(at: &str, v: RawVolume) -> Result<pb::Volume, ValidationError> {
         kind: kind.into(),
         source,
         size_bytes,
+        ..Default::default()
     })
 }
 
@@ -551,6 +553,7 @@ fn node_from(raw: RawObject) -> Result<pb::NodeSpec, ValidationError> {
         name: raw.metadata.name,
         cpu_millis,
         labels: raw.metadata.labels,
+        ..Default::default()
     })
 }
 
@@ -918,6 +921,7 @@ status:
                 name: "n1".into(),
                 cpu_millis: 4000,
                 labels: [("zone".to_string(), "a".to_string())].into(),
+                ..Default::default()
             })
         );
         assert_eq!((objects[1].kind(), objects[1].name()), ("Pod", "p"));

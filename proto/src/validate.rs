@@ -90,6 +90,10 @@ pub fn normalize_pod(pod: &mut pb::Pod) {
         .containers
         .iter()
         .fold(0i64, |sum, c| sum.saturating_add(c.cpu_request_millis));
+    pod.memory_request_bytes = pod
+        .containers
+        .iter()
+        .fold(0i64, |sum, c| sum.saturating_add(c.memory_request_bytes));
 }
 
 /// Checks a node as written in a manifest or `kube9ctl create node`.
@@ -102,6 +106,16 @@ pub fn validate_node_spec(spec: &pb::NodeSpec) -> Result {
             format!(
                 "must be between 1m and 1000 cores, got {}m",
                 spec.cpu_millis
+            ),
+        ));
+    }
+    if !(0..=MAX_MEMORY_BYTES).contains(&spec.memory_bytes) {
+        return Err(ValidationError::new(
+            "spec.capacity.memory",
+            format!(
+                "must be between 0 (not tracked) and {}, got {} bytes",
+                crate::quantity::format_memory(MAX_MEMORY_BYTES),
+                spec.memory_bytes
             ),
         ));
     }
@@ -612,6 +626,7 @@ mod tests {
             name: "data".into(),
             mount_path: "/data".into(),
             read_only: false,
+            ..Default::default()
         }];
         assert_eq!(
             error(&p),

@@ -5,12 +5,16 @@
 //! waits on a slow operation: pod starts spawn processes and return, deletions and log reads
 //! run in their own tasks, so heartbeats never stall.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube9_proto::pb::agent_service_client::AgentServiceClient;
 use kube9_proto::pb::{self, agent_message, control_message, AgentMessage, ControlMessage};
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
@@ -120,8 +124,23 @@ pub async fn run(
 struct Session {
     tx: mpsc::Sender<AgentMessage>,
     heartbeat_every: Duration,
+    /// Streamed requests (logs -f, exec) in flight, by request id: cancelled on request, and
+    /// all of them when the session ends.
+    requests: Requests,
     /// Keeps the connection's client alive for as long as the session.
     _client: AgentServiceClient<Channel>,
+}
+
+/// The session's streamed requests in flight; dropping it (the session ended) aborts them.
+#[derive(Default)]
+struct Requests(Arc<Mutex<HashMap<u64, AbortHandle>>>);
+
+impl Drop for Requests {
+    fn drop(&mut self) {
+        for (_, task) in self.0.lock().drain() {
+            task.abort();
+        }
+    }
 }
 
 fn message(msg: agent_message::Msg) -> AgentMessage {
@@ -148,6 +167,8 @@ fn register(agent: &Agent) -> pb::Register {
         pods: agent.supervisor.snapshot(),
         cluster_id: config.cluster_id.clone(),
         instance_id: agent.instance_id.clone(),
+        memory_capacity_bytes: 0,
+        pod_runtime: "process".into(),
     }
 }
 
@@ -270,6 +291,7 @@ async fn establish(
         Session {
             tx,
             heartbeat_every,
+            requests: Requests::default(),
             _client: client,
         },
         inbound,
@@ -374,9 +396,94 @@ impl Session {
             }
             Some(Msg::Terminate(terminate)) => return Err(SessionEnd::Terminate(terminate.reason)),
             Some(Msg::FetchLogs(fetch)) => self.fetch_logs(agent, fetch),
+            Some(Msg::FollowLogs(follow)) => self.follow_logs(agent, follow),
+            Some(Msg::Exec(exec)) => self.exec(agent, exec),
+            Some(Msg::Cancel(cancel)) => {
+                if let Some(task) = self.requests.0.lock().remove(&cancel.request_id) {
+                    debug!(request = cancel.request_id, "streamed request cancelled");
+                    task.abort();
+                }
+            }
             None => warn!("ignoring an empty control message"),
         }
         Ok(())
+    }
+
+    /// Runs a streamed request in its own task, registered so that it can be cancelled.
+    fn track(&self, id: u64, work: impl Future<Output = ()> + Send + 'static) {
+        let requests = self.requests.0.clone();
+        let mut table = self.requests.0.lock();
+        let task = tokio::spawn(async move {
+            work.await;
+            requests.lock().remove(&id);
+        });
+        table.insert(id, task.abort_handle());
+    }
+
+    fn follow_logs(&self, agent: &Agent, follow: pb::FollowLogs) {
+        let supervisor = agent.supervisor.clone();
+        let tx = self.tx.clone();
+        let id = follow.request_id;
+        self.track(id, async move {
+            let (sink, mut chunks) = mpsc::channel::<Vec<u8>>(16);
+            let reader = supervisor.follow_logs(
+                &follow.pod_name,
+                &follow.container,
+                follow.tail_lines,
+                sink,
+            );
+            let forward = async {
+                while let Some(content) = chunks.recv().await {
+                    let chunk = pb::LogChunkReply {
+                        request_id: id,
+                        content,
+                        ..Default::default()
+                    };
+                    if tx
+                        .send(message(agent_message::Msg::LogChunk(chunk)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            };
+            let (result, ()) = tokio::join!(reader, forward);
+            let last = pb::LogChunkReply {
+                request_id: id,
+                done: true,
+                error: result.err().unwrap_or_default(),
+                ..Default::default()
+            };
+            let _ = tx.send(message(agent_message::Msg::LogChunk(last))).await;
+        });
+    }
+
+    fn exec(&self, agent: &Agent, exec: pb::ExecCommand) {
+        let supervisor = agent.supervisor.clone();
+        let tx = self.tx.clone();
+        let id = exec.request_id;
+        self.track(id, async move {
+            let reply = match supervisor
+                .exec(&exec.pod_name, &exec.container, &exec.command)
+                .await
+            {
+                Ok(out) => pb::ExecReply {
+                    request_id: id,
+                    stdout: out.stdout,
+                    stderr: out.stderr,
+                    exited: true,
+                    exit_code: out.exit_code,
+                    error: String::new(),
+                },
+                Err(error) => pb::ExecReply {
+                    request_id: id,
+                    error,
+                    ..Default::default()
+                },
+            };
+            let _ = tx.send(message(agent_message::Msg::Exec(reply))).await;
+        });
     }
 
     fn fetch_logs(&self, agent: &Agent, fetch: pb::FetchLogs) {

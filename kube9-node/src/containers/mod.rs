@@ -10,6 +10,7 @@
 //! Status changes of running pods are sent on the channel returned by [`Supervisor::new`];
 //! the agent forwards them to kube9d.
 
+pub mod exec;
 pub mod logs;
 pub mod pod;
 pub mod reaper;
@@ -65,6 +66,7 @@ struct SupervisorShared {
 struct PodEntry {
     pod: Arc<PodShared>,
     task: JoinHandle<()>,
+    spec: Arc<pb::Pod>,
 }
 
 impl Supervisor {
@@ -120,7 +122,8 @@ impl Supervisor {
             shared.state_dir.clone(),
             previous,
         ));
-        pods.insert(spec.name, PodEntry { pod, task });
+        let spec = Arc::new(spec);
+        pods.insert(spec.name.clone(), PodEntry { pod, task, spec });
     }
 
     /// Stops and forgets `name` (when `uid` matches, or is empty), then reports it deleted.
@@ -195,6 +198,53 @@ impl Supervisor {
         })
         .await
         .unwrap_or_else(|error| Err(format!("failed to read logs: {error}")))
+    }
+
+    /// Runs `command` in container `container` of `pod` (see [`exec::exec`]).
+    pub async fn exec(
+        &self,
+        pod: &str,
+        container: &str,
+        command: &[String],
+    ) -> Result<exec::ExecOutcome, String> {
+        let spec = self
+            .shared
+            .pods
+            .lock()
+            .get(pod)
+            .map(|e| e.spec.clone())
+            .ok_or_else(|| format!("pod {pod} is not running on this node"))?;
+        let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
+        let chosen = logs::choose_container(pod, &names, container)?;
+        let c = spec
+            .containers
+            .iter()
+            .find(|c| c.name == chosen)
+            .expect("chosen from the list");
+        let pod_dir = logs::pod_dir(&self.shared.state_dir, pod);
+        exec::exec(&spec, c, &pod_dir, &self.shared.ctx, command).await
+    }
+
+    /// Streams the log of `pod`/`container` into `sink` as it grows (see [`exec::follow`]),
+    /// until `sink` closes.
+    pub async fn follow_logs(
+        &self,
+        pod: &str,
+        container: &str,
+        tail_lines: u32,
+        sink: mpsc::Sender<Vec<u8>>,
+    ) -> Result<(), String> {
+        let names = self
+            .shared
+            .pods
+            .lock()
+            .get(pod)
+            .map(|e| e.pod.containers.clone())
+            .ok_or_else(|| format!("pod {pod} is not running on this node"))?;
+        let chosen = logs::choose_container(pod, &names, container)?;
+        let path = logs::log_path(&self.shared.state_dir, pod, &chosen);
+        exec::follow(&path, tail_lines, sink).await;
+        Ok(())
     }
 
     /// Starts stopping a forgotten pod in the background; the result resolves when it (and

@@ -198,8 +198,7 @@ impl PodShared {
                     name: std::mem::take(&mut slot.name),
                     ..update
                 };
-                status.phase = phase(&status.containers) as i32;
-                status.message = summary(&status.containers);
+                refresh(status);
             });
         }
         self.emit(&lifecycle);
@@ -220,8 +219,7 @@ impl PodShared {
             slot.exit_code = code;
             slot.finished_ms = now_ms();
             slot.message = message;
-            status.phase = phase(&status.containers) as i32;
-            status.message = summary(&status.containers);
+            refresh(status);
         });
         self.emit(&lifecycle);
     }
@@ -285,6 +283,17 @@ fn signal_groups(pids: &[Pid], signal: Signal) {
             }
         }
     }
+}
+
+/// Derives the pod-level fields from its containers. Without probes (processes), a container
+/// is ready while it runs, and the pod while all of them do.
+fn refresh(status: &mut pb::PodStatus) {
+    for c in &mut status.containers {
+        c.ready = c.state() == ContainerState::Running;
+    }
+    status.phase = phase(&status.containers) as i32;
+    status.message = summary(&status.containers);
+    status.ready = !status.containers.is_empty() && status.containers.iter().all(|c| c.ready);
 }
 
 /// A pod-level message: why a failed pod failed.

@@ -89,6 +89,25 @@ impl Reaper {
         Ok((pid, rx))
     }
 
+    /// Like [`Reaper::spawn`], also handing back the child's stdout and stderr (when piped).
+    pub fn spawn_piped(
+        &self,
+        command: &mut Command,
+    ) -> io::Result<(
+        oneshot::Receiver<Exit>,
+        Option<std::process::ChildStdout>,
+        Option<std::process::ChildStderr>,
+    )> {
+        let mut waiters = self.waiters.lock();
+        let mut child = command.spawn()?;
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        drop(child);
+        let (tx, rx) = oneshot::channel();
+        waiters.insert(pid, tx);
+        Ok((rx, stdout, stderr))
+    }
+
     /// Reaps every child that has exited and hands each status to its waiter.
     pub fn reap(&self) {
         let mut waiters = self.waiters.lock();

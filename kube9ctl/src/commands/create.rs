@@ -5,7 +5,7 @@ use crate::commands::node::print_node;
 use crate::commands::Context;
 use anyhow::Context as _;
 use kube9_proto::pb;
-use kube9_proto::quantity::parse_cpu;
+use kube9_proto::quantity::{parse_cpu, parse_memory};
 use kube9_proto::validate::validate_node_spec;
 
 pub async fn run(ctx: &Context, command: CreateCommand) -> anyhow::Result<()> {
@@ -21,6 +21,7 @@ async fn create_node(ctx: &Context, args: CreateNodeArgs) -> anyhow::Result<()> 
         name: spec.name.clone(),
         cpu_millis: spec.cpu_millis,
         labels: spec.labels,
+        memory_bytes: spec.memory_bytes,
     };
     let response = cluster.client.create_node(request).await;
     let node = cluster.check(response)?;
@@ -30,10 +31,15 @@ async fn create_node(ctx: &Context, args: CreateNodeArgs) -> anyhow::Result<()> 
 /// The node the flags describe, validated as kube9d will.
 pub fn node_spec(args: CreateNodeArgs) -> anyhow::Result<pb::NodeSpec> {
     let cpu_millis = parse_cpu(&args.cpu).context("--cpu")?;
+    let memory_bytes = match &args.memory {
+        Some(memory) => parse_memory(memory).context("--memory")?,
+        None => 0,
+    };
     let spec = pb::NodeSpec {
         name: args.name,
         cpu_millis,
         labels: args.labels.into_iter().collect(),
+        memory_bytes,
     };
     validate_node_spec(&spec).map_err(|e| {
         // Point at the flag rather than the manifest field.
@@ -56,6 +62,7 @@ mod tests {
         CreateNodeArgs {
             name: name.into(),
             cpu: cpu.into(),
+            memory: None,
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -1,6 +1,8 @@
-//! `kube9ctl logs POD [-c CONTAINER] [--tail N]`: the bytes, raw, on stdout.
+//! `kube9ctl logs POD [-c CONTAINER] [--tail N] [-f] [-p]`: the bytes, raw, on stdout; with
+//! `-f` the stream goes on until the container's node ends it or the user interrupts.
 
 use crate::cli::LogsArgs;
+use crate::client::status_error;
 use crate::commands::Context;
 use crate::output::emit_bytes;
 use kube9_proto::pb;
@@ -11,7 +13,17 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
         pod: args.pod,
         container: args.container.unwrap_or_default(),
         tail_lines: tail_lines(args.tail),
+        previous: args.previous,
     };
+    if args.follow {
+        let response = cluster.client.stream_logs(request).await;
+        let mut stream = cluster.check(response)?;
+        while let Some(chunk) = stream.message().await.transpose() {
+            let chunk = chunk.map_err(|status| status_error(&cluster.url, status))?;
+            emit_bytes(&chunk.content)?;
+        }
+        return Ok(());
+    }
     let response = cluster.client.get_logs(request).await;
     let logs = cluster.check(response)?;
     emit_bytes(&logs.content)

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod exec;
 pub mod get;
 pub mod logs;
 pub mod node;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Describe(args) => describe::run(&ctx, args).await,
         Command::Delete(args) => delete::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
+        Command::Exec(args) => exec::run(&ctx, args).await,
         Command::Node(args) => node::run(&ctx, args).await,
         Command::Version => version::run(&ctx),
     }

@@ -41,39 +41,45 @@ pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
     render(&headers, rows)
 }
 
-/// NAME STATUS NODE CPU AGE; wide adds REASON RESTARTS CONTAINERS (ready/total).
+/// NAME READY STATUS RESTARTS NODE CPU AGE, as kubectl; wide adds IP and REASON.
+///
+/// READY counts ready app containers; STATUS is the phase, or what says more (Init:1/2,
+/// CrashLoopBackOff, ErrImagePull, ...), or Terminating.
 pub fn pods(pods: &[pb::Pod], wide: bool, now_ms: i64) -> String {
-    let mut headers = vec!["NAME", "STATUS", "NODE", "CPU", "AGE"];
+    let mut headers = vec!["NAME", "READY", "STATUS", "RESTARTS", "NODE", "CPU", "AGE"];
     if wide {
-        headers.extend(["REASON", "RESTARTS", "CONTAINERS"]);
+        headers.extend(["IP", "REASON"]);
     }
     let rows = pods
         .iter()
         .map(|p| {
+            let ready = p.containers.iter().filter(|c| c.ready).count();
+            let restarts: u32 = p.containers.iter().map(|c| c.restarts).sum();
             let mut row = vec![
                 p.name.clone(),
-                p.phase().label().to_string(),
+                format!("{ready}/{}", p.containers.len()),
+                pod_status(p).to_string(),
+                restarts.to_string(),
                 or_none(&p.node),
                 format_cpu(p.cpu_request_millis),
                 age(now_ms, p.created_ms),
             ];
             if wide {
-                let ready = p
-                    .containers
-                    .iter()
-                    .filter(|c| c.state() == pb::ContainerState::Running)
-                    .count();
-                let restarts: u32 = p.containers.iter().map(|c| c.restarts).sum();
-                row.extend([
-                    or_none(&p.reason),
-                    restarts.to_string(),
-                    format!("{ready}/{}", p.containers.len()),
-                ]);
+                row.extend([or_none(&p.pod_ip), or_none(&p.reason)]);
             }
             row
         })
         .collect();
     render(&headers, rows)
+}
+
+/// The STATUS column of a pod.
+pub fn pod_status(p: &pb::Pod) -> &str {
+    if p.phase() != pb::PodPhase::Terminating && !p.status_reason.is_empty() {
+        &p.status_reason
+    } else {
+        p.phase().label()
+    }
 }
 
 /// AGE TYPE REASON OBJECT MESSAGE, in the order given (callers sort oldest first).
@@ -227,22 +233,23 @@ mod tests {
         pending.node.clear();
         pending.phase = pb::PodPhase::Pending as i32;
         pending.reason = "no node has 500m CPU free".into();
+        let mut crashing = pod();
+        crashing.name = "crashy".into();
+        crashing.status_reason = "CrashLoopBackOff".into();
         assert_eq!(
-            pods(&[pod(), pending.clone()], false, NOW),
-            "NAME     STATUS    NODE     CPU    AGE\n\
-             web      Running   n1       500m   2h\n\
-             queued   Pending   <none>   500m   2h\n"
+            pods(&[pod(), pending.clone(), crashing], false, NOW),
+            "NAME     READY   STATUS             RESTARTS   NODE     CPU    AGE\n\
+             web      1/2     Running            1          n1       500m   2h\n\
+             queued   1/2     Pending            1          <none>   500m   2h\n\
+             crashy   1/2     CrashLoopBackOff   1          n1       500m   2h\n"
         );
         let wide = pods(&[pending], true, NOW);
         assert!(
-            wide.lines()
-                .next()
-                .unwrap()
-                .ends_with("REASON                      RESTARTS   CONTAINERS"),
+            wide.lines().next().unwrap().ends_with("IP       REASON"),
             "{wide}"
         );
         assert!(
-            wide.contains("no node has 500m CPU free   1          1/2"),
+            wide.contains("<none>   no node has 500m CPU free"),
             "{wide}"
         );
     }

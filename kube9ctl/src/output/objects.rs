@@ -157,7 +157,21 @@ pub struct PodStatus {
     pub scheduled_time: Option<String>,
     pub start_time: Option<String>,
     pub reschedules: u32,
+    #[serde(rename = "podIP", skip_serializing_if = "String::is_empty")]
+    pub pod_ip: String,
+    pub conditions: Vec<PodCondition>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub init_container_statuses: Vec<ContainerStatus>,
     pub container_statuses: Vec<ContainerStatus>,
+}
+
+/// `status.conditions[]`: `Ready` is True when every container runs and every readiness probe
+/// passes (what `kube9ctl wait --for=condition=Ready` reads).
+#[derive(Debug, Serialize)]
+pub struct PodCondition {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub status: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,6 +182,38 @@ pub struct ContainerStatus {
     pub restart_count: u32,
     pub ready: bool,
     pub pid: i32,
+    #[serde(rename = "containerID", skip_serializing_if = "String::is_empty")]
+    pub container_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_state: Option<LastState>,
+}
+
+/// `lastState`: how the previous run ended.
+#[derive(Debug, Serialize)]
+pub struct LastState {
+    pub terminated: TerminatedState,
+}
+
+impl ContainerStatus {
+    fn new(c: &pb::Container) -> Self {
+        ContainerStatus {
+            name: c.name.clone(),
+            state: ContainerStateObject::new(c),
+            restart_count: c.restarts,
+            ready: c.ready,
+            pid: c.pid,
+            container_id: c.container_id.clone(),
+            last_state: c.last_state.as_ref().map(|t| LastState {
+                terminated: TerminatedState {
+                    exit_code: t.exit_code,
+                    reason: t.reason.clone(),
+                    started_at: rfc3339(t.started_ms),
+                    finished_at: rfc3339(t.finished_ms),
+                    message: t.message.clone(),
+                },
+            }),
+        }
+    }
 }
 
 /// Exactly one of `running`, `terminated`, `waiting`, as in Kubernetes. (A struct of options
@@ -192,6 +238,8 @@ pub struct RunningState {
 #[serde(rename_all = "camelCase")]
 pub struct TerminatedState {
     pub exit_code: i32,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub message: String,
@@ -215,6 +263,7 @@ impl ContainerStateObject {
             pb::ContainerState::Terminated => ContainerStateObject {
                 terminated: Some(TerminatedState {
                     exit_code: c.exit_code,
+                    reason: c.reason.clone(),
                     started_at: rfc3339(c.started_ms),
                     finished_at: rfc3339(c.finished_ms),
                     message: c.message.clone(),
@@ -223,7 +272,9 @@ impl ContainerStateObject {
             },
             state => ContainerStateObject {
                 waiting: Some(WaitingState {
-                    reason: if state == pb::ContainerState::Waiting {
+                    reason: if !c.reason.is_empty() {
+                        c.reason.clone()
+                    } else if state == pb::ContainerState::Waiting {
                         "ContainerCreating".into()
                     } else {
                         "Pending".into()
@@ -261,17 +312,17 @@ impl PodObject {
                 scheduled_time: rfc3339(pod.scheduled_ms),
                 start_time: rfc3339(pod.started_ms),
                 reschedules: pod.reschedules,
-                container_statuses: pod
-                    .containers
+                pod_ip: pod.pod_ip.clone(),
+                conditions: vec![PodCondition {
+                    kind: "Ready",
+                    status: if pod.ready { "True" } else { "False" },
+                }],
+                init_container_statuses: pod
+                    .init_containers
                     .iter()
-                    .map(|c| ContainerStatus {
-                        name: c.name.clone(),
-                        state: ContainerStateObject::new(c),
-                        restart_count: c.restarts,
-                        ready: c.state() == pb::ContainerState::Running,
-                        pid: c.pid,
-                    })
+                    .map(ContainerStatus::new)
                     .collect(),
+                container_statuses: pod.containers.iter().map(ContainerStatus::new).collect(),
             },
         }
     }
@@ -340,8 +391,8 @@ pub struct NodeStatus {
     /// The status label: Initializing, Healthy, Failed, Recovering, PermanentlyFailed, Draining.
     pub phase: String,
     pub reason: String,
-    pub capacity: CpuList,
-    pub allocated: CpuList,
+    pub capacity: ResourceAmounts,
+    pub allocated: ResourceAmounts,
     pub cpu_capacity_millis: i64,
     pub cpu_allocated_millis: i64,
     pub components: Vec<ComponentObject>,
@@ -356,9 +407,12 @@ pub struct NodeStatus {
     pub pods: Vec<String>,
 }
 
+/// `capacity` and `allocated` of a node: CPU always, memory when the node tracks it.
 #[derive(Debug, Serialize)]
-pub struct CpuList {
+pub struct ResourceAmounts {
     pub cpu: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -404,11 +458,15 @@ impl NodeObject {
             status: NodeStatus {
                 phase: node.status().label().into(),
                 reason: node.reason.clone(),
-                capacity: CpuList {
+                capacity: ResourceAmounts {
                     cpu: format_cpu(node.cpu_capacity_millis),
+                    memory: (node.memory_capacity_bytes > 0)
+                        .then(|| format_memory(node.memory_capacity_bytes)),
                 },
-                allocated: CpuList {
+                allocated: ResourceAmounts {
                     cpu: format_cpu(node.cpu_allocated_millis),
+                    memory: (node.memory_capacity_bytes > 0)
+                        .then(|| format_memory(node.memory_allocated_bytes)),
                 },
                 cpu_capacity_millis: node.cpu_capacity_millis,
                 cpu_allocated_millis: node.cpu_allocated_millis,
@@ -561,10 +619,12 @@ pub(crate) mod samples {
                     restarts: 1,
                     started_ms: NOW - 60_000,
                     pid: 4242,
+                    ready: true,
                     volume_mounts: vec![pb::VolumeMount {
                         name: "cache".into(),
                         mount_path: "/cache".into(),
                         read_only: false,
+                        ..Default::default()
                     }],
                     ..Default::default()
                 },
@@ -583,6 +643,7 @@ pub(crate) mod samples {
                 kind: "emptyDir".into(),
                 source: String::new(),
                 size_bytes: 1 << 30,
+                ..Default::default()
             }],
             cpu_request_millis: 500,
             created_ms: NOW - 2 * 3_600_000,

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::relay::StreamReply;
 use crate::state::{AgentConn, Control, Error};
 
 /// How long a new stream may take to send `Register`.
@@ -91,6 +92,9 @@ impl AgentService for AgentApi {
         tokio::spawn(async move {
             read_agent(control.clone(), &node, conn_id, inbound).await;
             control.mutate_detached(|c| c.detach(&node, conn_id));
+            control
+                .relay()
+                .break_node(&node, &format!("node {node} disconnected"));
         });
         drop(tx);
         Ok(Response::new(Box::pin(
@@ -129,7 +133,13 @@ async fn read_agent(
         match msg {
             Msg::Heartbeat(hb) => control.mutate_detached(|c| c.heartbeat(node, conn_id, hb)),
             Msg::PodStatus(status) => control.mutate_detached(|c| c.apply_pod_status(node, status)),
-            Msg::Logs(reply) => control.deliver_logs(reply),
+            Msg::Logs(reply) => control.relay().deliver_logs(reply),
+            Msg::LogChunk(chunk) => control
+                .relay()
+                .deliver(chunk.request_id, StreamReply::Log(chunk)),
+            Msg::Exec(out) => control
+                .relay()
+                .deliver(out.request_id, StreamReply::Exec(out)),
             Msg::Deregister(d) => {
                 tracing::info!(node, reason = %d.reason, "agent deregistered");
                 let (_, commit) = control.mutate(|c| c.deregister(node, &d.reason));

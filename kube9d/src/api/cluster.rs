@@ -2,7 +2,6 @@
 
 use std::collections::HashSet;
 use std::pin::Pin;
-use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use kube9_proto::pb::{
@@ -15,8 +14,6 @@ use crate::nodeops::NodeOps;
 use crate::state::pods::Admission;
 use crate::state::{not_found, Control, Error};
 
-/// How long `GetLogs` waits for the agent.
-const LOGS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events returned when the request names no limit.
 const DEFAULT_EVENT_LIMIT: usize = 1000;
 
@@ -342,14 +339,20 @@ impl ClusterService for ClusterApi {
                 .map(|n| n.status())
                 .unwrap_or(NodeStatus::Unspecified);
             let phase = pod.phase();
-            let all_running = pod
-                .containers
-                .iter()
-                .all(|c| c.state() == pb::ContainerState::Running);
+            // Ready: every container running and every readiness probe passing, as the node
+            // reports it.
             let healthy =
-                phase == PodPhase::Running && node_status == NodeStatus::Healthy && all_running;
+                phase == PodPhase::Running && node_status == NodeStatus::Healthy && pod.ready;
             let message = if healthy {
                 "all containers running".to_string()
+            } else if phase == PodPhase::Running && node_status == NodeStatus::Healthy {
+                let waiting: Vec<&str> = pod
+                    .containers
+                    .iter()
+                    .filter(|c| !c.ready)
+                    .map(|c| c.name.as_str())
+                    .collect();
+                format!("not ready: {}", waiting.join(", "))
             } else if pod.node.is_empty() {
                 format!("not running: {}", pod.reason)
             } else if node_status != NodeStatus::Healthy {
@@ -375,78 +378,25 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::GetLogsRequest>,
     ) -> Result<Response<pb::GetLogsResponse>, Status> {
-        let r = request.into_inner();
-        let pod = self
-            .control
-            .read(|c| c.pods.get(&r.pod).cloned())
-            .ok_or_else(|| not_found("pod", &r.pod))?;
-        if pod.node.is_empty() {
-            return Err(Error::FailedPrecondition(format!(
-                "pod {} is not on a node yet ({})",
-                r.pod, pod.reason
-            ))
-            .into());
-        }
-        let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
-        if r.container.is_empty() && names.len() > 1 {
-            return Err(Error::Invalid(format!(
-                "pod {} has {} containers; name one with -c: {}",
-                r.pod,
-                names.len(),
-                names.join(", ")
-            ))
-            .into());
-        }
-        if !r.container.is_empty() && !names.contains(&r.container.as_str()) {
-            return Err(Error::Missing(format!(
-                "container \"{}\" not found in pod {} (containers: {})",
-                r.container,
-                r.pod,
-                names.join(", ")
-            ))
-            .into());
-        }
-        let (id, rx) = self.control.expect_logs();
-        let msg = Msg::FetchLogs(pb::FetchLogs {
-            request_id: id,
-            pod_name: r.pod.clone(),
-            container: r.container.clone(),
-            tail_lines: r.tail_lines,
-        });
-        if !self.control.read(|c| c.send(&pod.node, msg)) {
-            self.control.cancel_logs(id);
-            return Err(Error::Unavailable(format!(
-                "node {} is not connected; its logs stay on the node",
-                pod.node
-            ))
-            .into());
-        }
-        let reply = match tokio::time::timeout(LOGS_TIMEOUT, rx).await {
-            Ok(Ok(reply)) => reply,
-            _ => {
-                self.control.cancel_logs(id);
-                return Err(Error::DeadlineExceeded(format!(
-                    "node {} did not answer the logs request",
-                    pod.node
-                ))
-                .into());
-            }
-        };
-        if !reply.error.is_empty() {
-            return Err(Error::Missing(reply.error).into());
-        }
-        let container = if r.container.is_empty() {
-            pod.containers
-                .first()
-                .map(|c| c.name.clone())
-                .unwrap_or_default()
-        } else {
-            r.container
-        };
-        Ok(Response::new(pb::GetLogsResponse {
-            content: reply.content,
-            container,
-        }))
+        Ok(Response::new(self.do_get_logs(request.into_inner()).await?))
+    }
+
+    type StreamLogsStream = super::logs::LogStream;
+
+    async fn stream_logs(
+        &self,
+        request: Request<pb::GetLogsRequest>,
+    ) -> Result<Response<Self::StreamLogsStream>, Status> {
+        Ok(Response::new(self.do_stream_logs(request.into_inner())?))
+    }
+
+    type ExecStream = super::logs::ExecStream;
+
+    async fn exec(
+        &self,
+        request: Request<pb::ExecRequest>,
+    ) -> Result<Response<Self::ExecStream>, Status> {
+        Ok(Response::new(self.do_exec(request.into_inner())?))
     }
 
     async fn list_events(

@@ -2,6 +2,7 @@
 
 mod agent;
 mod cluster;
+mod logs;
 mod nodes;
 mod status;
 

@@ -19,6 +19,7 @@ impl ClusterApi {
             name: r.name,
             cpu_millis: r.cpu_millis,
             labels: r.labels,
+            memory_bytes: r.memory_bytes,
         };
         let mut nodes = self.ops.create_nodes(vec![spec]).await?;
         Ok(Response::new(nodes.remove(0)))

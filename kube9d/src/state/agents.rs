@@ -17,6 +17,7 @@ impl Cluster {
                 name: name.clone(),
                 cpu_millis: reg.cpu_capacity_millis,
                 labels: Default::default(),
+                memory_bytes: reg.memory_capacity_bytes,
             };
             self.add_node(&spec, RuntimeKind::External)?;
         }
@@ -84,6 +85,7 @@ impl Cluster {
                 .is_some_and(|r| RuntimeKind::External.matches(r))
         {
             entry.node.cpu_capacity_millis = reg.cpu_capacity_millis;
+            entry.node.memory_capacity_bytes = reg.memory_capacity_bytes;
         }
         tracing::info!(node = %name, %address, pods = reg.pods.len(), "agent attached");
         self.resync(&name, &reg.pods);
@@ -128,10 +130,7 @@ impl Cluster {
                     pod.set_phase(PodPhase::Scheduled);
                     pod.started_ms = 0;
                     pod.reason = format!("restarting on {node}: the agent no longer runs it");
-                    for c in &mut pod.containers {
-                        c.set_state(pb::ContainerState::Waiting);
-                        c.pid = 0;
-                    }
+                    super::pods::back_to_waiting(pod);
                     let why = pod.reason.clone();
                     self.save_pod(&name, pb::WatchEventType::Modified);
                     self.event("Pod", &name, true, "Restarting", why);

@@ -34,12 +34,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use kube9_proto::pb;
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::runtime::RuntimeKind;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Resources, Scheduler};
 use crate::store::{Batch, Commit, Op, Snapshot, Store};
 
 /// How many events are kept (in memory and on disk); older ones are dropped.
@@ -112,11 +112,11 @@ pub struct AgentConn {
 /// A node and the bookkeeping the control plane keeps beside its wire record.
 #[derive(Debug)]
 pub struct NodeEntry {
-    /// The stored record; `pods` and `cpu_allocated_millis` are filled in on read.
+    /// The stored record; `pods` and the allocations are filled in on read.
     pub node: pb::Node,
     pub pods: BTreeSet<String>,
-    /// Sum of the CPU requests of the non-terminal pods bound here.
-    pub allocated: i64,
+    /// Sum of the requests of the non-terminal pods bound here.
+    pub allocated: Resources,
     pub last_heartbeat: Option<Instant>,
     /// When the current status was entered.
     pub since: Instant,
@@ -137,7 +137,7 @@ impl NodeEntry {
         NodeEntry {
             node,
             pods: BTreeSet::new(),
-            allocated: 0,
+            allocated: Resources::default(),
             last_heartbeat,
             since: Instant::now(),
             next_attempt_at: None,
@@ -161,7 +161,8 @@ impl NodeEntry {
     pub fn view(&self) -> pb::Node {
         let mut n = self.node.clone();
         n.pods = self.pods.iter().cloned().collect();
-        n.cpu_allocated_millis = self.allocated;
+        n.cpu_allocated_millis = self.allocated.cpu;
+        n.memory_allocated_bytes = self.allocated.memory;
         n.agent_connected = self.agent.is_some();
         if let Some(a) = &self.agent {
             n.agent_address = a.address.clone();
@@ -412,7 +413,7 @@ impl Cluster {
                 let entry = self.nodes.get_mut(&pod.node).expect("checked above");
                 entry.pods.insert(pod.name.clone());
                 if !pod.phase().is_terminal() {
-                    entry.allocated += pod.cpu_request_millis;
+                    entry.allocated += Resources::of(&pod);
                 }
             } else if pod.phase() == pb::PodPhase::Pending {
                 self.pending.insert(PendingKey::of(&pod));
@@ -420,10 +421,9 @@ impl Cluster {
             self.pods.insert(pod.name.clone(), pod);
         }
         for entry in self.nodes.values() {
-            let free = entry.node.cpu_capacity_millis - entry.allocated;
             self.scheduler.upsert(
                 &entry.node.name,
-                free,
+                Resources::free(&entry.node, entry.allocated),
                 entry.status() == pb::NodeStatus::Healthy,
             );
         }
@@ -446,8 +446,7 @@ struct Shared {
     cluster_id: String,
     server_port: AtomicU16,
     next_conn: AtomicU64,
-    next_logs_request: AtomicU64,
-    logs_waiters: Mutex<HashMap<u64, oneshot::Sender<pb::LogsReply>>>,
+    relay: crate::relay::Relay,
 }
 
 impl Control {
@@ -477,8 +476,7 @@ impl Control {
                 cluster_id,
                 server_port: AtomicU16::new(0),
                 next_conn: AtomicU64::new(1),
-                next_logs_request: AtomicU64::new(1),
-                logs_waiters: Mutex::new(HashMap::new()),
+                relay: Default::default(),
             }),
         };
         Ok((control, actions_rx))
@@ -537,21 +535,8 @@ impl Control {
         self.inner.next_conn.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers a waiter for a logs reply; returns the request id.
-    pub fn expect_logs(&self) -> (u64, oneshot::Receiver<pb::LogsReply>) {
-        let id = self.inner.next_logs_request.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.inner.logs_waiters.lock().insert(id, tx);
-        (id, rx)
-    }
-
-    pub fn cancel_logs(&self, id: u64) {
-        self.inner.logs_waiters.lock().remove(&id);
-    }
-
-    pub fn deliver_logs(&self, reply: pb::LogsReply) {
-        if let Some(tx) = self.inner.logs_waiters.lock().remove(&reply.request_id) {
-            let _ = tx.send(reply);
-        }
+    /// Requests relayed to agents and their replies.
+    pub fn relay(&self) -> &crate::relay::Relay {
+        &self.inner.relay
     }
 }

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::reschedule::Eviction;
 use super::{now_ms, Cluster, Error, NodeEntry, Result};
 use crate::runtime::RuntimeKind;
+use crate::scheduler::Resources;
 
 /// Whether the lifecycle allows `from -> to`.
 pub fn allowed(from: NodeStatus, to: NodeStatus) -> bool {
@@ -60,6 +61,7 @@ impl Cluster {
             status: NodeStatus::Initializing as i32,
             reason: "waiting for the agent's first heartbeat".into(),
             cpu_capacity_millis: spec.cpu_millis,
+            memory_capacity_bytes: spec.memory_bytes,
             created_ms: now_ms(),
             // Agents kube9d starts are told who they are; agents that join by themselves
             // (external nodes) are fenced by their live stream only.
@@ -73,15 +75,20 @@ impl Cluster {
         };
         self.nodes
             .insert(spec.name.clone(), NodeEntry::new(node, None));
-        self.scheduler.upsert(&spec.name, spec.cpu_millis, false);
+        let free = Resources::free(&self.nodes[&spec.name].node, Resources::default());
+        self.scheduler.upsert(&spec.name, free, false);
         self.save_node(&spec.name, pb::WatchEventType::Added);
         let cpu = kube9_proto::quantity::format_cpu(spec.cpu_millis);
+        let memory = match spec.memory_bytes {
+            0 => String::new(),
+            bytes => format!(", {} memory", kube9_proto::quantity::format_memory(bytes)),
+        };
         self.event(
             "Node",
             &spec.name,
             false,
             "NodeCreated",
-            format!("node created with {cpu} CPU ({runtime_kind})"),
+            format!("node created with {cpu} CPU{memory} ({runtime_kind})"),
         );
         Ok(self.nodes[&spec.name].view())
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{now_ms, Cluster, Error, PendingKey, Result};
+use crate::scheduler::Resources;
 
 /// How much longer than its grace period a deletion waits for the agent to confirm.
 pub const TERMINATING_MARGIN: Duration = Duration::from_secs(10);
@@ -56,14 +57,16 @@ impl Cluster {
         pod.scheduled_ms = 0;
         pod.started_ms = 0;
         pod.reschedules = 0;
-        for c in &mut pod.containers {
+        pod.pod_ip.clear();
+        pod.ready = false;
+        pod.status_reason.clear();
+        for c in pod
+            .containers
+            .iter_mut()
+            .chain(pod.init_containers.iter_mut())
+        {
+            *c = spec_only(c);
             c.set_state(pb::ContainerState::Waiting);
-            c.exit_code = 0;
-            c.restarts = 0;
-            c.started_ms = 0;
-            c.finished_ms = 0;
-            c.pid = 0;
-            c.message.clear();
         }
         let name = pod.name.clone();
         self.pending.insert(PendingKey::of(&pod));
@@ -85,7 +88,8 @@ impl Cluster {
         };
         let candidates: Vec<PendingKey> = self.pending.range(start..).cloned().collect();
         for key in candidates {
-            if let Some(node) = self.scheduler.pick(-key.neg_cpu).map(str::to_string) {
+            let request = Resources::of(&self.pods[&key.name]);
+            if let Some(node) = self.scheduler.pick(request).map(str::to_string) {
                 self.bind(&key.name, &node);
             }
         }
@@ -106,7 +110,7 @@ impl Cluster {
             if pod.phase() != PodPhase::Pending || !pod.node.is_empty() {
                 continue;
             }
-            let reason = self.scheduler.explain(pod.cpu_request_millis);
+            let reason = self.scheduler.explain(Resources::of(pod));
             if pod.reason != reason {
                 pod.reason = reason.clone();
                 self.save_pod(name, pb::WatchEventType::Modified);
@@ -122,7 +126,7 @@ impl Cluster {
             return;
         };
         self.pending.remove(&PendingKey::of(pod));
-        let cpu = pod.cpu_request_millis;
+        let request = Resources::of(pod);
         pod.node = node.to_string();
         pod.uid = uid;
         pod.set_phase(PodPhase::Scheduled);
@@ -136,15 +140,15 @@ impl Cluster {
             .get_mut(node)
             .expect("scheduler only offers known nodes");
         entry.pods.insert(pod_name.to_string());
-        entry.allocated += cpu;
-        self.scheduler.reserve(node, cpu);
+        entry.allocated += request;
+        self.scheduler.reserve(node, request);
         self.save_pod(pod_name, pb::WatchEventType::Modified);
         self.save_node(node, pb::WatchEventType::Modified);
         let (reason, msg) = match self.displaced.remove(pod_name) {
             Some(moved) => ("PodRescheduled", format!("{moved}, now on {node}")),
             None => (
                 "Scheduled",
-                format!("assigned to {node} ({} CPU)", format_cpu(cpu)),
+                format!("assigned to {node} ({} CPU)", format_cpu(request.cpu)),
             ),
         };
         self.event("Pod", pod_name, false, reason, msg);
@@ -158,13 +162,13 @@ impl Cluster {
             return None;
         }
         let node = std::mem::take(&mut pod.node);
-        let holds_cpu = !pod.phase().is_terminal();
-        let cpu = pod.cpu_request_millis;
+        let holds = !pod.phase().is_terminal();
+        let request = Resources::of(pod);
         if let Some(entry) = self.nodes.get_mut(&node) {
             entry.pods.remove(pod_name);
-            if holds_cpu {
-                entry.allocated -= cpu;
-                self.scheduler.release(&node, cpu);
+            if holds {
+                entry.allocated -= request;
+                self.scheduler.release(&node, request);
             }
             self.save_node(&node, pb::WatchEventType::Modified);
         }
@@ -282,17 +286,11 @@ impl Cluster {
         if pod.phase() == PodPhase::Terminating {
             return;
         }
-        for cs in &status.containers {
-            if let Some(c) = pod.containers.iter_mut().find(|c| c.name == cs.name) {
-                c.state = cs.state;
-                c.exit_code = cs.exit_code;
-                c.restarts = cs.restarts;
-                c.started_ms = cs.started_ms;
-                c.finished_ms = cs.finished_ms;
-                c.message = cs.message.clone();
-                c.pid = cs.pid;
-            }
-        }
+        copy_statuses(&mut pod.containers, &status.containers);
+        copy_statuses(&mut pod.init_containers, &status.init_containers);
+        pod.pod_ip = status.pod_ip.clone();
+        pod.ready = status.ready;
+        pod.status_reason = status.status_reason.clone();
         let from = pod.phase();
         let to = status.phase();
         if to != PodPhase::Unspecified
@@ -304,12 +302,12 @@ impl Cluster {
             if to == PodPhase::Running && pod.started_ms == 0 {
                 pod.started_ms = now_ms();
             }
-            let cpu = pod.cpu_request_millis;
+            let request = Resources::of(pod);
             if to.is_terminal() && !from.is_terminal() {
-                // Finished pods hold no CPU.
+                // Finished pods hold no resources.
                 if let Some(entry) = self.nodes.get_mut(node) {
-                    entry.allocated -= cpu;
-                    self.scheduler.release(node, cpu);
+                    entry.allocated -= request;
+                    self.scheduler.release(node, request);
                 }
                 self.save_node(node, pb::WatchEventType::Modified);
             }
@@ -334,30 +332,51 @@ impl Cluster {
     }
 }
 
+/// A pod about to run again (on another node, or restarted on its own): nothing of it runs,
+/// nothing is ready, it has no address. Restart counts stay.
+pub(super) fn back_to_waiting(pod: &mut pb::Pod) {
+    pod.pod_ip.clear();
+    pod.ready = false;
+    pod.status_reason.clear();
+    for c in pod
+        .containers
+        .iter_mut()
+        .chain(pod.init_containers.iter_mut())
+    {
+        c.set_state(pb::ContainerState::Waiting);
+        c.pid = 0;
+        c.ready = false;
+        c.container_id.clear();
+    }
+}
+
+/// Copies what the agent reports of each container onto the pod's containers of that name.
+fn copy_statuses(containers: &mut [pb::Container], statuses: &[pb::ContainerStatus]) {
+    for cs in statuses {
+        if let Some(c) = containers.iter_mut().find(|c| c.name == cs.name) {
+            c.state = cs.state;
+            c.exit_code = cs.exit_code;
+            c.restarts = cs.restarts;
+            c.started_ms = cs.started_ms;
+            c.finished_ms = cs.finished_ms;
+            c.message = cs.message.clone();
+            c.pid = cs.pid;
+            c.ready = cs.ready;
+            c.reason = cs.reason.clone();
+            c.last_state = cs.last_state.clone();
+            c.container_id = cs.container_id.clone();
+        }
+    }
+}
+
 /// Whether two pods have the same user-written spec.
 fn same_spec(a: &pb::Pod, b: &pb::Pod) -> bool {
     let strip = |p: &pb::Pod| {
-        let containers: Vec<pb::Container> = p
-            .containers
-            .iter()
-            .map(|c| pb::Container {
-                name: c.name.clone(),
-                image: c.image.clone(),
-                command: c.command.clone(),
-                args: c.args.clone(),
-                env: c.env.clone(),
-                cpu_request_millis: c.cpu_request_millis,
-                memory_request_bytes: c.memory_request_bytes,
-                cpu_limit_millis: c.cpu_limit_millis,
-                memory_limit_bytes: c.memory_limit_bytes,
-                volume_mounts: c.volume_mounts.clone(),
-                working_dir: c.working_dir.clone(),
-                ..Default::default()
-            })
-            .collect();
+        let spec = |cs: &[pb::Container]| cs.iter().map(spec_only).collect::<Vec<_>>();
         (
             p.labels.clone(),
-            containers,
+            spec(&p.containers),
+            spec(&p.init_containers),
             p.volumes.clone(),
             p.config_items.clone(),
             p.restart_policy.clone(),
@@ -365,4 +384,22 @@ fn same_spec(a: &pb::Pod, b: &pb::Pod) -> bool {
         )
     };
     strip(a) == strip(b)
+}
+
+/// A container as written by its user, without anything the agent reports.
+fn spec_only(c: &pb::Container) -> pb::Container {
+    pb::Container {
+        state: 0,
+        exit_code: 0,
+        restarts: 0,
+        started_ms: 0,
+        finished_ms: 0,
+        message: String::new(),
+        pid: 0,
+        ready: false,
+        reason: String::new(),
+        last_state: None,
+        container_id: String::new(),
+        ..c.clone()
+    }
 }

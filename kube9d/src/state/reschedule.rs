@@ -7,6 +7,7 @@ use std::fmt;
 use kube9_proto::pb::{self, control_message::Msg, PodPhase};
 
 use super::{Cluster, PendingKey};
+use crate::scheduler::Resources;
 
 /// Why a node's pods move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,10 +104,7 @@ impl Cluster {
             pod.started_ms = 0;
             pod.reschedules += 1;
             pod.reason = displaced.to_string();
-            for c in &mut pod.containers {
-                c.set_state(pb::ContainerState::Waiting);
-                c.pid = 0;
-            }
+            super::pods::back_to_waiting(pod);
             let key = PendingKey::of(pod);
             self.pending.insert(key);
             self.displaced.insert(name.clone(), displaced);
@@ -114,7 +112,7 @@ impl Cluster {
             // One at a time, largest first, so big pods get the room.
             if let Some(target) = self
                 .scheduler
-                .pick(self.pods[&name].cpu_request_millis)
+                .pick(Resources::of(&self.pods[&name]))
                 .map(str::to_string)
             {
                 self.bind(&name, &target);

@@ -92,7 +92,7 @@ fn assert_cpu_invariant(c: &Cluster) {
             .filter(|p| p.node == *name && !p.phase().is_terminal())
             .map(|p| p.cpu_request_millis)
             .sum();
-        assert_eq!(entry.allocated, sum, "node {name}");
+        assert_eq!(entry.allocated.cpu, sum, "node {name}");
     }
 }
 
@@ -153,7 +153,7 @@ fn a_reconnecting_agent_stops_what_it_should_not_run_and_restarts_what_it_lost()
     // Deleted while its node was away: removed at once, CPU released.
     c.delete_pod("gone", 1000).unwrap();
     assert!(!c.pods.contains_key("gone"));
-    assert_eq!(c.nodes["n1"].allocated, 1000);
+    assert_eq!(c.nodes["n1"].allocated.cpu, 1000);
 
     // The agent returns running only "gone" (it lost "kept", e.g. it restarted).
     let (tx, mut rx) = unbounded_channel();
@@ -184,7 +184,7 @@ fn a_deleted_pod_holds_its_cpu_until_the_agent_confirms() {
     let uid = c.pods["p"].uid.clone();
     c.delete_pod("p", 1000).unwrap();
     assert_eq!(c.pods["p"].phase(), PodPhase::Terminating);
-    assert_eq!(c.nodes["n1"].allocated, 1500);
+    assert_eq!(c.nodes["n1"].allocated.cpu, 1500);
     assert!(deletes(&drain(&mut n1), "p"));
     c.apply_pod_status(
         "n1",
@@ -196,7 +196,7 @@ fn a_deleted_pod_holds_its_cpu_until_the_agent_confirms() {
         },
     );
     assert!(!c.pods.contains_key("p"));
-    assert_eq!(c.nodes["n1"].allocated, 0);
+    assert_eq!(c.nodes["n1"].allocated.cpu, 0);
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn an_unconfirmed_deletion_expires() {
     c.heartbeat("n1", 1, pb::Heartbeat::default());
     c.health_tick(Instant::now() + c.settings.delete_grace + Duration::from_secs(11));
     assert!(!c.pods.contains_key("p"));
-    assert_eq!(c.nodes["n1"].allocated, 0);
+    assert_eq!(c.nodes["n1"].allocated.cpu, 0);
 }
 
 #[test]
@@ -439,7 +439,7 @@ fn a_restored_terminating_pod_gets_a_deletion_deadline_again() {
         ..Default::default()
     });
     assert_eq!(
-        c.nodes["n1"].allocated, 500,
+        c.nodes["n1"].allocated.cpu, 500,
         "still holds its CPU until confirmed"
     );
     let deadline = c
@@ -449,7 +449,7 @@ fn a_restored_terminating_pod_gets_a_deletion_deadline_again() {
         .expect("no deadline after restore");
     c.health_tick(deadline + Duration::from_millis(1));
     assert!(!c.pods.contains_key("p"));
-    assert_eq!(c.nodes["n1"].allocated, 0);
+    assert_eq!(c.nodes["n1"].allocated.cpu, 0);
 }
 
 #[test]
