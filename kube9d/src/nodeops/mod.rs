@@ -327,3 +327,6 @@ impl NodeOps {
             .ok_or_else(|| not_found("node", name))
     }
 }
+
+#[cfg(test)]
+mod tests;

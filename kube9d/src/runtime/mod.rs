@@ -6,7 +6,8 @@
 //! only owns the box the agent runs in.
 
 pub mod docker;
-pub mod image;
+#[cfg(test)]
+pub mod fake;
 mod kind;
 pub mod process;
 

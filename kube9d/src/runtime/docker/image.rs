@@ -17,19 +17,15 @@ use bollard::{body_full, Docker};
 use futures::StreamExt;
 use tracing::{debug, info};
 
-use super::docker::{is_not_found, DockerConfig};
-use super::{Error, Result};
+use super::config::DockerConfig;
+use super::errors::is_not_found;
+use crate::runtime::{Error, Result};
 
 /// The Dockerfile of the node image, embedded so kube9d needs no source tree at run time.
-pub const DOCKERFILE: &str = include_str!("../../../images/node/Dockerfile");
+pub const DOCKERFILE: &str = include_str!("../../../../images/node/Dockerfile");
 
 /// Image label holding the hash of the build context the image was built from.
 pub const LABEL_CONTENT_HASH: &str = "io.kube9.content-hash";
-
-/// `kube9-node:<kube9d version>`.
-pub fn default_image_tag() -> String {
-    format!("kube9-node:{}", env!("CARGO_PKG_VERSION"))
-}
 
 /// Makes sure `cfg.image_tag` exists and was built from the binaries `cfg` points at; builds
 /// it otherwise.

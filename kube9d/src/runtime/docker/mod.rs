@@ -6,67 +6,49 @@
 //! restart policy: kube9d decides about recovery. The agent dials kube9d back through the
 //! network's gateway, so kube9d listens on 0.0.0.0 when it runs nodes in Docker.
 //!
-//! The network is created with an explicit subnet (one Docker picked itself for a throwaway
-//! probe network) because Docker only lets a container join with a fixed address on networks
-//! whose subnet was user configured, and a healed partition must give a node its old address
-//! back: the agent's open connection to kube9d is bound to it.
+//! This module holds [`DockerRuntime`] and what it does with containers. The rest has a home
+//! of its own, and none of it depends on this module:
+//! - `config`: [`DockerConfig`], its defaults, names and labels;
+//! - `network`: the cluster network (with its user-configured subnet) and partitions;
+//! - [`image`]: the node image, built by kube9d itself;
+//! - `errors`: what an engine error means (missing, not running, subnet taken, …).
+//!
+//! [`LABEL_CLUSTER`]: crate::runtime::LABEL_CLUSTER
+//! [`LABEL_NODE`]: crate::runtime::LABEL_NODE
+
+mod config;
+mod errors;
+pub mod image;
+mod network;
+
+pub use config::{default_image_tag, DockerConfig};
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig,
-    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkInspect,
-    NetworkingConfig,
+    ContainerSummaryStateEnum, EndpointSettings, HostConfig, NetworkingConfig,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptions,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, RemoveContainerOptionsBuilder,
-    StartContainerOptions, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use kube9_proto::pb::RuntimeHandle;
 use tracing::{debug, info, warn};
 
-use super::image::{default_image_tag, ensure_image};
+use self::errors::{is_not_found, is_not_running, looks_like_capability_refusal, status_of};
+use self::image::ensure_image;
+use self::network::{container_name, ClusterNetwork};
 use super::{Error, NodeLaunch, NodeRuntime, Observed, OwnedInstance, Result};
-use super::{LABEL_CLUSTER, LABEL_NODE};
+use super::{RuntimeKind, LABEL_NODE};
 
 /// Where the agent keeps its state inside the container.
 const STATE_DIR: &str = "/var/lib/kube9-node";
-
-/// Settings of the Docker runtime.
-#[derive(Debug, Clone)]
-pub struct DockerConfig {
-    pub cluster_id: String,
-    /// Static `kube9-node` binary copied into the node image.
-    pub node_binary: PathBuf,
-    /// Static busybox copied into the node image.
-    pub busybox: PathBuf,
-    /// Tag of the node image; [`default_image_tag`] by default.
-    pub image_tag: String,
-    /// Replaces the image's entrypoint (the agent). For tests that need a container which
-    /// exits or stays up on its own, e.g. `["/bin/sleep", "1000"]`.
-    pub entrypoint_override: Option<Vec<String>>,
-}
-
-impl DockerConfig {
-    /// A config with the default image tag and the agent as entrypoint.
-    pub fn new(cluster_id: impl Into<String>, node_binary: PathBuf, busybox: PathBuf) -> Self {
-        Self {
-            cluster_id: cluster_id.into(),
-            node_binary,
-            busybox,
-            image_tag: default_image_tag(),
-            entrypoint_override: None,
-        }
-    }
-}
 
 /// Whether a Docker engine answers a ping within two seconds (for `--runtime auto`).
 pub async fn docker_available() -> bool {
@@ -83,15 +65,10 @@ pub async fn docker_available() -> bool {
 pub struct DockerRuntime {
     docker: Docker,
     config: DockerConfig,
-    /// Gateway of the cluster network: the address agents dial kube9d on.
-    gateway: parking_lot::Mutex<Option<String>>,
-    /// Serializes network creation within this process.
-    network_lock: tokio::sync::Mutex<()>,
+    /// The cluster network: its gateway, creation, and partitioned containers.
+    network: ClusterNetwork,
     /// Set once the engine refused `cap_add: SYS_ADMIN`; later containers go without it.
     cap_add_refused: AtomicBool,
-    /// Address each partitioned container had on the cluster network, by container id, so
-    /// healing the partition can give it back.
-    partitioned_ips: parking_lot::Mutex<HashMap<String, String>>,
 }
 
 impl DockerRuntime {
@@ -100,12 +77,10 @@ impl DockerRuntime {
     pub async fn connect(config: DockerConfig) -> Result<Self> {
         let docker = Docker::connect_with_defaults()?.negotiate_version().await?;
         Ok(Self {
+            network: ClusterNetwork::new(docker.clone(), config.clone()),
             docker,
             config,
-            gateway: parking_lot::Mutex::new(None),
-            network_lock: tokio::sync::Mutex::new(()),
             cap_add_refused: AtomicBool::new(false),
-            partitioned_ips: parking_lot::Mutex::default(),
         })
     }
 
@@ -120,17 +95,17 @@ impl DockerRuntime {
 
     /// `<cluster>-net`.
     pub fn network_name(&self) -> String {
-        format!("{}-net", self.config.cluster_id)
+        self.config.network_name()
     }
 
     /// `<cluster>-<node>`.
     pub fn container_name(&self, node: &str) -> String {
-        format!("{}-{node}", self.config.cluster_id)
+        self.config.container_name(node)
     }
 
     /// The cluster network's gateway IP, known after [`NodeRuntime::prepare`] or a launch.
     pub fn gateway(&self) -> Option<String> {
-        self.gateway.lock().clone()
+        self.network.gateway()
     }
 
     /// Waits (up to 5 s) until a killed container is no longer running.
@@ -163,186 +138,18 @@ impl DockerRuntime {
                 _ => debug!(container = %container, "removed container"),
             }
         }
-        let net = self.network_name();
-        match self.docker.inspect_network(&net, None).await {
-            Ok(n) if self.is_ours(n.labels.as_ref()) => {
-                match self.docker.remove_network(&net).await {
-                    Err(e) if !is_not_found(&e) => return Err(e.into()),
-                    _ => info!(network = %net, "removed the cluster network"),
-                }
-            }
-            Ok(_) => warn!(network = %net, "network is not labelled for this cluster; left alone"),
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(e.into()),
-        }
-        for probe in self.labelled_networks(&self.probe_prefix()).await? {
-            if let Err(e) = self.docker.remove_network(&probe).await {
-                debug!(network = %probe, error = %e, "probe network already gone");
-            }
-        }
-        Ok(())
-    }
-
-    fn labels(&self, node: Option<&str>) -> HashMap<String, String> {
-        let mut labels =
-            HashMap::from([(LABEL_CLUSTER.to_string(), self.config.cluster_id.clone())]);
-        if let Some(node) = node {
-            labels.insert(LABEL_NODE.to_string(), node.to_string());
-        }
-        labels
-    }
-
-    fn is_ours(&self, labels: Option<&HashMap<String, String>>) -> bool {
-        labels.and_then(|l| l.get(LABEL_CLUSTER)) == Some(&self.config.cluster_id)
+        self.network.remove().await
     }
 
     /// All containers (running or not) labelled with this cluster.
     async fn list_labelled(&self) -> Result<Vec<ContainerSummary>> {
-        let label = format!("{LABEL_CLUSTER}={}", self.config.cluster_id);
+        let label = self.config.label_filter();
         let filters = HashMap::from([("label", vec![label.as_str()])]);
         let options = ListContainersOptionsBuilder::new()
             .all(true)
             .filters(&filters)
             .build();
         Ok(self.docker.list_containers(Some(options)).await?)
-    }
-
-    /// Creates the cluster network unless it exists; returns its gateway. Refuses a network
-    /// of that name without this cluster's label: it is someone else's.
-    async fn ensure_network(&self) -> Result<String> {
-        let _serialized = self.network_lock.lock().await;
-        let net = self.network_name();
-        let network = match self.docker.inspect_network(&net, None).await {
-            Ok(network) => network,
-            Err(e) if is_not_found(&e) => {
-                self.create_network(&net).await?;
-                self.docker.inspect_network(&net, None).await?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !self.is_ours(network.labels.as_ref()) {
-            return Err(Error::Other(format!(
-                "a docker network named {net} exists but is not labelled {LABEL_CLUSTER}={}: \
-                 it belongs to something else; remove or rename it, or use another cluster id",
-                self.config.cluster_id
-            )));
-        }
-        let gateway = gateway_of(&network)
-            .ok_or_else(|| Error::Other(format!("network {net} has no IPv4 gateway")))?;
-        *self.gateway.lock() = Some(gateway.clone());
-        Ok(gateway)
-    }
-
-    /// Creates the cluster network with an explicit subnet (see the module docs). Another
-    /// creator may take the probed subnet before we do ("Pool overlaps"): probe again.
-    async fn create_network(&self, net: &str) -> Result<()> {
-        const ATTEMPTS: u32 = 5;
-        info!(network = %net, "creating the cluster network");
-        for attempt in 1..=ATTEMPTS {
-            let (subnet, gateway) = self.probe_subnet().await?;
-            let request = NetworkCreateRequest {
-                name: net.to_string(),
-                driver: Some("bridge".into()),
-                labels: Some(self.labels(None)),
-                ipam: Some(Ipam {
-                    config: Some(vec![IpamConfig {
-                        subnet: Some(subnet.clone()),
-                        gateway: Some(gateway),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            match self.docker.create_network(request).await {
-                Ok(_) => {
-                    debug!(network = %net, subnet = %subnet, "created the cluster network");
-                    break;
-                }
-                Err(e) if status_of(&e) == Some(409) => {
-                    debug!(network = %net, "created concurrently");
-                    break;
-                }
-                Err(e) if is_pool_overlap(&e) && attempt < ATTEMPTS => {
-                    // Perhaps a concurrent creator of this very network took it.
-                    if self.docker.inspect_network(net, None).await.is_ok() {
-                        debug!(network = %net, "created concurrently");
-                        break;
-                    }
-                    debug!(network = %net, subnet = %subnet, attempt, "subnet taken meanwhile");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.drop_duplicate_networks(net).await
-    }
-
-    /// `<cluster>-net-probe-`: names of the throwaway networks [`Self::probe_subnet`] makes.
-    fn probe_prefix(&self) -> String {
-        format!("{}-probe-", self.network_name())
-    }
-
-    /// A free IPv4 subnet and its gateway, as Docker picks them: creates a network without a
-    /// subnet under a throwaway name, reads what it got, and removes it again.
-    async fn probe_subnet(&self) -> Result<(String, String)> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        let probe = format!("{}{}-{nanos}", self.probe_prefix(), std::process::id());
-        let request = NetworkCreateRequest {
-            name: probe.clone(),
-            driver: Some("bridge".into()),
-            // Labelled, so `remove_cluster` finds it if we die before removing it.
-            labels: Some(self.labels(None)),
-            ..Default::default()
-        };
-        let created = self.docker.create_network(request).await?;
-        let inspected = self.docker.inspect_network(&created.id, None).await;
-        if let Err(e) = self.docker.remove_network(&created.id).await {
-            warn!(network = %probe, error = %e, "failed to remove the subnet probe network");
-        }
-        let configs = (inspected?.ipam)
-            .and_then(|ipam| ipam.config)
-            .unwrap_or_default();
-        configs
-            .into_iter()
-            .filter(|c| c.subnet.as_deref().is_some_and(is_ipv4_subnet))
-            .find_map(|c| Some((c.subnet?, c.gateway?)))
-            .ok_or_else(|| Error::Other("docker gave a new network no IPv4 subnet".into()))
-    }
-
-    /// Names of the networks labelled with this cluster whose name starts with `prefix`.
-    async fn labelled_networks(&self, prefix: &str) -> Result<Vec<String>> {
-        let label = format!("{LABEL_CLUSTER}={}", self.config.cluster_id);
-        let filters = HashMap::from([("label", vec![label.as_str()])]);
-        let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
-        let networks = self.docker.list_networks(Some(options)).await?;
-        Ok((networks.into_iter())
-            .filter_map(|n| n.name)
-            .filter(|name| name.starts_with(prefix))
-            .collect())
-    }
-
-    /// Engines before API 1.44 accept two networks with one name when two creates race (the
-    /// request has no CheckDuplicate field in bollard). Every racer keeps the lowest id.
-    async fn drop_duplicate_networks(&self, net: &str) -> Result<()> {
-        let label = format!("{LABEL_CLUSTER}={}", self.config.cluster_id);
-        let filters = HashMap::from([("name", vec![net]), ("label", vec![label.as_str()])]);
-        let options = ListNetworksOptionsBuilder::new().filters(&filters).build();
-        let mut ids: Vec<String> = (self.docker.list_networks(Some(options)).await?)
-            .into_iter()
-            .filter(|n| n.name.as_deref() == Some(net))
-            .filter_map(|n| n.id)
-            .collect();
-        ids.sort();
-        for duplicate in ids.iter().skip(1) {
-            warn!(network = %net, id = %duplicate, "removing a duplicate cluster network");
-            if let Err(e) = self.docker.remove_network(duplicate).await {
-                debug!(network = %net, error = %e, "duplicate network already gone");
-            }
-        }
-        Ok(())
     }
 
     /// Inspects a container; `None` if it does not exist, an error if it is not ours.
@@ -354,7 +161,7 @@ impl DockerRuntime {
             Err(e) => return Err(e.into()),
         };
         let labels = container.config.as_ref().and_then(|c| c.labels.as_ref());
-        if !self.is_ours(labels) {
+        if !self.config.is_ours(labels) {
             return Err(Error::Other(format!(
                 "container {target} does not belong to cluster {}; not touching it",
                 self.config.cluster_id
@@ -370,14 +177,9 @@ impl DockerRuntime {
     }
 
     fn handle_of(&self, container: &ContainerInspectResponse) -> RuntimeHandle {
-        let net = self.network_name();
-        let ip = (container.network_settings.as_ref())
-            .and_then(|s| s.networks.as_ref())
-            .and_then(|n| n.get(&net))
-            .and_then(|e| e.ip_address.clone())
-            .unwrap_or_default();
+        let ip = self.network.ip_of(container).unwrap_or_default();
         RuntimeHandle {
-            kind: "docker".into(),
+            kind: RuntimeKind::Docker.as_str().into(),
             id: container.id.clone().unwrap_or_default(),
             ip,
             state: observed(container).label(),
@@ -410,54 +212,6 @@ impl DockerRuntime {
             Err(e) if !is_not_found(&e) => Err(e.into()),
             _ => Ok(()),
         }
-    }
-
-    /// Connects a partitioned container to the cluster network again, with `ip` when given
-    /// and Docker accepts it, else with an address Docker picks. Returns the address it got.
-    async fn reconnect(
-        &self,
-        container: &ContainerInspectResponse,
-        ip: Option<String>,
-    ) -> Result<String> {
-        let id = container.id.clone().unwrap_or_default();
-        let name = container_name(container);
-        let net = self.network_name();
-        let node = (container.config.as_ref())
-            .and_then(|c| c.labels.as_ref())
-            .and_then(|l| l.get(LABEL_NODE).cloned());
-        let connect = |ip: Option<String>| {
-            let endpoint = EndpointSettings {
-                aliases: node.clone().map(|n| vec![n]),
-                ipam_config: ip.map(|ip| EndpointIpamConfig {
-                    ipv4_address: Some(ip),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            let request = NetworkConnectRequest {
-                container: id.clone(),
-                endpoint_config: Some(endpoint),
-            };
-            self.docker.connect_network(&net, request)
-        };
-        match ip {
-            Some(ip) => match connect(Some(ip.clone())).await {
-                Ok(()) => return Ok(ip),
-                // e.g. "user specified IP address is supported only when connecting to
-                // networks with user configured subnets", or the address is in use.
-                Err(e @ DockerError::DockerResponseServerError { .. }) => {
-                    warn!(container = %name, ip = %ip, error = %e,
-                        "could not reconnect with the same address; the node gets a new one \
-                         and its agent must reconnect")
-                }
-                Err(e) => return Err(e.into()),
-            },
-            None => warn!(container = %name,
-                "no address known from before the partition; the node gets a new one"),
-        }
-        connect(None).await?;
-        let ip = self.refreshed_handle(&id).await?.ip;
-        Ok(ip)
     }
 
     async fn create_and_start(&self, spec: &NodeLaunch, gateway: &str) -> Result<String> {
@@ -507,7 +261,7 @@ impl DockerRuntime {
             image: Some(self.config.image_tag.clone()),
             hostname: Some(spec.name.clone()),
             env: Some(env),
-            labels: Some(self.labels(Some(&spec.name))),
+            labels: Some(self.config.labels(Some(&spec.name))),
             entrypoint: self.config.entrypoint_override.clone(),
             stop_signal: Some("SIGTERM".into()),
             host_config: Some(HostConfig {
@@ -532,19 +286,19 @@ impl DockerRuntime {
 
 #[async_trait]
 impl NodeRuntime for DockerRuntime {
-    fn kind(&self) -> super::RuntimeKind {
-        super::RuntimeKind::Docker
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Docker
     }
 
     async fn prepare(&self) -> Result<()> {
         ensure_image(&self.docker, &self.config).await?;
-        let gateway = self.ensure_network().await?;
+        let gateway = self.network.ensure().await?;
         info!(network = %self.network_name(), gateway = %gateway, "docker runtime ready");
         Ok(())
     }
 
     async fn launch(&self, spec: &NodeLaunch) -> Result<RuntimeHandle> {
-        let gateway = self.ensure_network().await?;
+        let gateway = self.network.ensure().await?;
         self.remove_stale(&self.container_name(&spec.name)).await?;
         let id = self.create_and_start(spec, &gateway).await?;
         let handle = self.refreshed_handle(&id).await?;
@@ -620,7 +374,7 @@ impl NodeRuntime for DockerRuntime {
         match self.inspect_owned(target(handle)).await? {
             Some(container) => {
                 let id = container.id.unwrap_or_default();
-                self.partitioned_ips.lock().remove(&id);
+                self.network.forget(&id);
                 self.force_remove(&id).await
             }
             None => Ok(()),
@@ -628,41 +382,12 @@ impl NodeRuntime for DockerRuntime {
     }
 
     /// Healing reconnects the container with the address it had (the trait returns no
-    /// handle, and needs none: the address is unchanged). Only when Docker refuses that
-    /// address (a network made by an older kube9d without a user subnet, or the address was
-    /// taken meanwhile) does the node get a new one, and its agent has to reconnect.
+    /// handle, and needs none: the address is unchanged). See `ClusterNetwork::set_partitioned`.
     async fn set_partitioned(&self, handle: &RuntimeHandle, partitioned: bool) -> Result<()> {
         let container = self.existing(handle).await?;
-        let id = container.id.clone().unwrap_or_default();
-        let net = self.network_name();
-        let endpoint = (container.network_settings.as_ref())
-            .and_then(|s| s.networks.as_ref())
-            .and_then(|n| n.get(&net));
-        if partitioned {
-            if let Some(endpoint) = endpoint {
-                let ip = endpoint.ip_address.clone().filter(|ip| !ip.is_empty());
-                if let Some(ip) = ip {
-                    self.partitioned_ips.lock().insert(id.clone(), ip);
-                }
-                let request = NetworkDisconnectRequest {
-                    container: id,
-                    force: Some(true),
-                };
-                self.docker.disconnect_network(&net, request).await?;
-                info!(container = %container_name(&container), "disconnected from the cluster network");
-            }
-        } else if endpoint.is_none() {
-            // Remembered at the disconnect; after a kube9d restart, the handle's address.
-            let remembered = self.partitioned_ips.lock().get(&id).cloned();
-            let ip = remembered.or_else(|| Some(handle.ip.clone()).filter(|ip| !ip.is_empty()));
-            let ip = self.reconnect(&container, ip).await?;
-            self.partitioned_ips.lock().remove(&id);
-            info!(container = %container_name(&container), ip = %ip,
-                "reconnected to the cluster network");
-        } else {
-            self.partitioned_ips.lock().remove(&id);
-        }
-        Ok(())
+        (self.network)
+            .set_partitioned(&container, &handle.ip, partitioned)
+            .await
     }
 
     async fn list_owned(&self) -> Result<Vec<OwnedInstance>> {
@@ -687,7 +412,7 @@ impl NodeRuntime for DockerRuntime {
                     .unwrap_or_default();
                 let name = summary.names.as_ref().and_then(|n| n.first().cloned());
                 let handle = RuntimeHandle {
-                    kind: "docker".into(),
+                    kind: RuntimeKind::Docker.as_str().into(),
                     id: summary.id.clone().unwrap_or_default(),
                     ip,
                     state: Observed::Running.label(),
@@ -721,11 +446,6 @@ fn target(handle: &RuntimeHandle) -> &str {
     }
 }
 
-fn container_name(container: &ContainerInspectResponse) -> String {
-    let name = container.name.as_deref().unwrap_or_default();
-    name.trim_start_matches('/').to_string()
-}
-
 fn observed(container: &ContainerInspectResponse) -> Observed {
     let Some(state) = container.state.as_ref() else {
         return Observed::Missing;
@@ -742,63 +462,16 @@ fn observed(container: &ContainerInspectResponse) -> Observed {
     }
 }
 
-fn gateway_of(network: &NetworkInspect) -> Option<String> {
-    let configs = network.ipam.as_ref()?.config.as_ref()?;
-    configs
-        .iter()
-        .filter_map(|c| c.gateway.clone())
-        .find(|g| g.parse::<std::net::Ipv4Addr>().is_ok())
-}
-
-fn status_of(e: &DockerError) -> Option<u16> {
-    match e {
-        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-pub(crate) fn is_not_found(e: &DockerError) -> bool {
-    status_of(e) == Some(404)
-}
-
-/// 409 from kill: the container already stopped.
-fn is_not_running(e: &DockerError) -> bool {
-    status_of(e) == Some(409)
-}
-
-/// "Pool overlaps with other one on this address space": the subnet is taken.
-fn is_pool_overlap(e: &DockerError) -> bool {
-    matches!(e, DockerError::DockerResponseServerError { message, .. }
-        if message.to_ascii_lowercase().contains("pool overlaps"))
-}
-
-/// `a.b.c.d/n`.
-fn is_ipv4_subnet(subnet: &str) -> bool {
-    subnet
-        .split_once('/')
-        .is_some_and(|(addr, _)| addr.parse::<std::net::Ipv4Addr>().is_ok())
-}
-
-/// Whether the engine refused the container because of `cap_add: SYS_ADMIN` itself. Only
-/// messages that name the capability count: any other "permission denied" is a real error,
-/// not a reason to drop the capability for every later node.
-fn looks_like_capability_refusal(e: &DockerError) -> bool {
-    let DockerError::DockerResponseServerError { message, .. } = e else {
-        return false;
-    };
-    let message = message.to_ascii_lowercase();
-    ["sys_admin", "capabilit", "apply caps"]
-        .iter()
-        .any(|word| message.contains(word))
-}
-
 #[cfg(test)]
 mod tests {
     //! These tests need a Docker engine and fail without one. They build the node image from
     //! the `kube9-node` binary next to the test executable (`cargo build -p kube9-node`), or
     //! from `KUBE9_NODE_BINARY`.
 
+    use std::path::PathBuf;
     use std::time::Instant;
+
+    use bollard::models::NetworkCreateRequest;
 
     use super::*;
 
@@ -1076,7 +749,7 @@ mod tests {
         for id in &ids {
             runtimes.push(DockerRuntime::connect(config(id, None)).await.unwrap());
         }
-        let gateways = futures::future::join_all(runtimes.iter().map(|rt| rt.ensure_network()))
+        let gateways = futures::future::join_all(runtimes.iter().map(|rt| rt.network.ensure()))
             .await
             .into_iter()
             .collect::<Result<Vec<_>>>()
@@ -1086,7 +759,7 @@ mod tests {
 
         // A second kube9d of the first cluster finds the network as it is.
         let again = DockerRuntime::connect(config(&ids[0], None)).await.unwrap();
-        assert_eq!(again.ensure_network().await.unwrap(), gateways[0]);
+        assert_eq!(again.network.ensure().await.unwrap(), gateways[0]);
 
         for rt in &runtimes {
             let net = rt
@@ -1094,22 +767,23 @@ mod tests {
                 .inspect_network(&rt.network_name(), None)
                 .await
                 .unwrap();
-            assert!(rt.is_ours(net.labels.as_ref()), "{:?}", net.labels);
+            assert!(rt.config.is_ours(net.labels.as_ref()), "{:?}", net.labels);
             let config = &net.ipam.unwrap().config.unwrap()[0];
             assert!(
-                config.subnet.as_deref().is_some_and(is_ipv4_subnet),
+                config
+                    .subnet
+                    .as_deref()
+                    .is_some_and(network::is_ipv4_subnet),
                 "{config:?}"
             );
             assert_eq!(config.gateway.as_ref(), rt.gateway().as_ref());
             assert_eq!(
-                rt.labelled_networks(&rt.network_name())
-                    .await
-                    .unwrap()
-                    .len(),
+                rt.network.labelled(&rt.network_name()).await.unwrap().len(),
                 1
             );
             assert!(rt
-                .labelled_networks(&rt.probe_prefix())
+                .network
+                .labelled(&rt.network.probe_prefix())
                 .await
                 .unwrap()
                 .is_empty());
@@ -1126,7 +800,7 @@ mod tests {
         let request = NetworkCreateRequest {
             name: rt.network_name(),
             driver: Some("bridge".into()),
-            labels: Some(rt.labels(None)),
+            labels: Some(rt.config.labels(None)),
             ..Default::default()
         };
         rt.docker.create_network(request).await.unwrap();
@@ -1154,30 +828,12 @@ mod tests {
             ..Default::default()
         };
         rt.docker.create_network(request).await.unwrap();
-        let refused = rt.ensure_network().await;
+        let refused = rt.network.ensure().await;
         // remove_cluster leaves an unlabelled network alone, so remove it here.
         rt.docker.remove_network(&net).await.unwrap();
         let err = refused.unwrap_err().to_string();
         assert!(err.contains("not labelled"), "{err}");
         assert!(rt.gateway().is_none());
-    }
-
-    #[test]
-    fn only_messages_about_the_capability_drop_sys_admin() {
-        let refusal = |message: &str| {
-            looks_like_capability_refusal(&DockerError::DockerResponseServerError {
-                status_code: 500,
-                message: message.into(),
-            })
-        };
-        assert!(refusal("unknown capability: \"CAP_SYS_ADMIN\""));
-        assert!(refusal(
-            "OCI runtime create failed: unable to apply caps: operation not permitted"
-        ));
-        assert!(refusal("capabilities are not allowed here"));
-        assert!(!refusal("open /var/lib/docker/x: permission denied"));
-        assert!(!refusal("failed to create shim task: escape from cap"));
-        assert!(!refusal("Cannot start container: port already allocated"));
     }
 
     #[tokio::test]
@@ -1211,7 +867,7 @@ mod tests {
         assert_eq!(config.entrypoint.unwrap(), ["/kube9-node"]);
         assert!(config.env.unwrap().contains(&"PATH=/bin".to_string()));
         let labels = config.labels.unwrap();
-        assert!(labels.contains_key(super::super::image::LABEL_CONTENT_HASH));
+        assert!(labels.contains_key(image::LABEL_CONTENT_HASH));
         // A second prepare finds the image up to date and builds nothing.
         let before = image.id;
         rt.prepare().await.unwrap();
