@@ -5,6 +5,7 @@
 //! - [`config`]: command line and environment ([`Cli`], [`Config`]).
 //! - [`agent`]: the stream to kube9d: register, heartbeats, command dispatch, reconnect.
 //! - [`containers`]: process supervision: spawn, reaper, logs, stop.
+//! - [`kubelet`]: Kubernetes' rules for a pod's containers (restart policy, back-off, phase).
 //! - [`standin`]: the built-in long-lived process for containers without a command.
 //!
 //! [`run`] ties them together; `main.rs` only parses arguments, installs the signal handlers
@@ -13,6 +14,7 @@
 pub mod agent;
 pub mod config;
 pub mod containers;
+pub mod kubelet;
 pub mod standin;
 
 use std::future::Future;

@@ -48,6 +48,7 @@ async fn accept_register(conn: &mut Conn, heartbeat_ms: u64) -> pb::Register {
         node_name: register.node_name.clone(),
         heartbeat_interval_ms: heartbeat_ms,
         cluster_id: register.cluster_id.clone(),
+        ..Default::default()
     };
     conn.send(Down::Registered(registered)).await;
     register

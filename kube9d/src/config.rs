@@ -84,6 +84,13 @@ pub struct Config {
     #[arg(long, env = "KUBE9_CONTAINER_CHECK_MS", default_value_t = 500)]
     pub container_check_ms: u64,
 
+    /// Crash-loop back-off of restarted containers: first wait, doubling up to the max
+    /// (Kubernetes' 10 s and 5 min). Agents get it when they register.
+    #[arg(long, env = "KUBE9_CRASH_BACKOFF_MS", default_value_t = 10_000)]
+    pub crash_backoff_ms: u64,
+    #[arg(long, env = "KUBE9_CRASH_BACKOFF_MAX_MS", default_value_t = 300_000)]
+    pub crash_backoff_max_ms: u64,
+
     /// How long a new node may take to send its first heartbeat.
     #[arg(long, env = "KUBE9_INIT_TIMEOUT_MS", default_value_t = 30_000)]
     pub init_timeout_ms: u64,
@@ -109,6 +116,10 @@ impl Config {
             container_check: Duration::from_millis(self.container_check_ms.max(50)),
             init_timeout: Duration::from_millis(self.init_timeout_ms),
             delete_grace: Duration::from_secs(2),
+            crash_backoff_base: Duration::from_millis(self.crash_backoff_ms.max(1)),
+            crash_backoff_max: Duration::from_millis(
+                self.crash_backoff_max_ms.max(self.crash_backoff_ms.max(1)),
+            ),
         }
     }
 }
@@ -125,6 +136,9 @@ pub struct Settings {
     pub init_timeout: Duration,
     /// Grace period between SIGTERM and SIGKILL when a pod is deleted.
     pub delete_grace: Duration,
+    /// Crash-loop back-off of restarted containers, sent to agents.
+    pub crash_backoff_base: Duration,
+    pub crash_backoff_max: Duration,
 }
 
 impl Default for Settings {

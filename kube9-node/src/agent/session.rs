@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::{grace_period, shutdown_requested, Agent, ShutdownRx};
 use crate::containers::DEFAULT_GRACE;
+use crate::kubelet::policy::Backoff;
 
 /// Room in the outbound channel.
 const OUTBOUND_CAPACITY: usize = 1024;
@@ -285,6 +286,14 @@ async fn establish(
         0 => config.heartbeat_interval,
         ms => Duration::from_millis(ms),
     };
+    let mut backoff = Backoff::default();
+    if registered.crash_backoff_base_ms > 0 {
+        backoff.base = Duration::from_millis(registered.crash_backoff_base_ms);
+    }
+    if registered.crash_backoff_max_ms > 0 {
+        backoff.max = Duration::from_millis(registered.crash_backoff_max_ms);
+    }
+    agent.supervisor.set_backoff(backoff);
     info!(server = %config.server, node = %config.name, pods, heartbeat_ms = heartbeat_every.as_millis() as u64,
         "registered");
     Ok((
@@ -491,7 +500,12 @@ impl Session {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let result = supervisor
-                .fetch_logs(&fetch.pod_name, &fetch.container, fetch.tail_lines)
+                .fetch_logs(
+                    &fetch.pod_name,
+                    &fetch.container,
+                    fetch.tail_lines,
+                    fetch.previous,
+                )
                 .await;
             let reply = match result {
                 Ok(content) => pb::LogsReply {

@@ -22,6 +22,14 @@ pub fn log_path(state_dir: &Path, pod: &str, container: &str) -> PathBuf {
     pod_dir(state_dir, pod).join(format!("{container}.log"))
 }
 
+/// `<state-dir>/pods/<pod>/<container>.previous.log`: the output of the container's run before
+/// its last restart.
+pub fn previous_log_path(state_dir: &Path, pod: &str, container: &str) -> PathBuf {
+    pod_dir(state_dir, pod).join(format!("{container}{PREVIOUS_SUFFIX}.log"))
+}
+
+const PREVIOUS_SUFFIX: &str = ".previous";
+
 /// The last `lines` lines of `content` (all of it when `lines` is 0). A final newline ends
 /// the last line rather than starting an empty one.
 pub fn tail(content: &[u8], lines: usize) -> &[u8] {
@@ -76,6 +84,7 @@ pub fn fetch(
     containers: Option<Vec<String>>,
     container: &str,
     tail_lines: u32,
+    previous: bool,
 ) -> Result<Vec<u8>, String> {
     let not_found = || format!("pod {pod} not found on this node");
     if !is_path_component(pod) {
@@ -86,9 +95,16 @@ pub fn fetch(
         None => logged_containers(&pod_dir(state_dir, pod)).map_err(|_| not_found())?,
     };
     let container = choose_container(pod, &containers, container)?;
-    let path = log_path(state_dir, pod, &container);
+    let path = if previous {
+        previous_log_path(state_dir, pod, &container)
+    } else {
+        log_path(state_dir, pod, &container)
+    };
     match read_end(&path, MAX_LOG_BYTES) {
         Ok(content) => Ok(tail(&content, tail_lines as usize).to_vec()),
+        Err(error) if previous && error.kind() == io::ErrorKind::NotFound => Err(format!(
+            "previous terminated container \"{container}\" in pod \"{pod}\" not found"
+        )),
         // Not started yet: nothing written.
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(error) => Err(format!("failed to read logs of {pod}/{container}: {error}")),
@@ -101,7 +117,9 @@ fn logged_containers(dir: &Path) -> io::Result<Vec<String>> {
         .filter_map(|entry| entry.ok())
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
-            name.strip_suffix(".log").map(str::to_string)
+            name.strip_suffix(".log")
+                .filter(|n| !n.ends_with(PREVIOUS_SUFFIX))
+                .map(str::to_string)
         })
         .collect();
     names.sort();
@@ -166,7 +184,7 @@ mod tests {
     #[test]
     fn logs_of_an_unknown_pod_are_an_error_naming_it() {
         let dir = std::env::temp_dir().join(format!("kube9-logs-{}", std::process::id()));
-        let error = fetch(&dir, "ghost", None, "", 0).unwrap_err();
+        let error = fetch(&dir, "ghost", None, "", 0, false).unwrap_err();
         assert_eq!(error, "pod ghost not found on this node");
     }
 
@@ -175,7 +193,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("kube9-logs-del-{}", std::process::id()));
         std::fs::create_dir_all(pod_dir(&dir, "old")).unwrap();
         std::fs::write(log_path(&dir, "old", "app"), "1\n2\n3\n").unwrap();
-        assert_eq!(fetch(&dir, "old", None, "", 2).unwrap(), b"2\n3\n");
+        assert_eq!(fetch(&dir, "old", None, "", 2, false).unwrap(), b"2\n3\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -30,6 +30,7 @@ use tracing::info;
 
 use self::pod::PodShared;
 use self::spawn::SpawnContext;
+use crate::kubelet::policy::Backoff;
 
 /// Grace period between SIGTERM and SIGKILL when none is given.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(2000);
@@ -61,6 +62,8 @@ struct SupervisorShared {
     /// Bindings being stopped, by pod name; a new binding of the name waits for them.
     stopping: Mutex<HashMap<String, Stopping>>,
     events: mpsc::UnboundedSender<pb::PodStatus>,
+    /// Crash-loop back-off for pods started from now on (kube9d sets it in `Registered`).
+    backoff: Mutex<Backoff>,
 }
 
 struct PodEntry {
@@ -88,6 +91,7 @@ impl Supervisor {
             pods: Mutex::new(HashMap::new()),
             stopping: Mutex::new(HashMap::new()),
             events,
+            backoff: Mutex::new(Backoff::default()),
         };
         (
             Supervisor {
@@ -95,6 +99,11 @@ impl Supervisor {
             },
             updates,
         )
+    }
+
+    /// Sets the crash-loop back-off of pods started from now on.
+    pub fn set_backoff(&self, backoff: Backoff) {
+        *self.shared.backoff.lock() = backoff;
     }
 
     /// Runs `pod` unless this binding (same uid) already runs, in which case its status is
@@ -114,7 +123,7 @@ impl Supervisor {
             drop(self.begin_stop(old, DEFAULT_GRACE));
         }
         let previous = shared.stopping.lock().get(&spec.name).cloned();
-        let pod = PodShared::new(&spec, shared.events.clone());
+        let pod = PodShared::new(&spec, *shared.backoff.lock(), shared.events.clone());
         info!(pod = %spec.name, uid = %spec.uid, containers = spec.containers.len(), "running pod");
         let task = tokio::spawn(pod.clone().supervise(
             spec.clone(),
@@ -184,17 +193,19 @@ impl Supervisor {
         pod: &str,
         container: &str,
         tail_lines: u32,
+        previous: bool,
     ) -> Result<Vec<u8>, String> {
-        let containers = self
-            .shared
-            .pods
-            .lock()
-            .get(pod)
-            .map(|e| e.pod.containers.clone());
+        let containers = self.shared.pods.lock().get(pod).map(|e| {
+            let mut names = e.pod.containers.clone();
+            names.extend(e.pod.init_containers.iter().cloned());
+            names
+        });
         let state_dir = self.shared.state_dir.clone();
         let (pod, container) = (pod.to_string(), container.to_string());
         tokio::task::spawn_blocking(move || {
-            logs::fetch(&state_dir, &pod, containers, &container, tail_lines)
+            logs::fetch(
+                &state_dir, &pod, containers, &container, tail_lines, previous,
+            )
         })
         .await
         .unwrap_or_else(|error| Err(format!("failed to read logs: {error}")))
@@ -239,7 +250,11 @@ impl Supervisor {
             .pods
             .lock()
             .get(pod)
-            .map(|e| e.pod.containers.clone())
+            .map(|e| {
+                let mut names = e.pod.containers.clone();
+                names.extend(e.pod.init_containers.iter().cloned());
+                names
+            })
             .ok_or_else(|| format!("pod {pod} is not running on this node"))?;
         let chosen = logs::choose_container(pod, &names, container)?;
         let path = logs::log_path(&self.shared.state_dir, pod, &chosen);

@@ -1,20 +1,22 @@
 //! One pod on this node: its status, its containers' processes, and how it stops.
 //!
 //! ```text
-//!   Scheduled ──every container started──▶ Running ──every container exited──▶ Succeeded
-//!   (containers Waiting)                                                   └──▶ Failed
+//!   init containers, in order, each to completion (a failure is retried with back-off,
+//!   unless restartPolicy is Never: the pod fails)
+//!     └─▶ app containers, all at once; each one that exits is started again when the
+//!         restart policy says so, after the crash-loop back-off (CrashLoopBackOff meanwhile)
 //! ```
-//! A container that cannot be spawned counts as started and exited (127/126). Restart policies
-//! are not applied yet: an exited container stays exited.
+//! Phase and STATUS follow Kubernetes ([`crate::kubelet::policy`]). A container that cannot be
+//! spawned counts as started and exited (127/126). On a restart the container's log moves to
+//! `<container>.previous.log` (`kube9ctl logs --previous`).
 //!
-//! Starting (spawning every process) and stopping both take the pod's `lifecycle` lock, so a
-//! stop either sees every pid or prevents the spawns. Once stopping, the pod no longer reports
+//! Starting a process and stopping the pod both take the pod's `lifecycle` lock, so a stop
+//! either sees every pid or prevents the spawn. Once stopping, the pod no longer reports
 //! status: the owner of the stop sends the final word (`deleted`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use kube9_proto::pb::{self, ContainerState, PodPhase};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -26,30 +28,15 @@ use super::logs;
 use super::reaper::Exit;
 use super::spawn::{self, SpawnContext};
 use crate::config::is_path_component;
+use crate::kubelet::policy::{self, reason, Backoff, RestartPolicy};
 
 /// How long to wait for processes to die after SIGKILL before giving up on them.
 const KILL_WAIT: Duration = Duration::from_secs(1);
 
-/// The phase a pod is in given its containers (see the module diagram).
+/// The phase of a pod whose containers are all app containers under `Never` (tests and
+/// simple callers).
 pub fn phase(containers: &[pb::ContainerStatus]) -> PodPhase {
-    let state = |c: &pb::ContainerStatus| c.state();
-    if containers
-        .iter()
-        .any(|c| state(c) != ContainerState::Running && state(c) != ContainerState::Terminated)
-    {
-        return PodPhase::Scheduled;
-    }
-    if containers
-        .iter()
-        .any(|c| state(c) == ContainerState::Running)
-    {
-        return PodPhase::Running;
-    }
-    if containers.iter().all(|c| c.exit_code == 0) {
-        PodPhase::Succeeded
-    } else {
-        PodPhase::Failed
-    }
+    policy::phase(&[], containers, RestartPolicy::Never)
 }
 
 /// Unix milliseconds now.
@@ -64,6 +51,13 @@ struct Lifecycle {
     stopping: bool,
 }
 
+/// Which container of the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Init(usize),
+    App(usize),
+}
+
 /// A pod's shared state: read by the supervisor, written by its task and by `stop`.
 #[derive(Debug)]
 pub struct PodShared {
@@ -71,36 +65,66 @@ pub struct PodShared {
     pub name: String,
     /// Pod uid (one binding of the pod).
     pub uid: String,
-    /// Container names, in spec order.
+    /// App container names, in spec order.
     pub containers: Vec<String>,
+    /// Init container names, in spec order.
+    pub init_containers: Vec<String>,
+    policy: RestartPolicy,
+    backoff: Backoff,
     lifecycle: Mutex<Lifecycle>,
     status: watch::Sender<pb::PodStatus>,
     events: mpsc::UnboundedSender<pb::PodStatus>,
 }
 
+fn waiting(name: &str, why: &str) -> pb::ContainerStatus {
+    pb::ContainerStatus {
+        name: name.to_string(),
+        state: ContainerState::Waiting as i32,
+        reason: why.to_string(),
+        ..Default::default()
+    }
+}
+
 impl PodShared {
     /// A pod whose containers are all still waiting.
-    pub fn new(spec: &pb::Pod, events: mpsc::UnboundedSender<pb::PodStatus>) -> Arc<Self> {
-        let containers: Vec<pb::ContainerStatus> = spec
-            .containers
-            .iter()
-            .map(|c| pb::ContainerStatus {
-                name: c.name.clone(),
-                state: ContainerState::Waiting as i32,
-                ..Default::default()
-            })
-            .collect();
-        let status = pb::PodStatus {
+    pub fn new(
+        spec: &pb::Pod,
+        backoff: Backoff,
+        events: mpsc::UnboundedSender<pb::PodStatus>,
+    ) -> Arc<Self> {
+        let app_waits = if spec.init_containers.is_empty() {
+            reason::CONTAINER_CREATING
+        } else {
+            reason::POD_INITIALIZING
+        };
+        let mut status = pb::PodStatus {
             pod_name: spec.name.clone(),
             pod_uid: spec.uid.clone(),
-            phase: phase(&containers) as i32,
-            containers,
+            containers: spec
+                .containers
+                .iter()
+                .map(|c| waiting(&c.name, app_waits))
+                .collect(),
+            init_containers: spec
+                .init_containers
+                .iter()
+                .map(|c| waiting(&c.name, reason::CONTAINER_CREATING))
+                .collect(),
             ..Default::default()
         };
+        let policy = RestartPolicy::of(spec);
+        refresh(&mut status, policy);
         Arc::new(PodShared {
             name: spec.name.clone(),
             uid: spec.uid.clone(),
             containers: spec.containers.iter().map(|c| c.name.clone()).collect(),
+            init_containers: spec
+                .init_containers
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            policy,
+            backoff,
             lifecycle: Mutex::new(Lifecycle::default()),
             status: watch::channel(status).0,
             events,
@@ -113,7 +137,9 @@ impl PodShared {
     }
 
     /// Runs the pod: waits for `previous` (an earlier binding of the same name still
-    /// stopping), starts every container, then records each exit.
+    /// stopping), runs the init containers in order, then every app container, restarting
+    /// them as the restart policy says. Returns when nothing is left to run (or the pod stops:
+    /// its task is then aborted).
     pub async fn supervise(
         self: Arc<Self>,
         spec: pb::Pod,
@@ -124,30 +150,7 @@ impl PodShared {
         if let Some(previous) = previous {
             previous.await;
         }
-        let Some(exits) = self.start(&spec, &ctx, &state_dir) else {
-            return;
-        };
-        let mut pending: FuturesUnordered<_> = exits
-            .into_iter()
-            .map(|(index, exit)| async move { (index, exit.await) })
-            .collect();
-        while let Some((index, exit)) = pending.next().await {
-            self.record_exit(index, exit.ok());
-        }
-    }
-
-    /// Spawns every container; `None` when the pod is already stopping.
-    fn start(
-        &self,
-        spec: &pb::Pod,
-        ctx: &SpawnContext,
-        state_dir: &std::path::Path,
-    ) -> Option<Vec<(usize, oneshot::Receiver<Exit>)>> {
-        let lifecycle = self.lifecycle.lock();
-        if lifecycle.stopping {
-            return None;
-        }
-        let pod_dir = logs::pod_dir(state_dir, &spec.name);
+        let pod_dir = logs::pod_dir(&state_dir, &spec.name);
         let dir_error = if is_path_component(&spec.name) {
             std::fs::create_dir_all(&pod_dir)
                 .err()
@@ -155,73 +158,215 @@ impl PodShared {
         } else {
             Some(format!("invalid pod name {:?}", spec.name))
         };
-        let mut exits = Vec::new();
-        for (index, container) in spec.containers.iter().enumerate() {
-            let log = logs::log_path(state_dir, &spec.name, &container.name);
-            let result = match &dir_error {
-                Some(message) => Err(spawn::SpawnFailure {
-                    exit_code: 126,
-                    message: message.clone(),
-                }),
-                None if !is_path_component(&container.name) => Err(spawn::SpawnFailure {
-                    exit_code: 126,
-                    message: format!("invalid container name {:?}", container.name),
-                }),
-                None => spawn::spawn(spec, container, &pod_dir, &log, ctx),
-            };
-            let now = now_ms();
-            let update = match result {
-                Ok(started) => {
-                    info!(pod = %spec.name, container = %container.name, pid = started.pid.as_raw(), "container started");
-                    exits.push((index, started.exit));
-                    pb::ContainerStatus {
-                        state: ContainerState::Running as i32,
-                        started_ms: now,
-                        pid: started.pid.as_raw(),
-                        ..Default::default()
-                    }
-                }
-                Err(failure) => {
-                    warn!(pod = %spec.name, container = %container.name, error = %failure.message, "container failed to start");
-                    pb::ContainerStatus {
-                        state: ContainerState::Terminated as i32,
-                        exit_code: failure.exit_code,
-                        finished_ms: now,
-                        message: failure.message,
-                        ..Default::default()
-                    }
-                }
-            };
-            self.status.send_modify(|status| {
-                let slot = &mut status.containers[index];
-                *slot = pb::ContainerStatus {
-                    name: std::mem::take(&mut slot.name),
-                    ..update
-                };
-                refresh(status);
-            });
+        let run = Run {
+            spec: &spec,
+            ctx: &ctx,
+            state_dir: &state_dir,
+            dir_error: dir_error.as_deref(),
+        };
+        for index in 0..spec.init_containers.len() {
+            if !self.run_to_completion(&run, Slot::Init(index)).await {
+                return;
+            }
         }
-        self.emit(&lifecycle);
-        Some(exits)
+        let apps =
+            (0..spec.containers.len()).map(|index| self.keep_running(&run, Slot::App(index)));
+        futures::future::join_all(apps).await;
     }
 
-    /// Records that container `index` exited (`None`: its status was lost).
-    fn record_exit(&self, index: usize, exit: Option<Exit>) {
+    /// Runs an init container until it exits 0 (retrying with back-off unless the policy is
+    /// Never). False when the pod cannot go on.
+    async fn run_to_completion(&self, run: &Run<'_>, slot: Slot) -> bool {
+        let mut crashes = 0;
+        let mut restart = false;
+        loop {
+            let Some(code) = self.run_once(run, slot, restart).await else {
+                return false;
+            };
+            if code == 0 {
+                return true;
+            }
+            if !self.policy.retries_init() {
+                return false;
+            }
+            self.back_off(slot, &mut crashes).await;
+            restart = true;
+        }
+    }
+
+    /// Runs an app container, and again after each exit the restart policy restarts.
+    async fn keep_running(&self, run: &Run<'_>, slot: Slot) {
+        let mut crashes = 0;
+        let mut restart = false;
+        loop {
+            let Some(code) = self.run_once(run, slot, restart).await else {
+                return;
+            };
+            if !self.policy.restarts(code) {
+                return;
+            }
+            self.back_off(slot, &mut crashes).await;
+            restart = true;
+        }
+    }
+
+    /// Starts the container and waits for it to exit; its exit code, or `None` when the pod
+    /// is stopping.
+    async fn run_once(&self, run: &Run<'_>, slot: Slot, restart: bool) -> Option<i32> {
+        match self.start(run, slot, restart)? {
+            Ok(exit) => Some(self.record_exit(slot, exit.await.ok(), None)),
+            Err(failure) => Some(self.record_exit(slot, None, Some(failure))),
+        }
+    }
+
+    /// Spawns one container; `None` when the pod is already stopping.
+    fn start(
+        &self,
+        run: &Run<'_>,
+        slot: Slot,
+        restart: bool,
+    ) -> Option<Result<oneshot::Receiver<Exit>, spawn::SpawnFailure>> {
         let lifecycle = self.lifecycle.lock();
-        let (code, message) = match exit {
-            Some(exit) => (exit.code(), exit.describe()),
-            None => (-1, "exit status lost".to_string()),
+        if lifecycle.stopping {
+            return None;
+        }
+        let container = match slot {
+            Slot::Init(i) => &run.spec.init_containers[i],
+            Slot::App(i) => &run.spec.containers[i],
         };
-        info!(pod = %self.name, container = %self.containers[index], code, "container exited");
-        self.status.send_modify(|status| {
-            let slot = &mut status.containers[index];
-            slot.state = ContainerState::Terminated as i32;
-            slot.exit_code = code;
-            slot.finished_ms = now_ms();
-            slot.message = message;
-            refresh(status);
+        let log = logs::log_path(run.state_dir, &run.spec.name, &container.name);
+        if restart {
+            // The previous run's output stays readable with --previous.
+            let _ = std::fs::rename(
+                &log,
+                logs::previous_log_path(run.state_dir, &run.spec.name, &container.name),
+            );
+        }
+        let pod_dir = logs::pod_dir(run.state_dir, &run.spec.name);
+        let result = match run.dir_error {
+            Some(message) => Err(spawn::SpawnFailure {
+                exit_code: 126,
+                message: message.to_string(),
+            }),
+            None if !is_path_component(&container.name) => Err(spawn::SpawnFailure {
+                exit_code: 126,
+                message: format!("invalid container name {:?}", container.name),
+            }),
+            None => spawn::spawn(run.spec, container, &pod_dir, &log, run.ctx),
+        };
+        let now = now_ms();
+        let outcome = match result {
+            Ok(started) => {
+                info!(pod = %self.name, container = %container.name, pid = started.pid.as_raw(), restart, "container started");
+                self.update(slot, |c| {
+                    if restart {
+                        c.restarts += 1;
+                    }
+                    c.state = ContainerState::Running as i32;
+                    c.reason.clear();
+                    c.message.clear();
+                    c.exit_code = 0;
+                    c.started_ms = now;
+                    c.finished_ms = 0;
+                    c.pid = started.pid.as_raw();
+                    c.container_id = format!("pid://{}", started.pid.as_raw());
+                });
+                Ok(started.exit)
+            }
+            Err(failure) => {
+                warn!(pod = %self.name, container = %container.name, error = %failure.message, "container failed to start");
+                if restart {
+                    self.update(slot, |c| c.restarts += 1);
+                }
+                Err(failure)
+            }
+        };
+        self.emit(&lifecycle);
+        Some(outcome)
+    }
+
+    /// Records that a container exited (`exit: None` and no failure: its status was lost).
+    /// Returns its exit code.
+    fn record_exit(
+        &self,
+        slot: Slot,
+        exit: Option<Exit>,
+        failure: Option<spawn::SpawnFailure>,
+    ) -> i32 {
+        let lifecycle = self.lifecycle.lock();
+        let (code, message) = match (exit, failure) {
+            (_, Some(f)) => (f.exit_code, f.message),
+            (Some(exit), None) => (exit.code(), exit.describe()),
+            (None, None) => (-1, "exit status lost".to_string()),
+        };
+        let now = now_ms();
+        self.update(slot, |c| {
+            info!(pod = %self.name, container = %c.name, code, "container exited");
+            c.state = ContainerState::Terminated as i32;
+            c.exit_code = code;
+            c.finished_ms = now;
+            c.message = message;
+            c.reason = policy::exit_reason(code, false).to_string();
+            c.pid = 0;
         });
         self.emit(&lifecycle);
+        code
+    }
+
+    /// Waits out the crash-loop back-off before a restart, showing `CrashLoopBackOff` with the
+    /// run that ended as `lastState`. A container that ran long enough starts the back-off over.
+    async fn back_off(&self, slot: Slot, crashes: &mut u32) {
+        let delay = {
+            let lifecycle = self.lifecycle.lock();
+            let status = self.status.borrow();
+            let c = self.slot(&status, slot);
+            let ran = Duration::from_millis((c.finished_ms - c.started_ms).max(0) as u64);
+            if ran >= self.backoff.reset {
+                *crashes = 0;
+            }
+            let delay = self.backoff.delay(*crashes);
+            *crashes += 1;
+            drop(status);
+            self.update(slot, |c| {
+                c.last_state = Some(pb::ContainerTermination {
+                    exit_code: c.exit_code,
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                    started_ms: c.started_ms,
+                    finished_ms: c.finished_ms,
+                });
+                c.state = ContainerState::Waiting as i32;
+                c.reason = reason::CRASH_LOOP.into();
+                c.message = format!(
+                    "back-off {:.0?} restarting failed container {}",
+                    delay, c.name
+                );
+            });
+            self.emit(&lifecycle);
+            delay
+        };
+        debug!(pod = %self.name, ?slot, ?delay, "back-off before restart");
+        tokio::time::sleep(delay).await;
+    }
+
+    fn slot<'a>(&self, status: &'a pb::PodStatus, slot: Slot) -> &'a pb::ContainerStatus {
+        match slot {
+            Slot::Init(i) => &status.init_containers[i],
+            Slot::App(i) => &status.containers[i],
+        }
+    }
+
+    /// Changes one container's status and derives the pod's from it.
+    fn update(&self, slot: Slot, change: impl FnOnce(&mut pb::ContainerStatus)) {
+        let policy = self.policy;
+        self.status.send_modify(|status| {
+            let c = match slot {
+                Slot::Init(i) => &mut status.init_containers[i],
+                Slot::App(i) => &mut status.containers[i],
+            };
+            change(c);
+            refresh(status, policy);
+        });
     }
 
     fn emit(&self, lifecycle: &Lifecycle) {
@@ -265,10 +410,20 @@ impl PodShared {
     }
 }
 
+/// What starting a container of the pod needs.
+struct Run<'a> {
+    spec: &'a pb::Pod,
+    ctx: &'a SpawnContext,
+    state_dir: &'a std::path::Path,
+    /// Why no container of the pod can start (its directory could not be made).
+    dir_error: Option<&'a str>,
+}
+
 fn running_pids(status: &pb::PodStatus) -> Vec<Pid> {
     status
         .containers
         .iter()
+        .chain(&status.init_containers)
         .filter(|c| c.state() == ContainerState::Running && c.pid > 0)
         .map(|c| Pid::from_raw(c.pid))
         .collect()
@@ -286,23 +441,32 @@ fn signal_groups(pids: &[Pid], signal: Signal) {
 }
 
 /// Derives the pod-level fields from its containers. Without probes (processes), a container
-/// is ready while it runs, and the pod while all of them do.
-fn refresh(status: &mut pb::PodStatus) {
+/// is ready while it runs, and the pod while all its app containers are.
+fn refresh(status: &mut pb::PodStatus, policy: RestartPolicy) {
     for c in &mut status.containers {
         c.ready = c.state() == ContainerState::Running;
     }
-    status.phase = phase(&status.containers) as i32;
-    status.message = summary(&status.containers);
-    status.ready = !status.containers.is_empty() && status.containers.iter().all(|c| c.ready);
+    let phase = policy::phase(&status.init_containers, &status.containers, policy);
+    status.phase = phase as i32;
+    status.message = summary(phase, &status.init_containers, &status.containers);
+    status.status_reason = policy::status_reason(&status.init_containers, &status.containers);
+    status.ready = phase == PodPhase::Running
+        && !status.containers.is_empty()
+        && status.containers.iter().all(|c| c.ready);
 }
 
 /// A pod-level message: why a failed pod failed.
-fn summary(containers: &[pb::ContainerStatus]) -> String {
-    if phase(containers) != PodPhase::Failed {
+fn summary(phase: PodPhase, init: &[pb::ContainerStatus], app: &[pb::ContainerStatus]) -> String {
+    if phase != PodPhase::Failed {
         return String::new();
     }
-    containers
+    if let Some(c) = init
         .iter()
+        .find(|c| c.state() == ContainerState::Terminated && c.exit_code != 0)
+    {
+        return format!("init container {}: {}", c.name, c.message);
+    }
+    app.iter()
         .find(|c| c.exit_code != 0)
         .map(|c| format!("container {}: {}", c.name, c.message))
         .unwrap_or_default()

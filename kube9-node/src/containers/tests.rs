@@ -29,10 +29,12 @@ fn supervisor() -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf)
     (supervisor, events, state_dir)
 }
 
+/// A one-container pod that runs once (restartPolicy Never), as most tests here want.
 fn pod(name: &str, command: &[&str]) -> pb::Pod {
     pb::Pod {
         name: name.into(),
         uid: format!("{name}-uid"),
+        restart_policy: "Never".into(),
         containers: vec![pb::Container {
             name: "main".into(),
             image: "busybox".into(),
@@ -82,7 +84,7 @@ async fn a_failing_container_reports_its_exit_code_and_logs_both_streams() {
     let log = std::fs::read_to_string(logs::log_path(&state_dir, "echo", "main")).unwrap();
     assert!(log.contains("hello\n"), "log: {log:?}");
     assert!(log.contains("oops\n"), "log: {log:?}");
-    let fetched = supervisor.fetch_logs("echo", "", 1).await.unwrap();
+    let fetched = supervisor.fetch_logs("echo", "", 1, false).await.unwrap();
     assert_eq!(fetched.len(), 5, "one of the two lines: {fetched:?}");
 }
 
@@ -222,4 +224,135 @@ async fn containers_see_the_pod_environment() {
     let log = std::fs::read_to_string(logs::log_path(&state_dir, "envy", "main")).unwrap();
     let pod_dir = logs::pod_dir(&state_dir, "envy");
     assert_eq!(log, format!("envy test-node hi\n{}\n", pod_dir.display()));
+}
+
+fn container(name: &str, script: &str) -> pb::Container {
+    pb::Container {
+        name: name.into(),
+        image: "busybox".into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    }
+}
+
+/// A supervisor whose crash-loop back-off is short enough for tests.
+fn fast_supervisor() -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf) {
+    let (supervisor, events, dir) = supervisor();
+    supervisor.set_backoff(crate::kubelet::policy::Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        reset: Duration::from_secs(600),
+    });
+    (supervisor, events, dir)
+}
+
+#[tokio::test]
+async fn restart_policy_always_restarts_with_back_off_and_keeps_the_previous_run() {
+    let (supervisor, mut events, state_dir) = fast_supervisor();
+    let mut spec = pod("loop", &[]);
+    spec.restart_policy = "Always".into();
+    spec.containers = vec![container("main", "echo run; exit 3")];
+    supervisor.run_pod(spec);
+    let crashing = wait_for_status(&mut events, |s| {
+        s.containers[0].restarts >= 2 && s.containers[0].reason == "CrashLoopBackOff"
+    })
+    .await;
+    assert_eq!(crashing.phase(), PodPhase::Running, "restarting is Running");
+    assert_eq!(crashing.status_reason, "CrashLoopBackOff");
+    let c = &crashing.containers[0];
+    assert_eq!(c.state(), ContainerState::Waiting);
+    let last = c.last_state.as_ref().expect("lastState");
+    assert_eq!((last.exit_code, last.reason.as_str()), (3, "Error"));
+    assert!(!crashing.ready);
+    let previous = supervisor.fetch_logs("loop", "", 0, true).await.unwrap();
+    assert_eq!(previous, b"run\n");
+    supervisor.delete_pod("loop", "", DEFAULT_GRACE).await;
+    let _ = state_dir;
+}
+
+#[tokio::test]
+async fn restart_policy_on_failure_stops_once_the_container_succeeds() {
+    let (supervisor, mut events, state_dir) = fast_supervisor();
+    let marker = state_dir.join("tried");
+    let mut spec = pod("retry", &[]);
+    spec.restart_policy = "OnFailure".into();
+    spec.containers = vec![container(
+        "main",
+        &format!(
+            "if [ -e {m} ]; then exit 0; fi; touch {m}; exit 1",
+            m = marker.display()
+        ),
+    )];
+    std::fs::create_dir_all(&state_dir).unwrap();
+    supervisor.run_pod(spec);
+    let done = wait_for_status(&mut events, |s| s.phase().is_terminal()).await;
+    assert_eq!(done.phase(), PodPhase::Succeeded);
+    assert_eq!(done.containers[0].restarts, 1);
+    assert_eq!(done.status_reason, "Completed");
+}
+
+#[tokio::test]
+async fn restart_policy_never_fails_the_pod_on_the_first_error() {
+    let (supervisor, mut events, _) = fast_supervisor();
+    let mut spec = pod("once", &[]);
+    spec.containers = vec![container("main", "exit 4")];
+    supervisor.run_pod(spec);
+    let done = wait_for_status(&mut events, |s| s.phase().is_terminal()).await;
+    assert_eq!(done.phase(), PodPhase::Failed);
+    assert_eq!(done.containers[0].restarts, 0);
+}
+
+#[tokio::test]
+async fn init_containers_run_in_order_to_completion_before_the_app_starts() {
+    let (supervisor, mut events, state_dir) = fast_supervisor();
+    let out = state_dir.join("order");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let mut spec = pod("inits", &[]);
+    spec.restart_policy = "Always".into();
+    spec.init_containers = vec![
+        container("first", &format!("echo first >> {}", out.display())),
+        container(
+            "second",
+            &format!("sleep 0.3; echo second >> {}", out.display()),
+        ),
+    ];
+    spec.containers = vec![container(
+        "app",
+        &format!("echo app >> {}; sleep 100", out.display()),
+    )];
+    supervisor.run_pod(spec);
+    let initializing = wait_for_status(&mut events, |s| s.status_reason == "Init:1/2").await;
+    assert_eq!(initializing.phase(), PodPhase::Scheduled);
+    let running = wait_for_status(&mut events, |s| s.phase() == PodPhase::Running).await;
+    assert!(running
+        .init_containers
+        .iter()
+        .all(|c| c.exit_code == 0 && c.state() == ContainerState::Terminated));
+    assert!(running.ready);
+    // The app writes once it runs; Running is reported as it is spawned.
+    let deadline = Instant::now() + DEADLINE;
+    let mut order = String::new();
+    while Instant::now() < deadline && !order.ends_with("app\n") {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        order = std::fs::read_to_string(&out).unwrap_or_default();
+    }
+    assert_eq!(order, "first\nsecond\napp\n");
+    supervisor.delete_pod("inits", "", DEFAULT_GRACE).await;
+}
+
+#[tokio::test]
+async fn a_failing_init_container_fails_the_pod_under_never_and_blocks_the_app() {
+    let (supervisor, mut events, _) = fast_supervisor();
+    let mut spec = pod("badinit", &[]);
+    spec.init_containers = vec![container("setup", "exit 2")];
+    spec.containers = vec![container("app", "echo should not run")];
+    supervisor.run_pod(spec);
+    let failed = wait_for_status(&mut events, |s| s.phase() == PodPhase::Failed).await;
+    assert_eq!(failed.status_reason, "Init:Error");
+    assert_eq!(failed.containers[0].state(), ContainerState::Waiting);
+    assert!(
+        failed.message.contains("init container setup"),
+        "{}",
+        failed.message
+    );
 }

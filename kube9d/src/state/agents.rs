@@ -5,6 +5,7 @@ use kube9_proto::fault::Fault;
 use kube9_proto::pb::{self, control_message::Msg, NodeStatus, PodPhase};
 
 use super::{AgentConn, Cluster, Error, Result};
+use crate::config::Settings;
 use crate::runtime::RuntimeKind;
 
 impl Cluster {
@@ -47,10 +48,7 @@ impl Cluster {
         let status = entry.status();
         if matches!(status, NodeStatus::PermanentlyFailed | NodeStatus::Draining) {
             // Not welcome back: stop whatever it still runs, then tell it to go.
-            let _ = conn.tx.send(registered(
-                &name,
-                self.settings.heartbeat_interval.as_millis() as u64,
-            ));
+            let _ = conn.tx.send(registered(&name, &self.settings));
             for p in &reg.pods {
                 let _ = conn.tx.send(pb::ControlMessage {
                     msg: Some(Msg::DeletePod(pb::DeletePod {
@@ -70,10 +68,7 @@ impl Cluster {
                 status.label()
             )));
         }
-        let _ = conn.tx.send(registered(
-            &name,
-            self.settings.heartbeat_interval.as_millis() as u64,
-        ));
+        let _ = conn.tx.send(registered(&name, &self.settings));
         let address = conn.address.clone();
         entry.agent = Some(conn);
         entry.node.agent_version = reg.agent_version.clone();
@@ -166,12 +161,15 @@ impl Cluster {
     }
 }
 
-fn registered(node: &str, interval_ms: u64) -> pb::ControlMessage {
+/// The reply to Register: the settings every agent of this cluster follows.
+fn registered(node: &str, settings: &Settings) -> pb::ControlMessage {
     pb::ControlMessage {
         msg: Some(Msg::Registered(pb::Registered {
             node_name: node.to_string(),
-            heartbeat_interval_ms: interval_ms,
+            heartbeat_interval_ms: settings.heartbeat_interval.as_millis() as u64,
             cluster_id: String::new(),
+            crash_backoff_base_ms: settings.crash_backoff_base.as_millis() as u64,
+            crash_backoff_max_ms: settings.crash_backoff_max.as_millis() as u64,
         })),
     }
 }

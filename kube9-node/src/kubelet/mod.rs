@@ -1,0 +1,8 @@
+//! The kubelet's rules: what a pod spec means for its containers over time (restart policy,
+//! crash-loop back-off, init containers, phase and status), independent of how containers are
+//! run (processes here, the Docker engine through `cri`).
+//!
+//! # Layout
+//! - [`policy`]: the rules as pure functions, unit-tested against Kubernetes' behaviour.
+
+pub mod policy;
