@@ -22,6 +22,9 @@ use kube9_proto::pb::RuntimeHandle;
 pub const LABEL_CLUSTER: &str = "io.kube9.cluster";
 /// The node an instance belongs to.
 pub const LABEL_NODE: &str = "io.kube9.node";
+/// Set on the containers of pods (which the agents create beside their node's container,
+/// with the cluster and node labels too): they are never node instances.
+pub const LABEL_POD_UID: &str = "io.kube9.pod.uid";
 
 /// What a runtime needs to start one node agent.
 #[derive(Debug, Clone)]

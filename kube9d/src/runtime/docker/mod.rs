@@ -45,7 +45,7 @@ use self::errors::{is_not_found, is_not_running, looks_like_capability_refusal, 
 use self::image::ensure_image;
 use self::network::{container_name, ClusterNetwork};
 use super::{Error, NodeLaunch, NodeRuntime, Observed, OwnedInstance, Result};
-use super::{RuntimeKind, LABEL_NODE};
+use super::{RuntimeKind, LABEL_NODE, LABEL_POD_UID};
 
 /// Where the agent keeps its state inside the container.
 const STATE_DIR: &str = "/var/lib/kube9-node";
@@ -394,6 +394,10 @@ impl NodeRuntime for DockerRuntime {
         let net = self.network_name();
         let mut owned = Vec::new();
         for summary in self.list_labelled().await? {
+            if (summary.labels.as_ref()).is_some_and(|l| l.contains_key(LABEL_POD_UID)) {
+                // A pod's container, made by an agent: not a node.
+                continue;
+            }
             let node_name = (summary.labels.as_ref())
                 .and_then(|l| l.get(LABEL_NODE).cloned())
                 .unwrap_or_default();
@@ -873,5 +877,41 @@ mod tests {
         rt.prepare().await.unwrap();
         let after = rt.docker.inspect_image(TEST_IMAGE).await.unwrap().id;
         assert_eq!(before, after);
+    }
+
+    #[tokio::test]
+    async fn pod_containers_beside_a_node_are_not_taken_for_node_instances() {
+        let (rt, _cleanup) = prepared("podlabel", Some(&["/bin/sleep", "1000"])).await;
+        let node = rt.launch(&spec(&rt, "n1")).await.unwrap();
+        // What an agent makes for a pod: the cluster's and the node's labels, and the pod's.
+        let mut labels = rt.config.labels(Some("n1"));
+        labels.insert(LABEL_POD_UID.to_string(), "uid-1".to_string());
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(TEST_IMAGE.to_string()),
+            entrypoint: Some(vec!["/bin/sleep".into(), "1000".into()]),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let name = format!("{}-pod-uid-1", rt.config.cluster_id);
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+            .name(&name)
+            .build();
+        rt.docker
+            .create_container(Some(options), body)
+            .await
+            .unwrap();
+        rt.docker
+            .start_container(
+                &name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .unwrap();
+        let owned = rt.list_owned().await.unwrap();
+        assert_eq!(owned.len(), 1, "{owned:?}");
+        assert_eq!(owned[0].handle.id, node.id);
+        // Tearing the cluster down takes the pod's container too.
+        rt.remove_cluster().await.unwrap();
+        assert!(rt.list_labelled().await.unwrap().is_empty());
     }
 }
