@@ -1,6 +1,6 @@
 //! Dialing kube9d and reading its answers.
 //!
-//! Every RPC result goes through [`Cluster::check`], which turns a transport failure into a
+//! Every RPC result goes through [`Client::check`], which turns a transport failure into a
 //! [`ConnectError`] (with the hint to start kube9d or set `--server`) and a status the server
 //! sent into a [`ServerError`].
 
@@ -15,12 +15,12 @@ use tonic::transport::{Channel, Endpoint};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connected ClusterService client and the URL it dialed.
-pub struct Cluster {
+pub struct Client {
     pub client: ClusterServiceClient<Channel>,
     pub url: String,
 }
 
-impl Cluster {
+impl Client {
     /// Dials `server` (`http://host:port`, `host:port` or `host`).
     pub async fn connect(server: &str) -> anyhow::Result<Self> {
         let url = server_url(server);
@@ -31,7 +31,7 @@ impl Cluster {
             url: url.clone(),
             cause: root_cause(&e),
         })?;
-        Ok(Cluster {
+        Ok(Client {
             client: ClusterServiceClient::new(channel),
             url,
         })
@@ -124,7 +124,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_server_says_how_to_fix_it() {
         // Port 1 on localhost: nothing listens there.
-        let err = Cluster::connect("127.0.0.1:1").await.err().unwrap();
+        let err = Client::connect("127.0.0.1:1").await.err().unwrap();
         let text = crate::error::render(&err).unwrap();
         assert!(
             text.starts_with("error: cannot reach kube9d at http://127.0.0.1:1: "),

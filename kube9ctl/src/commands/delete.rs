@@ -5,7 +5,7 @@
 //! code is 1 if any failed.
 
 use crate::cli::{DeleteArgs, Format, Kind};
-use crate::client::Cluster;
+use crate::client::Client;
 use crate::commands::apply::read_manifests;
 use crate::commands::Context;
 use crate::error::{self, ConnectError, Reported};
@@ -86,7 +86,7 @@ fn targets(args: &DeleteArgs) -> anyhow::Result<Vec<(Kind, String)>> {
 /// Deletes one object and waits for it if asked; `Ok(false)` when it did not exist and that is
 /// fine (`--ignore-not-found`).
 async fn delete_one(
-    cluster: &mut Cluster,
+    cluster: &mut Client,
     kind: Kind,
     name: &str,
     args: &DeleteArgs,
@@ -120,7 +120,7 @@ async fn delete_one(
 
 /// Polls until the object is NotFound; a zero timeout waits for ever.
 async fn wait_until_gone(
-    cluster: &mut Cluster,
+    cluster: &mut Client,
     kind: Kind,
     name: &str,
     timeout: Duration,

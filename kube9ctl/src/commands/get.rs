@@ -1,7 +1,7 @@
 //! `kube9ctl get nodes|pods|events [NAME...] [-l SELECTOR] [--node NODE] [--for KIND/NAME]`.
 
 use crate::cli::{GetArgs, Kind, ResourceKind};
-use crate::client::Cluster;
+use crate::client::Client;
 use crate::commands::{object_name, Context};
 use crate::error::ServerError;
 use crate::output::listing::{render, Objects};
@@ -107,7 +107,7 @@ fn check_flags(args: &GetArgs, named: bool) -> anyhow::Result<()> {
 
 /// One node, or every node matching `selector`, by name.
 pub async fn nodes(
-    cluster: &mut Cluster,
+    cluster: &mut Client,
     name: Option<&str>,
     selector: &Selector,
 ) -> anyhow::Result<Vec<pb::Node>> {
@@ -127,7 +127,7 @@ pub async fn nodes(
 
 /// One pod, or every pod on `node` (empty: any) matching `selector`, by name.
 pub async fn pods(
-    cluster: &mut Cluster,
+    cluster: &mut Client,
     name: Option<&str>,
     node: &str,
     selector: &Selector,
@@ -157,7 +157,7 @@ pub async fn pods(
 
 /// Events, oldest first: all, those about one object, or the one with id `name`.
 pub async fn events(
-    cluster: &mut Cluster,
+    cluster: &mut Client,
     name: Option<&str>,
     about: Option<(String, String)>,
 ) -> anyhow::Result<Vec<pb::Event>> {

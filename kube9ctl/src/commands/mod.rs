@@ -11,7 +11,7 @@ pub mod node;
 pub mod version;
 
 use crate::cli::{Cli, Command, Format};
-use crate::client::Cluster;
+use crate::client::Client;
 
 /// What every command needs besides its own arguments.
 #[derive(Debug, Clone)]
@@ -22,8 +22,8 @@ pub struct Context {
 
 impl Context {
     /// Dials kube9d.
-    pub async fn connect(&self) -> anyhow::Result<Cluster> {
-        Cluster::connect(&self.server).await
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        Client::connect(&self.server).await
     }
 
     /// The `-o` format, `table` when not given.
