@@ -78,7 +78,7 @@ pub fn validate_pod(pod: &pb::Pod) -> Result {
 /// Fills what a pod's spec implies: a container's request defaults to its limit when only the
 /// limit is set (as in Kubernetes), and the pod's CPU request is the sum of its containers'.
 pub fn normalize_pod(pod: &mut pb::Pod) {
-    for c in &mut pod.containers {
+    for c in pod.containers.iter_mut().chain(pod.init_containers.iter_mut()) {
         if c.cpu_request_millis == 0 && c.cpu_limit_millis > 0 {
             c.cpu_request_millis = c.cpu_limit_millis;
         }
@@ -86,14 +86,22 @@ pub fn normalize_pod(pod: &mut pb::Pod) {
             c.memory_request_bytes = c.memory_limit_bytes;
         }
     }
-    pod.cpu_request_millis = pod
-        .containers
-        .iter()
-        .fold(0i64, |sum, c| sum.saturating_add(c.cpu_request_millis));
-    pod.memory_request_bytes = pod
-        .containers
-        .iter()
-        .fold(0i64, |sum, c| sum.saturating_add(c.memory_request_bytes));
+    (pod.cpu_request_millis, pod.memory_request_bytes) = effective_request(pod);
+}
+
+/// What a pod reserves on its node, as Kubernetes computes it: the app containers run
+/// together and the init containers one at a time before them, so each resource is the larger
+/// of the app containers' sum and the largest init container's request.
+pub fn effective_request(pod: &pb::Pod) -> (i64, i64) {
+    let sum = |f: fn(&pb::Container) -> i64| {
+        pod.containers
+            .iter()
+            .fold(0i64, |total, c| total.saturating_add(f(c)))
+    };
+    let max_init = |f: fn(&pb::Container) -> i64| pod.init_containers.iter().map(f).max().unwrap_or(0);
+    let cpu = |c: &pb::Container| c.cpu_request_millis;
+    let memory = |c: &pb::Container| c.memory_request_bytes;
+    (sum(cpu).max(max_init(cpu)), sum(memory).max(max_init(memory)))
 }
 
 /// Checks a node as written in a manifest or `kube9ctl create node`.
@@ -239,8 +247,17 @@ fn validate_containers(pod: &pb::Pod) -> Result {
     let volumes: HashSet<&str> = pod.volumes.iter().map(|v| v.name.as_str()).collect();
     let mut names = HashSet::new();
     let mut total: i64 = 0;
-    for (i, c) in pod.containers.iter().enumerate() {
-        let at = format!("spec.containers[{i}]");
+    let app = pod
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.containers[{i}]"), c, true));
+    let init = pod
+        .init_containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("spec.initContainers[{i}]"), c, false));
+    for (at, c, is_app) in app.chain(init) {
         check_dns_label("container name", &c.name)
             .map_err(|m| ValidationError::new(format!("{at}.name"), m))?;
         if !names.insert(c.name.as_str()) {
@@ -258,7 +275,25 @@ fn validate_containers(pod: &pb::Pod) -> Result {
         validate_resources(&at, c)?;
         validate_env(&at, &c.env)?;
         validate_mounts(&at, &c.volume_mounts, &volumes)?;
-        total = total.saturating_add(c.cpu_request_millis);
+        validate_pull_policy(&at, &c.image_pull_policy)?;
+        for (name, probe) in [
+            ("livenessProbe", &c.liveness_probe),
+            ("readinessProbe", &c.readiness_probe),
+            ("startupProbe", &c.startup_probe),
+        ] {
+            if let Some(probe) = probe {
+                if !is_app {
+                    return Err(ValidationError::new(
+                        format!("{at}.{name}"),
+                        "init containers cannot have probes (they run to completion)",
+                    ));
+                }
+                validate_probe(&format!("{at}.{name}"), probe)?;
+            }
+        }
+        if is_app {
+            total = total.saturating_add(c.cpu_request_millis);
+        }
     }
     if total > MAX_CPU_MILLIS {
         return Err(ValidationError::new(
@@ -266,16 +301,59 @@ fn validate_containers(pod: &pb::Pod) -> Result {
             format!("the containers ask for {total}m CPU in total, more than 1000 cores"),
         ));
     }
-    if pod.cpu_request_millis != total {
+    let (cpu, _) = effective_request(pod);
+    if pod.cpu_request_millis != cpu {
         return Err(ValidationError::new(
             "status.cpuRequestMillis",
             format!(
-                "is {} but the containers' CPU requests add up to {total}",
+                "is {} but the containers' CPU requests come to {cpu}",
                 pod.cpu_request_millis
             ),
         ));
     }
     Ok(())
+}
+
+/// `imagePullPolicy`: Always, IfNotPresent, Never, or empty (Kubernetes' default).
+fn validate_pull_policy(at: &str, policy: &str) -> Result {
+    const POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];
+    if policy.is_empty() || POLICIES.contains(&policy) {
+        return Ok(());
+    }
+    Err(ValidationError::new(
+        format!("{at}.imagePullPolicy"),
+        format!("unsupported value {policy:?} (supported: {})", POLICIES.join(", ")),
+    ))
+}
+
+fn validate_probe(at: &str, probe: &pb::Probe) -> Result {
+    use pb::probe::Handler;
+    match &probe.handler {
+        Some(Handler::Exec(exec)) if exec.command.is_empty() => Err(ValidationError::new(
+            format!("{at}.exec.command"),
+            "must not be empty",
+        )),
+        Some(Handler::HttpGet(get)) if !(1..=65535).contains(&get.port) => Err(
+            ValidationError::new(format!("{at}.httpGet.port"), "must be between 1 and 65535"),
+        ),
+        Some(Handler::HttpGet(get)) if !get.scheme.is_empty() && get.scheme != "HTTP" => {
+            Err(ValidationError::new(
+                format!("{at}.httpGet.scheme"),
+                format!(
+                    "unsupported value {:?} (supported: HTTP; for a TLS endpoint use tcpSocket)",
+                    get.scheme
+                ),
+            ))
+        }
+        Some(Handler::TcpSocket(tcp)) if !(1..=65535).contains(&tcp.port) => Err(
+            ValidationError::new(format!("{at}.tcpSocket.port"), "must be between 1 and 65535"),
+        ),
+        Some(_) => Ok(()),
+        None => Err(ValidationError::new(
+            at,
+            "give exactly one of exec, httpGet and tcpSocket",
+        )),
+    }
 }
 
 fn validate_resources(at: &str, c: &pb::Container) -> Result {
@@ -600,7 +678,7 @@ mod tests {
         p.cpu_request_millis = 5;
         assert_eq!(
             error(&p),
-            "status.cpuRequestMillis: is 5 but the containers' CPU requests add up to 100"
+            "status.cpuRequestMillis: is 5 but the containers' CPU requests come to 100"
         );
     }
 

@@ -48,7 +48,7 @@ pub struct Manifests {
     /// Every object, validated, in file and document order.
     pub objects: Vec<Object>,
     /// One line per ignored field: `pod.yaml: document 1 (pod "web"): unknown field
-    /// "spec.containers[0].livenessProbe" ignored`.
+    /// "spec.containers[0].terminationMessagePath" ignored`.
     pub warnings: Vec<String>,
 }
 
@@ -176,7 +176,7 @@ mod tests {
         let file = dir.join("web.yaml");
         std::fs::write(
             &file,
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\nspec:\n  containers:\n  - name: c\n    image: x\n    livenessProbe: {exec: {command: [true]}}\n",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: default}\nspec:\n  containers:\n  - name: c\n    image: x\n    terminationMessagePath: /dev/log\n",
         )
         .unwrap();
         let path = file.display().to_string();
@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(
             manifests.warnings,
             [format!(
-                "{path}: document 1 (pod \"web\"): unknown field \"spec.containers[0].livenessProbe\" ignored"
+                "{path}: document 1 (pod \"web\"): unknown field \"spec.containers[0].terminationMessagePath\" ignored"
             )]
         );
     }

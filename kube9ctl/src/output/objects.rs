@@ -62,6 +62,8 @@ pub struct PodMetadata {
 pub struct PodSpec {
     pub node_name: String,
     pub restart_policy: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<ContainerSpec>,
     pub containers: Vec<ContainerSpec>,
     pub volumes: Vec<VolumeSpec>,
 }
@@ -77,6 +79,52 @@ pub struct ContainerSpec {
     pub working_dir: String,
     pub resources: Resources,
     pub volume_mounts: Vec<VolumeMount>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub image_pull_policy: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub startup_probe: Option<serde_json::Value>,
+}
+
+/// A probe in the manifest's form (`httpGet: {path, port}`, ...); unset numbers are left out.
+fn probe_spec(p: &Option<pb::Probe>) -> Option<serde_json::Value> {
+    use pb::probe::Handler;
+    let p = p.as_ref()?;
+    let mut m = serde_json::Map::new();
+    match &p.handler {
+        Some(Handler::Exec(e)) => {
+            _ = m.insert("exec".into(), serde_json::json!({"command": e.command}))
+        }
+        Some(Handler::HttpGet(g)) => {
+            let mut get = serde_json::json!({"path": g.path, "port": g.port});
+            if !g.host.is_empty() {
+                get["host"] = g.host.clone().into();
+            }
+            if !g.scheme.is_empty() {
+                get["scheme"] = g.scheme.clone().into();
+            }
+            m.insert("httpGet".into(), get);
+        }
+        Some(Handler::TcpSocket(t)) => {
+            _ = m.insert("tcpSocket".into(), serde_json::json!({"port": t.port}))
+        }
+        None => {}
+    }
+    for (key, value) in [
+        ("initialDelaySeconds", p.initial_delay_seconds),
+        ("periodSeconds", p.period_seconds),
+        ("timeoutSeconds", p.timeout_seconds),
+        ("successThreshold", p.success_threshold),
+        ("failureThreshold", p.failure_threshold),
+    ] {
+        if value > 0 {
+            m.insert(key.into(), value.into());
+        }
+    }
+    Some(m.into())
 }
 
 #[derive(Debug, Serialize)]
@@ -115,6 +163,8 @@ pub struct VolumeMount {
     pub name: String,
     pub mount_path: String,
     pub read_only: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub sub_path: String,
 }
 
 /// `{name, emptyDir: {sizeLimit}}`, `{name, hostPath: {path}}`, `{name, configMap: {name}}` or
@@ -133,6 +183,9 @@ impl VolumeSpec {
             "emptyDir" => {
                 if v.size_bytes > 0 {
                     fields.insert("sizeLimit".to_string(), format_memory(v.size_bytes));
+                }
+                if !v.medium.is_empty() {
+                    fields.insert("medium".to_string(), v.medium.clone());
                 }
             }
             "hostPath" => _ = fields.insert("path".to_string(), v.source.clone()),
@@ -302,6 +355,7 @@ impl PodObject {
             spec: PodSpec {
                 node_name: pod.node.clone(),
                 restart_policy: pod.restart_policy.clone(),
+                init_containers: pod.init_containers.iter().map(container_spec).collect(),
                 containers: pod.containers.iter().map(container_spec).collect(),
                 volumes: pod.volumes.iter().map(VolumeSpec::new).collect(),
             },
@@ -354,8 +408,13 @@ fn container_spec(c: &pb::Container) -> ContainerSpec {
                 name: m.name.clone(),
                 mount_path: m.mount_path.clone(),
                 read_only: m.read_only,
+                sub_path: m.sub_path.clone(),
             })
             .collect(),
+        image_pull_policy: c.image_pull_policy.clone(),
+        liveness_probe: probe_spec(&c.liveness_probe),
+        readiness_probe: probe_spec(&c.readiness_probe),
+        startup_probe: probe_spec(&c.startup_probe),
     }
 }
 

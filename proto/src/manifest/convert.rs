@@ -8,7 +8,7 @@
 //!
 //! Imports only [`super::raw`] from the rest of `manifest`.
 
-use super::raw::{Quantity, RawContainer, RawObject, RawVolume};
+use super::raw::{Quantity, RawContainer, RawObject, RawProbe, RawVolume};
 use crate::pb;
 use crate::quantity::{parse_cpu, parse_memory, QuantityError};
 use crate::validate::{normalize_pod, ValidationError};
@@ -26,6 +26,10 @@ pub(super) fn pod_from(raw: RawObject) -> Result<pb::Pod, ValidationError> {
     for (i, c) in spec.containers.into_iter().enumerate() {
         pod.containers
             .push(container_from(&format!("spec.containers[{i}]"), c)?);
+    }
+    for (i, c) in spec.init_containers.into_iter().enumerate() {
+        pod.init_containers
+            .push(container_from(&format!("spec.initContainers[{i}]"), c)?);
     }
     for (i, v) in spec.volumes.into_iter().enumerate() {
         pod.volumes
@@ -56,7 +60,15 @@ fn container_from(at: &str, c: RawContainer) -> Result<pb::Container, Validation
             value: var.value.unwrap_or_default(),
         });
     }
+    let probe = |name: &str, p: Option<RawProbe>| {
+        p.map(|p| probe_from(&format!("{at}.{name}"), p))
+            .transpose()
+    };
     Ok(pb::Container {
+        liveness_probe: probe("livenessProbe", c.liveness_probe)?,
+        readiness_probe: probe("readinessProbe", c.readiness_probe)?,
+        startup_probe: probe("startupProbe", c.startup_probe)?,
+        image_pull_policy: c.image_pull_policy,
         cpu_request_millis: cpu("requests", &resources.requests.cpu)?,
         cpu_limit_millis: cpu("limits", &resources.limits.cpu)?,
         memory_request_bytes: memory("requests", &resources.requests.memory)?,
@@ -74,7 +86,7 @@ fn container_from(at: &str, c: RawContainer) -> Result<pb::Container, Validation
                 name: m.name,
                 mount_path: m.mount_path,
                 read_only: m.read_only,
-                ..Default::default()
+                sub_path: m.sub_path,
             })
             .collect(),
         ..Default::default()
@@ -97,7 +109,7 @@ fn volume_from(at: &str, v: RawVolume) -> Result<pb::Volume, ValidationError> {
             &empty_dir.size_limit,
             parse_memory,
         )?;
-        sources.push(("emptyDir", String::new(), size));
+        sources.push(("emptyDir", empty_dir.medium.clone(), size));
     }
     if let Some(host_path) = v.host_path {
         sources.push(("hostPath", host_path.path, 0));
@@ -120,12 +132,18 @@ fn volume_from(at: &str, v: RawVolume) -> Result<pb::Volume, ValidationError> {
     }
     // As in Kubernetes, a volume without a source is an emptyDir.
     let (kind, source, size_bytes) = sources.pop().unwrap_or(("emptyDir", String::new(), 0));
+    // An emptyDir has no source; what `source` carried for it is its medium.
+    let (source, medium) = if kind == "emptyDir" {
+        (String::new(), source)
+    } else {
+        (source, String::new())
+    };
     Ok(pb::Volume {
         name: v.name,
         kind: kind.into(),
         source,
         size_bytes,
-        ..Default::default()
+        medium,
     })
 }
 
@@ -142,12 +160,76 @@ pub(super) fn node_from(raw: RawObject) -> Result<pb::NodeSpec, ValidationError>
         }
     };
     let cpu_millis = parse_cpu(&cpu.0).map_err(|e| ValidationError::new(field, e.to_string()))?;
+    let memory_bytes = match (&raw.spec.capacity.memory, &raw.status.capacity.memory) {
+        (Some(_), _) => quantity("spec.capacity.memory", &raw.spec.capacity.memory, parse_memory)?,
+        (None, Some(_)) => quantity(
+            "status.capacity.memory",
+            &raw.status.capacity.memory,
+            parse_memory,
+        )?,
+        (None, None) => 0,
+    };
     Ok(pb::NodeSpec {
         name: raw.metadata.name,
         cpu_millis,
         labels: raw.metadata.labels,
-        ..Default::default()
+        memory_bytes,
     })
+}
+
+/// A probe: exactly one of exec, httpGet and tcpSocket.
+fn probe_from(at: &str, p: RawProbe) -> Result<pb::Probe, ValidationError> {
+    use pb::probe::Handler;
+    let mut handlers = Vec::new();
+    if let Some(exec) = p.exec {
+        handlers.push(Handler::Exec(pb::ExecAction {
+            command: exec.command,
+        }));
+    }
+    if let Some(get) = p.http_get {
+        handlers.push(Handler::HttpGet(pb::HttpGetAction {
+            port: port(&format!("{at}.httpGet.port"), get.port)?,
+            path: get.path,
+            host: get.host,
+            scheme: get.scheme,
+        }));
+    }
+    if let Some(tcp) = p.tcp_socket {
+        handlers.push(Handler::TcpSocket(pb::TcpSocketAction {
+            port: port(&format!("{at}.tcpSocket.port"), tcp.port)?,
+            host: tcp.host,
+        }));
+    }
+    if handlers.len() != 1 {
+        return Err(ValidationError::new(
+            at,
+            "give exactly one of exec, httpGet and tcpSocket",
+        ));
+    }
+    Ok(pb::Probe {
+        handler: handlers.pop(),
+        initial_delay_seconds: p.initial_delay_seconds,
+        period_seconds: p.period_seconds,
+        timeout_seconds: p.timeout_seconds,
+        success_threshold: p.success_threshold,
+        failure_threshold: p.failure_threshold,
+    })
+}
+
+/// A probe's port: a number from 1 to 65535 (named ports need `ports:`, which Kube-9 does not
+/// read).
+fn port(at: &str, v: Option<serde_yaml_ng::Value>) -> Result<i32, ValidationError> {
+    match v {
+        Some(serde_yaml_ng::Value::Number(n)) => match n.as_i64() {
+            Some(p @ 1..=65535) => Ok(p as i32),
+            _ => Err(ValidationError::new(at, format!("{n} is not a port (1-65535)"))),
+        },
+        Some(serde_yaml_ng::Value::String(name)) => Err(ValidationError::new(
+            at,
+            format!("named port {name:?} is not supported: give the port number"),
+        )),
+        _ => Err(ValidationError::new(at, "required: the port number")),
+    }
 }
 
 fn quantity(

@@ -52,6 +52,8 @@ pub(super) struct RawSpec {
     #[serde(default, deserialize_with = "nullable")]
     pub(super) containers: Vec<RawContainer>,
     #[serde(default, deserialize_with = "nullable")]
+    pub(super) init_containers: Vec<RawContainer>,
+    #[serde(default, deserialize_with = "nullable")]
     pub(super) volumes: Vec<RawVolume>,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) restart_policy: String,
@@ -86,6 +88,65 @@ pub(super) struct RawContainer {
     pub(super) resources: RawResources,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) volume_mounts: Vec<RawVolumeMount>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) image_pull_policy: String,
+    #[serde(default)]
+    pub(super) liveness_probe: Option<RawProbe>,
+    #[serde(default)]
+    pub(super) readiness_probe: Option<RawProbe>,
+    #[serde(default)]
+    pub(super) startup_probe: Option<RawProbe>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawProbe {
+    #[serde(default)]
+    pub(super) exec: Option<RawExecAction>,
+    #[serde(default)]
+    pub(super) http_get: Option<RawHttpGet>,
+    #[serde(default)]
+    pub(super) tcp_socket: Option<RawTcpSocket>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) initial_delay_seconds: u32,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) period_seconds: u32,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) timeout_seconds: u32,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) success_threshold: u32,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) failure_threshold: u32,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawExecAction {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) command: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawHttpGet {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) path: String,
+    /// A number, or a named port (which Kube-9 refuses with a message).
+    #[serde(default)]
+    pub(super) port: Option<serde_yaml_ng::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) host: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) scheme: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawTcpSocket {
+    #[serde(default)]
+    pub(super) port: Option<serde_yaml_ng::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) host: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -126,6 +187,8 @@ pub(super) struct RawVolumeMount {
     pub(super) mount_path: String,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) read_only: bool,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) sub_path: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -151,6 +214,8 @@ pub(super) struct RawVolume {
 pub(super) struct RawEmptyDir {
     #[serde(default)]
     pub(super) size_limit: Option<Quantity>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) medium: String,
 }
 
 #[derive(Deserialize, Default)]

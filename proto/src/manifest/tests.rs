@@ -325,14 +325,14 @@ fn warnings(text: &str) -> Vec<String> {
 
 #[test]
 fn unknown_fields_are_accepted_with_one_warning_each() {
-    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: prod\nspec:\n  containers:\n  - name: c\n    image: x\n    livenessProbe:\n      httpGet: {path: /, port: 80}\n";
+    let text = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  namespace: prod\nspec:\n  containers:\n  - name: c\n    image: x\n    terminationMessagePath: /dev/log\n";
     let (objects, _) = parse_manifests_with_warnings(text).unwrap();
     assert_eq!(objects, parse_manifests(text).unwrap());
     assert_eq!(objects.len(), 1);
     assert_eq!(
         warnings(text),
         [
-            "document 1 (pod \"web\"): unknown field \"spec.containers[0].livenessProbe\" ignored",
+            "document 1 (pod \"web\"): unknown field \"spec.containers[0].terminationMessagePath\" ignored",
             "document 1 (pod \"web\"): field \"metadata.namespace\" ignored: Kube-9 has no namespaces, \"prod\" is treated as \"default\"",
         ]
     );
@@ -375,4 +375,81 @@ fn apply_request_splits_pods_and_nodes() {
     assert!(request.dry_run);
     assert_eq!(request.pods.len(), 1);
     assert_eq!(request.nodes.len(), 1);
+}
+
+#[test]
+fn init_containers_probes_and_pull_policies_are_read() {
+    let text = "apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  initContainers:
+  - name: setup
+    image: kube9-test/busybox:1
+    command: [sh, -c, 'echo hi > /work/index.html']
+    resources: {requests: {cpu: 2, memory: 1Gi}}
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: web
+    image: kube9-test/busybox:1
+    imagePullPolicy: Never
+    resources: {requests: {cpu: 500m, memory: 64Mi}}
+    volumeMounts: [{name: work, mountPath: /srv, subPath: site, readOnly: true}]
+    livenessProbe:
+      httpGet: {path: /healthz, port: 8080}
+      periodSeconds: 2
+      failureThreshold: 1
+    readinessProbe:
+      exec: {command: [cat, /srv/index.html]}
+    startupProbe:
+      tcpSocket: {port: 8080}
+  volumes:
+  - name: work
+    emptyDir: {medium: Memory, sizeLimit: 16Mi}
+";
+    let (objects, warnings) = parse_manifests_with_warnings(text).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let Object::Pod(pod) = &objects[0] else { panic!() };
+    assert_eq!(pod.init_containers[0].name, "setup");
+    assert_eq!(pod.init_containers[0].volume_mounts[0].mount_path, "/work");
+    // Effective request: the largest init container wins where it asks for more.
+    assert_eq!(pod.cpu_request_millis, 2000);
+    assert_eq!(pod.memory_request_bytes, 1 << 30);
+    let web = &pod.containers[0];
+    assert_eq!(web.image_pull_policy, "Never");
+    assert_eq!(web.volume_mounts[0].sub_path, "site");
+    assert!(web.volume_mounts[0].read_only);
+    use crate::pb::probe::Handler;
+    let live = web.liveness_probe.as_ref().unwrap();
+    assert!(matches!(&live.handler, Some(Handler::HttpGet(g)) if g.port == 8080 && g.path == "/healthz"));
+    assert_eq!((live.period_seconds, live.failure_threshold), (2, 1));
+    assert!(matches!(&web.readiness_probe.as_ref().unwrap().handler, Some(Handler::Exec(e)) if e.command[0] == "cat"));
+    assert!(matches!(&web.startup_probe.as_ref().unwrap().handler, Some(Handler::TcpSocket(t)) if t.port == 8080));
+    assert_eq!(pod.volumes[0].medium, "Memory");
+    assert_eq!(pod.volumes[0].size_bytes, 16 << 20);
+}
+
+#[test]
+fn bad_probes_and_pull_policies_are_refused_with_the_field() {
+    let base = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x\n";
+    let e = err(&format!("{base}    imagePullPolicy: Sometimes\n"));
+    assert!(e.contains("spec.containers[0].imagePullPolicy: unsupported value \"Sometimes\""), "{e}");
+    let e = err(&format!("{base}    livenessProbe: {{periodSeconds: 3}}\n"));
+    assert!(e.contains("spec.containers[0].livenessProbe: give exactly one of exec, httpGet and tcpSocket"), "{e}");
+    let e = err(&format!("{base}    readinessProbe: {{httpGet: {{port: http}}}}\n"));
+    assert!(e.contains("named port \"http\" is not supported"), "{e}");
+    let e = err(&format!("{base}    readinessProbe: {{tcpSocket: {{port: 70000}}}}\n"));
+    assert!(e.contains("70000 is not a port"), "{e}");
+    let e = err(&format!("{base}    livenessProbe: {{exec: {{command: []}}}}\n"));
+    assert!(e.contains("livenessProbe.exec.command: must not be empty"), "{e}");
+    let e = err("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - name: c\n    image: x\n  containers:\n  - name: c\n    image: x\n");
+    assert!(e.contains("spec.initContainers[0].name: duplicate container name \"c\""), "{e}");
+}
+
+#[test]
+fn a_node_reads_its_memory_capacity() {
+    let Object::Node(n) = &parse_manifests("{apiVersion: v1, kind: Node, metadata: {name: n}, spec: {capacity: {cpu: '2', memory: 4Gi}}}").unwrap()[0] else { panic!() };
+    assert_eq!(n.memory_bytes, 4 << 30);
+    let Object::Node(n) = &parse_manifests("{apiVersion: v1, kind: Node, metadata: {name: n}, status: {capacity: {cpu: '2', memory: 1Gi}}}").unwrap()[0] else { panic!() };
+    assert_eq!(n.memory_bytes, 1 << 30);
 }

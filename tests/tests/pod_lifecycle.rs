@@ -1,0 +1,88 @@
+//! A pod means what it means in Kubernetes: restart policies with crash-loop back-off,
+//! restart counts, the previous run's logs, phases. Nodes are local processes here; the
+//! back-off is shortened with kube9d's --crash-backoff-ms.
+
+mod support;
+
+use kube9_proto::pb::PodPhase;
+use support::*;
+
+fn cluster_options() -> Options {
+    Options::process()
+        .arg("--crash-backoff-ms=200")
+        .arg("--crash-backoff-max-ms=400")
+}
+
+fn with_policy(name: &str, script: &str, policy: &str) -> String {
+    format!("{}  restartPolicy: {policy}\n", pod_yaml(name, "100m", script))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_container_restarts_with_back_off_and_keeps_its_previous_logs() {
+    let c = TestCluster::start(cluster_options()).await;
+    c.healthy_nodes(&[("n1", "2")]).await;
+    c.apply(&with_policy("crashy", "echo run at $(date +%s%N); exit 3", "Always"));
+    let pod = c
+        .wait_for("three restarts", secs(30), || async {
+            let p = c.pod("crashy").await;
+            (p.containers[0].restarts >= 3).then_some(p)
+        })
+        .await;
+    assert_eq!(pod.phase(), PodPhase::Running, "a restarting pod is Running");
+    let last = pod.containers[0].last_state.clone().expect("lastState");
+    assert_eq!(last.exit_code, 3);
+    assert_eq!(last.reason, "Error");
+
+    let table = c.ctl_ok(&["get", "pods"]);
+    let row = table.lines().find(|l| l.starts_with("crashy ")).unwrap();
+    assert!(
+        row.contains("CrashLoopBackOff") || row.contains("Running"),
+        "{table}"
+    );
+    let restarts: u32 = row.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert!(restarts >= 3, "{table}");
+
+    let json = c.ctl_json(&["get", "pod", "crashy"]);
+    let status = &json["status"]["containerStatuses"][0];
+    assert!(status["restartCount"].as_u64().unwrap() >= 3, "{status}");
+    assert_eq!(status["lastState"]["terminated"]["exitCode"], 3, "{status}");
+
+    let previous = c.ctl_ok(&["logs", "crashy", "--previous"]);
+    assert!(previous.starts_with("run at "), "{previous:?}");
+    assert_eq!(previous.lines().count(), 1, "only the previous run: {previous:?}");
+
+    // Back-off: restarts are spaced out, not immediate (200 ms doubling to 400 ms).
+    let events = c.ctl_ok(&["describe", "pod", "crashy"]);
+    assert!(events.contains("Restarts") || events.contains("restart"), "{events}");
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_failure_restarts_until_success_and_never_does_not_restart() {
+    let c = TestCluster::start(cluster_options()).await;
+    c.healthy_nodes(&[("n1", "2")]).await;
+    let marker = c.data_dir.join("tried-once");
+    c.apply(&with_policy(
+        "retry",
+        &format!(
+            "if [ -e {m} ]; then echo done; exit 0; fi; touch {m}; exit 1",
+            m = marker.display()
+        ),
+        "OnFailure",
+    ));
+    c.apply(&with_policy("once", "exit 5", "Never"));
+    c.apply(&with_policy("ok", "exit 0", "Never"));
+
+    let retry = c.wait_pod_phase("retry", PodPhase::Succeeded, secs(30)).await;
+    assert_eq!(retry.containers[0].restarts, 1);
+    let once = c.wait_pod_phase("once", PodPhase::Failed, secs(30)).await;
+    assert_eq!(once.containers[0].restarts, 0);
+    assert_eq!(once.containers[0].exit_code, 5);
+    let ok = c.wait_pod_phase("ok", PodPhase::Succeeded, secs(30)).await;
+    assert_eq!(ok.containers[0].restarts, 0);
+
+    // Finished pods hold no CPU.
+    c.assert_cpu_invariant().await;
+    assert_eq!(c.node("n1").await.cpu_allocated_millis, 0);
+    c.finish().await;
+}
