@@ -29,6 +29,7 @@ use super::reaper::Exit;
 use super::spawn::{self, SpawnContext};
 use crate::config::is_path_component;
 use crate::kubelet::policy::{self, reason, Backoff, RestartPolicy};
+use crate::kubelet::probe::{self, ProbeEvent};
 
 /// How long to wait for processes to die after SIGKILL before giving up on them.
 const KILL_WAIT: Duration = Duration::from_secs(1);
@@ -71,6 +72,8 @@ pub struct PodShared {
     pub init_containers: Vec<String>,
     policy: RestartPolicy,
     backoff: Backoff,
+    /// Per app container: whether its probes let it count as ready.
+    gates: Mutex<Vec<bool>>,
     lifecycle: Mutex<Lifecycle>,
     status: watch::Sender<pb::PodStatus>,
     events: mpsc::UnboundedSender<pb::PodStatus>,
@@ -113,7 +116,8 @@ impl PodShared {
             ..Default::default()
         };
         let policy = RestartPolicy::of(spec);
-        refresh(&mut status, policy);
+        let gates = vec![false; spec.containers.len()];
+        refresh(&mut status, policy, &gates);
         Arc::new(PodShared {
             name: spec.name.clone(),
             uid: spec.uid.clone(),
@@ -125,6 +129,7 @@ impl PodShared {
                 .collect(),
             policy,
             backoff,
+            gates: Mutex::new(gates),
             lifecycle: Mutex::new(Lifecycle::default()),
             status: watch::channel(status).0,
             events,
@@ -213,10 +218,83 @@ impl PodShared {
     /// Starts the container and waits for it to exit; its exit code, or `None` when the pod
     /// is stopping.
     async fn run_once(&self, run: &Run<'_>, slot: Slot, restart: bool) -> Option<i32> {
-        match self.start(run, slot, restart)? {
-            Ok(exit) => Some(self.record_exit(slot, exit.await.ok(), None)),
-            Err(failure) => Some(self.record_exit(slot, None, Some(failure))),
+        let exit = match self.start(run, slot, restart)? {
+            Ok(exit) => exit,
+            Err(failure) => return Some(self.record_exit(slot, None, Some(failure), None)),
+        };
+        let Slot::App(index) = slot else {
+            return Some(self.record_exit(slot, exit.await.ok(), None, None));
+        };
+        let container = &run.spec.containers[index];
+        let probed = container.liveness_probe.is_some()
+            || container.readiness_probe.is_some()
+            || container.startup_probe.is_some();
+        if !probed {
+            self.set_gate(index, true);
+            let outcome = exit.await.ok();
+            self.set_gate(index, false);
+            return Some(self.record_exit(slot, outcome, None, None));
         }
+        // A process listens on the node's loopback; commands run as the container's do.
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let exec = Arc::new(ProcessExec {
+            pod: run.spec.clone(),
+            index,
+            pod_dir: logs::pod_dir(run.state_dir, &run.spec.name),
+            ctx: run.ctx.clone(),
+        });
+        let watcher = tokio::spawn(probe::watch(
+            container.clone(),
+            "127.0.0.1".into(),
+            exec,
+            tx,
+        ));
+        let mut killed = None;
+        tokio::pin!(exit);
+        let outcome = loop {
+            tokio::select! {
+                out = &mut exit => break out.ok(),
+                Some(event) = events.recv() => match event {
+                    ProbeEvent::Started => {}
+                    ProbeEvent::Ready(ready) => self.set_gate(index, ready),
+                    ProbeEvent::Kill(why) => {
+                        info!(pod = %self.name, container = %container.name, %why, "killing container");
+                        self.kill(slot);
+                        killed = Some(why);
+                    }
+                },
+            }
+        };
+        watcher.abort();
+        self.set_gate(index, false);
+        Some(self.record_exit(slot, outcome, None, killed))
+    }
+
+    /// Whether app container `index` counts as ready (its probes say so); emits the change.
+    fn set_gate(&self, index: usize, ready: bool) {
+        let lifecycle = self.lifecycle.lock();
+        let changed = {
+            let mut gates = self.gates.lock();
+            std::mem::replace(&mut gates[index], ready) != ready
+        };
+        if changed {
+            self.update(Slot::App(index), |_| {});
+            self.emit(&lifecycle);
+        }
+    }
+
+    /// Stops one container for a failed probe: SIGTERM to its group, SIGKILL after the grace.
+    fn kill(&self, slot: Slot) {
+        let pid = self.slot(&self.status.borrow(), slot).pid;
+        if pid <= 0 {
+            return;
+        }
+        let group = [Pid::from_raw(pid)];
+        signal_groups(&group, Signal::SIGTERM);
+        tokio::spawn(async move {
+            tokio::time::sleep(super::DEFAULT_GRACE).await;
+            signal_groups(&group, Signal::SIGKILL);
+        });
     }
 
     /// Spawns one container; `None` when the pod is already stopping.
@@ -292,12 +370,17 @@ impl PodShared {
         slot: Slot,
         exit: Option<Exit>,
         failure: Option<spawn::SpawnFailure>,
+        killed: Option<String>,
     ) -> i32 {
         let lifecycle = self.lifecycle.lock();
         let (code, message) = match (exit, failure) {
             (_, Some(f)) => (f.exit_code, f.message),
             (Some(exit), None) => (exit.code(), exit.describe()),
             (None, None) => (-1, "exit status lost".to_string()),
+        };
+        let message = match killed {
+            Some(why) => format!("{why}; {message}"),
+            None => message,
         };
         let now = now_ms();
         self.update(slot, |c| {
@@ -359,13 +442,14 @@ impl PodShared {
     /// Changes one container's status and derives the pod's from it.
     fn update(&self, slot: Slot, change: impl FnOnce(&mut pb::ContainerStatus)) {
         let policy = self.policy;
+        let gates = self.gates.lock().clone();
         self.status.send_modify(|status| {
             let c = match slot {
                 Slot::Init(i) => &mut status.init_containers[i],
                 Slot::App(i) => &mut status.containers[i],
             };
             change(c);
-            refresh(status, policy);
+            refresh(status, policy, &gates);
         });
     }
 
@@ -410,6 +494,37 @@ impl PodShared {
     }
 }
 
+/// Probe commands of a process container: run as the container's own process is.
+struct ProcessExec {
+    pod: pb::Pod,
+    index: usize,
+    pod_dir: std::path::PathBuf,
+    ctx: SpawnContext,
+}
+
+impl probe::Exec for ProcessExec {
+    fn exec(
+        &self,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> futures::future::BoxFuture<'static, Result<i32, String>> {
+        let (pod, pod_dir, ctx, index) = (
+            self.pod.clone(),
+            self.pod_dir.clone(),
+            self.ctx.clone(),
+            self.index,
+        );
+        Box::pin(async move {
+            let run = super::exec::exec(&pod, &pod.containers[index], &pod_dir, &ctx, &command);
+            match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(outcome)) => Ok(outcome.exit_code),
+                Ok(Err(why)) => Err(why),
+                Err(_) => Err(format!("command {command:?} timed out after {timeout:?}")),
+            }
+        })
+    }
+}
+
 /// What starting a container of the pod needs.
 struct Run<'a> {
     spec: &'a pb::Pod,
@@ -440,11 +555,11 @@ fn signal_groups(pids: &[Pid], signal: Signal) {
     }
 }
 
-/// Derives the pod-level fields from its containers. Without probes (processes), a container
-/// is ready while it runs, and the pod while all its app containers are.
-fn refresh(status: &mut pb::PodStatus, policy: RestartPolicy) {
-    for c in &mut status.containers {
-        c.ready = c.state() == ContainerState::Running;
+/// Derives the pod-level fields from its containers: a container is ready while it runs and
+/// its probes (`gates`) say so, and the pod while all its app containers are.
+fn refresh(status: &mut pb::PodStatus, policy: RestartPolicy, gates: &[bool]) {
+    for (c, gate) in status.containers.iter_mut().zip(gates) {
+        c.ready = c.state() == ContainerState::Running && *gate;
     }
     let phase = policy::phase(&status.init_containers, &status.containers, policy);
     status.phase = phase as i32;

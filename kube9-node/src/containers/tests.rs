@@ -323,7 +323,7 @@ async fn init_containers_run_in_order_to_completion_before_the_app_starts() {
     supervisor.run_pod(spec);
     let initializing = wait_for_status(&mut events, |s| s.status_reason == "Init:1/2").await;
     assert_eq!(initializing.phase(), PodPhase::Scheduled);
-    let running = wait_for_status(&mut events, |s| s.phase() == PodPhase::Running).await;
+    let running = wait_for_status(&mut events, |s| s.phase() == PodPhase::Running && s.ready).await;
     assert!(running
         .init_containers
         .iter()
@@ -355,4 +355,65 @@ async fn a_failing_init_container_fails_the_pod_under_never_and_blocks_the_app()
         "{}",
         failed.message
     );
+}
+
+fn exec_probe(script: &str, failures: u32) -> pb::Probe {
+    pb::Probe {
+        handler: Some(pb::probe::Handler::Exec(pb::ExecAction {
+            command: vec!["sh".into(), "-c".into(), script.into()],
+        })),
+        period_seconds: 1,
+        failure_threshold: failures,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let (supervisor, mut events, state_dir) = fast_supervisor();
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let alive = state_dir.join("alive");
+    std::fs::write(&alive, "").unwrap();
+    let mut spec = pod("live", &[]);
+    spec.restart_policy = "Always".into();
+    let mut c = container("main", "sleep 100");
+    c.liveness_probe = Some(exec_probe(&format!("test -e {}", alive.display()), 1));
+    spec.containers = vec![c];
+    supervisor.run_pod(spec);
+    wait_for_status(&mut events, |s| s.ready).await;
+    std::fs::remove_file(&alive).unwrap();
+    let restarted = wait_for_status(&mut events, |s| {
+        s.containers[0].restarts == 1 && s.containers[0].state() == ContainerState::Running
+    })
+    .await;
+    let last = restarted.containers[0].last_state.clone().unwrap();
+    assert!(
+        last.message.starts_with("liveness probe failed"),
+        "{last:?}"
+    );
+    supervisor.delete_pod("live", "", DEFAULT_GRACE).await;
+}
+
+#[tokio::test]
+async fn a_readiness_probe_decides_whether_the_pod_is_ready() {
+    let (supervisor, mut events, state_dir) = fast_supervisor();
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let flag = state_dir.join("ready");
+    let mut spec = pod("ready", &["sleep", "100"]);
+    spec.containers[0].readiness_probe =
+        Some(exec_probe(&format!("test -e {}", flag.display()), 1));
+    supervisor.run_pod(spec);
+    let running = wait_for_status(&mut events, |s| s.phase() == PodPhase::Running).await;
+    assert!(!running.ready && !running.containers[0].ready);
+    std::fs::write(&flag, "").unwrap();
+    wait_for_status(&mut events, |s| s.ready && s.containers[0].ready).await;
+    std::fs::remove_file(&flag).unwrap();
+    let unready = wait_for_status(&mut events, |s| !s.ready).await;
+    assert_eq!(
+        unready.phase(),
+        PodPhase::Running,
+        "not ready is not restarted"
+    );
+    assert_eq!(unready.containers[0].restarts, 0);
+    supervisor.delete_pod("ready", "", DEFAULT_GRACE).await;
 }

@@ -4,5 +4,7 @@
 //!
 //! # Layout
 //! - [`policy`]: the rules as pure functions, unit-tested against Kubernetes' behaviour.
+//! - [`probe`]: liveness, readiness and startup probes for any runtime.
 
 pub mod policy;
+pub mod probe;
