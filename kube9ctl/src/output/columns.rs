@@ -3,13 +3,13 @@
 use crate::output::table::{or_none, render};
 use crate::output::time::{age, duration};
 use kube9_proto::pb;
-use kube9_proto::quantity::format_cpu;
+use kube9_proto::quantity::{format_cpu, format_memory};
 
-/// NAME STATUS CPU PODS AGE REASON; wide adds RUNTIME IP CONTAINER HEARTBEAT.
+/// NAME STATUS CPU PODS AGE REASON; wide adds MEMORY RUNTIME IP CONTAINER HEARTBEAT.
 pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
     let mut headers = vec!["NAME", "STATUS", "CPU", "PODS", "AGE", "REASON"];
     if wide {
-        headers.extend(["RUNTIME", "IP", "CONTAINER", "HEARTBEAT"]);
+        headers.extend(["MEMORY", "RUNTIME", "IP", "CONTAINER", "HEARTBEAT"]);
     }
     let rows = nodes
         .iter()
@@ -28,7 +28,17 @@ pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
             ];
             if wide {
                 let runtime = n.runtime.clone().unwrap_or_default();
+                let memory = if n.memory_capacity_bytes > 0 {
+                    format!(
+                        "{}/{}",
+                        format_memory(n.memory_allocated_bytes),
+                        format_memory(n.memory_capacity_bytes)
+                    )
+                } else {
+                    "<none>".to_string()
+                };
                 row.extend([
+                    memory,
                     or_none(&runtime.kind),
                     or_none(&runtime.ip),
                     or_none(&short_id(&runtime.id)),
@@ -190,6 +200,11 @@ mod tests {
 
     #[test]
     fn wide_node_table_adds_runtime_columns() {
+        let mut with_memory = node();
+        with_memory.memory_capacity_bytes = 4 << 30;
+        with_memory.memory_allocated_bytes = 512 << 20;
+        let text = nodes(&[with_memory], true, NOW);
+        assert!(text.contains("512Mi/4Gi"), "{text}");
         let text = nodes(&[node()], true, NOW);
         let lines: Vec<&str> = text.lines().collect();
         let header: Vec<&str> = lines[0].split_whitespace().collect();
@@ -202,6 +217,7 @@ mod tests {
                 "PODS",
                 "AGE",
                 "REASON",
+                "MEMORY",
                 "RUNTIME",
                 "IP",
                 "CONTAINER",
@@ -217,6 +233,7 @@ mod tests {
                 "1500m/4",
                 "1",
                 "3m",
+                "<none>",
                 "<none>",
                 "docker",
                 "172.17.0.2",
