@@ -5,7 +5,10 @@
 //! - [`config`]: command line and environment ([`Cli`], [`Config`]).
 //! - [`agent`]: the stream to kube9d: register, heartbeats, command dispatch, reconnect.
 //! - [`containers`]: process supervision: spawn, reaper, logs, stop.
+//! - [`cri`]: the container runtime interface and its Docker implementation (pods as real
+//!   containers from their images, one sandbox per pod).
 //! - [`kubelet`]: Kubernetes' rules for a pod's containers (restart policy, back-off, phase).
+//! - [`pause`]: the process of a pod's sandbox container (`kube9-node pause`).
 //! - [`standin`]: the built-in long-lived process for containers without a command.
 //!
 //! [`run`] ties them together; `main.rs` only parses arguments, installs the signal handlers
@@ -14,7 +17,9 @@
 pub mod agent;
 pub mod config;
 pub mod containers;
+pub mod cri;
 pub mod kubelet;
+pub mod pause;
 pub mod standin;
 
 use std::future::Future;

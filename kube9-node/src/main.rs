@@ -7,8 +7,21 @@ use clap::Parser;
 use kube9_node::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before anything else: the pod sandbox's process stays single-threaded, so the signals it
+    // blocks are blocked for the whole process (see `kube9_node::pause`).
+    if kube9_node::pause::requested(std::env::args_os()) {
+        kube9_node::pause::run();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?
+        .block_on(agent())
+}
+
+async fn agent() -> anyhow::Result<()> {
     // First: as PID 1 in a container, SIGTERM without a handler is ignored and `docker stop`
     // would wait out its whole timeout.
     let shutdown = kube9_node::termination_signal().context("failed to install signal handlers")?;

@@ -1,0 +1,276 @@
+//! Our configs into Docker create bodies; pure functions.
+//!
+//! - ENTRYPOINT/CMD: `command` is sent as `Entrypoint` and `args` as `Cmd`, each only when
+//!   non-empty. The engine fills in what is missing from the image, and ignores the image's
+//!   CMD whenever an `Entrypoint` is given: exactly Kubernetes' four cases.
+//! - CPU: the limit becomes a CFS quota over a 100 ms period (as the kubelet sets it, minimum
+//!   1 ms), the request becomes `cpu_shares` (1024 per core, minimum 2).
+//! - Memory: the limit is set as `memory` and as `memory_swap`, so there is no swap on top.
+//! - Mounts are `Binds`, as dockershim made them: a volume without `subPath` by name, a
+//!   `subPath` of a volume as a bind of `<volume mountpoint>/<subPath>`, a hostPath (with its
+//!   `subPath`) as a bind of the path. The engine creates missing bind sources as directories,
+//!   which is what Kubernetes does for a `subPath` and for an untyped hostPath.
+//! - Namespaces: app containers join the sandbox's network and IPC namespaces (the sandbox's
+//!   IPC is `shareable`), and keep their own PID namespace.
+//! - Logs: `json-file`, 10 MB × 3 per container, whatever the engine's default driver is, so
+//!   `logs` always works and a chatty container cannot fill the disk.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
+
+use crate::cri::labels;
+use crate::cri::types::{ContainerConfig, MountSource, PodMeta, PodSandboxConfig, SandboxId};
+
+/// CFS period for CPU limits (100 ms, as the kubelet uses).
+pub const CPU_PERIOD_US: i64 = 100_000;
+/// The smallest CFS quota the kernel accepts (1 ms).
+const MIN_CPU_QUOTA_US: i64 = 1_000;
+/// The smallest CPU shares (a best-effort container).
+const MIN_CPU_SHARES: i64 = 2;
+/// Where the sandbox mounts the pod's volumes (to hold them, nothing reads them there).
+pub const SANDBOX_VOLUMES_DIR: &str = "/volumes";
+
+/// The sandbox container: the pause image, the pod's hostname, its network, its volumes.
+pub fn sandbox_body(config: &PodSandboxConfig, image: &str) -> ContainerCreateBody {
+    let mut labels = object_labels(&config.pod, labels::SANDBOX_CONTAINER_NAME, config.attempt);
+    labels.insert(labels::SANDBOX.to_string(), "true".to_string());
+    let binds = config
+        .volumes
+        .iter()
+        .map(|v| format!("{v}:{SANDBOX_VOLUMES_DIR}/{v}"))
+        .collect::<Vec<_>>();
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        hostname: Some(config.hostname.clone()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: config.network.clone(),
+            ipc_mode: Some("shareable".to_string()),
+            binds: Some(binds).filter(|b| !b.is_empty()),
+            cpu_shares: Some(MIN_CPU_SHARES),
+            log_config: Some(log_config()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// An app container of the pod in `sandbox`. `mountpoints` gives the host directory of each
+/// engine volume mounted with a `subPath` (see the module docs).
+pub fn container_body(
+    config: &ContainerConfig,
+    pod: &PodMeta,
+    sandbox: &SandboxId,
+    mountpoints: &HashMap<String, String>,
+) -> Result<ContainerCreateBody, String> {
+    let mut labels = object_labels(pod, &config.name, config.attempt);
+    labels.insert(labels::SANDBOX_ID.to_string(), sandbox.to_string());
+    let join = format!("container:{sandbox}");
+    let binds = config
+        .mounts
+        .iter()
+        .map(|m| bind(m, mountpoints))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resources = &config.resources;
+    let cpu_quota = resources
+        .cpu_limit_millis
+        .map(|millis| (millis as i64 * CPU_PERIOD_US / 1000).max(MIN_CPU_QUOTA_US));
+    let memory = resources.memory_limit_bytes.map(|bytes| bytes as i64);
+    Ok(ContainerCreateBody {
+        image: Some(config.image.clone()),
+        entrypoint: Some(config.command.clone()).filter(|c| !c.is_empty()),
+        cmd: Some(config.args.clone()).filter(|a| !a.is_empty()),
+        env: Some(config.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: config.working_dir.clone(),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some(join.clone()),
+            ipc_mode: Some(join),
+            binds: Some(binds).filter(|b| !b.is_empty()),
+            cpu_period: cpu_quota.map(|_| CPU_PERIOD_US),
+            cpu_quota,
+            cpu_shares: resources
+                .cpu_request_millis
+                .map(|millis| (millis as i64 * 1024 / 1000).max(MIN_CPU_SHARES)),
+            memory,
+            memory_swap: memory,
+            log_config: Some(log_config()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The labels of a container: the pod's, its name in the pod, its attempt.
+fn object_labels(pod: &PodMeta, name: &str, attempt: u32) -> HashMap<String, String> {
+    let mut labels = labels::pod_labels(pod);
+    labels.insert(labels::CONTAINER_NAME.to_string(), name.to_string());
+    labels.insert(labels::ATTEMPT.to_string(), attempt.to_string());
+    labels
+}
+
+/// One `Binds` entry (`source:target[:ro]`).
+fn bind(
+    m: &crate::cri::types::Mount,
+    mountpoints: &HashMap<String, String>,
+) -> Result<String, String> {
+    let source = match (&m.source, &m.sub_path) {
+        (MountSource::Volume(volume), None) => volume.clone(),
+        (MountSource::Volume(volume), Some(sub)) => {
+            let root = mountpoints
+                .get(volume)
+                .ok_or_else(|| format!("the mountpoint of volume {volume} is unknown"))?;
+            format!("{}/{sub}", root.trim_end_matches('/'))
+        }
+        (MountSource::HostPath(path), None) => path.clone(),
+        (MountSource::HostPath(path), Some(sub)) => {
+            format!("{}/{sub}", path.trim_end_matches('/'))
+        }
+    };
+    if source.contains(':') || m.container_path.contains(':') {
+        return Err(format!(
+            "cannot mount {source} at {}: paths with ':' cannot be bind-mounted",
+            m.container_path
+        ));
+    }
+    let mode = if m.read_only { ":ro" } else { "" };
+    Ok(format!("{source}:{}{mode}", m.container_path))
+}
+
+fn log_config() -> HostConfigLogConfig {
+    HostConfigLogConfig {
+        typ: Some("json-file".to_string()),
+        config: Some(HashMap::from([
+            ("max-size".to_string(), "10m".to_string()),
+            ("max-file".to_string(), "3".to_string()),
+        ])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cri::types::{Mount, Resources};
+
+    fn pod() -> PodMeta {
+        PodMeta {
+            cluster: "c".into(),
+            node: "n".into(),
+            namespace: "default".into(),
+            name: "p".into(),
+            uid: "u1".into(),
+        }
+    }
+
+    fn body(config: &ContainerConfig) -> ContainerCreateBody {
+        let mountpoints = HashMap::from([("vol".to_string(), "/var/lib/v/_data".to_string())]);
+        container_body(config, &pod(), &SandboxId("sb".into()), &mountpoints).unwrap()
+    }
+
+    #[test]
+    fn command_and_args_are_sent_only_when_given() {
+        let mut config = ContainerConfig {
+            name: "app".into(),
+            image: "img".into(),
+            ..Default::default()
+        };
+        let b = body(&config);
+        assert_eq!((b.entrypoint, b.cmd), (None, None));
+        config.args = vec!["a".into()];
+        let b = body(&config);
+        assert_eq!((b.entrypoint, b.cmd), (None, Some(vec!["a".to_string()])));
+        config.command = vec!["c".into()];
+        config.args.clear();
+        let b = body(&config);
+        assert_eq!((b.entrypoint, b.cmd), (Some(vec!["c".to_string()]), None));
+    }
+
+    #[test]
+    fn limits_become_a_cfs_quota_shares_and_memory_without_swap() {
+        let config = ContainerConfig {
+            name: "app".into(),
+            resources: Resources {
+                cpu_request_millis: Some(250),
+                cpu_limit_millis: Some(500),
+                memory_limit_bytes: Some(64 << 20),
+            },
+            ..Default::default()
+        };
+        let host = body(&config).host_config.unwrap();
+        assert_eq!(host.cpu_quota, Some(50_000));
+        assert_eq!(host.cpu_period, Some(100_000));
+        assert_eq!(host.cpu_shares, Some(256));
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.memory_swap, Some(64 << 20));
+        assert_eq!(host.network_mode.as_deref(), Some("container:sb"));
+        assert_eq!(host.ipc_mode.as_deref(), Some("container:sb"));
+    }
+
+    #[test]
+    fn a_tiny_cpu_limit_gets_the_smallest_quota() {
+        let config = ContainerConfig {
+            resources: Resources {
+                cpu_limit_millis: Some(1),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(body(&config).host_config.unwrap().cpu_quota, Some(1_000));
+    }
+
+    #[test]
+    fn mounts_become_binds() {
+        let mount = |source, sub: Option<&str>, read_only| Mount {
+            container_path: "/m".into(),
+            source,
+            read_only,
+            sub_path: sub.map(String::from),
+        };
+        let config = ContainerConfig {
+            mounts: vec![
+                mount(MountSource::Volume("vol".into()), None, false),
+                mount(MountSource::Volume("vol".into()), Some("a/b"), true),
+                mount(MountSource::HostPath("/srv/".into()), Some("x"), false),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            body(&config).host_config.unwrap().binds.unwrap(),
+            ["vol:/m", "/var/lib/v/_data/a/b:/m:ro", "/srv/x:/m"]
+        );
+    }
+
+    #[test]
+    fn labels_name_the_pod_the_container_and_the_sandbox() {
+        let config = ContainerConfig {
+            name: "app".into(),
+            attempt: 2,
+            ..Default::default()
+        };
+        let labels = body(&config).labels.unwrap();
+        assert_eq!(labels[labels::POD_UID], "u1");
+        assert_eq!(labels[labels::CONTAINER_NAME], "app");
+        assert_eq!(labels[labels::ATTEMPT], "2");
+        assert_eq!(labels[labels::SANDBOX_ID], "sb");
+        assert!(!labels.contains_key(labels::SANDBOX));
+    }
+
+    #[test]
+    fn the_sandbox_holds_the_volumes_and_is_marked() {
+        let config = PodSandboxConfig {
+            pod: pod(),
+            attempt: 0,
+            hostname: "p".into(),
+            network: None,
+            volumes: vec!["k9v_data".into()],
+        };
+        let b = sandbox_body(&config, "kube9/pause:1");
+        let labels = b.labels.unwrap();
+        assert_eq!(labels[labels::SANDBOX], "true");
+        assert_eq!(labels[labels::CONTAINER_NAME], "POD");
+        let host = b.host_config.unwrap();
+        assert_eq!(host.binds.unwrap(), ["k9v_data:/volumes/k9v_data"]);
+        assert_eq!(host.network_mode, None);
+    }
+}

@@ -1,0 +1,374 @@
+//! A pod spec (`pb::Pod`, `pb::Container`, `pb::Volume`) into runtime configs, with
+//! Kubernetes' rules; pure functions, no engine.
+//!
+//! - `command` replaces the image's ENTRYPOINT and `args` its CMD (the runtime applies that,
+//!   see [`ContainerConfig`]); both, and env values, get `$(VAR)` expansion ([`super::expand`]).
+//! - The environment is, in order: `KUBE9_POD_NAME`, `KUBE9_NODE_NAME`, the pod's `env`
+//!   config items, the container's `env` (as the process runtime does; the image's own ENV
+//!   stays underneath, so its PATH survives).
+//! - Volumes: an emptyDir is an engine volume named after the pod ([`labels::volume_name`]),
+//!   a hostPath is a bind mount of the host path. configMap and secret volumes are refused
+//!   for now.
+
+use std::collections::HashMap;
+use std::path::{Component, Path};
+
+use kube9_proto::pb;
+
+use super::expand::{expand_all, expand_env};
+use super::labels;
+use super::types::{
+    ContainerConfig, EmptyDir, Medium, Mount, MountSource, PodMeta, PodSandboxConfig, Resources,
+};
+use super::{Error, Result};
+
+/// The namespace of every pod until Kube-9 has namespaces.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The engine objects' view of `pod` bound to `node` in `cluster`.
+pub fn pod_meta(pod: &pb::Pod, cluster: &str, node: &str) -> PodMeta {
+    PodMeta {
+        cluster: cluster.to_string(),
+        node: node.to_string(),
+        namespace: DEFAULT_NAMESPACE.to_string(),
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
+    }
+}
+
+/// The emptyDir volumes of `pod`.
+pub fn empty_dirs(pod: &pb::Pod) -> Vec<EmptyDir> {
+    pod.volumes
+        .iter()
+        .filter(|v| v.kind == "emptyDir")
+        .map(|v| EmptyDir {
+            name: v.name.clone(),
+            medium: if v.medium == "Memory" {
+                Medium::Memory
+            } else {
+                Medium::Disk
+            },
+            size_limit_bytes: u64::try_from(v.size_bytes).ok().filter(|&b| b > 0),
+        })
+        .collect()
+}
+
+/// The sandbox of `pod`: hostname = pod name, holding every emptyDir volume of the pod.
+pub fn sandbox_config(
+    meta: &PodMeta,
+    pod: &pb::Pod,
+    attempt: u32,
+    network: Option<String>,
+) -> PodSandboxConfig {
+    PodSandboxConfig {
+        pod: meta.clone(),
+        attempt,
+        hostname: pod.name.clone(),
+        network,
+        volumes: empty_dirs(pod)
+            .iter()
+            .map(|v| labels::volume_name(meta, &v.name))
+            .collect(),
+    }
+}
+
+/// Where each volume of `pod` comes from on the engine, by its name in the spec.
+pub fn volume_sources(meta: &PodMeta, pod: &pb::Pod) -> Result<HashMap<String, MountSource>> {
+    pod.volumes
+        .iter()
+        .map(|v| {
+            let source = match v.kind.as_str() {
+                "emptyDir" => MountSource::Volume(labels::volume_name(meta, &v.name)),
+                "hostPath" if v.source.starts_with('/') => MountSource::HostPath(v.source.clone()),
+                "hostPath" => {
+                    return Err(invalid(
+                        format!("volume {}", v.name),
+                        format!("hostPath {:?} is not an absolute path", v.source),
+                    ))
+                }
+                other => {
+                    return Err(invalid(
+                        format!("volume {}", v.name),
+                        format!("{other} volumes are not supported by this runtime yet"),
+                    ))
+                }
+            };
+            Ok((v.name.clone(), source))
+        })
+        .collect()
+}
+
+/// The runtime config of `container` (attempt `attempt`, created from `image`).
+pub fn container_config(
+    meta: &PodMeta,
+    pod: &pb::Pod,
+    container: &pb::Container,
+    image: &str,
+    attempt: u32,
+) -> Result<ContainerConfig> {
+    let env = expand_env(&environment(meta, pod, container));
+    let sources = volume_sources(meta, pod)?;
+    let mounts = container
+        .volume_mounts
+        .iter()
+        .map(|m| mount(&container.name, m, &sources))
+        .collect::<Result<_>>()?;
+    Ok(ContainerConfig {
+        name: container.name.clone(),
+        attempt,
+        image: image.to_string(),
+        command: expand_all(&container.command, &env),
+        args: expand_all(&container.args, &env),
+        working_dir: Some(container.working_dir.clone()).filter(|d| !d.is_empty()),
+        resources: resources(container),
+        mounts,
+        env,
+    })
+}
+
+/// The container's environment before expansion (see the module docs).
+fn environment(meta: &PodMeta, pod: &pb::Pod, container: &pb::Container) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("KUBE9_POD_NAME".to_string(), pod.name.clone()),
+        ("KUBE9_NODE_NAME".to_string(), meta.node.clone()),
+    ];
+    let items = pod.config_items.iter().filter(|item| item.kind == "env");
+    env.extend(items.map(|item| (item.name.clone(), item.value.clone())));
+    env.extend(
+        container
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone())),
+    );
+    env
+}
+
+fn resources(container: &pb::Container) -> Resources {
+    let positive = |v: i64| u64::try_from(v).ok().filter(|&v| v > 0);
+    Resources {
+        cpu_request_millis: positive(container.cpu_request_millis),
+        cpu_limit_millis: positive(container.cpu_limit_millis),
+        memory_limit_bytes: positive(container.memory_limit_bytes),
+    }
+}
+
+fn mount(
+    container: &str,
+    m: &pb::VolumeMount,
+    sources: &HashMap<String, MountSource>,
+) -> Result<Mount> {
+    let what = || format!("container {container}");
+    let source = sources
+        .get(&m.name)
+        .cloned()
+        .ok_or_else(|| invalid(what(), format!("it mounts unknown volume {:?}", m.name)))?;
+    let sub_path = Some(m.sub_path.trim_end_matches('/').to_string()).filter(|p| !p.is_empty());
+    if let Some(sub) = &sub_path {
+        check_sub_path(sub).map_err(|why| invalid(what(), why))?;
+    }
+    Ok(Mount {
+        container_path: m.mount_path.clone(),
+        source,
+        read_only: m.read_only,
+        sub_path,
+    })
+}
+
+/// Kubernetes' rule: a subPath is relative and never climbs out of its volume.
+fn check_sub_path(sub: &str) -> std::result::Result<(), String> {
+    let path = Path::new(sub);
+    if path.is_absolute() {
+        return Err(format!("subPath {sub:?} must be a relative path"));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("subPath {sub:?} must not contain '..'"));
+    }
+    Ok(())
+}
+
+fn invalid(what: String, why: String) -> Error {
+    Error::InvalidConfig { what, why }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> pb::Pod {
+        pb::Pod {
+            name: "web".into(),
+            uid: "00000001".into(),
+            volumes: vec![
+                pb::Volume {
+                    name: "cache".into(),
+                    kind: "emptyDir".into(),
+                    medium: "Memory".into(),
+                    size_bytes: 1 << 20,
+                    ..Default::default()
+                },
+                pb::Volume {
+                    name: "logs".into(),
+                    kind: "hostPath".into(),
+                    source: "/var/log".into(),
+                    ..Default::default()
+                },
+            ],
+            config_items: vec![pb::ConfigItem {
+                name: "MODE".into(),
+                kind: "env".into(),
+                value: "prod".into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn meta() -> PodMeta {
+        pod_meta(&pod(), "c1", "n1")
+    }
+
+    fn var(name: &str, value: &str) -> pb::EnvVar {
+        pb::EnvVar {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn command_args_and_env_are_expanded_from_the_container_env() {
+        let container = pb::Container {
+            name: "app".into(),
+            command: vec!["/bin/sh".into(), "-c".into()],
+            args: vec!["echo $(GREETING) $$(GREETING) in $(MODE) on $(KUBE9_NODE_NAME)".into()],
+            env: vec![var("WHO", "world"), var("GREETING", "hello $(WHO)")],
+            working_dir: "/srv".into(),
+            ..Default::default()
+        };
+        let config = container_config(&meta(), &pod(), &container, "sha256:1", 3).unwrap();
+        assert_eq!(config.command, ["/bin/sh", "-c"]);
+        assert_eq!(config.args, ["echo hello world $(GREETING) in prod on n1"]);
+        assert_eq!(
+            config.env.last().unwrap(),
+            &("GREETING".to_string(), "hello world".to_string())
+        );
+        assert_eq!(config.env[0], ("KUBE9_POD_NAME".into(), "web".into()));
+        assert_eq!(config.working_dir.as_deref(), Some("/srv"));
+        assert_eq!((config.attempt, config.image.as_str()), (3, "sha256:1"));
+    }
+
+    #[test]
+    fn unset_resources_stay_unset() {
+        let container = pb::Container {
+            name: "app".into(),
+            cpu_limit_millis: 500,
+            memory_limit_bytes: 64 << 20,
+            ..Default::default()
+        };
+        let config = container_config(&meta(), &pod(), &container, "img", 0).unwrap();
+        assert_eq!(
+            config.resources,
+            Resources {
+                cpu_request_millis: None,
+                cpu_limit_millis: Some(500),
+                memory_limit_bytes: Some(64 << 20),
+            }
+        );
+        assert_eq!(config.working_dir, None);
+    }
+
+    #[test]
+    fn mounts_resolve_to_engine_volumes_and_host_paths() {
+        let container = pb::Container {
+            name: "app".into(),
+            volume_mounts: vec![
+                pb::VolumeMount {
+                    name: "cache".into(),
+                    mount_path: "/cache".into(),
+                    sub_path: "app/".into(),
+                    ..Default::default()
+                },
+                pb::VolumeMount {
+                    name: "logs".into(),
+                    mount_path: "/logs".into(),
+                    read_only: true,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let config = container_config(&meta(), &pod(), &container, "img", 0).unwrap();
+        assert_eq!(
+            config.mounts,
+            [
+                Mount {
+                    container_path: "/cache".into(),
+                    source: MountSource::Volume("k9v_cache_web_default_00000001".into()),
+                    read_only: false,
+                    sub_path: Some("app".into()),
+                },
+                Mount {
+                    container_path: "/logs".into(),
+                    source: MountSource::HostPath("/var/log".into()),
+                    read_only: true,
+                    sub_path: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sub_path_may_not_leave_its_volume() {
+        for bad in ["../etc", "a/../../b", "/etc"] {
+            let container = pb::Container {
+                name: "app".into(),
+                volume_mounts: vec![pb::VolumeMount {
+                    name: "cache".into(),
+                    mount_path: "/c".into(),
+                    sub_path: bad.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let err = container_config(&meta(), &pod(), &container, "img", 0).unwrap_err();
+            assert!(matches!(err, Error::InvalidConfig { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_volume_or_kind_is_refused() {
+        let container = pb::Container {
+            name: "app".into(),
+            volume_mounts: vec![pb::VolumeMount {
+                name: "nope".into(),
+                mount_path: "/n".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let err = container_config(&meta(), &pod(), &container, "img", 0).unwrap_err();
+        assert!(err.to_string().contains("unknown volume \"nope\""), "{err}");
+        let mut p = pod();
+        p.volumes.push(pb::Volume {
+            name: "cfg".into(),
+            kind: "configMap".into(),
+            source: "settings".into(),
+            ..Default::default()
+        });
+        let err = volume_sources(&meta(), &p).unwrap_err();
+        assert!(err.to_string().contains("configMap volumes"), "{err}");
+    }
+
+    #[test]
+    fn the_sandbox_holds_the_pods_empty_dirs() {
+        let config = sandbox_config(&meta(), &pod(), 1, Some("net".into()));
+        assert_eq!(config.hostname, "web");
+        assert_eq!(config.volumes, ["k9v_cache_web_default_00000001"]);
+        assert_eq!(
+            empty_dirs(&pod()),
+            [EmptyDir {
+                name: "cache".into(),
+                medium: Medium::Memory,
+                size_limit_bytes: Some(1 << 20),
+            }]
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! What goes into a [`ContainerRuntime`](super::ContainerRuntime) and what comes out: our own
+//! types, so the agent never sees an engine's, and a second runtime can implement the trait.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+
+use futures::Stream;
+
+use super::labels;
+
+/// A label selector: every key must be present with exactly this value.
+pub type Labels = HashMap<String, String>;
+
+/// A stream of a container's output (stdout and stderr interleaved, as written).
+pub type LogStream = Pin<Box<dyn Stream<Item = super::Result<Vec<u8>>> + Send>>;
+
+/// The engine's id of an app container.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContainerId(pub String);
+
+/// The engine's id of a pod sandbox (a container too, on Docker).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SandboxId(pub String);
+
+macro_rules! id_impls {
+    ($t:ty) => {
+        impl $t {
+            /// The id as the engine spells it.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+id_impls!(ContainerId);
+id_impls!(SandboxId);
+
+/// The pod an engine object belongs to; its labels and names are made from this.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PodMeta {
+    /// Cluster id (kube9d's `--cluster-id`).
+    pub cluster: String,
+    /// The node running the pod.
+    pub node: String,
+    /// Namespace (`default` until namespaces exist).
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// The binding's uid: changes every time the pod is (re)bound.
+    pub uid: String,
+}
+
+/// An image the engine has, as returned by `ensure_image`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// The reference as the pod spec wrote it.
+    pub name: String,
+    /// The engine's image id (`sha256:…`): containers are created from this, so a tag that
+    /// moves later does not change what a restart runs.
+    pub id: String,
+    /// Whether it was pulled just now (`false`: already present on the node).
+    pub pulled: bool,
+}
+
+/// A pod's sandbox: the container that holds the network namespace (and keeps the pod's
+/// volumes mounted) while app containers come and go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodSandboxConfig {
+    /// The pod.
+    pub pod: PodMeta,
+    /// How many sandboxes this pod binding had before (0 for the first).
+    pub attempt: u32,
+    /// The pod's hostname, shared by its containers (Kubernetes: the pod name).
+    pub hostname: String,
+    /// Engine network to attach the sandbox to; `None`: the engine's default network.
+    pub network: Option<String>,
+    /// Engine volumes (from `create_empty_dir`) the sandbox keeps mounted for the pod's
+    /// lifetime: a `Memory` emptyDir is a tmpfs that exists only while mounted somewhere, and
+    /// `subPath` mounts of it need it to exist before they are made.
+    pub volumes: Vec<String>,
+}
+
+/// An emptyDir volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmptyDir {
+    /// The volume's name in the pod spec.
+    pub name: String,
+    /// Where its files live.
+    pub medium: Medium,
+    /// `sizeLimit`: enforced for `Memory` (the tmpfs size); for `Disk` it is not enforced
+    /// (Kubernetes evicts the pod instead, which Kube-9 does not do yet).
+    pub size_limit_bytes: Option<u64>,
+}
+
+/// emptyDir `medium`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Medium {
+    /// The node's disk (an engine volume).
+    Disk,
+    /// RAM (a tmpfs engine volume); counts against nothing yet.
+    Memory,
+}
+
+/// An engine volume of ours, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    /// Engine volume name.
+    pub name: String,
+    /// Its labels (the pod's, and [`labels::VOLUME_NAME`]).
+    pub labels: HashMap<String, String>,
+}
+
+/// One app container of a pod, resolved from the spec: `$(VAR)` references are already
+/// expanded and volumes are resolved to engine sources (see [`super::spec`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerConfig {
+    /// The container's name in the pod spec.
+    pub name: String,
+    /// How many times this container was created before in this pod binding.
+    pub attempt: u32,
+    /// What to create it from (an [`ImageRef::id`], or a name the engine has).
+    pub image: String,
+    /// Replaces the image's ENTRYPOINT when non-empty; the image's CMD is then dropped too.
+    pub command: Vec<String>,
+    /// Replaces the image's CMD when non-empty.
+    pub args: Vec<String>,
+    /// Added to the image's environment, in order (a later duplicate wins).
+    pub env: Vec<(String, String)>,
+    /// Replaces the image's WORKDIR when set.
+    pub working_dir: Option<String>,
+    /// CPU and memory.
+    pub resources: Resources,
+    /// Volume mounts.
+    pub mounts: Vec<Mount>,
+}
+
+/// CPU and memory of one container; `None` means not set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resources {
+    /// CPU request in millicores: the container's share of a contended CPU.
+    pub cpu_request_millis: Option<u64>,
+    /// CPU limit in millicores: a CFS quota (100 ms period).
+    pub cpu_limit_millis: Option<u64>,
+    /// Memory limit in bytes: the container is OOM-killed above it (no swap).
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// A volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Where it appears in the container.
+    pub container_path: String,
+    /// What is mounted.
+    pub source: MountSource,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// A relative path inside the source to mount instead of its root (created when
+    /// missing); never absolute and never containing `..`.
+    pub sub_path: Option<String>,
+}
+
+/// The source of a [`Mount`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// An engine volume (an emptyDir), by engine name.
+    Volume(String),
+    /// A path on the engine's host (hostPath); created as a directory when missing.
+    HostPath(String),
+}
+
+/// A container's state, as the CRI names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Created, never started.
+    Created,
+    /// Running (or paused, or being restarted by the engine).
+    Running,
+    /// Its process ended.
+    Exited,
+    /// Anything else the engine reports (being removed, …).
+    Unknown,
+}
+
+/// What the engine knows about a container (a sandbox or an app container).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Engine id.
+    pub id: ContainerId,
+    /// Engine name (see [`labels`]).
+    pub name: String,
+    /// The image it was created from, as given at creation.
+    pub image: String,
+    /// Created, running, exited.
+    pub state: ContainerState,
+    /// Set once it exited.
+    pub exit_code: Option<i32>,
+    /// The kernel killed it for going over its memory limit.
+    pub oom_killed: bool,
+    /// Why the engine could not start it (`exec: "x": executable file not found`), if so.
+    pub error: Option<String>,
+    /// Host pid of its process while it runs.
+    pub pid: Option<u32>,
+    /// Unix milliseconds of the last start.
+    pub started_ms: Option<i64>,
+    /// Unix milliseconds of the last exit.
+    pub finished_ms: Option<i64>,
+    /// Its labels (the pod's, the container's name and attempt, sandbox markers).
+    pub labels: HashMap<String, String>,
+}
+
+impl ContainerInfo {
+    /// The pod it belongs to, from its labels.
+    pub fn pod(&self) -> Option<PodMeta> {
+        labels::pod_of(&self.labels)
+    }
+
+    /// Its name in the pod spec (`POD` for a sandbox).
+    pub fn container_name(&self) -> Option<&str> {
+        self.labels.get(labels::CONTAINER_NAME).map(String::as_str)
+    }
+
+    /// Its attempt number.
+    pub fn attempt(&self) -> Option<u32> {
+        self.labels.get(labels::ATTEMPT)?.parse().ok()
+    }
+
+    /// Whether it is a pod sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        self.labels.get(labels::SANDBOX).map(String::as_str) == Some("true")
+    }
+
+    /// For an app container: the sandbox it joined.
+    pub fn sandbox_id(&self) -> Option<SandboxId> {
+        self.labels.get(labels::SANDBOX_ID).cloned().map(SandboxId)
+    }
+}
+
+/// A sandbox, inspected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInfo {
+    /// The sandbox container.
+    pub container: ContainerInfo,
+    /// The pod IP: the sandbox's address on its network (`None` while it is not running).
+    pub ip: Option<String>,
+}
+
+/// What an exec printed and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecOutput {
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error.
+    pub stderr: Vec<u8>,
+    /// Its exit code (126/127 when the command could not be run).
+    pub exit_code: i32,
+}

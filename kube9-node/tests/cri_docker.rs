@@ -1,0 +1,671 @@
+//! The Docker container runtime against the real engine.
+//!
+//! Nothing can be pulled here (no registry), so the test images are built through the engine
+//! from the static busybox: `kube9-test/busybox:1` (busybox as `/bin/*`) and
+//! `kube9-test/echo:1` (with an ENTRYPOINT and a CMD, to check how `command` and `args`
+//! replace them). The sandboxes run `kube9-test/pause:1`, built by the runtime itself from
+//! the `kube9-node` binary of this build. Images stay for the next run; every container and
+//! volume is labelled with a random cluster id and removed by a drop guard, even when a test
+//! fails.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptions,
+};
+use bollard::Docker;
+use futures::StreamExt;
+use kube9_node::cri::docker::image::{build_image, ContextFile, LABEL_PAUSE_VERSION};
+use kube9_node::cri::{
+    labels, spec, ContainerId, ContainerRuntime, ContainerState, DockerConfig, DockerRuntime,
+    Error, Labels, PodMeta, PullPolicy, SandboxId,
+};
+use kube9_proto::pb;
+use tokio::sync::OnceCell;
+
+const BUSYBOX: &str = "kube9-test/busybox:1";
+const ECHO: &str = "kube9-test/echo:1";
+const PAUSE: &str = "kube9-test/pause:1";
+/// How long any wait for the engine may take.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+fn random_hex() -> String {
+    format!("{:016x}", RandomState::new().hash_one(Instant::now()))
+}
+
+/// The engine, with the test images present (built once per test run, by whichever test
+/// gets there first; the others wait).
+async fn engine() -> Docker {
+    static IMAGES: OnceCell<()> = OnceCell::const_new();
+    let docker = Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .expect("a Docker engine must be running for these tests");
+    IMAGES
+        .get_or_init(|| async {
+            let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+            let files = [ContextFile {
+                name: "busybox",
+                data: &busybox,
+                mode: 0o755,
+            }];
+            let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\n\
+                              RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+            build_if_missing(&docker, BUSYBOX, dockerfile, &files).await;
+            let dockerfile =
+                format!("FROM {BUSYBOX}\nENTRYPOINT [\"echo\", \"entry\"]\nCMD [\"image-cmd\"]\n");
+            build_if_missing(&docker, ECHO, &dockerfile, &[]).await;
+        })
+        .await;
+    docker
+}
+
+async fn build_if_missing(docker: &Docker, tag: &str, dockerfile: &str, files: &[ContextFile<'_>]) {
+    if docker.inspect_image(tag).await.is_err() {
+        build_image(docker, tag, dockerfile, files, &HashMap::new())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// One test's runtime and cluster id; dropping it removes every container and volume
+/// labelled with that cluster (and the images listed in `images`).
+struct Fixture {
+    runtime: DockerRuntime,
+    cluster: String,
+    images: Vec<String>,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        Self::with_pause(PAUSE).await
+    }
+
+    async fn with_pause(pause_image: &str) -> Self {
+        engine().await;
+        let config = DockerConfig {
+            pause_image: pause_image.to_string(),
+            pause_program: PathBuf::from(env!("CARGO_BIN_EXE_kube9-node")),
+        };
+        Fixture {
+            runtime: DockerRuntime::connect(config).await.unwrap(),
+            cluster: format!("k9test-{}", random_hex()),
+            images: Vec::new(),
+        }
+    }
+
+    /// Starts a pod (its emptyDirs and sandbox) from a spec.
+    async fn pod(&self, mut pod: pb::Pod) -> TestPod {
+        pod.uid = random_hex();
+        let meta = spec::pod_meta(&pod, &self.cluster, "node-1");
+        for volume in spec::empty_dirs(&pod) {
+            self.runtime.create_empty_dir(&meta, &volume).await.unwrap();
+        }
+        let config = spec::sandbox_config(&meta, &pod, 0, None);
+        let sandbox = self.runtime.run_sandbox(&config).await.unwrap();
+        TestPod {
+            runtime: self.runtime.clone(),
+            meta,
+            pod,
+            sandbox,
+        }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let cluster = self.cluster.clone();
+        let images = std::mem::take(&mut self.images);
+        // The test's runtime may be gone (a panic): clean up on a runtime of our own.
+        let cleanup = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(remove_everything(&cluster, &images))
+        });
+        if let Err(panic) = cleanup.join() {
+            eprintln!("cleanup of {} failed: {panic:?}", self.cluster);
+        }
+    }
+}
+
+async fn remove_everything(cluster: &str, images: &[String]) {
+    let docker = Docker::connect_with_defaults()
+        .unwrap()
+        .negotiate_version()
+        .await
+        .unwrap();
+    let filters = HashMap::from([("label", vec![format!("{}={cluster}", labels::CLUSTER)])]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    for c in docker.list_containers(Some(options)).await.unwrap() {
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
+        let _ = docker.remove_container(&c.id.unwrap(), Some(options)).await;
+    }
+    let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
+    let volumes = docker.list_volumes(Some(options)).await.unwrap();
+    for v in volumes.volumes.unwrap_or_default() {
+        let _ = docker
+            .remove_volume(&v.name, None::<RemoveVolumeOptions>)
+            .await;
+    }
+    for image in images {
+        let options = RemoveImageOptionsBuilder::new().force(true).build();
+        let _ = docker.remove_image(image, Some(options), None).await;
+    }
+}
+
+/// A running pod sandbox.
+struct TestPod {
+    runtime: DockerRuntime,
+    meta: PodMeta,
+    pod: pb::Pod,
+    sandbox: SandboxId,
+}
+
+impl TestPod {
+    /// Creates and starts `container` (from busybox unless it names an image).
+    async fn run(&self, mut container: pb::Container) -> ContainerId {
+        if container.image.is_empty() {
+            container.image = BUSYBOX.to_string();
+        }
+        let image = self
+            .runtime
+            .ensure_image(&container.image, PullPolicy::Never)
+            .await
+            .unwrap();
+        let config =
+            spec::container_config(&self.meta, &self.pod, &container, &image.id, 0).unwrap();
+        let id = self
+            .runtime
+            .create_container(&self.sandbox, &config)
+            .await
+            .unwrap();
+        self.runtime.start_container(&id).await.unwrap();
+        id
+    }
+
+    /// Waits for `id` to exit and returns its whole log.
+    async fn output(&self, id: &ContainerId) -> String {
+        let info = tokio::time::timeout(DEADLINE, self.runtime.wait_container(id))
+            .await
+            .expect("the container did not exit in time")
+            .unwrap();
+        assert_eq!(info.state, ContainerState::Exited);
+        logs(&self.runtime, id, None).await
+    }
+
+    async fn exec(&self, id: &ContainerId, script: &str) -> (String, i32) {
+        let command = ["sh", "-c", script].map(String::from);
+        let out = self.runtime.exec(id, &command).await.unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.exit_code,
+        )
+    }
+}
+
+async fn logs(runtime: &DockerRuntime, id: &ContainerId, tail: Option<u32>) -> String {
+    let mut stream = runtime.container_logs(id, tail, false).await.unwrap();
+    let mut text = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        text.extend(chunk.unwrap());
+    }
+    String::from_utf8(text).unwrap()
+}
+
+fn shell(name: &str, script: &str) -> pb::Container {
+    pb::Container {
+        name: name.into(),
+        command: vec!["sh".into(), "-c".into()],
+        args: vec![script.into()],
+        ..Default::default()
+    }
+}
+
+fn pod_named(name: &str) -> pb::Pod {
+    pb::Pod {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// Polls `check` until it returns something, or panics after [`DEADLINE`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_missing_image_under_never_is_err_image_never_pull() {
+    let fx = Fixture::new().await;
+    let image = format!("kube9-test/missing-{}:1", random_hex());
+    let err = fx
+        .runtime
+        .ensure_image(&image, PullPolicy::Never)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ImageNeverPull { image: i } if *i == image),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_present_image_under_if_not_present_or_never_is_used_without_a_pull() {
+    let fx = Fixture::new().await;
+    // No registry here: any pull would fail, so success means no pull was tried.
+    for policy in [PullPolicy::IfNotPresent, PullPolicy::Never] {
+        let image = fx.runtime.ensure_image(BUSYBOX, policy).await.unwrap();
+        assert!(!image.pulled);
+        assert!(image.id.starts_with("sha256:"), "{}", image.id);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_pull_carries_the_engines_message() {
+    let fx = Fixture::new().await;
+    let image = format!("kube9-test/missing-{}:1", random_hex());
+    let err = fx
+        .runtime
+        .ensure_image(&image, PullPolicy::IfNotPresent)
+        .await
+        .unwrap_err();
+    let Error::ImagePull {
+        image: failed,
+        message,
+    } = &err
+    else {
+        panic!("expected ImagePull, got {err:?}");
+    };
+    assert_eq!(failed, &image);
+    assert!(!message.is_empty());
+    assert!(!message.contains("Docker responded"), "{message}");
+    // Always pulls even a present image, and there is no registry to pull from.
+    let err = fx
+        .runtime
+        .ensure_image(BUSYBOX, PullPolicy::Always)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ImagePull { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn command_args_and_env_reach_the_process_with_var_expansion() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("env")).await;
+    let mut container = shell(
+        "app",
+        // Single quotes: what is left of $(...) after expansion must not reach the shell as
+        // command substitution.
+        "echo '$(GREETING) | $$(GREETING) | $(UNKNOWN)'; env | grep -E '^(GREETING|WHO)=' | sort; pwd",
+    );
+    container.env = vec![
+        pb::EnvVar {
+            name: "WHO".into(),
+            value: "kube9".into(),
+        },
+        pb::EnvVar {
+            name: "GREETING".into(),
+            value: "hello $(WHO)".into(),
+        },
+    ];
+    container.working_dir = "/tmp".into();
+    let id = pod.run(container).await;
+    assert_eq!(
+        pod.output(&id).await,
+        "hello kube9 | $(GREETING) | $(UNKNOWN)\nGREETING=hello kube9\nWHO=kube9\n/tmp\n"
+    );
+}
+
+#[tokio::test]
+async fn command_replaces_the_entrypoint_and_args_replace_the_cmd() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("entry")).await;
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases = [
+        ("neither", words(&[]), words(&[]), "entry image-cmd\n"),
+        ("args", words(&[]), words(&["a"]), "entry a\n"),
+        ("command", words(&["echo", "cmd"]), words(&[]), "cmd\n"),
+        ("both", words(&["echo", "cmd"]), words(&["a"]), "cmd a\n"),
+    ];
+    for (name, command, args, expected) in cases {
+        let id = pod
+            .run(pb::Container {
+                name: name.into(),
+                image: ECHO.into(),
+                command,
+                args,
+                ..Default::default()
+            })
+            .await;
+        assert_eq!(pod.output(&id).await, expected, "case {name}");
+    }
+}
+
+#[tokio::test]
+async fn containers_of_a_pod_talk_over_localhost_and_share_the_pod_ip() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("web")).await;
+    let server = pod
+        .run(shell(
+            "server",
+            "mkdir -p /www && echo hello-from-server > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ))
+        .await;
+    let client = pod.run(shell("client", "exec sleep 60")).await;
+    let body = eventually("the server to answer on localhost", || async {
+        let (out, code) = pod
+            .exec(&client, "wget -q -O - http://127.0.0.1:8080/")
+            .await;
+        (code == 0).then_some(out)
+    })
+    .await;
+    assert_eq!(body, "hello-from-server\n");
+    let sandbox = fx.runtime.inspect_sandbox(&pod.sandbox).await.unwrap();
+    let ip = sandbox.ip.expect("the sandbox has an address");
+    let (addresses, _) = pod.exec(&server, "ip -4 addr show eth0").await;
+    assert!(addresses.contains(&format!("inet {ip}/")), "{addresses}");
+    let (hostname, _) = pod.exec(&client, "hostname").await;
+    assert_eq!(hostname, "web\n");
+}
+
+#[tokio::test]
+async fn a_memory_limit_is_set_and_a_memory_hog_is_oom_killed() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("hog")).await;
+    let mut hog = shell("hog", "exec dd if=/dev/zero of=/dev/null bs=64M count=1");
+    hog.memory_limit_bytes = 16 << 20;
+    let id = pod.run(hog).await;
+    let inspected = fx
+        .runtime
+        .docker()
+        .inspect_container(id.as_str(), None)
+        .await
+        .unwrap();
+    assert_eq!(inspected.host_config.unwrap().memory, Some(16 << 20));
+    let info = tokio::time::timeout(DEADLINE, fx.runtime.wait_container(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(info.oom_killed, "{info:?}");
+    assert_eq!(info.exit_code, Some(137));
+    assert!(info.finished_ms >= info.started_ms && info.started_ms.is_some());
+}
+
+#[tokio::test]
+async fn a_cpu_limit_shows_in_the_containers_cgroup() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("cpu")).await;
+    let mut app = shell("app", "exec sleep 60");
+    app.cpu_limit_millis = 500;
+    let id = pod.run(app).await;
+    // cgroup v2 has cpu.max ("50000 100000"); v1 (this machine) cpu.cfs_quota_us.
+    let (quota, code) = pod
+        .exec(
+            &id,
+            "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        )
+        .await;
+    assert_eq!(code, 0);
+    assert!(quota.starts_with("50000"), "{quota}");
+}
+
+#[tokio::test]
+async fn empty_dirs_are_shared_between_containers_on_disk_and_in_memory() {
+    let fx = Fixture::new().await;
+    let mut spec = pod_named("share");
+    spec.volumes = vec![
+        pb::Volume {
+            name: "scratch".into(),
+            kind: "emptyDir".into(),
+            ..Default::default()
+        },
+        pb::Volume {
+            name: "mem".into(),
+            kind: "emptyDir".into(),
+            medium: "Memory".into(),
+            size_bytes: 1 << 20,
+            ..Default::default()
+        },
+    ];
+    let pod = fx.pod(spec).await;
+    let mount = |name: &str, path: &str, sub_path: &str| pb::VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        sub_path: sub_path.into(),
+        ..Default::default()
+    };
+    let mut writer = shell(
+        "writer",
+        "echo on-disk > /scratch/a && mkdir -p /mem/sub && echo in-memory > /mem/sub/b && exec sleep 60",
+    );
+    writer.volume_mounts = vec![mount("scratch", "/scratch", ""), mount("mem", "/mem", "")];
+    let writer = pod.run(writer).await;
+    let mut reader = shell("reader", "exec sleep 60");
+    reader.volume_mounts = vec![mount("scratch", "/data", ""), mount("mem", "/sub", "sub")];
+    let reader = pod.run(reader).await;
+    let read = eventually("the reader to see both files", || async {
+        let (out, code) = pod.exec(&reader, "cat /data/a /sub/b").await;
+        (code == 0).then_some(out)
+    })
+    .await;
+    assert_eq!(read, "on-disk\nin-memory\n");
+    let (filesystem, _) = pod.exec(&writer, "df /mem | tail -n 1").await;
+    assert!(filesystem.starts_with("tmpfs"), "{filesystem}");
+    let volumes = fx
+        .runtime
+        .list_volumes(&Labels::from([(
+            labels::POD_UID.into(),
+            pod.meta.uid.clone(),
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(volumes.len(), 2);
+}
+
+#[tokio::test]
+async fn exec_returns_stdout_stderr_and_the_exit_code() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("exec")).await;
+    let id = pod.run(shell("app", "exec sleep 60")).await;
+    let command = ["sh", "-c", "echo out; echo err >&2; exit 3"].map(String::from);
+    let out = fx.runtime.exec(&id, &command).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    assert_eq!(out.exit_code, 3);
+    let missing = fx
+        .runtime
+        .exec(&id, &["/no/such/program".to_string()])
+        .await
+        .unwrap();
+    assert!(
+        missing.exit_code == 126 || missing.exit_code == 127,
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn logs_follow_a_running_container_and_tail_the_last_lines() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("logs")).await;
+    let id = pod
+        .run(shell(
+            "app",
+            "echo one; sleep 0.5; echo two >&2; sleep 0.5; echo three",
+        ))
+        .await;
+    let mut stream = fx.runtime.container_logs(&id, None, true).await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first, b"one\n");
+    let info = fx.runtime.inspect_container(&id).await.unwrap();
+    assert_eq!(
+        info.state,
+        ContainerState::Running,
+        "the log came while running"
+    );
+    let mut rest = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(DEADLINE, stream.next()).await.unwrap() {
+        rest.extend(chunk.unwrap());
+    }
+    assert_eq!(String::from_utf8(rest).unwrap(), "two\nthree\n");
+    assert_eq!(logs(&fx.runtime, &id, Some(1)).await, "three\n");
+}
+
+#[tokio::test]
+async fn list_by_label_finds_the_pods_containers_and_its_sandbox() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("listed")).await;
+    let other = fx.pod(pod_named("other")).await;
+    let app = pod.run(shell("app", "exec sleep 60")).await;
+    let side = pod.run(shell("side", "exit 0")).await;
+    other.run(shell("app", "exec sleep 60")).await;
+    let selector = Labels::from([
+        (labels::CLUSTER.into(), fx.cluster.clone()),
+        (labels::POD_UID.into(), pod.meta.uid.clone()),
+    ]);
+    let mut found = fx.runtime.list_containers(&selector).await.unwrap();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<_> = found.iter().map(|c| c.container_name().unwrap()).collect();
+    assert_eq!(names, ["POD", "app", "side"]);
+    assert!(found[0].is_sandbox() && found[0].id.as_str() == pod.sandbox.as_str());
+    assert_eq!(found[1].id, app);
+    assert_eq!(found[1].sandbox_id(), Some(pod.sandbox.clone()));
+    assert_eq!(found[1].pod(), Some(pod.meta.clone()));
+    assert_eq!(found[1].attempt(), Some(0));
+    assert_eq!(found[2].id, side);
+    let whole_cluster = Labels::from([(labels::CLUSTER.into(), fx.cluster.clone())]);
+    assert_eq!(
+        fx.runtime
+            .list_containers(&whole_cluster)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn kill_term_1_in_a_container_ends_only_that_container() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("kill")).await;
+    let victim = pod
+        .run(shell(
+            "victim",
+            "trap 'exit 7' TERM; while true; do sleep 0.1; done",
+        ))
+        .await;
+    let bystander = pod.run(shell("bystander", "exec sleep 60")).await;
+    pod.exec(&victim, "kill -TERM 1").await;
+    let ended = tokio::time::timeout(DEADLINE, fx.runtime.wait_container(&victim))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.exit_code, Some(7));
+    let still = fx.runtime.inspect_container(&bystander).await.unwrap();
+    assert_eq!(still.state, ContainerState::Running);
+    let sandbox = fx.runtime.inspect_sandbox(&pod.sandbox).await.unwrap();
+    assert_eq!(sandbox.container.state, ContainerState::Running);
+}
+
+#[tokio::test]
+async fn removing_a_sandbox_removes_its_containers_and_stop_remove_are_idempotent() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("gone")).await;
+    let app = pod.run(shell("app", "exec sleep 60")).await;
+    fx.runtime
+        .stop_sandbox(&pod.sandbox, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let stopped = fx.runtime.inspect_container(&app).await.unwrap();
+    assert_eq!(stopped.state, ContainerState::Exited);
+    fx.runtime.remove_sandbox(&pod.sandbox).await.unwrap();
+    let err = fx.runtime.inspect_container(&app).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+    fx.runtime
+        .stop_sandbox(&pod.sandbox, Duration::ZERO)
+        .await
+        .unwrap();
+    fx.runtime.remove_sandbox(&pod.sandbox).await.unwrap();
+    fx.runtime.remove_container(&app).await.unwrap();
+    fx.runtime
+        .remove_volume("k9v_no_such_volume")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_pause_image_is_built_when_missing_and_pause_exits_0_on_sigterm() {
+    let tag = format!("kube9-test/pause:{}", random_hex());
+    let mut fx = Fixture::with_pause(&tag).await;
+    fx.images.push(tag.clone());
+    let pod = fx.pod(pod_named("paused")).await;
+    let image = fx.runtime.docker().inspect_image(&tag).await.unwrap();
+    let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
+    assert_eq!(labels[LABEL_PAUSE_VERSION], env!("CARGO_PKG_VERSION"));
+    let started = Instant::now();
+    fx.runtime
+        .stop_sandbox(&pod.sandbox, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "pause ignored SIGTERM"
+    );
+    let sandbox = fx.runtime.inspect_sandbox(&pod.sandbox).await.unwrap();
+    assert_eq!(sandbox.container.exit_code, Some(0));
+    assert_eq!(sandbox.ip, None);
+}
+
+#[test]
+fn the_pause_process_exits_0_on_sigterm() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube9-node"))
+        .arg("pause")
+        .spawn()
+        .unwrap();
+    // A SIGTERM before pause blocks it would kill the process (not exit 0): wait until it
+    // sits in rt_sigtimedwait (syscall 128 on x86_64). /proc's SigBlk does not show it: the
+    // kernel unblocks the awaited signals for the duration of the wait.
+    let syscall_file = format!("/proc/{}/syscall", child.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&syscall_file).is_ok_and(|s| s.starts_with("128 ")) {
+        assert!(Instant::now() < deadline, "pause never waited for signals");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("pause did not exit on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}
