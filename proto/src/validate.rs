@@ -78,7 +78,11 @@ pub fn validate_pod(pod: &pb::Pod) -> Result {
 /// Fills what a pod's spec implies: a container's request defaults to its limit when only the
 /// limit is set (as in Kubernetes), and the pod's CPU request is the sum of its containers'.
 pub fn normalize_pod(pod: &mut pb::Pod) {
-    for c in pod.containers.iter_mut().chain(pod.init_containers.iter_mut()) {
+    for c in pod
+        .containers
+        .iter_mut()
+        .chain(pod.init_containers.iter_mut())
+    {
         if c.cpu_request_millis == 0 && c.cpu_limit_millis > 0 {
             c.cpu_request_millis = c.cpu_limit_millis;
         }
@@ -98,10 +102,14 @@ pub fn effective_request(pod: &pb::Pod) -> (i64, i64) {
             .iter()
             .fold(0i64, |total, c| total.saturating_add(f(c)))
     };
-    let max_init = |f: fn(&pb::Container) -> i64| pod.init_containers.iter().map(f).max().unwrap_or(0);
+    let max_init =
+        |f: fn(&pb::Container) -> i64| pod.init_containers.iter().map(f).max().unwrap_or(0);
     let cpu = |c: &pb::Container| c.cpu_request_millis;
     let memory = |c: &pb::Container| c.memory_request_bytes;
-    (sum(cpu).max(max_init(cpu)), sum(memory).max(max_init(memory)))
+    (
+        sum(cpu).max(max_init(cpu)),
+        sum(memory).max(max_init(memory)),
+    )
 }
 
 /// Checks a node as written in a manifest or `kube9ctl create node`.
@@ -322,7 +330,10 @@ fn validate_pull_policy(at: &str, policy: &str) -> Result {
     }
     Err(ValidationError::new(
         format!("{at}.imagePullPolicy"),
-        format!("unsupported value {policy:?} (supported: {})", POLICIES.join(", ")),
+        format!(
+            "unsupported value {policy:?} (supported: {})",
+            POLICIES.join(", ")
+        ),
     ))
 }
 
@@ -345,9 +356,12 @@ fn validate_probe(at: &str, probe: &pb::Probe) -> Result {
                 ),
             ))
         }
-        Some(Handler::TcpSocket(tcp)) if !(1..=65535).contains(&tcp.port) => Err(
-            ValidationError::new(format!("{at}.tcpSocket.port"), "must be between 1 and 65535"),
-        ),
+        Some(Handler::TcpSocket(tcp)) if !(1..=65535).contains(&tcp.port) => {
+            Err(ValidationError::new(
+                format!("{at}.tcpSocket.port"),
+                "must be between 1 and 65535",
+            ))
+        }
         Some(_) => Ok(()),
         None => Err(ValidationError::new(
             at,

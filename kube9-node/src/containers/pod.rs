@@ -336,13 +336,18 @@ impl PodShared {
         let outcome = match result {
             Ok(started) => {
                 info!(pod = %self.name, container = %container.name, pid = started.pid.as_raw(), restart, "container started");
+                // Said plainly where people look (describe, -o json): this is not the image.
+                let note = format!(
+                    "runs as a process on the node: image {} is not run",
+                    container.image
+                );
                 self.update(slot, |c| {
                     if restart {
                         c.restarts += 1;
                     }
                     c.state = ContainerState::Running as i32;
                     c.reason.clear();
-                    c.message.clear();
+                    c.message = note;
                     c.exit_code = 0;
                     c.started_ms = now;
                     c.finished_ms = 0;

@@ -161,7 +161,11 @@ pub(super) fn node_from(raw: RawObject) -> Result<pb::NodeSpec, ValidationError>
     };
     let cpu_millis = parse_cpu(&cpu.0).map_err(|e| ValidationError::new(field, e.to_string()))?;
     let memory_bytes = match (&raw.spec.capacity.memory, &raw.status.capacity.memory) {
-        (Some(_), _) => quantity("spec.capacity.memory", &raw.spec.capacity.memory, parse_memory)?,
+        (Some(_), _) => quantity(
+            "spec.capacity.memory",
+            &raw.spec.capacity.memory,
+            parse_memory,
+        )?,
         (None, Some(_)) => quantity(
             "status.capacity.memory",
             &raw.status.capacity.memory,
@@ -222,7 +226,10 @@ fn port(at: &str, v: Option<serde_yaml_ng::Value>) -> Result<i32, ValidationErro
     match v {
         Some(serde_yaml_ng::Value::Number(n)) => match n.as_i64() {
             Some(p @ 1..=65535) => Ok(p as i32),
-            _ => Err(ValidationError::new(at, format!("{n} is not a port (1-65535)"))),
+            _ => Err(ValidationError::new(
+                at,
+                format!("{n} is not a port (1-65535)"),
+            )),
         },
         Some(serde_yaml_ng::Value::String(name)) => Err(ValidationError::new(
             at,

@@ -409,7 +409,9 @@ spec:
 ";
     let (objects, warnings) = parse_manifests_with_warnings(text).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
-    let Object::Pod(pod) = &objects[0] else { panic!() };
+    let Object::Pod(pod) = &objects[0] else {
+        panic!()
+    };
     assert_eq!(pod.init_containers[0].name, "setup");
     assert_eq!(pod.init_containers[0].volume_mounts[0].mount_path, "/work");
     // Effective request: the largest init container wins where it asks for more.
@@ -421,10 +423,16 @@ spec:
     assert!(web.volume_mounts[0].read_only);
     use crate::pb::probe::Handler;
     let live = web.liveness_probe.as_ref().unwrap();
-    assert!(matches!(&live.handler, Some(Handler::HttpGet(g)) if g.port == 8080 && g.path == "/healthz"));
+    assert!(
+        matches!(&live.handler, Some(Handler::HttpGet(g)) if g.port == 8080 && g.path == "/healthz")
+    );
     assert_eq!((live.period_seconds, live.failure_threshold), (2, 1));
-    assert!(matches!(&web.readiness_probe.as_ref().unwrap().handler, Some(Handler::Exec(e)) if e.command[0] == "cat"));
-    assert!(matches!(&web.startup_probe.as_ref().unwrap().handler, Some(Handler::TcpSocket(t)) if t.port == 8080));
+    assert!(
+        matches!(&web.readiness_probe.as_ref().unwrap().handler, Some(Handler::Exec(e)) if e.command[0] == "cat")
+    );
+    assert!(
+        matches!(&web.startup_probe.as_ref().unwrap().handler, Some(Handler::TcpSocket(t)) if t.port == 8080)
+    );
     assert_eq!(pod.volumes[0].medium, "Memory");
     assert_eq!(pod.volumes[0].size_bytes, 16 << 20);
 }
@@ -433,17 +441,37 @@ spec:
 fn bad_probes_and_pull_policies_are_refused_with_the_field() {
     let base = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: x\n";
     let e = err(&format!("{base}    imagePullPolicy: Sometimes\n"));
-    assert!(e.contains("spec.containers[0].imagePullPolicy: unsupported value \"Sometimes\""), "{e}");
+    assert!(
+        e.contains("spec.containers[0].imagePullPolicy: unsupported value \"Sometimes\""),
+        "{e}"
+    );
     let e = err(&format!("{base}    livenessProbe: {{periodSeconds: 3}}\n"));
-    assert!(e.contains("spec.containers[0].livenessProbe: give exactly one of exec, httpGet and tcpSocket"), "{e}");
-    let e = err(&format!("{base}    readinessProbe: {{httpGet: {{port: http}}}}\n"));
+    assert!(
+        e.contains(
+            "spec.containers[0].livenessProbe: give exactly one of exec, httpGet and tcpSocket"
+        ),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}    readinessProbe: {{httpGet: {{port: http}}}}\n"
+    ));
     assert!(e.contains("named port \"http\" is not supported"), "{e}");
-    let e = err(&format!("{base}    readinessProbe: {{tcpSocket: {{port: 70000}}}}\n"));
+    let e = err(&format!(
+        "{base}    readinessProbe: {{tcpSocket: {{port: 70000}}}}\n"
+    ));
     assert!(e.contains("70000 is not a port"), "{e}");
-    let e = err(&format!("{base}    livenessProbe: {{exec: {{command: []}}}}\n"));
-    assert!(e.contains("livenessProbe.exec.command: must not be empty"), "{e}");
+    let e = err(&format!(
+        "{base}    livenessProbe: {{exec: {{command: []}}}}\n"
+    ));
+    assert!(
+        e.contains("livenessProbe.exec.command: must not be empty"),
+        "{e}"
+    );
     let e = err("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  initContainers:\n  - name: c\n    image: x\n  containers:\n  - name: c\n    image: x\n");
-    assert!(e.contains("spec.initContainers[0].name: duplicate container name \"c\""), "{e}");
+    assert!(
+        e.contains("spec.initContainers[0].name: duplicate container name \"c\""),
+        "{e}"
+    );
 }
 
 #[test]
