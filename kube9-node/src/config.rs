@@ -81,6 +81,12 @@ pub struct Cli {
     #[arg(long, env = "KUBE9_INSTANCE_ID", hide = true)]
     pub instance_id: Option<String>,
 
+    /// How pods run: `docker` (containers from their images, through the Docker engine at
+    /// DOCKER_HOST or the local socket), `process` (processes on this node, images not run),
+    /// or `auto` (Docker when the engine answers).
+    #[arg(long, env = "KUBE9_POD_RUNTIME", value_enum, default_value = "process")]
+    pub pod_runtime: PodRuntime,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -119,6 +125,8 @@ pub struct Config {
     pub token: String,
     /// Instance id given by kube9d, if any.
     pub instance_id: Option<String>,
+    /// How pods run.
+    pub pod_runtime: PodRuntime,
     /// Program run (as `<program> standin --image IMAGE -- ARGS`) for containers without a
     /// command: normally the agent's own binary.
     pub standin_program: PathBuf,
@@ -151,9 +159,18 @@ impl Cli {
             state_dir,
             token: self.token.clone(),
             instance_id: self.instance_id.clone().filter(|id| !id.is_empty()),
+            pod_runtime: self.pod_runtime,
             standin_program: standin_program()?,
         })
     }
+}
+
+/// `--pod-runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PodRuntime {
+    Auto,
+    Docker,
+    Process,
 }
 
 /// `/proc/self/exe`: in the forked child it names the agent's own binary even if the file was

@@ -24,6 +24,7 @@ pub mod standin;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use tokio::sync::watch;
 use tracing::{debug, info};
@@ -43,6 +44,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// `--pod-runtime docker` and no engine answers.
+    #[error("--pod-runtime docker: {0}")]
+    Engine(cri::Error),
 }
 
 /// Runs the agent until `shutdown` resolves (with the signal's name, e.g. `"SIGTERM"`) or
@@ -56,10 +60,13 @@ where
         path: pods_dir,
         source,
     })?;
+    let engine = pod_engine(config.pod_runtime).await?;
     let (supervisor, updates) = Supervisor::new(SupervisorConfig {
         state_dir: config.state_dir.clone(),
         node_name: config.name.clone(),
         standin_program: config.standin_program.clone(),
+        engine,
+        cluster_id: config.cluster_id.clone(),
     });
     // Reap from the start: as PID 1 the agent inherits orphans even before its first pod.
     containers::reaper::Reaper::global();
@@ -73,6 +80,28 @@ where
     Ok(agent::Agent::new(config, supervisor)
         .run(updates, stop_rx)
         .await)
+}
+
+/// The engine pods run through, per `--pod-runtime`: `None` for processes.
+async fn pod_engine(
+    choice: config::PodRuntime,
+) -> Result<Option<Arc<dyn cri::ContainerRuntime>>, Error> {
+    use config::PodRuntime;
+    if choice == PodRuntime::Process {
+        return Ok(None);
+    }
+    match cri::DockerRuntime::connect(cri::DockerConfig::default()).await {
+        Ok(docker) => {
+            let version = cri::ContainerRuntime::version(&docker).await.ok();
+            info!(engine = ?version, "pods run as containers from their images");
+            Ok(Some(Arc::new(docker)))
+        }
+        Err(e) if choice == PodRuntime::Auto => {
+            info!(error = %e, "no container engine answers; pods run as processes");
+            Ok(None)
+        }
+        Err(e) => Err(Error::Engine(e)),
+    }
 }
 
 /// Resolves with the signal's name on the first SIGTERM or SIGINT. Call it first thing: the

@@ -669,3 +669,186 @@ fn the_pause_process_exits_0_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+// ----------------------------------------------------------------------------------------------
+// The agent's supervisor with the Docker backend: the pod lifecycle over real containers.
+// ----------------------------------------------------------------------------------------------
+
+mod supervised {
+    use std::sync::Arc;
+
+    use kube9_node::containers::{Supervisor, SupervisorConfig, DEFAULT_GRACE};
+    use kube9_node::kubelet::policy::Backoff;
+    use kube9_proto::pb::{self, ContainerState, PodPhase};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    fn supervisor(fx: &Fixture) -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>) {
+        let dir = std::env::temp_dir().join(format!("kube9-sup-{}", random_hex()));
+        let (supervisor, events) = Supervisor::new(SupervisorConfig {
+            state_dir: dir,
+            node_name: "node-1".into(),
+            standin_program: PathBuf::from("/nonexistent"),
+            engine: Some(Arc::new(fx.runtime.clone())),
+            cluster_id: fx.cluster.clone(),
+        });
+        supervisor.set_backoff(Backoff {
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(200),
+            reset: Duration::from_secs(600),
+        });
+        (supervisor, events)
+    }
+
+    fn pod(name: &str, policy: &str, containers: Vec<pb::Container>) -> pb::Pod {
+        pb::Pod {
+            name: name.into(),
+            uid: random_hex(),
+            restart_policy: policy.into(),
+            containers,
+            ..Default::default()
+        }
+    }
+
+    fn image(mut c: pb::Container, image: &str, policy: &str) -> pb::Container {
+        c.image = image.into();
+        c.image_pull_policy = policy.into();
+        c
+    }
+
+    async fn status_where(
+        events: &mut mpsc::UnboundedReceiver<pb::PodStatus>,
+        pred: impl Fn(&pb::PodStatus) -> bool,
+    ) -> pb::PodStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, events.recv()).await {
+                Ok(Some(s)) if pred(&s) => return s,
+                Ok(Some(_)) => {}
+                other => panic!("no matching status in time: {other:?}"),
+            }
+        }
+    }
+
+    async fn pod_containers(fx: &Fixture, uid: &str) -> usize {
+        let filters = HashMap::from([("label", vec![format!("{}={uid}", labels::POD_UID)])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        fx.runtime
+            .docker()
+            .list_containers(Some(options))
+            .await
+            .unwrap()
+            .len()
+    }
+
+    #[tokio::test]
+    async fn a_pod_runs_from_its_image_restarts_and_keeps_its_previous_run() {
+        let fx = Fixture::new().await;
+        let (supervisor, mut events) = supervisor(&fx);
+        let spec = pod(
+            "crashy",
+            "Always",
+            vec![image(
+                shell("main", "echo run $HOSTNAME; exit 3"),
+                BUSYBOX,
+                "Never",
+            )],
+        );
+        let uid = spec.uid.clone();
+        supervisor.run_pod(spec);
+        let looping = status_where(&mut events, |s| {
+            s.containers[0].restarts >= 1 && s.containers[0].reason == "CrashLoopBackOff"
+        })
+        .await;
+        assert!(!looping.pod_ip.is_empty(), "the pod has an IP: {looping:?}");
+        let last = looping.containers[0].last_state.clone().unwrap();
+        assert_eq!((last.exit_code, last.reason.as_str()), (3, "Error"));
+        assert!(!looping.containers[0].container_id.starts_with("pid://"));
+        let previous = supervisor.fetch_logs("crashy", "", 0, true).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&previous), "run crashy\n");
+        // A sandbox, the current run and the previous one: never more.
+        assert!(pod_containers(&fx, &uid).await <= 3);
+
+        supervisor.delete_pod("crashy", "", DEFAULT_GRACE).await;
+        assert_eq!(
+            pod_containers(&fx, &uid).await,
+            0,
+            "deletion removes them all"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_image_waits_in_err_image_pull_then_image_pull_back_off() {
+        let fx = Fixture::new().await;
+        let (supervisor, mut events) = supervisor(&fx);
+        let missing = format!("kube9-test/missing-{}:1", random_hex());
+        supervisor.run_pod(pod(
+            "nopull",
+            "Always",
+            vec![image(shell("main", "true"), &missing, "IfNotPresent")],
+        ));
+        let pulling = status_where(&mut events, |s| s.containers[0].reason == "ErrImagePull").await;
+        assert!(
+            pulling.containers[0].message.contains(&missing),
+            "{pulling:?}"
+        );
+        assert_eq!(pulling.status_reason, "ErrImagePull");
+        let backing_off = status_where(&mut events, |s| {
+            s.containers[0].reason == "ImagePullBackOff"
+        })
+        .await;
+        assert_eq!(backing_off.containers[0].state(), ContainerState::Waiting);
+        supervisor.delete_pod("nopull", "", DEFAULT_GRACE).await;
+    }
+
+    #[tokio::test]
+    async fn a_container_over_its_memory_limit_ends_oom_killed() {
+        let fx = Fixture::new().await;
+        let (supervisor, mut events) = supervisor(&fx);
+        let mut hog = image(
+            shell("hog", "exec dd if=/dev/zero of=/dev/null bs=64M count=1"),
+            BUSYBOX,
+            "Never",
+        );
+        hog.memory_limit_bytes = 16 << 20;
+        supervisor.run_pod(pod("hog", "Never", vec![hog]));
+        let done = status_where(&mut events, |s| s.phase() == PodPhase::Failed).await;
+        assert_eq!(done.containers[0].reason, "OOMKilled");
+        assert_eq!(done.status_reason, "OOMKilled");
+        supervisor.delete_pod("hog", "", DEFAULT_GRACE).await;
+    }
+
+    #[tokio::test]
+    async fn exec_and_logs_reach_the_running_container() {
+        let fx = Fixture::new().await;
+        let (supervisor, mut events) = supervisor(&fx);
+        supervisor.run_pod(pod(
+            "box",
+            "Always",
+            vec![image(
+                shell("main", "echo started; sleep 100"),
+                BUSYBOX,
+                "Never",
+            )],
+        ));
+        status_where(&mut events, |s| s.ready).await;
+        let command = ["sh", "-c", "echo in $HOSTNAME; exit 4"].map(String::from);
+        let out = supervisor.exec("box", "", &command).await.unwrap();
+        assert_eq!(
+            (String::from_utf8_lossy(&out.stdout).as_ref(), out.exit_code),
+            ("in box\n", 4)
+        );
+        let logs = eventually("the log", || async {
+            let l = supervisor.fetch_logs("box", "main", 0, false).await.ok()?;
+            (!l.is_empty()).then_some(l)
+        })
+        .await;
+        assert_eq!(String::from_utf8_lossy(&logs), "started\n");
+        supervisor.delete_pod("box", "", DEFAULT_GRACE).await;
+    }
+}

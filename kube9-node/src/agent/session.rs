@@ -169,7 +169,7 @@ fn register(agent: &Agent) -> pb::Register {
         cluster_id: config.cluster_id.clone(),
         instance_id: agent.instance_id.clone(),
         memory_capacity_bytes: 0,
-        pod_runtime: "process".into(),
+        pod_runtime: agent.supervisor.runtime_kind().into(),
     }
 }
 

@@ -1,15 +1,21 @@
-//! Process supervision: the pods this node runs, as real processes.
+//! The pods this node runs: as containers from their images through a container engine, or
+//! as processes where there is none (`--pod-runtime`).
 //!
 //! # Layout
-//! - [`Supervisor`] (this file): the pods by name; run, delete, stop all, snapshot, logs.
-//! - [`pod`]: one pod's status and lifecycle (start, exits, stop with grace).
+//! - [`Supervisor`] (this file): the pods by name; run, delete, stop all, snapshot, logs, exec.
+//! - [`pod`]: one pod's lifecycle and status, the same for every backend: init containers,
+//!   restarts with back-off, probes, stop with grace.
+//! - [`backend`]: how containers run: [`backend::ProcessBackend`] or, through
+//!   [`crate::cri`], [`backend::CriBackend`].
 //! - [`spawn`]: container spec to process (command line, environment, log file).
+//! - [`exec`]: exec and log following for processes.
 //! - [`reaper`]: the process-wide `waitpid(-1)` loop that collects every child and orphan.
 //! - [`logs`]: log file paths and FetchLogs (tail, container choice).
 //!
 //! Status changes of running pods are sent on the channel returned by [`Supervisor::new`];
 //! the agent forwards them to kube9d.
 
+pub mod backend;
 pub mod exec;
 pub mod logs;
 pub mod pod;
@@ -28,6 +34,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use self::backend::{CriBackend, PodBackend, ProcessBackend};
 use self::pod::PodShared;
 use self::spawn::SpawnContext;
 use crate::kubelet::policy::Backoff;
@@ -39,7 +46,7 @@ pub const DEFAULT_GRACE: Duration = Duration::from_millis(2000);
 pub type Stopping = Shared<BoxFuture<'static, ()>>;
 
 /// What the supervisor needs from the agent's configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SupervisorConfig {
     /// Pod directories and logs live under `<state_dir>/pods`.
     pub state_dir: PathBuf,
@@ -47,6 +54,10 @@ pub struct SupervisorConfig {
     pub node_name: String,
     /// Program implementing `standin`, for containers without a command.
     pub standin_program: PathBuf,
+    /// Runs pods as containers from their images through this engine; `None`: as processes.
+    pub engine: Option<Arc<dyn crate::cri::ContainerRuntime>>,
+    /// Cluster id, for the labels of engine containers.
+    pub cluster_id: String,
 }
 
 /// Handle to the pods of this node; cheap to clone.
@@ -57,7 +68,7 @@ pub struct Supervisor {
 
 struct SupervisorShared {
     state_dir: PathBuf,
-    ctx: Arc<SpawnContext>,
+    backend: Arc<dyn PodBackend>,
     pods: Mutex<HashMap<String, PodEntry>>,
     /// Bindings being stopped, by pod name; a new binding of the name waits for them.
     stopping: Mutex<HashMap<String, Stopping>>,
@@ -80,14 +91,24 @@ impl Supervisor {
             .ok()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| spawn::DEFAULT_PATH.to_string());
-        let ctx = SpawnContext {
-            node_name: config.node_name,
-            standin_program: config.standin_program,
-            path,
+        let backend: Arc<dyn PodBackend> = match config.engine {
+            Some(engine) => Arc::new(CriBackend::new(
+                engine,
+                &config.cluster_id,
+                &config.node_name,
+            )),
+            None => Arc::new(ProcessBackend {
+                ctx: SpawnContext {
+                    node_name: config.node_name,
+                    standin_program: config.standin_program,
+                    path,
+                },
+                state_dir: config.state_dir.clone(),
+            }),
         };
         let shared = SupervisorShared {
             state_dir: config.state_dir,
-            ctx: Arc::new(ctx),
+            backend,
             pods: Mutex::new(HashMap::new()),
             stopping: Mutex::new(HashMap::new()),
             events,
@@ -99,6 +120,11 @@ impl Supervisor {
             },
             updates,
         )
+    }
+
+    /// How pods run here: `process` or `docker`.
+    pub fn runtime_kind(&self) -> &'static str {
+        self.shared.backend.kind()
     }
 
     /// Sets the crash-loop back-off of pods started from now on.
@@ -123,14 +149,14 @@ impl Supervisor {
             drop(self.begin_stop(old, DEFAULT_GRACE));
         }
         let previous = shared.stopping.lock().get(&spec.name).cloned();
-        let pod = PodShared::new(&spec, *shared.backoff.lock(), shared.events.clone());
-        info!(pod = %spec.name, uid = %spec.uid, containers = spec.containers.len(), "running pod");
-        let task = tokio::spawn(pod.clone().supervise(
-            spec.clone(),
-            shared.ctx.clone(),
-            shared.state_dir.clone(),
-            previous,
-        ));
+        let pod = PodShared::new(
+            &spec,
+            *shared.backoff.lock(),
+            shared.backend.clone(),
+            shared.events.clone(),
+        );
+        info!(pod = %spec.name, uid = %spec.uid, containers = spec.containers.len(), runtime = shared.backend.kind(), "running pod");
+        let task = tokio::spawn(pod.clone().supervise(previous));
         let spec = Arc::new(spec);
         pods.insert(spec.name.clone(), PodEntry { pod, task, spec });
     }
@@ -200,6 +226,12 @@ impl Supervisor {
             names.extend(e.pod.init_containers.iter().cloned());
             names
         });
+        if self.shared.backend.kind() != "process" {
+            let names = containers.ok_or_else(|| format!("pod {pod} not found on this node"))?;
+            let chosen = logs::choose_container(pod, &names, container)?;
+            return (self.shared.backend.logs(pod, &chosen, tail_lines, previous)).await;
+        }
+        // Process logs are files, readable after the pod is gone too.
         let state_dir = self.shared.state_dir.clone();
         let (pod, container) = (pod.to_string(), container.to_string());
         tokio::task::spawn_blocking(move || {
@@ -227,13 +259,7 @@ impl Supervisor {
             .ok_or_else(|| format!("pod {pod} is not running on this node"))?;
         let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
         let chosen = logs::choose_container(pod, &names, container)?;
-        let c = spec
-            .containers
-            .iter()
-            .find(|c| c.name == chosen)
-            .expect("chosen from the list");
-        let pod_dir = logs::pod_dir(&self.shared.state_dir, pod);
-        exec::exec(&spec, c, &pod_dir, &self.shared.ctx, command).await
+        self.shared.backend.exec(&spec, &chosen, command).await
     }
 
     /// Streams the log of `pod`/`container` into `sink` as it grows (see [`exec::follow`]),
@@ -257,9 +283,10 @@ impl Supervisor {
             })
             .ok_or_else(|| format!("pod {pod} is not running on this node"))?;
         let chosen = logs::choose_container(pod, &names, container)?;
-        let path = logs::log_path(&self.shared.state_dir, pod, &chosen);
-        exec::follow(&path, tail_lines, sink).await;
-        Ok(())
+        self.shared
+            .backend
+            .follow(pod, &chosen, tail_lines, sink)
+            .await
     }
 
     /// Starts stopping a forgotten pod in the background; the result resolves when it (and

@@ -18,21 +18,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kube9_proto::pb::{self, ContainerState, PodPhase};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use super::logs;
-use super::reaper::Exit;
-use super::spawn::{self, SpawnContext};
-use crate::config::is_path_component;
+pub use super::backend::Slot;
+use super::backend::{Exited, PodBackend, StartError};
 use crate::kubelet::policy::{self, reason, Backoff, RestartPolicy};
 use crate::kubelet::probe::{self, ProbeEvent};
-
-/// How long to wait for processes to die after SIGKILL before giving up on them.
-const KILL_WAIT: Duration = Duration::from_secs(1);
 
 /// The phase of a pod whose containers are all app containers under `Never` (tests and
 /// simple callers).
@@ -52,15 +45,7 @@ struct Lifecycle {
     stopping: bool,
 }
 
-/// Which container of the pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Init(usize),
-    App(usize),
-}
-
 /// A pod's shared state: read by the supervisor, written by its task and by `stop`.
-#[derive(Debug)]
 pub struct PodShared {
     /// Pod name.
     pub name: String,
@@ -72,6 +57,8 @@ pub struct PodShared {
     pub init_containers: Vec<String>,
     policy: RestartPolicy,
     backoff: Backoff,
+    backend: Arc<dyn PodBackend>,
+    spec: pb::Pod,
     /// Per app container: whether its probes let it count as ready.
     gates: Mutex<Vec<bool>>,
     lifecycle: Mutex<Lifecycle>,
@@ -93,6 +80,7 @@ impl PodShared {
     pub fn new(
         spec: &pb::Pod,
         backoff: Backoff,
+        backend: Arc<dyn PodBackend>,
         events: mpsc::UnboundedSender<pb::PodStatus>,
     ) -> Arc<Self> {
         let app_waits = if spec.init_containers.is_empty() {
@@ -129,6 +117,8 @@ impl PodShared {
                 .collect(),
             policy,
             backoff,
+            backend,
+            spec: spec.clone(),
             gates: Mutex::new(gates),
             lifecycle: Mutex::new(Lifecycle::default()),
             status: watch::channel(status).0,
@@ -145,48 +135,56 @@ impl PodShared {
     /// stopping), runs the init containers in order, then every app container, restarting
     /// them as the restart policy says. Returns when nothing is left to run (or the pod stops:
     /// its task is then aborted).
-    pub async fn supervise(
-        self: Arc<Self>,
-        spec: pb::Pod,
-        ctx: Arc<SpawnContext>,
-        state_dir: std::path::PathBuf,
-        previous: Option<super::Stopping>,
-    ) {
+    pub async fn supervise(self: Arc<Self>, previous: Option<super::Stopping>) {
         if let Some(previous) = previous {
             previous.await;
         }
-        let pod_dir = logs::pod_dir(&state_dir, &spec.name);
-        let dir_error = if is_path_component(&spec.name) {
-            std::fs::create_dir_all(&pod_dir)
-                .err()
-                .map(|e| format!("failed to create pod directory {}: {e}", pod_dir.display()))
-        } else {
-            Some(format!("invalid pod name {:?}", spec.name))
-        };
-        let run = Run {
-            spec: &spec,
-            ctx: &ctx,
-            state_dir: &state_dir,
-            dir_error: dir_error.as_deref(),
-        };
-        for index in 0..spec.init_containers.len() {
-            if !self.run_to_completion(&run, Slot::Init(index)).await {
+        match self.backend.prepare(&self.spec).await {
+            Ok(ip) => {
+                let lifecycle = self.lifecycle.lock();
+                self.status
+                    .send_modify(|s| s.pod_ip = ip.clone().unwrap_or_default());
+                self.emit(&lifecycle);
+            }
+            Err(message) => {
+                // Nothing of the pod can run: every container counts as run and failed.
+                warn!(pod = %self.name, error = %message, "failed to set the pod up");
+                let slots = (0..self.spec.init_containers.len())
+                    .map(Slot::Init)
+                    .chain((0..self.spec.containers.len()).map(Slot::App));
+                for slot in slots {
+                    let exited = Exited {
+                        code: 126,
+                        oom_killed: false,
+                        message: message.clone(),
+                    };
+                    self.record_exit(slot, exited, None);
+                }
                 return;
             }
         }
-        let apps =
-            (0..spec.containers.len()).map(|index| self.keep_running(&run, Slot::App(index)));
+        for index in 0..self.spec.init_containers.len() {
+            if !self.run_to_completion(Slot::Init(index)).await {
+                return;
+            }
+        }
+        let apps = (0..self.spec.containers.len()).map(|index| self.keep_running(Slot::App(index)));
         futures::future::join_all(apps).await;
     }
 
     /// Runs an init container until it exits 0 (retrying with back-off unless the policy is
     /// Never). False when the pod cannot go on.
-    async fn run_to_completion(&self, run: &Run<'_>, slot: Slot) -> bool {
+    async fn run_to_completion(&self, slot: Slot) -> bool {
         let mut crashes = 0;
         let mut restart = false;
         loop {
-            let Some(code) = self.run_once(run, slot, restart).await else {
-                return false;
+            let code = match self.run_once(slot, restart).await {
+                Run::Stopping => return false,
+                Run::NotCreated => {
+                    self.back_off(slot, &mut crashes).await;
+                    continue;
+                }
+                Run::Exited(code) => code,
             };
             if code == 0 {
                 return true;
@@ -200,12 +198,18 @@ impl PodShared {
     }
 
     /// Runs an app container, and again after each exit the restart policy restarts.
-    async fn keep_running(&self, run: &Run<'_>, slot: Slot) {
+    async fn keep_running(&self, slot: Slot) {
         let mut crashes = 0;
         let mut restart = false;
         loop {
-            let Some(code) = self.run_once(run, slot, restart).await else {
-                return;
+            let code = match self.run_once(slot, restart).await {
+                Run::Stopping => return,
+                // Not created (its image is missing, ...): tried again whatever the policy.
+                Run::NotCreated => {
+                    self.back_off(slot, &mut crashes).await;
+                    continue;
+                }
+                Run::Exited(code) => code,
             };
             if !self.policy.restarts(code) {
                 return;
@@ -215,51 +219,55 @@ impl PodShared {
         }
     }
 
-    /// Starts the container and waits for it to exit; its exit code, or `None` when the pod
-    /// is stopping.
-    async fn run_once(&self, run: &Run<'_>, slot: Slot, restart: bool) -> Option<i32> {
-        let exit = match self.start(run, slot, restart)? {
-            Ok(exit) => exit,
-            Err(failure) => return Some(self.record_exit(slot, None, Some(failure), None)),
+    /// Starts the container and waits for it to exit.
+    async fn run_once(&self, slot: Slot, restart: bool) -> Run {
+        let started = match self.start(slot, restart).await {
+            None => return Run::Stopping,
+            Some(Err(StartError::Waiting { reason, message })) => {
+                warn!(pod = %self.name, container = %slot.of(&self.spec).name, %reason, %message, "container not created");
+                let lifecycle = self.lifecycle.lock();
+                self.update(slot, |c| {
+                    c.state = ContainerState::Waiting as i32;
+                    c.reason = reason;
+                    c.message = message;
+                });
+                self.emit(&lifecycle);
+                return Run::NotCreated;
+            }
+            Some(Err(StartError::Exited(exited))) => {
+                warn!(pod = %self.name, container = %slot.of(&self.spec).name, error = %exited.message, "container failed to start");
+                return Run::Exited(self.record_exit(slot, exited, None));
+            }
+            Some(Ok(started)) => started,
         };
-        let Slot::App(index) = slot else {
-            return Some(self.record_exit(slot, exit.await.ok(), None, None));
-        };
-        let container = &run.spec.containers[index];
+        let exit = started.exit;
+        let container = slot.of(&self.spec);
         let probed = container.liveness_probe.is_some()
             || container.readiness_probe.is_some()
             || container.startup_probe.is_some();
+        let Slot::App(index) = slot else {
+            return Run::Exited(self.record_exit(slot, exit.await, None));
+        };
         if !probed {
             self.set_gate(index, true);
-            let outcome = exit.await.ok();
+            let outcome = exit.await;
             self.set_gate(index, false);
-            return Some(self.record_exit(slot, outcome, None, None));
+            return Run::Exited(self.record_exit(slot, outcome, None));
         }
-        // A process listens on the node's loopback; commands run as the container's do.
+        let (host, exec) = self.backend.prober(&self.spec, slot, &started.id);
         let (tx, mut events) = mpsc::unbounded_channel();
-        let exec = Arc::new(ProcessExec {
-            pod: run.spec.clone(),
-            index,
-            pod_dir: logs::pod_dir(run.state_dir, &run.spec.name),
-            ctx: run.ctx.clone(),
-        });
-        let watcher = tokio::spawn(probe::watch(
-            container.clone(),
-            "127.0.0.1".into(),
-            exec,
-            tx,
-        ));
+        let watcher = tokio::spawn(probe::watch(container.clone(), host, exec, tx));
         let mut killed = None;
-        tokio::pin!(exit);
+        let mut exit = exit;
         let outcome = loop {
             tokio::select! {
-                out = &mut exit => break out.ok(),
+                out = &mut exit => break out,
                 Some(event) = events.recv() => match event {
                     ProbeEvent::Started => {}
                     ProbeEvent::Ready(ready) => self.set_gate(index, ready),
                     ProbeEvent::Kill(why) => {
                         info!(pod = %self.name, container = %container.name, %why, "killing container");
-                        self.kill(slot);
+                        self.backend.kill(&started.id, super::DEFAULT_GRACE);
                         killed = Some(why);
                     }
                 },
@@ -267,7 +275,7 @@ impl PodShared {
         };
         watcher.abort();
         self.set_gate(index, false);
-        Some(self.record_exit(slot, outcome, None, killed))
+        Run::Exited(self.record_exit(slot, outcome, killed))
     }
 
     /// Whether app container `index` counts as ready (its probes say so); emits the change.
@@ -283,106 +291,61 @@ impl PodShared {
         }
     }
 
-    /// Stops one container for a failed probe: SIGTERM to its group, SIGKILL after the grace.
-    fn kill(&self, slot: Slot) {
-        let pid = self.slot(&self.status.borrow(), slot).pid;
-        if pid <= 0 {
-            return;
-        }
-        let group = [Pid::from_raw(pid)];
-        signal_groups(&group, Signal::SIGTERM);
-        tokio::spawn(async move {
-            tokio::time::sleep(super::DEFAULT_GRACE).await;
-            signal_groups(&group, Signal::SIGKILL);
-        });
-    }
-
-    /// Spawns one container; `None` when the pod is already stopping.
-    fn start(
+    /// Starts one container; `None` when the pod is stopping (what started meanwhile is
+    /// stopped again).
+    async fn start(
         &self,
-        run: &Run<'_>,
         slot: Slot,
         restart: bool,
-    ) -> Option<Result<oneshot::Receiver<Exit>, spawn::SpawnFailure>> {
-        let lifecycle = self.lifecycle.lock();
-        if lifecycle.stopping {
+    ) -> Option<Result<super::backend::Started, StartError>> {
+        if self.lifecycle.lock().stopping {
             return None;
         }
-        let container = match slot {
-            Slot::Init(i) => &run.spec.init_containers[i],
-            Slot::App(i) => &run.spec.containers[i],
-        };
-        let log = logs::log_path(run.state_dir, &run.spec.name, &container.name);
-        if restart {
-            // The previous run's output stays readable with --previous.
-            let _ = std::fs::rename(
-                &log,
-                logs::previous_log_path(run.state_dir, &run.spec.name, &container.name),
-            );
+        let container = slot.of(&self.spec);
+        let result = self.backend.start(&self.spec, slot, restart).await;
+        let lifecycle = self.lifecycle.lock();
+        if lifecycle.stopping {
+            // The stop did not see this run: take it down here.
+            if let Ok(started) = &result {
+                self.backend.kill(&started.id, Duration::ZERO);
+            }
+            return None;
         }
-        let pod_dir = logs::pod_dir(run.state_dir, &run.spec.name);
-        let result = match run.dir_error {
-            Some(message) => Err(spawn::SpawnFailure {
-                exit_code: 126,
-                message: message.to_string(),
-            }),
-            None if !is_path_component(&container.name) => Err(spawn::SpawnFailure {
-                exit_code: 126,
-                message: format!("invalid container name {:?}", container.name),
-            }),
-            None => spawn::spawn(run.spec, container, &pod_dir, &log, run.ctx),
-        };
         let now = now_ms();
-        let outcome = match result {
+        match &result {
             Ok(started) => {
-                info!(pod = %self.name, container = %container.name, pid = started.pid.as_raw(), restart, "container started");
-                // Said plainly where people look (describe, -o json): this is not the image.
-                let note = format!(
-                    "runs as a process on the node: image {} is not run",
-                    container.image
-                );
+                info!(pod = %self.name, container = %container.name, id = %started.id, restart, "container started");
                 self.update(slot, |c| {
                     if restart {
                         c.restarts += 1;
                     }
                     c.state = ContainerState::Running as i32;
                     c.reason.clear();
-                    c.message = note;
+                    // Said plainly where people look (describe, -o json).
+                    c.message = started.note.clone();
                     c.exit_code = 0;
                     c.started_ms = now;
                     c.finished_ms = 0;
-                    c.pid = started.pid.as_raw();
-                    c.container_id = format!("pid://{}", started.pid.as_raw());
+                    c.pid = started.pid;
+                    c.container_id = started.id.clone();
                 });
-                Ok(started.exit)
             }
-            Err(failure) => {
-                warn!(pod = %self.name, container = %container.name, error = %failure.message, "container failed to start");
-                if restart {
-                    self.update(slot, |c| c.restarts += 1);
-                }
-                Err(failure)
-            }
-        };
+            Err(StartError::Exited(_)) if restart => self.update(slot, |c| c.restarts += 1),
+            Err(_) => {}
+        }
         self.emit(&lifecycle);
-        Some(outcome)
+        Some(result)
     }
 
     /// Records that a container exited (`exit: None` and no failure: its status was lost).
     /// Returns its exit code.
-    fn record_exit(
-        &self,
-        slot: Slot,
-        exit: Option<Exit>,
-        failure: Option<spawn::SpawnFailure>,
-        killed: Option<String>,
-    ) -> i32 {
+    fn record_exit(&self, slot: Slot, exited: Exited, killed: Option<String>) -> i32 {
         let lifecycle = self.lifecycle.lock();
-        let (code, message) = match (exit, failure) {
-            (_, Some(f)) => (f.exit_code, f.message),
-            (Some(exit), None) => (exit.code(), exit.describe()),
-            (None, None) => (-1, "exit status lost".to_string()),
-        };
+        let Exited {
+            code,
+            oom_killed,
+            message,
+        } = exited;
         let message = match killed {
             Some(why) => format!("{why}; {message}"),
             None => message,
@@ -394,7 +357,7 @@ impl PodShared {
             c.exit_code = code;
             c.finished_ms = now;
             c.message = message;
-            c.reason = policy::exit_reason(code, false).to_string();
+            c.reason = policy::exit_reason(code, oom_killed).to_string();
             c.pid = 0;
         });
         self.emit(&lifecycle);
@@ -414,8 +377,17 @@ impl PodShared {
             }
             let delay = self.backoff.delay(*crashes);
             *crashes += 1;
+            let crashes_now = *crashes;
             drop(status);
             self.update(slot, |c| {
+                if c.state() == ContainerState::Waiting {
+                    // Never created (its image, ...): after the first failed pull the waits
+                    // show the pull back-off, the engine's words kept.
+                    if c.reason == reason::ERR_IMAGE_PULL && crashes_now > 1 {
+                        c.reason = reason::IMAGE_PULL_BACKOFF.into();
+                    }
+                    return;
+                }
                 c.last_state = Some(pb::ContainerTermination {
                     exit_code: c.exit_code,
                     reason: c.reason.clone(),
@@ -464,100 +436,34 @@ impl PodShared {
         }
     }
 
-    /// Stops the pod: SIGTERM to every container's process group, SIGKILL to what is left
-    /// after `grace`. Returns once every process has been reaped (or given up on).
+    /// Stops the pod: SIGTERM to every container, SIGKILL to what is left after `grace`, and
+    /// removes what the pod left on the node. Returns once that is done.
     pub async fn stop(&self, grace: Duration) {
-        let pids: Vec<Pid> = {
+        let running: Vec<String> = {
             let mut lifecycle = self.lifecycle.lock();
             lifecycle.stopping = true;
-            running_pids(&self.status.borrow())
+            let status = self.status.borrow();
+            status
+                .containers
+                .iter()
+                .chain(&status.init_containers)
+                .filter(|c| c.state() == ContainerState::Running && !c.container_id.is_empty())
+                .map(|c| c.container_id.clone())
+                .collect()
         };
-        if pids.is_empty() {
-            return;
-        }
         info!(pod = %self.name, uid = %self.uid, grace_ms = grace.as_millis() as u64, "stopping pod");
-        signal_groups(&pids, Signal::SIGTERM);
-        let mut status = self.status.subscribe();
-        let all_exited = |s: &pb::PodStatus| running_pids(s).is_empty();
-        if tokio::time::timeout(grace, status.wait_for(all_exited))
-            .await
-            .is_err()
-        {
-            let left = running_pids(&self.status.borrow());
-            warn!(pod = %self.name, pids = ?left, "grace period over, killing");
-            signal_groups(&left, Signal::SIGKILL);
-            if tokio::time::timeout(KILL_WAIT, status.wait_for(all_exited))
-                .await
-                .is_err()
-            {
-                warn!(pod = %self.name, "processes survived SIGKILL, giving up on them");
-            }
-        }
-        // The leaders are gone; take whatever they left behind in their groups with them.
-        signal_groups(&pids, Signal::SIGKILL);
+        self.backend.teardown(&self.spec, running, grace).await;
         debug!(pod = %self.name, "pod stopped");
     }
 }
 
-/// Probe commands of a process container: run as the container's own process is.
-struct ProcessExec {
-    pod: pb::Pod,
-    index: usize,
-    pod_dir: std::path::PathBuf,
-    ctx: SpawnContext,
-}
-
-impl probe::Exec for ProcessExec {
-    fn exec(
-        &self,
-        command: Vec<String>,
-        timeout: Duration,
-    ) -> futures::future::BoxFuture<'static, Result<i32, String>> {
-        let (pod, pod_dir, ctx, index) = (
-            self.pod.clone(),
-            self.pod_dir.clone(),
-            self.ctx.clone(),
-            self.index,
-        );
-        Box::pin(async move {
-            let run = super::exec::exec(&pod, &pod.containers[index], &pod_dir, &ctx, &command);
-            match tokio::time::timeout(timeout, run).await {
-                Ok(Ok(outcome)) => Ok(outcome.exit_code),
-                Ok(Err(why)) => Err(why),
-                Err(_) => Err(format!("command {command:?} timed out after {timeout:?}")),
-            }
-        })
-    }
-}
-
-/// What starting a container of the pod needs.
-struct Run<'a> {
-    spec: &'a pb::Pod,
-    ctx: &'a SpawnContext,
-    state_dir: &'a std::path::Path,
-    /// Why no container of the pod can start (its directory could not be made).
-    dir_error: Option<&'a str>,
-}
-
-fn running_pids(status: &pb::PodStatus) -> Vec<Pid> {
-    status
-        .containers
-        .iter()
-        .chain(&status.init_containers)
-        .filter(|c| c.state() == ContainerState::Running && c.pid > 0)
-        .map(|c| Pid::from_raw(c.pid))
-        .collect()
-}
-
-fn signal_groups(pids: &[Pid], signal: Signal) {
-    for pid in pids {
-        match killpg(*pid, signal) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(error) => {
-                warn!(pgid = pid.as_raw(), %signal, %error, "failed to signal process group")
-            }
-        }
-    }
+/// How one run of a container went.
+enum Run {
+    Exited(i32),
+    /// It could not be created; it waits with the reason and is tried again.
+    NotCreated,
+    /// The pod is stopping.
+    Stopping,
 }
 
 /// Derives the pod-level fields from its containers: a container is ready while it runs and

@@ -25,6 +25,8 @@ fn supervisor() -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf)
         state_dir: state_dir.clone(),
         node_name: "test-node".into(),
         standin_program: PathBuf::from("/nonexistent/kube9-node"),
+        engine: None,
+        cluster_id: "test".into(),
     });
     (supervisor, events, state_dir)
 }

@@ -492,15 +492,19 @@ fn rand_suffix() -> u32 {
 }
 
 /// Starts a `kube9-node` by hand (not through kube9d's runtime), as a person joining a node
-/// would; its output is discarded.
+/// would; its log goes to `agent-<name>.log` in the cluster's data directory.
 pub fn hand_started_agent(c: &TestCluster, name: &str, state_dir: &Path, extra: &[&str]) -> Child {
+    // Beside the cluster's data, so it goes with the cluster.
+    let log = std::fs::File::create(c.data_dir.join(format!("agent-{name}.log")))
+        .expect("agent log file");
     Command::new(bin("kube9-node"))
         .args(["--server", &c.server, "--name", name, "--cluster-id", &c.id])
         .arg("--state-dir")
         .arg(state_dir)
         .args(extra)
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start kube9-node")
 }
