@@ -68,6 +68,9 @@ where
         engine,
         cluster_id: config.cluster_id.clone(),
     });
+    if let Err(error) = supervisor.startup().await {
+        tracing::warn!(%error, "pod runtime start-up failed");
+    }
     // Reap from the start: as PID 1 the agent inherits orphans even before its first pod.
     containers::reaper::Reaper::global();
     let (stop_tx, stop_rx) = watch::channel(None);

@@ -33,7 +33,7 @@ async fn test_image() {
     }
 }
 
-/// Names of the engine containers of pod `pod` in cluster `id`.
+/// `id name` of each engine container of pod `pod` in cluster `id`, sorted.
 async fn pod_containers(id: &str, pod: &str) -> Vec<String> {
     let docker = docker().await.unwrap();
     let filters = HashMap::from([(
@@ -52,7 +52,12 @@ async fn pod_containers(id: &str, pod: &str) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .flat_map(|c| c.names.unwrap_or_default())
+        .map(|c| {
+            let name = c.names.unwrap_or_default().join(",");
+            format!("{} {name}", c.id.unwrap_or_default())
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect()
 }
 
@@ -174,6 +179,56 @@ spec:
         "{json}"
     );
     c.ctl_ok(&["delete", "pod", "nope"]);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    docker_cleanup(&c.id);
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_containers_outlive_a_killed_agent_and_never_run_twice_after_it_returns() {
+    test_image().await;
+    let c = TestCluster::start(Options::process()).await;
+    let dir = c.data_dir.join("docker-node");
+    let args = ["--pod-runtime", "docker"];
+    let mut agent = hand_started_agent(&c, "dnode", &dir, &args);
+    c.wait_node_status("dnode", kube9_proto::pb::NodeStatus::Healthy, secs(30))
+        .await;
+    c.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: keeper}}
+spec:
+  containers:
+  - {{name: main, image: '{BUSYBOX}', imagePullPolicy: Never, command: [sleep, '1000']}}
+"
+    ));
+    c.wait_for("keeper ready", secs(60), || async {
+        c.pod("keeper").await.ready.then_some(())
+    })
+    .await;
+    let before = pod_containers(&c.id, "keeper").await;
+    assert_eq!(before.len(), 2, "{before:?}");
+
+    // Like a kubelet's: the pod's containers do not die with the agent.
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    assert_eq!(pod_containers(&c.id, "keeper").await, before);
+
+    let mut agent = hand_started_agent(&c, "dnode", &dir, &args);
+    let after = c
+        .wait_for("keeper running again", secs(60), || async {
+            let names = pod_containers(&c.id, "keeper").await;
+            (c.pod("keeper").await.ready && names.len() == 2 && names != before).then_some(names)
+        })
+        .await;
+    assert_eq!(
+        after.len(),
+        2,
+        "one sandbox and one container, not two of each: {after:?}"
+    );
+    c.ctl_ok(&["delete", "pod", "keeper"]);
+    assert!(pod_containers(&c.id, "keeper").await.is_empty());
     let _ = agent.kill();
     let _ = agent.wait();
     docker_cleanup(&c.id);

@@ -80,6 +80,11 @@ pub trait PodBackend: Send + Sync {
     /// `process` or `docker`, as the agent reports it.
     fn kind(&self) -> &'static str;
 
+    /// Runs once when the agent starts, before it registers (and so before any pod).
+    async fn startup(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Sets the pod up before its first container starts; returns the pod IP, if it has one.
     async fn prepare(&self, pod: &pb::Pod) -> Result<Option<String>, String>;
 
@@ -419,6 +424,34 @@ fn engine_error(e: cri::Error) -> String {
 impl PodBackend for CriBackend {
     fn kind(&self) -> &'static str {
         "docker"
+    }
+
+    /// Removes every container and volume an earlier agent of this node left in the engine.
+    /// The agent does not adopt them (yet): kube9d sends the node's pods again once it has
+    /// registered, and they must not run twice.
+    async fn startup(&self) -> Result<(), String> {
+        let selector = cri::Labels::from([
+            (cri::labels::CLUSTER.to_string(), self.cluster.clone()),
+            (cri::labels::NODE.to_string(), self.node.clone()),
+        ]);
+        let found = (self.runtime.list_containers(&selector).await).map_err(engine_error)?;
+        if !found.is_empty() {
+            tracing::info!(
+                containers = found.len(),
+                "removing containers a previous agent left"
+            );
+        }
+        for c in found {
+            if let Err(e) = self.runtime.remove_container(&c.id).await {
+                warn!(container = %c.name, error = %e, "failed to remove a leftover container");
+            }
+        }
+        for v in (self.runtime.list_volumes(&selector).await).map_err(engine_error)? {
+            if let Err(e) = self.runtime.remove_volume(&v.name).await {
+                warn!(volume = %v.name, error = %e, "failed to remove a leftover volume");
+            }
+        }
+        Ok(())
     }
 
     async fn prepare(&self, pod: &pb::Pod) -> Result<Option<String>, String> {

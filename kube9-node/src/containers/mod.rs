@@ -122,6 +122,12 @@ impl Supervisor {
         )
     }
 
+    /// Start-up work of the pod runtime (removing what an earlier agent left); before the
+    /// agent registers.
+    pub async fn startup(&self) -> Result<(), String> {
+        self.shared.backend.startup().await
+    }
+
     /// How pods run here: `process` or `docker`.
     pub fn runtime_kind(&self) -> &'static str {
         self.shared.backend.kind()
