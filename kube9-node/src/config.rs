@@ -87,6 +87,11 @@ pub struct Cli {
     #[arg(long, env = "KUBE9_POD_RUNTIME", value_enum, default_value = "process")]
     pub pod_runtime: PodRuntime,
 
+    /// The engine network pods join (default: the engine's default bridge). kube9d's Docker
+    /// nodes put their pods on the cluster's network, where the agent can probe them.
+    #[arg(long, env = "KUBE9_POD_NETWORK")]
+    pub pod_network: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -127,6 +132,8 @@ pub struct Config {
     pub instance_id: Option<String>,
     /// How pods run.
     pub pod_runtime: PodRuntime,
+    /// The engine network pods join.
+    pub pod_network: Option<String>,
     /// Program run (as `<program> standin --image IMAGE -- ARGS`) for containers without a
     /// command: normally the agent's own binary.
     pub standin_program: PathBuf,
@@ -160,6 +167,7 @@ impl Cli {
             token: self.token.clone(),
             instance_id: self.instance_id.clone().filter(|id| !id.is_empty()),
             pod_runtime: self.pod_runtime,
+            pod_network: self.pod_network.clone().filter(|n| !n.is_empty()),
             standin_program: standin_program()?,
         })
     }

@@ -67,6 +67,7 @@ where
         standin_program: config.standin_program.clone(),
         engine,
         cluster_id: config.cluster_id.clone(),
+        pod_network: config.pod_network.clone(),
     });
     if let Err(error) = supervisor.startup().await {
         tracing::warn!(%error, "pod runtime start-up failed");

@@ -692,6 +692,7 @@ mod supervised {
             standin_program: PathBuf::from("/nonexistent"),
             engine: Some(Arc::new(fx.runtime.clone())),
             cluster_id: fx.cluster.clone(),
+            pod_network: None,
         });
         supervisor.set_backoff(Backoff {
             base: Duration::from_millis(100),

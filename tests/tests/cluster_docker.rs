@@ -1,6 +1,7 @@
-//! Nodes as Docker containers: real containers per node, pods as processes inside them, the
-//! container monitor, deregistration on `docker stop`, node deletion and adoption after a
-//! kube9d restart. Docker is required: a missing engine fails these tests.
+//! Nodes as Docker containers: real containers per node, whose agents run each pod as
+//! containers from its image beside the node (through the engine's socket), the container
+//! monitor, deregistration on `docker stop`, node deletion and adoption after a kube9d
+//! restart. Docker is required: a missing engine fails these tests.
 
 mod support;
 
@@ -9,29 +10,39 @@ use std::collections::HashMap;
 use kube9_proto::pb::{NodeStatus, PodPhase};
 use support::*;
 
-/// Command lines of the processes running inside a container (bollard `top`).
-async fn container_processes(container: &str) -> Vec<String> {
+/// `node container-name` of each engine container of pod `pod` in cluster `id`.
+async fn pod_containers(id: &str, pod: &str) -> Vec<(String, String)> {
     let docker = docker().await.expect("Docker is required for these tests");
-    let top = docker
-        .top_processes(
-            container,
-            Some(
-                bollard::query_parameters::TopOptionsBuilder::new()
-                    .ps_args("-eo pid,args")
-                    .build(),
-            ),
-        )
+    let filters = HashMap::from([(
+        "label",
+        vec![
+            format!("io.kube9.cluster={id}"),
+            format!("io.kube9.pod.name={pod}"),
+        ],
+    )]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
         .await
-        .unwrap_or_else(|e| panic!("docker top {container}: {e}"));
-    top.processes
-        .unwrap_or_default()
+        .unwrap()
         .into_iter()
-        .map(|row| row.join(" "))
+        .map(|c| {
+            let labels = c.labels.unwrap_or_default();
+            let node = labels.get("io.kube9.node").cloned().unwrap_or_default();
+            let name = labels
+                .get("io.kube9.container.name")
+                .cloned()
+                .unwrap_or_default();
+            (node, name)
+        })
         .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_nodes_run_pods_inside_their_own_containers() {
+async fn docker_nodes_run_their_pods_as_containers_beside_them() {
     let c = TestCluster::start(Options::docker()).await;
     c.healthy_nodes(&[("d1", "2"), ("d2", "2"), ("d3", "4")])
         .await;
@@ -70,21 +81,45 @@ async fn docker_nodes_run_pods_inside_their_own_containers() {
     let a = c.wait_pod_phase("web-a", PodPhase::Running, secs(30)).await;
     let b = c.wait_pod_phase("web-b", PodPhase::Running, secs(30)).await;
     assert_eq!(b.node, "d3");
-    // Seen by Docker itself, not only by what the agent reports.
-    let inside_a = container_processes(&format!("{}-{}", c.id, a.node)).await;
-    assert!(
-        inside_a.iter().any(|p| p.contains("sleep 1001")),
-        "pod web-a not in {}: {inside_a:?}",
-        a.node
+    // Seen by Docker itself, not only by what the agent reports: each pod is a sandbox and
+    // its container, labelled with the node that runs it.
+    let mut of_a = pod_containers(&c.id, "web-a").await;
+    of_a.sort();
+    assert_eq!(
+        of_a,
+        [
+            (a.node.clone(), "POD".to_string()),
+            (a.node.clone(), "main".to_string())
+        ],
+        "pod web-a"
     );
-    let inside_b = container_processes(&format!("{}-d3", c.id)).await;
+    let of_b = pod_containers(&c.id, "web-b").await;
     assert!(
-        inside_b.iter().any(|p| p.contains("sleep 1002")),
-        "pod web-b not in d3: {inside_b:?}"
+        of_b.len() == 2 && of_b.iter().all(|(n, _)| n == "d3"),
+        "{of_b:?}"
     );
-    assert!(
-        !inside_b.iter().any(|p| p.contains("sleep 1001")),
-        "pod web-a also runs in d3"
+    assert!(!b.pod_ip.is_empty(), "{b:?}");
+
+    // A pod's signals reach only its own processes: `kill -TERM 1` and `kill -9 -1` inside
+    // it leave its node (whose agent was PID 1 of the node container, once) and the other
+    // pod alone. Watched for two heartbeat deadlines.
+    c.ctl(&[
+        "exec",
+        "web-a",
+        "--",
+        "sh",
+        "-c",
+        "kill -TERM 1; kill -9 -1",
+    ]);
+    for _ in 0..20 {
+        assert_eq!(c.node(&a.node).await.status(), NodeStatus::Healthy);
+        assert_eq!(c.node("d3").await.status(), NodeStatus::Healthy);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let b_after = c.pod("web-b").await;
+    assert_eq!(
+        (b_after.phase(), b_after.containers[0].restarts),
+        (PodPhase::Running, 0)
     );
 
     let logs = c
@@ -160,10 +195,11 @@ async fn docker_stop_deregisters_the_node_and_its_pods_move() {
         })
         .await;
     assert_eq!(pod.reschedules, 1);
-    let inside = container_processes(&format!("{}-{to}", c.id)).await;
+    // Its containers went with the node that stopped: only the new ones remain, on `to`.
+    let mover = pod_containers(&c.id, "mover").await;
     assert!(
-        inside.iter().any(|p| p.contains("sleep 1000")),
-        "{inside:?}"
+        mover.len() == 2 && mover.iter().all(|(node, _)| node == to),
+        "{mover:?}"
     );
     c.assert_cpu_invariant().await;
     // The stopped container is reaped.

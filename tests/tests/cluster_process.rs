@@ -468,7 +468,11 @@ async fn nodes_left_initializing_by_a_previous_run_are_cleaned_up() {
 async fn an_ordinary_manifest_runs_and_every_output_format_works() {
     let c = TestCluster::start(Options::process()).await;
     c.healthy_nodes(&[("n1", "2")]).await;
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pod.yaml");
+    // An ordinary image with no command (a process node runs a stand-in for it).
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels: {app: web}\nspec:\n  containers:\n  - name: nginx\n    image: nginx:1.27-alpine\n    resources:\n      requests: {cpu: 500m, memory: 64Mi}\n      limits: {cpu: '1', memory: 128Mi}\n";
+    let file = c.data_dir.join("web.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    let example = file.to_str().unwrap();
     assert_eq!(
         c.ctl_ok(&["apply", "-f", example]).trim(),
         "pod/web created"

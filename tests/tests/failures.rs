@@ -13,7 +13,7 @@ use support::*;
 fn marked_pod(c: &TestCluster, name: &str, cpu: &str) -> String {
     let marker = format!("mark-{}-{name}", c.id);
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\", \"{marker}\"]\n    resources:\n      requests:\n        cpu: \"{cpu}\"\n"
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    imagePullPolicy: Never\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\", \"{marker}\"]\n    resources:\n      requests:\n        cpu: \"{cpu}\"\n"
     )
 }
 

@@ -7,31 +7,8 @@ mod support;
 
 use std::collections::HashMap;
 
-use kube9_node::cri::docker::image::{build_image, ContextFile};
 use kube9_proto::pb::PodPhase;
 use support::*;
-
-const BUSYBOX: &str = "kube9-test/busybox:1";
-
-/// `kube9-test/busybox:1`: FROM scratch with the static busybox, built once.
-async fn test_image() {
-    let docker = docker().await.expect("a Docker engine");
-    if docker.inspect_image(BUSYBOX).await.is_ok() {
-        return;
-    }
-    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
-    let files = [ContextFile {
-        name: "busybox",
-        data: &busybox,
-        mode: 0o755,
-    }];
-    let dockerfile =
-        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
-    // Two tests may race to build it: the loser's build fails harmlessly if the tag exists.
-    if let Err(e) = build_image(&docker, BUSYBOX, dockerfile, &files, &HashMap::new()).await {
-        assert!(docker.inspect_image(BUSYBOX).await.is_ok(), "{e}");
-    }
-}
 
 /// `id name` of each engine container of pod `pod` in cluster `id`, sorted.
 async fn pod_containers(id: &str, pod: &str) -> Vec<String> {
@@ -63,7 +40,6 @@ async fn pod_containers(id: &str, pod: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_runs_from_its_image_in_its_own_sandbox_and_goes_with_its_deletion() {
-    test_image().await;
     let c = TestCluster::start(Options::process()).await;
     let dir = c.data_dir.join("docker-node");
     let mut agent = hand_started_agent(
@@ -187,7 +163,6 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_containers_outlive_a_killed_agent_and_never_run_twice_after_it_returns() {
-    test_image().await;
     let c = TestCluster::start(Options::process()).await;
     let dir = c.data_dir.join("docker-node");
     let args = ["--pod-runtime", "docker"];

@@ -367,6 +367,8 @@ pub struct CriBackend {
     pub runtime: Arc<dyn ContainerRuntime>,
     pub cluster: String,
     pub node: String,
+    /// Engine network the pod sandboxes join (`None`: the engine's default one).
+    pub network: Option<String>,
     pods: Mutex<HashMap<String, CriPod>>,
 }
 
@@ -387,6 +389,7 @@ impl CriBackend {
             runtime,
             cluster: cluster.to_string(),
             node: node.to_string(),
+            network: None,
             pods: Mutex::new(HashMap::new()),
         }
     }
@@ -462,7 +465,7 @@ impl PodBackend for CriBackend {
                 .await
                 .map_err(engine_error)?;
         }
-        let config = cri::spec::sandbox_config(&meta, pod, 0, None);
+        let config = cri::spec::sandbox_config(&meta, pod, 0, self.network.clone());
         let sandbox = self
             .runtime
             .run_sandbox(&config)

@@ -58,6 +58,8 @@ pub struct SupervisorConfig {
     pub engine: Option<Arc<dyn crate::cri::ContainerRuntime>>,
     /// Cluster id, for the labels of engine containers.
     pub cluster_id: String,
+    /// Engine network for pod sandboxes (`None`: the engine's default).
+    pub pod_network: Option<String>,
 }
 
 /// Handle to the pods of this node; cheap to clone.
@@ -92,11 +94,11 @@ impl Supervisor {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| spawn::DEFAULT_PATH.to_string());
         let backend: Arc<dyn PodBackend> = match config.engine {
-            Some(engine) => Arc::new(CriBackend::new(
-                engine,
-                &config.cluster_id,
-                &config.node_name,
-            )),
+            Some(engine) => {
+                let mut cri = CriBackend::new(engine, &config.cluster_id, &config.node_name);
+                cri.network = config.pod_network.clone();
+                Arc::new(cri)
+            }
             None => Arc::new(ProcessBackend {
                 ctx: SpawnContext {
                     node_name: config.node_name,

@@ -27,6 +27,7 @@ fn supervisor() -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf)
         standin_program: PathBuf::from("/nonexistent/kube9-node"),
         engine: None,
         cluster_id: "test".into(),
+        pod_network: None,
     });
     (supervisor, events, state_dir)
 }

@@ -81,11 +81,8 @@ impl ClusterApi {
         let msg = Msg::FetchLogs(pb::FetchLogs {
             request_id: id,
             pod_name: r.pod.clone(),
-            container: if r.container.is_empty() {
-                String::new()
-            } else {
-                container.clone()
-            },
+            // Resolved here: the agent would also count init containers.
+            container: container.clone(),
             tail_lines: r.tail_lines,
             previous: r.previous,
         });

@@ -87,6 +87,7 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts kube9d and waits until it serves.
     pub async fn start(opts: Options) -> TestCluster {
+        ensure_test_image().await;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = format!("k9t{}x{}x{}", std::process::id(), n, rand_suffix());
         let data_dir = std::env::temp_dir().join(format!("kube9-e2e-{id}"));
@@ -452,7 +453,7 @@ impl TestCluster {
         if self.opts.runtime == Runtime::Docker {
             let docker = docker().await.unwrap();
             assert!(
-                list_containers(&docker, &id).await.is_empty(),
+                list_labelled(&docker, &id, true).await.is_empty(),
                 "containers left behind"
             );
             assert!(
@@ -587,7 +588,7 @@ pub fn docker_cleanup(id: &str) {
             .unwrap();
         rt.block_on(async {
             let Ok(docker) = docker().await else { return };
-            for c in list_containers(&docker, &id).await {
+            for c in list_labelled(&docker, &id, true).await {
                 let _ = docker
                     .remove_container(
                         &c,
@@ -598,6 +599,20 @@ pub fn docker_cleanup(id: &str) {
                         ),
                     )
                     .await;
+            }
+            let filters = HashMap::from([("label", vec![format!("io.kube9.cluster={id}")])]);
+            let options = bollard::query_parameters::ListVolumesOptionsBuilder::new()
+                .filters(&filters)
+                .build();
+            if let Ok(volumes) = docker.list_volumes(Some(options)).await {
+                for v in volumes.volumes.unwrap_or_default() {
+                    let _ = docker
+                        .remove_volume(
+                            &v.name,
+                            None::<bollard::query_parameters::RemoveVolumeOptions>,
+                        )
+                        .await;
+                }
             }
             let _ = docker.remove_network(&format!("{id}-net")).await;
         });
@@ -614,6 +629,12 @@ pub async fn docker() -> Result<bollard::Docker, bollard::errors::Error> {
 
 /// Ids of every container (running or not) labelled with cluster `id`.
 pub async fn list_containers(docker: &bollard::Docker, id: &str) -> Vec<String> {
+    list_labelled(docker, id, false).await
+}
+
+/// Ids of the containers labelled with cluster `id`: node containers, and with `pods` also
+/// the containers the agents made for pods.
+pub async fn list_labelled(docker: &bollard::Docker, id: &str, pods: bool) -> Vec<String> {
     let mut filters = HashMap::new();
     filters.insert("label".to_string(), vec![format!("io.kube9.cluster={id}")]);
     let opts = bollard::query_parameters::ListContainersOptionsBuilder::new()
@@ -625,14 +646,45 @@ pub async fn list_containers(docker: &bollard::Docker, id: &str) -> Vec<String> 
         .await
         .unwrap_or_default()
         .into_iter()
+        .filter(|c| {
+            pods || !c
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("io.kube9.pod.uid"))
+        })
         .filter_map(|c| c.id)
         .collect()
+}
+
+/// The image test pods run from: FROM scratch with the static busybox, built locally (there
+/// is no registry here), so pods say `imagePullPolicy: Never`.
+pub const BUSYBOX: &str = "kube9-test/busybox:1";
+
+/// Builds [`BUSYBOX`] in the engine unless it is there.
+pub async fn ensure_test_image() {
+    use kube9_node::cri::docker::image::{build_image, ContextFile};
+    let docker = docker().await.expect("a Docker engine");
+    if docker.inspect_image(BUSYBOX).await.is_ok() {
+        return;
+    }
+    let busybox = std::fs::read("/bin/busybox").expect("busybox-static is installed");
+    let files = [ContextFile {
+        name: "busybox",
+        data: &busybox,
+        mode: 0o755,
+    }];
+    let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\n\
+                      RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    // Tests race to build it: a loser's failure is fine once the image is there.
+    if let Err(e) = build_image(&docker, BUSYBOX, dockerfile, &files, &HashMap::new()).await {
+        assert!(docker.inspect_image(BUSYBOX).await.is_ok(), "{e}");
+    }
 }
 
 /// A pod manifest with one container running `sh -c SCRIPT` and the given CPU request.
 pub fn pod_yaml(name: &str, cpu: &str, script: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: test\nspec:\n  containers:\n  - name: main\n    image: busybox\n    command: [\"sh\", \"-c\", {script:?}]\n    resources:\n      requests:\n        cpu: \"{cpu}\"\n"
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: test\nspec:\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    imagePullPolicy: Never\n    command: [\"sh\", \"-c\", {script:?}]\n    resources:\n      requests:\n        cpu: \"{cpu}\"\n"
     )
 }
 

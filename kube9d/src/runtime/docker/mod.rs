@@ -47,6 +47,21 @@ use self::network::{container_name, ClusterNetwork};
 use super::{Error, NodeLaunch, NodeRuntime, Observed, OwnedInstance, Result};
 use super::{RuntimeKind, LABEL_NODE, LABEL_POD_UID};
 
+/// How a node's agent reaches the engine its pods run on: the engine's socket mounted at the
+/// default path (the agent is then as powerful as root on this host, like a kubelet; no pod
+/// ever gets the socket), or, for an engine kube9d reaches over TCP, the same DOCKER_HOST.
+fn engine_access() -> (Vec<String>, Vec<String>) {
+    const SOCKET: &str = "/var/run/docker.sock";
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if host.starts_with("unix://") => {
+            let path = host.trim_start_matches("unix://");
+            (vec![format!("{path}:{SOCKET}")], vec![])
+        }
+        Ok(host) if !host.is_empty() => (vec![], vec![format!("DOCKER_HOST={host}")]),
+        _ => (vec![format!("{SOCKET}:{SOCKET}")], vec![]),
+    }
+}
+
 /// Where the agent keeps its state inside the container.
 const STATE_DIR: &str = "/var/lib/kube9-node";
 
@@ -138,7 +153,61 @@ impl DockerRuntime {
                 _ => debug!(container = %container, "removed container"),
             }
         }
+        self.remove_volumes(&[self.config.label_filter().as_str()])
+            .await?;
         self.network.remove().await
+    }
+
+    /// The node a handle of this cluster names (its container is `<cluster>-<node>`).
+    fn node_of(&self, handle: &RuntimeHandle) -> Option<String> {
+        let prefix = format!("{}-", self.config.cluster_id);
+        (handle.container_name.strip_prefix(&prefix))
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+    }
+
+    /// Removes the containers and volumes the agent of `node` made for its pods: a node that
+    /// is gone takes its pods with it, so they never run twice once they move.
+    async fn remove_pods_of(&self, node: &str) -> Result<()> {
+        let node_label = format!("{LABEL_NODE}={node}");
+        let cluster_label = self.config.label_filter();
+        let filters = HashMap::from([(
+            "label",
+            vec![cluster_label.as_str(), node_label.as_str(), LABEL_POD_UID],
+        )]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let pods = self.docker.list_containers(Some(options)).await?;
+        for id in pods.into_iter().filter_map(|c| c.id) {
+            self.force_remove(&id).await?;
+        }
+        self.remove_volumes(&[cluster_label.as_str(), node_label.as_str()])
+            .await
+    }
+
+    /// Removes the volumes (pods' emptyDirs) carrying every label in `labels`.
+    async fn remove_volumes(&self, labels: &[&str]) -> Result<()> {
+        let filters = HashMap::from([("label", labels.to_vec())]);
+        let options = bollard::query_parameters::ListVolumesOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let volumes = self.docker.list_volumes(Some(options)).await?;
+        for v in volumes.volumes.unwrap_or_default() {
+            match self
+                .docker
+                .remove_volume(
+                    &v.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+            {
+                Err(e) if !is_not_found(&e) => return Err(e.into()),
+                _ => debug!(volume = %v.name, "removed volume"),
+            }
+        }
+        Ok(())
     }
 
     /// All containers (running or not) labelled with this cluster.
@@ -252,7 +321,14 @@ impl DockerRuntime {
             format!("KUBE9_HEARTBEAT_MS={}", spec.heartbeat_interval_ms),
             format!("KUBE9_INSTANCE_ID={}", spec.instance_id),
             format!("KUBE9_STATE_DIR={STATE_DIR}"),
+            // Pods run beside the node through the engine (the way dockershim did), on the
+            // cluster's network, where the agent can probe them.
+            "KUBE9_POD_RUNTIME=docker".to_string(),
+            format!("KUBE9_POD_NETWORK={net}"),
         ];
+        let (binds, engine_env) = engine_access();
+        let mut env = env;
+        env.extend(engine_env);
         let endpoint = EndpointSettings {
             aliases: Some(vec![spec.name.clone()]),
             ..Default::default()
@@ -267,6 +343,7 @@ impl DockerRuntime {
             host_config: Some(HostConfig {
                 network_mode: Some(net.clone()),
                 cap_add: with_caps.then(|| vec!["SYS_ADMIN".to_string()]),
+                binds: Some(binds),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -375,9 +452,20 @@ impl NodeRuntime for DockerRuntime {
             Some(container) => {
                 let id = container.id.unwrap_or_default();
                 self.network.forget(&id);
-                self.force_remove(&id).await
+                self.force_remove(&id).await?;
+                let node = (container.config.as_ref())
+                    .and_then(|c| c.labels.as_ref())
+                    .and_then(|l| l.get(LABEL_NODE).cloned());
+                match node.or_else(|| self.node_of(handle)) {
+                    Some(node) => self.remove_pods_of(&node).await,
+                    None => Ok(()),
+                }
             }
-            None => Ok(()),
+            // The node's container is gone already (removed by hand): its pods may not be.
+            None => match self.node_of(handle) {
+                Some(node) => self.remove_pods_of(&node).await,
+                None => Ok(()),
+            },
         }
     }
 
