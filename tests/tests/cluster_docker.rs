@@ -10,37 +10,6 @@ use std::collections::HashMap;
 use kube9_proto::pb::{NodeStatus, PodPhase};
 use support::*;
 
-/// `node container-name` of each engine container of pod `pod` in cluster `id`.
-async fn pod_containers(id: &str, pod: &str) -> Vec<(String, String)> {
-    let docker = docker().await.expect("Docker is required for these tests");
-    let filters = HashMap::from([(
-        "label",
-        vec![
-            format!("io.kube9.cluster={id}"),
-            format!("io.kube9.pod.name={pod}"),
-        ],
-    )]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    docker
-        .list_containers(Some(options))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| {
-            let labels = c.labels.unwrap_or_default();
-            let node = labels.get("io.kube9.node").cloned().unwrap_or_default();
-            let name = labels
-                .get("io.kube9.container.name")
-                .cloned()
-                .unwrap_or_default();
-            (node, name)
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_nodes_run_their_pods_as_containers_beside_them() {
     let c = TestCluster::start(Options::docker()).await;
@@ -83,19 +52,20 @@ async fn docker_nodes_run_their_pods_as_containers_beside_them() {
     assert_eq!(b.node, "d3");
     // Seen by Docker itself, not only by what the agent reports: each pod is a sandbox and
     // its container, labelled with the node that runs it.
-    let mut of_a = pod_containers(&c.id, "web-a").await;
-    of_a.sort();
+    let of_a = pod_containers(&c.id, "web-a").await;
+    let mut made: Vec<(&str, &str)> = of_a
+        .iter()
+        .map(|p| (p.node.as_str(), p.container.as_str()))
+        .collect();
+    made.sort();
     assert_eq!(
-        of_a,
-        [
-            (a.node.clone(), "POD".to_string()),
-            (a.node.clone(), "main".to_string())
-        ],
-        "pod web-a"
+        made,
+        [(a.node.as_str(), "POD"), (a.node.as_str(), "main")],
+        "{of_a:?}"
     );
     let of_b = pod_containers(&c.id, "web-b").await;
     assert!(
-        of_b.len() == 2 && of_b.iter().all(|(n, _)| n == "d3"),
+        of_b.len() == 2 && of_b.iter().all(|p| p.node == "d3"),
         "{of_b:?}"
     );
     assert!(!b.pod_ip.is_empty(), "{b:?}");
@@ -198,7 +168,7 @@ async fn docker_stop_deregisters_the_node_and_its_pods_move() {
     // Its containers went with the node that stopped: only the new ones remain, on `to`.
     let mover = pod_containers(&c.id, "mover").await;
     assert!(
-        mover.len() == 2 && mover.iter().all(|(node, _)| node == to),
+        mover.len() == 2 && mover.iter().all(|p| p.node == to),
         "{mover:?}"
     );
     c.assert_cpu_invariant().await;

@@ -5,38 +5,8 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use kube9_proto::pb::PodPhase;
 use support::*;
-
-/// `id name` of each engine container of pod `pod` in cluster `id`, sorted.
-async fn pod_containers(id: &str, pod: &str) -> Vec<String> {
-    let docker = docker().await.unwrap();
-    let filters = HashMap::from([(
-        "label",
-        vec![
-            format!("io.kube9.cluster={id}"),
-            format!("io.kube9.pod.name={pod}"),
-        ],
-    )]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    docker
-        .list_containers(Some(options))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| {
-            let name = c.names.unwrap_or_default().join(",");
-            format!("{} {name}", c.id.unwrap_or_default())
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_runs_from_its_image_in_its_own_sandbox_and_goes_with_its_deletion() {
@@ -84,7 +54,7 @@ spec:
     // A sandbox and two containers, labelled so that `docker ps --filter` finds them.
     let names = pod_containers(&c.id, "web").await;
     assert_eq!(names.len(), 3, "{names:?}");
-    assert!(names.iter().all(|n| n.contains(&pod.uid)), "{names:?}");
+    assert!(names.iter().all(|n| n.name.contains(&pod.uid)), "{names:?}");
 
     // The two containers share localhost; the hostname is the pod's name.
     let out = c.ctl_ok(&[

@@ -656,6 +656,52 @@ pub async fn list_labelled(docker: &bollard::Docker, id: &str, pods: bool) -> Ve
         .collect()
 }
 
+/// One engine container an agent made for a pod (its sandbox or one of its containers).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PodContainer {
+    pub id: String,
+    /// The engine's name for it (it carries the pod's uid).
+    pub name: String,
+    /// The node whose agent made it (`io.kube9.node`).
+    pub node: String,
+    /// Its name in the pod spec, `POD` for the sandbox (`io.kube9.container.name`).
+    pub container: String,
+}
+
+/// The engine containers of pod `pod` in cluster `id`, sorted by id.
+pub async fn pod_containers(id: &str, pod: &str) -> Vec<PodContainer> {
+    let docker = docker().await.expect("Docker is required for these tests");
+    let filters = HashMap::from([(
+        "label",
+        vec![
+            format!("io.kube9.cluster={id}"),
+            format!("io.kube9.pod.name={pod}"),
+        ],
+    )]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let mut found: Vec<PodContainer> = docker
+        .list_containers(Some(options))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let labels = c.labels.unwrap_or_default();
+            let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+            PodContainer {
+                id: c.id.unwrap_or_default(),
+                name: c.names.unwrap_or_default().join(","),
+                node: label("io.kube9.node"),
+                container: label("io.kube9.container.name"),
+            }
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 /// The image test pods run from: FROM scratch with the static busybox, built locally (there
 /// is no registry here), so pods say `imagePullPolicy: Never`.
 pub const BUSYBOX: &str = "kube9-test/busybox:1";
