@@ -243,12 +243,25 @@ pub fn describe_pod(pod: &pb::Pod, events: &[pb::Event], now_ms: i64) -> String 
         .field("Status", pod.phase().label())
         .field("Reason", or_none(&pod.reason))
         .field("CPU request", format_cpu(pod.cpu_request_millis))
-        // As given: the agent does not restart containers yet, so an empty policy must not
-        // read as Kubernetes' default, Always.
-        .field("Restart policy", or_none(&pod.restart_policy))
+        // Kubernetes' default when none is given.
+        .field(
+            "Restart policy",
+            if pod.restart_policy.is_empty() {
+                "Always"
+            } else {
+                pod.restart_policy.as_str()
+            },
+        )
+        .field("Ready", if pod.ready { "True" } else { "False" })
         .field("Scheduled", when(now_ms, pod.scheduled_ms))
         .field("Started", when(now_ms, pod.started_ms))
         .field("Reschedules", pod.reschedules);
+    if !pod.init_containers.is_empty() {
+        s.line("Init Containers:");
+        for c in &pod.init_containers {
+            container(&mut s, c, now_ms);
+        }
+    }
     s.line("Containers:");
     for c in &pod.containers {
         container(&mut s, c, now_ms);
@@ -299,9 +312,29 @@ fn container(s: &mut Sheet, c: &pb::Container, now_ms: i64) {
         field(s, "Exit code", c.exit_code.to_string());
         field(s, "Finished", when(now_ms, c.finished_ms));
     }
+    if !c.reason.is_empty() {
+        field(s, "Reason", c.reason.clone());
+    }
     if !c.message.is_empty() {
         field(s, "Message", c.message.clone());
     }
+    if let Some(last) = &c.last_state {
+        field(
+            s,
+            "Last State",
+            format!(
+                "Terminated ({}, exit code {}) at {}",
+                if last.reason.is_empty() {
+                    "Error"
+                } else {
+                    &last.reason
+                },
+                last.exit_code,
+                when(now_ms, last.finished_ms)
+            ),
+        );
+    }
+    field(s, "Ready", c.ready.to_string());
     field(s, "Restarts", c.restarts.to_string());
     if c.pid > 0 {
         field(s, "PID", c.pid.to_string());
@@ -409,13 +442,30 @@ mod tests {
     }
 
     #[test]
-    fn the_restart_policy_is_shown_as_given_or_none() {
+    fn the_restart_policy_is_shown_as_given_or_kubernetes_default() {
         let mut pod = pod();
         let text = describe_pod(&pod, &[], NOW);
         assert!(
-            text.contains("Restart policy:     <none>\n"),
-            "missing <none> in\n{text}"
+            text.contains("Restart policy:     Always\n"),
+            "missing Always in\n{text}"
         );
+        pod.containers[0].last_state = Some(pb::ContainerTermination {
+            exit_code: 3,
+            reason: "Error".into(),
+            finished_ms: NOW - 5_000,
+            ..Default::default()
+        });
+        pod.init_containers = vec![pb::Container {
+            name: "setup".into(),
+            image: "busybox".into(),
+            ..Default::default()
+        }];
+        let text = describe_pod(&pod, &[], NOW);
+        assert!(
+            text.contains("Last State:     Terminated (Error, exit code 3)"),
+            "{text}"
+        );
+        assert!(text.contains("Init Containers:\n  setup:"), "{text}");
         pod.restart_policy = "OnFailure".into();
         let text = describe_pod(&pod, &[], NOW);
         assert!(
