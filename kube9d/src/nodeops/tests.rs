@@ -224,3 +224,61 @@ async fn a_failed_launch_rolls_back_every_node_of_the_request() {
         .read(|c| !c.nodes.contains_key("a") && !c.nodes.contains_key("b")));
     assert!(h.fake.handle_of("a").is_none() && h.fake.handle_of("b").is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn pods_of_a_node_given_up_move_only_once_its_instance_is_removed() {
+    let mut h = harness(FakeRuntime::new()).await;
+    let spec = pb::NodeSpec {
+        name: "n2".into(),
+        cpu_millis: 1000,
+        ..Default::default()
+    };
+    h.ops.create_nodes(vec![spec]).await.unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    for (id, name) in [(1, "n1"), (2, "n2")] {
+        let instance = h.ops.node_view(name).unwrap().instance_id;
+        let reg = pb::Register {
+            node_name: name.into(),
+            ..Default::default()
+        };
+        let conn = AgentConn {
+            id,
+            instance,
+            tx: tx.clone(),
+            address: "10.0.0.1:1".into(),
+        };
+        h.control().mutate_detached(|c| {
+            c.attach(&reg, conn).unwrap();
+            c.heartbeat(name, id, pb::Heartbeat::default());
+        });
+    }
+    let pod = pb::Pod {
+        name: "p".into(),
+        cpu_request_millis: 100,
+        containers: vec![pb::Container {
+            name: "c".into(),
+            image: "x".into(),
+            cpu_request_millis: 100,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    h.control().mutate_detached(|c| {
+        c.insert_pod(pod);
+        c.place_pending();
+    });
+    let on = |h: &Harness| h.control().read(|c| c.pods["p"].node.clone());
+    assert_eq!(on(&h), "n1");
+
+    h.transition(NodeStatus::PermanentlyFailed, "gave up");
+    assert_eq!(
+        on(&h),
+        "n1",
+        "the pod waits for the node's instance to be removed"
+    );
+    let reap = h.actions.try_recv().expect("a reap was queued");
+    assert!(h.fake.calls_of(Op::Remove).is_empty());
+    h.ops.execute(reap).await;
+    assert_eq!(h.fake.calls_of(Op::Remove).len(), 1);
+    assert_eq!(on(&h), "n2", "then it moves");
+}

@@ -4,6 +4,7 @@
 use kube9_proto::fault::Fault;
 use kube9_proto::pb::{self, control_message::Msg, NodeStatus, PodPhase};
 
+use super::reschedule::Eviction;
 use super::{AgentConn, Cluster, Error, Result};
 use crate::config::Settings;
 use crate::runtime::RuntimeKind;
@@ -146,6 +147,8 @@ impl Cluster {
             format!("agent deregistered: {reason}")
         };
         self.transition(node, NodeStatus::PermanentlyFailed, &why);
+        // The agent stopped its pods before it said goodbye: they move at once.
+        self.evict_pods(node, Eviction::PermanentlyFailed);
     }
 
     /// The stream of connection `conn_id` ended.

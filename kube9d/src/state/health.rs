@@ -124,7 +124,14 @@ impl Cluster {
                 );
                 self.transition(name, NodeStatus::Failed, &why);
             }
-            NodeStatus::PermanentlyFailed => self.queue_reap(name),
+            // Pods still bound here wait for the reap; once it has run, they move.
+            NodeStatus::PermanentlyFailed
+                if !self.queue_reap(name)
+                    && !self.nodes[name].is_busy()
+                    && self.holds_pods(name) =>
+            {
+                self.evict_pods(name, super::reschedule::Eviction::PermanentlyFailed);
+            }
             _ => {}
         }
     }

@@ -166,13 +166,25 @@ impl Cluster {
         tracing::info!(node = %name, from = from.label(), to = to.label(), reason, "node status");
         match to {
             NodeStatus::Healthy => self.place_pending(),
-            NodeStatus::PermanentlyFailed => {
+            // What the runtime can remove is removed first (the node's instance and, on Docker,
+            // its pods' containers), so that the pods never run twice: they move when the reap
+            // is done. What it cannot remove, moves now.
+            NodeStatus::PermanentlyFailed if !self.queue_reap(name) => {
                 self.evict_pods(name, Eviction::PermanentlyFailed);
-                self.queue_reap(name);
             }
             _ => {}
         }
         true
+    }
+
+    /// Whether pods that still hold resources are bound to `name`.
+    pub fn holds_pods(&self, name: &str) -> bool {
+        self.nodes.get(name).is_some_and(|e| {
+            e.pods
+                .iter()
+                .filter_map(|p| self.pods.get(p))
+                .any(|p| !p.phase().is_terminal())
+        })
     }
 
     /// Removes a node record for good (after its pods were drained and its container removed).

@@ -21,31 +21,36 @@ pub const REMOVED: &str = "removed";
 impl Cluster {
     /// Asks the runtime to remove a permanently failed node's container or process, unless it
     /// is done, in flight, or waiting out a failed try. Nodes the runtime does not own have
-    /// nothing to remove.
-    pub fn queue_reap(&mut self, name: &str) {
+    /// nothing to remove. Returns whether a reap was queued now.
+    pub fn queue_reap(&mut self, name: &str) -> bool {
         if self
             .reap_retry_at
             .get(name)
             .is_some_and(|t| *t > Instant::now())
         {
-            return;
+            return false;
         }
         let Some(entry) = self.nodes.get(name) else {
-            return;
+            return false;
         };
         if entry.reaped || entry.is_busy() {
-            return;
+            return false;
         }
         match self.owned_handle(name) {
             Some(handle) => {
-                if self.claim(name).unwrap_or(false) {
-                    self.actions.push(Action::Reap {
-                        node: name.to_string(),
-                        handle,
-                    });
+                if !self.claim(name).unwrap_or(false) {
+                    return false;
                 }
+                self.actions.push(Action::Reap {
+                    node: name.to_string(),
+                    handle,
+                });
+                true
             }
-            None => self.nodes.get_mut(name).expect("present").reaped = true,
+            None => {
+                self.nodes.get_mut(name).expect("present").reaped = true;
+                false
+            }
         }
     }
 
@@ -86,6 +91,10 @@ impl Cluster {
                 self.reap_retry_at
                     .insert(node.to_string(), Instant::now() + REAP_RETRY);
             }
+        }
+        // The pods waited for this try; whether or not it removed everything, they move now.
+        if self.nodes.get(node).map(|e| e.status()) == Some(pb::NodeStatus::PermanentlyFailed) {
+            self.evict_pods(node, super::reschedule::Eviction::PermanentlyFailed);
         }
     }
 
