@@ -471,9 +471,8 @@ impl TestCluster {
     pub fn cleanup(&mut self) {
         self.kill_server();
         kill_cluster_processes(&self.id);
-        if self.opts.runtime == Runtime::Docker {
-            docker_cleanup(&self.id);
-        }
+        // Also for process clusters: a hand-joined Docker agent makes pod containers.
+        docker_cleanup(&self.id);
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
