@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 
-use super::types::PodMeta;
+use super::types::{ContainerInfo, PodMeta, SandboxId};
 
 /// Cluster id (as in kube9d's node containers).
 pub const CLUSTER: &str = "io.kube9.cluster";
@@ -106,6 +106,34 @@ pub fn parse_container_name(name: &str) -> Option<(&str, &str, &str, &str, u32)>
         return None;
     }
     Some((container, pod, namespace, uid, attempt))
+}
+
+/// Reading an engine container's labels.
+impl ContainerInfo {
+    /// The pod it belongs to, from its labels.
+    pub fn pod(&self) -> Option<PodMeta> {
+        pod_of(&self.labels)
+    }
+
+    /// Its name in the pod spec (`POD` for a sandbox).
+    pub fn container_name(&self) -> Option<&str> {
+        self.labels.get(CONTAINER_NAME).map(String::as_str)
+    }
+
+    /// Its attempt number.
+    pub fn attempt(&self) -> Option<u32> {
+        self.labels.get(ATTEMPT)?.parse().ok()
+    }
+
+    /// Whether it is a pod sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        self.labels.get(SANDBOX).map(String::as_str) == Some("true")
+    }
+
+    /// For an app container: the sandbox it joined.
+    pub fn sandbox_id(&self) -> Option<SandboxId> {
+        self.labels.get(SANDBOX_ID).cloned().map(SandboxId)
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,6 @@ use std::pin::Pin;
 
 use futures::Stream;
 
-use super::labels;
-
 /// A label selector: every key must be present with exactly this value.
 pub type Labels = HashMap<String, String>;
 
@@ -113,7 +111,7 @@ pub enum Medium {
 pub struct VolumeInfo {
     /// Engine volume name.
     pub name: String,
-    /// Its labels (the pod's, and [`labels::VOLUME_NAME`]).
+    /// Its labels (the pod's, and [`super::labels::VOLUME_NAME`]).
     pub labels: HashMap<String, String>,
 }
 
@@ -193,7 +191,7 @@ pub enum ContainerState {
 pub struct ContainerInfo {
     /// Engine id.
     pub id: ContainerId,
-    /// Engine name (see [`labels`]).
+    /// Engine name (see [`super::labels`]).
     pub name: String,
     /// The image it was created from, as given at creation.
     pub image: String,
@@ -213,33 +211,6 @@ pub struct ContainerInfo {
     pub finished_ms: Option<i64>,
     /// Its labels (the pod's, the container's name and attempt, sandbox markers).
     pub labels: HashMap<String, String>,
-}
-
-impl ContainerInfo {
-    /// The pod it belongs to, from its labels.
-    pub fn pod(&self) -> Option<PodMeta> {
-        labels::pod_of(&self.labels)
-    }
-
-    /// Its name in the pod spec (`POD` for a sandbox).
-    pub fn container_name(&self) -> Option<&str> {
-        self.labels.get(labels::CONTAINER_NAME).map(String::as_str)
-    }
-
-    /// Its attempt number.
-    pub fn attempt(&self) -> Option<u32> {
-        self.labels.get(labels::ATTEMPT)?.parse().ok()
-    }
-
-    /// Whether it is a pod sandbox.
-    pub fn is_sandbox(&self) -> bool {
-        self.labels.get(labels::SANDBOX).map(String::as_str) == Some("true")
-    }
-
-    /// For an app container: the sandbox it joined.
-    pub fn sandbox_id(&self) -> Option<SandboxId> {
-        self.labels.get(labels::SANDBOX_ID).cloned().map(SandboxId)
-    }
 }
 
 /// A sandbox, inspected.
