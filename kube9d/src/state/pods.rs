@@ -57,17 +57,14 @@ impl Cluster {
         pod.scheduled_ms = 0;
         pod.started_ms = 0;
         pod.reschedules = 0;
-        pod.pod_ip.clear();
-        pod.ready = false;
-        pod.status_reason.clear();
         for c in pod
             .containers
             .iter_mut()
             .chain(pod.init_containers.iter_mut())
         {
             *c = spec_only(c);
-            c.set_state(pb::ContainerState::Waiting);
         }
+        back_to_waiting(&mut pod);
         let name = pod.name.clone();
         self.pending.insert(PendingKey::of(&pod));
         self.pods.insert(name.clone(), pod);
