@@ -334,11 +334,7 @@ struct ProcessExec {
 }
 
 impl probe::Exec for ProcessExec {
-    fn exec(
-        &self,
-        command: Vec<String>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<i32, String>> {
+    fn exec(&self, command: Vec<String>) -> BoxFuture<'static, Result<i32, String>> {
         let (pod, pod_dir, ctx, slot) = (
             self.pod.clone(),
             self.pod_dir.clone(),
@@ -346,12 +342,8 @@ impl probe::Exec for ProcessExec {
             self.slot,
         );
         Box::pin(async move {
-            let run = process_exec::exec(&pod, slot.of(&pod), &pod_dir, &ctx, &command);
-            match tokio::time::timeout(timeout, run).await {
-                Ok(Ok(outcome)) => Ok(outcome.exit_code),
-                Ok(Err(why)) => Err(why),
-                Err(_) => Err(format!("command {command:?} timed out after {timeout:?}")),
-            }
+            let outcome = process_exec::exec(&pod, slot.of(&pod), &pod_dir, &ctx, &command);
+            outcome.await.map(|o| o.exit_code)
         })
     }
 }
@@ -709,18 +701,11 @@ struct CriExec {
 }
 
 impl probe::Exec for CriExec {
-    fn exec(
-        &self,
-        command: Vec<String>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<i32, String>> {
+    fn exec(&self, command: Vec<String>) -> BoxFuture<'static, Result<i32, String>> {
         let (runtime, id) = (self.runtime.clone(), self.id.clone());
         Box::pin(async move {
-            match tokio::time::timeout(timeout, runtime.exec(&id, &command)).await {
-                Ok(Ok(out)) => Ok(out.exit_code),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("command {command:?} timed out after {timeout:?}")),
-            }
+            let out = runtime.exec(&id, &command).await;
+            out.map(|o| o.exit_code).map_err(|e| e.to_string())
         })
     }
 }

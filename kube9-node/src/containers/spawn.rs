@@ -78,20 +78,12 @@ pub fn environment(
     container: &pb::Container,
     ctx: &SpawnContext,
 ) -> Vec<(String, String)> {
+    // What an engine gives every container (a PATH, the hostname) comes first.
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), ctx.path.clone()),
         ("HOSTNAME".into(), pod.name.clone()),
-        ("KUBE9_POD_NAME".into(), pod.name.clone()),
-        ("KUBE9_NODE_NAME".into(), ctx.node_name.clone()),
     ];
-    let items = pod.config_items.iter().filter(|item| item.kind == "env");
-    env.extend(items.map(|item| (item.name.clone(), item.value.clone())));
-    env.extend(
-        container
-            .env
-            .iter()
-            .map(|var| (var.name.clone(), var.value.clone())),
-    );
+    env.extend(crate::kubelet::env::pod_env(pod, container, &ctx.node_name));
     env
 }
 

@@ -128,19 +128,7 @@ pub fn container_config(
 
 /// The container's environment before expansion (see the module docs).
 fn environment(meta: &PodMeta, pod: &pb::Pod, container: &pb::Container) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("KUBE9_POD_NAME".to_string(), pod.name.clone()),
-        ("KUBE9_NODE_NAME".to_string(), meta.node.clone()),
-    ];
-    let items = pod.config_items.iter().filter(|item| item.kind == "env");
-    env.extend(items.map(|item| (item.name.clone(), item.value.clone())));
-    env.extend(
-        container
-            .env
-            .iter()
-            .map(|v| (v.name.clone(), v.value.clone())),
-    );
-    env
+    crate::kubelet::env::pod_env(pod, container, &meta.node)
 }
 
 fn resources(container: &pb::Container) -> Resources {

@@ -3,8 +3,10 @@
 //! run (processes here, the Docker engine through `cri`).
 //!
 //! # Layout
+//! - [`env`]: a container's environment from the pod spec.
 //! - [`policy`]: the rules as pure functions, unit-tested against Kubernetes' behaviour.
 //! - [`probe`]: liveness, readiness and startup probes for any runtime.
 
+pub mod env;
 pub mod policy;
 pub mod probe;

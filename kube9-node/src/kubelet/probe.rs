@@ -18,12 +18,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// Runs a command in the container: its exit code, or why it could not run.
+/// The prober bounds it with the probe's timeout.
 pub trait Exec: Send + Sync {
-    fn exec(
-        &self,
-        command: Vec<String>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, Result<i32, String>>;
+    fn exec(&self, command: Vec<String>) -> BoxFuture<'static, Result<i32, String>>;
 }
 
 /// What a container's probes found out.
@@ -64,11 +61,17 @@ impl Timing {
 pub async fn check(probe: &pb::Probe, host: &str, exec: &dyn Exec) -> Result<(), String> {
     let timeout = Timing::of(probe).timeout;
     match &probe.handler {
-        Some(Handler::Exec(e)) => match exec.exec(e.command.clone(), timeout).await {
-            Ok(0) => Ok(()),
-            Ok(code) => Err(format!("command {:?} exited with {code}", e.command)),
-            Err(why) => Err(why),
-        },
+        Some(Handler::Exec(e)) => {
+            match tokio::time::timeout(timeout, exec.exec(e.command.clone())).await {
+                Ok(Ok(0)) => Ok(()),
+                Ok(Ok(code)) => Err(format!("command {:?} exited with {code}", e.command)),
+                Ok(Err(why)) => Err(why),
+                Err(_) => Err(format!(
+                    "command {:?} timed out after {timeout:?}",
+                    e.command
+                )),
+            }
+        }
         Some(Handler::HttpGet(get)) => {
             let host = if get.host.is_empty() { host } else { &get.host };
             tokio::time::timeout(timeout, http_get(host, get.port, &get.path))
@@ -226,7 +229,7 @@ mod tests {
     struct Scripted(AtomicI32);
 
     impl Exec for Scripted {
-        fn exec(&self, _: Vec<String>, _: Duration) -> BoxFuture<'static, Result<i32, String>> {
+        fn exec(&self, _: Vec<String>) -> BoxFuture<'static, Result<i32, String>> {
             let code = self.0.load(Ordering::SeqCst);
             Box::pin(async move { Ok(code) })
         }
