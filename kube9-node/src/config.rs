@@ -83,8 +83,8 @@ pub struct Cli {
 
     /// How pods run: `docker` (containers from their images, through the Docker engine at
     /// DOCKER_HOST or the local socket), `process` (processes on this node, images not run),
-    /// or `auto` (Docker when the engine answers).
-    #[arg(long, env = "KUBE9_POD_RUNTIME", value_enum, default_value = "process")]
+    /// or `auto`, the default (Docker when the engine answers, processes otherwise).
+    #[arg(long, env = "KUBE9_POD_RUNTIME", value_enum, default_value = "auto")]
     pub pod_runtime: PodRuntime,
 
     /// The engine network pods join (default: the engine's default bridge). kube9d's Docker

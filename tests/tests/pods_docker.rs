@@ -132,50 +132,112 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pod_containers_outlive_a_killed_agent_and_never_run_twice_after_it_returns() {
-    let c = TestCluster::start(Options::process()).await;
+async fn pod_containers_outlive_a_killed_agent_and_a_restarted_kube9d_and_are_taken_over() {
+    let mut c = TestCluster::start(Options::process()).await;
     let dir = c.data_dir.join("docker-node");
     let args = ["--pod-runtime", "docker"];
     let mut agent = hand_started_agent(&c, "dnode", &dir, &args);
     c.wait_node_status("dnode", kube9_proto::pb::NodeStatus::Healthy, secs(30))
         .await;
-    c.apply(&format!(
-        "apiVersion: v1
+    let pod = |name: &str| {
+        format!(
+            "apiVersion: v1
 kind: Pod
-metadata: {{name: keeper}}
+metadata: {{name: {name}}}
 spec:
   containers:
   - {{name: main, image: '{BUSYBOX}', imagePullPolicy: Never, command: [sleep, '1000']}}
 "
-    ));
-    c.wait_for("keeper ready", secs(60), || async {
-        c.pod("keeper").await.ready.then_some(())
-    })
-    .await;
+        )
+    };
+    c.apply(&pod("keeper"));
+    c.apply(&pod("goner"));
+    for name in ["keeper", "goner"] {
+        c.wait_for("pods ready", secs(60), || async {
+            c.pod(name).await.ready.then_some(())
+        })
+        .await;
+    }
     let before = pod_containers(&c.id, "keeper").await;
     assert_eq!(before.len(), 2, "{before:?}");
+    let uid = c.pod("keeper").await.uid;
+    let started = started_at(&before).await;
 
     // Like a kubelet's: the pod's containers do not die with the agent.
     agent.kill().unwrap();
     agent.wait().unwrap();
     assert_eq!(pod_containers(&c.id, "keeper").await, before);
+    // Deleted while its node's agent was away: nothing is left to run it.
+    c.ctl_ok(&["delete", "pod", "goner", "--grace-period", "0"]);
+    c.wait_for("goner gone", secs(60), || async {
+        (!c.pods().await.iter().any(|p| p.name == "goner")).then_some(())
+    })
+    .await;
 
+    // The new agent takes the pod over: same containers, not restarted, same binding; what
+    // was left of the deleted pod is removed.
     let mut agent = hand_started_agent(&c, "dnode", &dir, &args);
-    let after = c
-        .wait_for("keeper running again", secs(60), || async {
-            let names = pod_containers(&c.id, "keeper").await;
-            (c.pod("keeper").await.ready && names.len() == 2 && names != before).then_some(names)
+    c.wait_for("the agent back", secs(60), || async {
+        let log = std::fs::read_to_string(c.data_dir.join("agent-dnode.log")).ok()?;
+        log.contains("container taken over").then_some(())
+    })
+    .await;
+    c.wait_for("goner's containers removed", secs(30), || async {
+        pod_containers(&c.id, "goner")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let keeper = c
+        .wait_for("keeper ready again", secs(60), || async {
+            let p = c.pod("keeper").await;
+            p.ready.then_some(p)
         })
         .await;
-    assert_eq!(
-        after.len(),
-        2,
-        "one sandbox and one container, not two of each: {after:?}"
-    );
+    assert_eq!(keeper.uid, uid, "the same binding, not a new one");
+    assert_eq!(pod_containers(&c.id, "keeper").await, before);
+    assert_eq!(started_at(&before).await, started, "not restarted");
+
+    // kube9d restarting changes nothing either.
+    c.restart_server().await;
+    c.wait_for("the agent attached to the new kube9d", secs(30), || async {
+        // Attached three times: at first, after the agent's restart, after kube9d's.
+        let log = std::fs::read_to_string(c.data_dir.join("kube9d.log")).ok()?;
+        (log.matches("agent attached node=dnode").count() >= 3).then_some(())
+    })
+    .await;
+    let keeper = c
+        .wait_for("keeper ready after the restart", secs(60), || async {
+            let p = c.pod("keeper").await;
+            p.ready.then_some(p)
+        })
+        .await;
+    assert_eq!(keeper.uid, uid);
+    assert_eq!(pod_containers(&c.id, "keeper").await, before);
+    assert_eq!(started_at(&before).await, started, "not restarted");
+
     c.ctl_ok(&["delete", "pod", "keeper"]);
     assert!(pod_containers(&c.id, "keeper").await.is_empty());
     let _ = agent.kill();
     let _ = agent.wait();
     docker_cleanup(&c.id);
     c.finish().await;
+}
+
+/// When each of these containers last started, as the engine says.
+async fn started_at(containers: &[PodContainer]) -> Vec<String> {
+    let docker = docker().await.unwrap();
+    let mut times = Vec::new();
+    for container in containers {
+        let info = docker
+            .inspect_container(
+                &container.id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .unwrap();
+        times.push(info.state.and_then(|s| s.started_at).unwrap_or_default());
+    }
+    times
 }

@@ -170,6 +170,7 @@ fn register(agent: &Agent) -> pb::Register {
         instance_id: agent.instance_id.clone(),
         memory_capacity_bytes: 0,
         pod_runtime: agent.supervisor.runtime_kind().into(),
+        adoptable_pod_uids: agent.supervisor.adoptable(),
     }
 }
 
@@ -294,6 +295,11 @@ async fn establish(
         backoff.max = Duration::from_millis(registered.crash_backoff_max_ms);
     }
     agent.supervisor.set_backoff(backoff);
+    // Before any RunPod is handled: what is not taken over goes.
+    agent
+        .supervisor
+        .adopt_only(&registered.adopt_pod_uids)
+        .await;
     info!(server = %config.server, node = %config.name, pods, heartbeat_ms = heartbeat_every.as_millis() as u64,
         "registered");
     Ok((

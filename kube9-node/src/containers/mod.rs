@@ -6,7 +6,8 @@
 //! - [`pod`]: one pod's lifecycle and status, the same for every backend: init containers,
 //!   restarts with back-off, probes, stop with grace.
 //! - [`backend`]: how containers run: [`backend::ProcessBackend`] or, through
-//!   [`crate::cri`], [`backend::CriBackend`].
+//!   [`crate::cri`], [`engine::CriBackend`].
+//! - [`adopt`]: taking over the containers an earlier agent of this node left running.
 //! - [`spawn`]: container spec to process (command line, environment, log file).
 //! - [`exec`]: exec and log following for processes.
 //! - [`reaper`]: the process-wide `waitpid(-1)` loop that collects every child and orphan.
@@ -15,7 +16,9 @@
 //! Status changes of running pods are sent on the channel returned by [`Supervisor::new`];
 //! the agent forwards them to kube9d.
 
+pub mod adopt;
 pub mod backend;
+pub mod engine;
 pub mod exec;
 pub mod logs;
 pub mod pod;
@@ -34,7 +37,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use self::backend::{CriBackend, PodBackend, ProcessBackend};
+use self::backend::{PodBackend, ProcessBackend};
+use self::engine::CriBackend;
 use self::pod::PodShared;
 use self::spawn::SpawnContext;
 use crate::kubelet::policy::Backoff;
@@ -124,10 +128,21 @@ impl Supervisor {
         )
     }
 
-    /// Start-up work of the pod runtime (removing what an earlier agent left); before the
+    /// Start-up work of the pod runtime (finding what an earlier agent left); before the
     /// agent registers.
     pub async fn startup(&self) -> Result<(), String> {
         self.shared.backend.startup().await
+    }
+
+    /// Pods (by uid) an earlier agent of this node left running, for Register.
+    pub fn adoptable(&self) -> Vec<String> {
+        self.shared.backend.adoptable()
+    }
+
+    /// kube9d's answer in Registered: take over these pods when their RunPod comes, remove
+    /// the rest an earlier agent left. Only the first call after start-up does anything.
+    pub async fn adopt_only(&self, keep: &[String]) {
+        self.shared.backend.adopt_only(keep).await
     }
 
     /// How pods run here: `process` or `docker`.

@@ -140,11 +140,15 @@ impl PodShared {
             previous.await;
         }
         match self.backend.prepare(&self.spec).await {
-            Ok(ip) => {
+            Ok(prepared) => {
                 let lifecycle = self.lifecycle.lock();
                 self.status
-                    .send_modify(|s| s.pod_ip = ip.clone().unwrap_or_default());
-                self.emit(&lifecycle);
+                    .send_modify(|s| s.pod_ip = prepared.ip.unwrap_or_default());
+                // Taken over: the containers still run, and their first status says so (a
+                // status with every container waiting would only flap the pod's phase).
+                if !prepared.taken_over {
+                    self.emit(&lifecycle);
+                }
             }
             Err(message) => {
                 // Nothing of the pod can run: every container counts as run and failed.
@@ -314,17 +318,27 @@ impl PodShared {
         let now = now_ms();
         match &result {
             Ok(started) => {
-                info!(pod = %self.name, container = %container.name, id = %started.id, restart, "container started");
+                let (resumed, started_ms) = (started.resumed, started.started_ms);
+                match resumed {
+                    Some(_) => {
+                        info!(pod = %self.name, container = %container.name, id = %started.id, "container taken over")
+                    }
+                    None => {
+                        info!(pod = %self.name, container = %container.name, id = %started.id, restart, "container started")
+                    }
+                }
                 self.update(slot, |c| {
-                    if restart {
-                        c.restarts += 1;
+                    match resumed {
+                        Some(r) => c.restarts = r.restarts,
+                        None if restart => c.restarts += 1,
+                        None => {}
                     }
                     c.state = ContainerState::Running as i32;
                     c.reason.clear();
                     // Said plainly where people look (describe, -o json).
                     c.message = started.note.clone();
                     c.exit_code = 0;
-                    c.started_ms = now;
+                    c.started_ms = started_ms.unwrap_or(now);
                     c.finished_ms = 0;
                     c.pid = started.pid;
                     c.container_id = started.id.clone();

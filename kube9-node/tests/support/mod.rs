@@ -196,6 +196,8 @@ impl AgentProcess {
             .env_remove("KUBE9_SERVER")
             .env_remove("KUBE9_NODE_NAME")
             .env_remove("KUBE9_STATE_DIR")
+            // Processes unless `extra` says `--pod-runtime docker` (a flag beats the variable).
+            .env("KUBE9_POD_RUNTIME", "process")
             .env("RUST_LOG", "debug,h2=info,hyper=info,tower=info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -49,7 +49,7 @@ impl Cluster {
         let status = entry.status();
         if matches!(status, NodeStatus::PermanentlyFailed | NodeStatus::Draining) {
             // Not welcome back: stop whatever it still runs, then tell it to go.
-            let _ = conn.tx.send(registered(&name, &self.settings));
+            let _ = conn.tx.send(registered(&name, &self.settings, Vec::new()));
             for p in &reg.pods {
                 let _ = conn.tx.send(pb::ControlMessage {
                     msg: Some(Msg::DeletePod(pb::DeletePod {
@@ -69,8 +69,12 @@ impl Cluster {
                 status.label()
             )));
         }
-        let _ = conn.tx.send(registered(&name, &self.settings));
+        let adopt = self.adoptable(&name, &reg.adoptable_pod_uids);
+        let _ = conn
+            .tx
+            .send(registered(&name, &self.settings, adopt.clone()));
         let address = conn.address.clone();
+        let entry = self.nodes.get_mut(&name).expect("present");
         entry.agent = Some(conn);
         entry.node.agent_version = reg.agent_version.clone();
         if reg.cpu_capacity_millis > 0
@@ -84,14 +88,34 @@ impl Cluster {
             entry.node.memory_capacity_bytes = reg.memory_capacity_bytes;
         }
         tracing::info!(node = %name, %address, pods = reg.pods.len(), "agent attached");
-        self.resync(&name, &reg.pods);
+        self.resync(&name, &reg.pods, &adopt);
         self.save_node(&name, pb::WatchEventType::Modified);
         Ok(())
     }
 
+    /// Of the pods whose containers a new agent found left in its engine (`found`, by uid),
+    /// those it should take over: still bound to `node`, neither finished nor being deleted.
+    fn adoptable(&self, node: &str, found: &[String]) -> Vec<String> {
+        let Some(entry) = self.nodes.get(node) else {
+            return Vec::new();
+        };
+        entry
+            .pods
+            .iter()
+            .filter_map(|name| self.pods.get(name))
+            .filter(|pod| {
+                !pod.phase().is_terminal()
+                    && pod.phase() != PodPhase::Terminating
+                    && found.contains(&pod.uid)
+            })
+            .map(|pod| pod.uid.clone())
+            .collect()
+    }
+
     /// Reconciles what an agent runs with what is bound to it: stale copies are stopped,
-    /// missing pods are (re)started, reported statuses are applied.
-    fn resync(&mut self, node: &str, reported: &[pb::PodStatus]) {
+    /// missing pods are (re)started, reported statuses are applied. Pods in `adopt` are sent
+    /// again as they are: the agent takes over their running containers.
+    fn resync(&mut self, node: &str, reported: &[pb::PodStatus], adopt: &[String]) {
         for status in reported {
             // Stale copies get a DeletePod inside apply_pod_status.
             self.apply_pod_status(node, status.clone());
@@ -122,7 +146,9 @@ impl Cluster {
             }
             if !known {
                 let pod = self.pods.get_mut(&name).expect("present");
-                if pod.phase() == PodPhase::Running {
+                if adopt.contains(&pod.uid) {
+                    tracing::info!(node, pod = %name, "the agent takes over the pod's containers");
+                } else if pod.phase() == PodPhase::Running {
                     pod.set_phase(PodPhase::Scheduled);
                     pod.started_ms = 0;
                     pod.reason = format!("restarting on {node}: the agent no longer runs it");
@@ -165,7 +191,7 @@ impl Cluster {
 }
 
 /// The reply to Register: the settings every agent of this cluster follows.
-fn registered(node: &str, settings: &Settings) -> pb::ControlMessage {
+fn registered(node: &str, settings: &Settings, adopt_pod_uids: Vec<String>) -> pb::ControlMessage {
     pb::ControlMessage {
         msg: Some(Msg::Registered(pb::Registered {
             node_name: node.to_string(),
@@ -173,6 +199,7 @@ fn registered(node: &str, settings: &Settings) -> pb::ControlMessage {
             cluster_id: String::new(),
             crash_backoff_base_ms: settings.crash_backoff_base.as_millis() as u64,
             crash_backoff_max_ms: settings.crash_backoff_max.as_millis() as u64,
+            adopt_pod_uids,
         })),
     }
 }

@@ -177,6 +177,50 @@ fn a_reconnecting_agent_stops_what_it_should_not_run_and_restarts_what_it_lost()
 }
 
 #[test]
+fn a_new_agent_takes_over_only_the_pods_still_bound_to_its_node() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 4000, 1);
+    add(&mut c, pod("kept", 1000));
+    add(&mut c, pod("gone", 1000));
+    let status = |name: &str, uid: &str| pb::PodStatus {
+        pod_name: name.into(),
+        pod_uid: uid.into(),
+        phase: PodPhase::Running as i32,
+        containers: vec![pb::ContainerStatus {
+            name: "main".into(),
+            state: pb::ContainerState::Running as i32,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let kept_uid = c.pods["kept"].uid.clone();
+    let gone_uid = c.pods["gone"].uid.clone();
+    c.apply_pod_status("n1", status("kept", &kept_uid));
+    assert_eq!(c.pods["kept"].phase(), PodPhase::Running);
+    c.detach("n1", 1);
+    c.delete_pod("gone", 0).unwrap();
+
+    // A new agent process finds both pods' containers still running in its engine.
+    let (tx, mut rx) = unbounded_channel();
+    let reg = pb::Register {
+        node_name: "n1".into(),
+        adoptable_pod_uids: vec![kept_uid.clone(), gone_uid, "unknown".into()],
+        ..Default::default()
+    };
+    c.attach(&reg, conn(2, tx)).unwrap();
+    let msgs = drain(&mut rx);
+    let Some(Msg::Registered(registered)) = msgs.first() else {
+        panic!("Registered comes first: {msgs:?}");
+    };
+    assert_eq!(registered.adopt_pod_uids, vec![kept_uid.clone()]);
+    assert!(runs(&msgs, "kept"), "the agent needs the spec: {msgs:?}");
+    // Taken over, not restarted: the pod stays Running, with no Restarting event.
+    assert_eq!(c.pods["kept"].phase(), PodPhase::Running);
+    assert_eq!(c.pods["kept"].uid, kept_uid);
+    assert!(!c.events.iter().any(|e| e.reason == "Restarting"));
+}
+
+#[test]
 fn a_deleted_pod_holds_its_cpu_until_the_agent_confirms() {
     let mut c = cluster();
     let mut n1 = join(&mut c, "n1", 2000, 1);

@@ -502,6 +502,8 @@ pub fn hand_started_agent(c: &TestCluster, name: &str, state_dir: &Path, extra: 
         .arg("--state-dir")
         .arg(state_dir)
         .args(extra)
+        // Processes unless `extra` says `--pod-runtime docker` (a flag beats the variable).
+        .env("KUBE9_POD_RUNTIME", "process")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)

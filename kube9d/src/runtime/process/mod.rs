@@ -152,6 +152,8 @@ impl ProcessRuntime {
             .arg("--state-dir")
             .arg(&dir)
             .env("KUBE9_INSTANCE_ID", &spec.instance_id)
+            // Process nodes run their pods as processes too, engine or not.
+            .env("KUBE9_POD_RUNTIME", "process")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
