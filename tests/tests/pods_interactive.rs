@@ -116,6 +116,52 @@ async fn exec_returns_output_and_the_commands_exit_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_exec_default_to_the_first_container_or_the_annotated_one() {
+    let c = TestCluster::start(Options::process()).await;
+    c.healthy_nodes(&[("n1", "2")]).await;
+    let pod = |name: &str, annotations: &str| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}{annotations}}}
+spec:
+  containers:
+  - {{name: app, image: {BUSYBOX}, command: [sh, -c, 'echo app says hi; sleep 1000'], env: [{{name: WHO, value: app}}]}}
+  - {{name: sidecar, image: {BUSYBOX}, command: [sh, -c, 'echo sidecar says hi; sleep 1000'], env: [{{name: WHO, value: sidecar}}]}}
+"
+        )
+    };
+    c.apply(&pod("two", ""));
+    c.apply(&pod(
+        "annotated",
+        ", annotations: {kubectl.kubernetes.io/default-container: sidecar}",
+    ));
+    for name in ["two", "annotated"] {
+        c.wait_pod_phase(name, PodPhase::Running, secs(30)).await;
+    }
+
+    let out = c.ctl(&["exec", "two", "--", "sh", "-c", "echo $WHO"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "app\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Defaulted container \"app\" out of: app, sidecar\n"
+    );
+    let out = c.ctl_ok(&["exec", "annotated", "--", "sh", "-c", "echo $WHO"]);
+    assert_eq!(out, "sidecar\n");
+    let logs = c
+        .wait_for("the sidecar's log", secs(20), || async {
+            let out = c.ctl(&["logs", "annotated"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            (!text.is_empty()).then_some(text)
+        })
+        .await;
+    assert_eq!(logs, "sidecar says hi\n");
+    let out = c.ctl_ok(&["logs", "two", "-c", "sidecar"]);
+    assert_eq!(out, "sidecar says hi\n");
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_and_restarts_show_as_kubectl_shows_them() {
     let c = TestCluster::start(Options::process()).await;
     c.healthy_nodes(&[("n1", "2")]).await;

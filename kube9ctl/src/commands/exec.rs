@@ -14,9 +14,10 @@ use kube9_proto::pb;
 
 pub async fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
     let mut cluster = ctx.connect().await?;
+    let container = super::container_for(&mut cluster, &args.pod, args.container).await?;
     let request = pb::ExecRequest {
         pod: args.pod,
-        container: args.container.unwrap_or_default(),
+        container,
         command: args.command,
     };
     let response = cluster.client.exec(request).await;

@@ -9,9 +9,10 @@ use kube9_proto::pb;
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
     let mut cluster = ctx.connect().await?;
+    let container = super::container_for(&mut cluster, &args.pod, args.container).await?;
     let request = pb::GetLogsRequest {
         pod: args.pod,
-        container: args.container.unwrap_or_default(),
+        container,
         tail_lines: tail_lines(args.tail),
         previous: args.previous,
     };

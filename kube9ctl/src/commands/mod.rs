@@ -60,3 +60,101 @@ pub fn object_name(inline: Option<&str>, separate: Option<&str>) -> anyhow::Resu
         (a, b) => Ok(a.or(b).map(str::to_string)),
     }
 }
+
+/// The annotation naming the container `logs` and `exec` use when none is given.
+pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
+
+/// The container `logs`/`exec` mean: `given`, or, in a pod with more than one container, its
+/// default one (as kubectl picks it, saying so on stderr); empty lets kube9d pick the only one.
+pub async fn container_for(
+    client: &mut Client,
+    pod: &str,
+    given: Option<String>,
+) -> anyhow::Result<String> {
+    if let Some(given) = given.filter(|c| !c.is_empty()) {
+        return Ok(given);
+    }
+    let response = client
+        .client
+        .get_pod(kube9_proto::pb::GetPodRequest { name: pod.into() })
+        .await;
+    let pod = client.check(response)?;
+    let (chosen, notice) = default_container(&pod);
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
+    Ok(chosen)
+}
+
+/// kubectl's choice of a pod's default container: the one its
+/// `kubectl.kubernetes.io/default-container` annotation names, else the first; with the
+/// notice kubectl prints when the pod has more than one.
+pub fn default_container(pod: &kube9_proto::pb::Pod) -> (String, Option<String>) {
+    if pod.containers.len() <= 1 {
+        return (String::new(), None);
+    }
+    let annotated = pod
+        .annotations
+        .get(DEFAULT_CONTAINER_ANNOTATION)
+        .filter(|name| pod.containers.iter().any(|c| &c.name == *name));
+    let chosen = annotated
+        .cloned()
+        .unwrap_or_else(|| pod.containers[0].name.clone());
+    if annotated.is_some() {
+        return (chosen, None);
+    }
+    let all: Vec<String> = (pod.containers.iter().map(|c| c.name.clone()))
+        .chain(
+            pod.init_containers
+                .iter()
+                .map(|c| format!("{} (init)", c.name)),
+        )
+        .collect();
+    let notice = format!(
+        "Defaulted container \"{chosen}\" out of: {}",
+        all.join(", ")
+    );
+    (chosen, Some(notice))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube9_proto::pb;
+
+    fn pod(names: &[&str]) -> pb::Pod {
+        pb::Pod {
+            containers: names
+                .iter()
+                .map(|n| pb::Container {
+                    name: n.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_default_container_is_the_annotated_one_else_the_first_with_a_notice() {
+        assert_eq!(default_container(&pod(&["app"])), (String::new(), None));
+        let mut two = pod(&["app", "sidecar"]);
+        two.init_containers = vec![pb::Container {
+            name: "setup".into(),
+            ..Default::default()
+        }];
+        assert_eq!(
+            default_container(&two),
+            (
+                "app".into(),
+                Some("Defaulted container \"app\" out of: app, sidecar, setup (init)".into())
+            )
+        );
+        two.annotations
+            .insert(DEFAULT_CONTAINER_ANNOTATION.into(), "sidecar".into());
+        assert_eq!(default_container(&two), ("sidecar".into(), None));
+        two.annotations
+            .insert(DEFAULT_CONTAINER_ANNOTATION.into(), "nope".into());
+        assert_eq!(default_container(&two).0, "app");
+    }
+}
