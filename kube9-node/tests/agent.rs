@@ -73,6 +73,7 @@ async fn fetch_logs(conn: &mut Conn, request_id: u64, pod: &str, container: &str
         container: container.into(),
         tail_lines: 0,
         previous: false,
+        pod_namespace: String::new(),
     };
     conn.send(Down::FetchLogs(fetch)).await;
     conn.next_matching(|msg| match msg {
@@ -176,6 +177,7 @@ async fn the_agent_registers_runs_pods_reconnects_and_deregisters_on_sigterm() {
         pod_name: "web".into(),
         pod_uid: "uid-1".into(),
         grace_period_ms: 3000,
+        pod_namespace: String::new(),
     };
     conn.send(Down::DeletePod(delete)).await;
     let deleted = status_of(&mut conn, "web", |s| s.deleted).await;

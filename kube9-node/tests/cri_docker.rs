@@ -103,11 +103,14 @@ impl Fixture {
     async fn pod(&self, mut pod: pb::Pod) -> TestPod {
         pod.uid = random_hex();
         let meta = spec::pod_meta(&pod, &self.cluster, "node-1");
-        for volume in spec::empty_dirs(&pod) {
+        for volume in spec::engine_volumes(&pod) {
             self.runtime.create_empty_dir(&meta, &volume).await.unwrap();
         }
         let config = spec::sandbox_config(&meta, &pod, 0, None);
         let sandbox = self.runtime.run_sandbox(&config).await.unwrap();
+        for (volume, files) in spec::volume_files(&meta, &pod).unwrap() {
+            (self.runtime.write_files(&sandbox, &volume, &files).await).unwrap();
+        }
         TestPod {
             runtime: self.runtime.clone(),
             meta,
@@ -325,10 +328,12 @@ async fn command_args_and_env_reach_the_process_with_var_expansion() {
         pb::EnvVar {
             name: "WHO".into(),
             value: "kube9".into(),
+            value_from: None,
         },
         pb::EnvVar {
             name: "GREETING".into(),
             value: "hello $(WHO)".into(),
+            value_from: None,
         },
     ];
     container.working_dir = "/tmp".into();
@@ -483,6 +488,70 @@ async fn empty_dirs_are_shared_between_containers_on_disk_and_in_memory() {
         .await
         .unwrap();
     assert_eq!(volumes.len(), 2);
+}
+
+fn volume_file(path: &str, content: &str, mode: u32) -> pb::VolumeFile {
+    pb::VolumeFile {
+        path: path.into(),
+        content: content.as_bytes().to_vec(),
+        mode,
+    }
+}
+
+fn files_volume(name: &str, kind: &str, files: Vec<pb::VolumeFile>) -> pb::Volume {
+    pb::Volume {
+        name: name.into(),
+        kind: kind.into(),
+        source: name.into(),
+        files,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn files_are_written_only_into_a_volume_the_sandbox_holds_and_replace_old_ones() {
+    let fx = Fixture::new().await;
+    let mut spec = pod_named("files");
+    spec.volumes = vec![files_volume(
+        "cfg",
+        "configMap",
+        vec![volume_file("a/b.conf", "one", 0o600)],
+    )];
+    let pod = fx.pod(spec).await;
+    let volume = labels::volume_name(&pod.meta, "cfg");
+    let mut app = shell("app", "exec sleep 60");
+    app.volume_mounts = vec![pb::VolumeMount {
+        name: "cfg".into(),
+        mount_path: "/cfg".into(),
+        ..Default::default()
+    }];
+    let app = pod.run(app).await;
+    let file = |content: &str, mode| kube9_node::cri::FileToWrite {
+        path: "a/b.conf".into(),
+        content: content.as_bytes().to_vec(),
+        mode,
+    };
+    let (read, _) = pod
+        .exec(&app, "cat /cfg/a/b.conf; stat -c ' %a' /cfg/a/b.conf")
+        .await;
+    assert_eq!(read, "one 600\n");
+    fx.runtime
+        .write_files(&pod.sandbox, &volume, &[file("two", 0o644)])
+        .await
+        .unwrap();
+    let (read, _) = pod
+        .exec(&app, "cat /cfg/a/b.conf; stat -c ' %a' /cfg/a/b.conf")
+        .await;
+    assert_eq!(read, "two 644\n");
+    let elsewhere = fx
+        .runtime
+        .write_files(&pod.sandbox, "k9v_not_held", &[file("x", 0o644)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(elsewhere, Error::InvalidConfig { .. }),
+        "{elsewhere}"
+    );
 }
 
 #[tokio::test]
@@ -822,6 +891,107 @@ mod supervised {
         assert_eq!(done.containers[0].reason, "OOMKilled");
         assert_eq!(done.status_reason, "OOMKilled");
         supervisor.delete_pod("hog", "", DEFAULT_GRACE).await;
+    }
+
+    fn mount(name: &str, path: &str, sub_path: &str) -> pb::VolumeMount {
+        pb::VolumeMount {
+            name: name.into(),
+            mount_path: path.into(),
+            sub_path: sub_path.into(),
+            ..Default::default()
+        }
+    }
+
+    /// A secret volume (`username`, `db/password` 0400), a configMap volume (`app.conf`) and
+    /// an optional configMap volume whose object is missing (no files).
+    fn volumes_with_files() -> Vec<pb::Volume> {
+        vec![
+            files_volume(
+                "creds",
+                "secret",
+                vec![
+                    volume_file("username", "admin", 0o644),
+                    volume_file("db/password", "s3cr3t-value", 0o400),
+                ],
+            ),
+            files_volume(
+                "settings",
+                "configMap",
+                vec![volume_file("app.conf", "level=debug\n", 0o644)],
+            ),
+            pb::Volume {
+                optional: true,
+                ..files_volume("missing", "configMap", vec![])
+            },
+        ]
+    }
+
+    #[tokio::test]
+    async fn config_map_and_secret_volumes_are_read_only_files_and_secrets_live_on_tmpfs() {
+        let fx = Fixture::new().await;
+        let (supervisor, mut events) = supervisor(&fx);
+        let mut app = image(
+            shell(
+                "app",
+                "cat /etc/secret/username; echo; cat /etc/secret/db/password; echo; \
+                 stat -c %a /etc/secret/db/password; ls -la /etc/config; cat /etc/app.conf; \
+                 ls -A /etc/missing | wc -l; mount | grep /etc/secret; \
+                 touch /etc/config/x 2>&1 || echo readonly; touch /etc/secret/db/x 2>&1 || echo readonly",
+            ),
+            BUSYBOX,
+            "Never",
+        );
+        app.volume_mounts = vec![
+            mount("creds", "/etc/secret", ""),
+            mount("settings", "/etc/config", ""),
+            mount("settings", "/etc/app.conf", "app.conf"),
+            mount("missing", "/etc/missing", ""),
+        ];
+        let mut spec = pod("files", "Never", vec![app]);
+        spec.volumes = volumes_with_files();
+        let uid = spec.uid.clone();
+        supervisor.run_pod(spec);
+        let done = status_where(&mut events, |s| {
+            matches!(s.phase(), PodPhase::Succeeded | PodPhase::Failed)
+        })
+        .await;
+        let out = supervisor.fetch_logs("files", "app", 0, false).await;
+        let out = String::from_utf8_lossy(&out.unwrap()).into_owned();
+        assert_eq!(done.phase(), PodPhase::Succeeded, "{done:?}\n{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[..3], ["admin", "s3cr3t-value", "400"], "{out}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("-rw-r--r--") && l.ends_with(" app.conf")),
+            "{out}"
+        );
+        assert!(out.contains("\nlevel=debug\n0\n"), "{out}");
+        let secret_mount = lines
+            .iter()
+            .find(|l| l.contains(" /etc/secret "))
+            .unwrap_or_else(|| panic!("no /etc/secret mount: {out}"));
+        assert!(
+            secret_mount.starts_with("tmpfs on /etc/secret type tmpfs (ro,"),
+            "{secret_mount}"
+        );
+        assert_eq!(
+            lines[lines.len() - 4..],
+            [
+                "touch: /etc/config/x: Read-only file system",
+                "readonly",
+                "touch: /etc/secret/db/x: Read-only file system",
+                "readonly",
+            ],
+            "{out}"
+        );
+
+        // Every volume is the pod's, and goes with it.
+        let selector = Labels::from([(labels::POD_UID.into(), uid.clone())]);
+        let volumes = fx.runtime.list_volumes(&selector).await.unwrap();
+        assert_eq!(volumes.len(), 3, "{volumes:?}");
+        supervisor.delete_pod("files", "", DEFAULT_GRACE).await;
+        assert!(fx.runtime.list_volumes(&selector).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -21,6 +21,11 @@ pub struct Cli {
     #[arg(short = 'o', long, global = true, value_enum)]
     pub output: Option<Format>,
 
+    /// The namespace of pods, config maps, secrets and events (default: $KUBE9_NAMESPACE, else
+    /// "default"). Nodes and namespaces are cluster-wide and ignore it.
+    #[arg(short = 'n', long, global = true, value_name = "NS")]
+    pub namespace: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -79,6 +84,67 @@ pub enum CreateCommand {
     /// Create a node.
     #[command(visible_alias = "no")]
     Node(CreateNodeArgs),
+    /// Create a namespace.
+    #[command(visible_alias = "ns")]
+    Namespace(CreateNamespaceArgs),
+    /// Create a config map in the -n namespace from literals, files and directories.
+    #[command(name = "configmap", visible_alias = "cm")]
+    ConfigMap(CreateConfigMapArgs),
+    /// Create a secret in the -n namespace.
+    #[command(subcommand)]
+    Secret(CreateSecretCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateNamespaceArgs {
+    /// Namespace name (lowercase letters, digits and '-').
+    pub name: String,
+    /// Validate on the server, store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The data of a config map or secret, as `kubectl create configmap|secret generic` takes it.
+#[derive(Debug, Args)]
+pub struct DataSources {
+    /// A key and its value, KEY=VALUE. May be repeated.
+    #[arg(long = "from-literal", value_name = "KEY=VALUE")]
+    pub literals: Vec<String>,
+    /// A file (its key is its base name, or KEY), or a directory (each regular file in it,
+    /// keyed by its name). May be repeated.
+    #[arg(long = "from-file", value_name = "[KEY=]PATH")]
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateConfigMapArgs {
+    /// Config map name.
+    pub name: String,
+    #[command(flatten)]
+    pub sources: DataSources,
+    /// Validate on the server, store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreateSecretCommand {
+    /// Create a secret from literals, files and directories (kubectl's `create secret generic`).
+    Generic(CreateSecretArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateSecretArgs {
+    /// Secret name.
+    pub name: String,
+    #[command(flatten)]
+    pub sources: DataSources,
+    /// The secret's type (default: Opaque).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub secret_type: Option<String>,
+    /// Validate on the server, store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -98,10 +164,14 @@ pub struct CreateNodeArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// nodes (node, no), pods (pod, po) or events (event, ev); or KIND/NAME.
+    /// nodes (no), pods (po), namespaces (ns), configmaps (cm), secrets or events (ev); or
+    /// KIND/NAME.
     pub resource: ResourceKind,
     /// Show only these objects (one name prints the object itself, several a list).
     pub names: Vec<String>,
+    /// List the objects of every namespace, with a NAMESPACE column (-n is ignored).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
     /// Label selector: app=web,tier!=db,env,!canary.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
@@ -115,7 +185,7 @@ pub struct GetArgs {
 
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
-    /// node (no) or pod (po); or KIND/NAME.
+    /// node (no), pod (po), namespace (ns), configmap (cm) or secret; or KIND/NAME.
     pub resource: ResourceKind,
     /// The object's name.
     pub name: Option<String>,
@@ -123,7 +193,7 @@ pub struct DescribeArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// pod (po) or node (no); or KIND/NAME.
+    /// pod (po), configmap (cm), secret, namespace (ns) or node (no); or KIND/NAME.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
     pub resource: Option<ResourceKind>,
     /// Names of the objects to delete.
@@ -221,6 +291,9 @@ pub enum Kind {
     Node,
     Pod,
     Event,
+    Namespace,
+    ConfigMap,
+    Secret,
 }
 
 impl Kind {
@@ -230,7 +303,27 @@ impl Kind {
             Kind::Node => "node",
             Kind::Pod => "pod",
             Kind::Event => "event",
+            Kind::Namespace => "namespace",
+            Kind::ConfigMap => "configmap",
+            Kind::Secret => "secret",
         }
+    }
+
+    /// The kind as the wire and manifests spell it: `Pod`, `ConfigMap`, ...
+    pub fn wire(self) -> &'static str {
+        match self {
+            Kind::Node => "Node",
+            Kind::Pod => "Pod",
+            Kind::Event => "Event",
+            Kind::Namespace => "Namespace",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace (nodes and namespaces do not).
+    pub fn is_namespaced(self) -> bool {
+        !matches!(self, Kind::Node | Kind::Namespace)
     }
 }
 
@@ -248,8 +341,12 @@ impl FromStr for Kind {
             "node" | "nodes" | "no" => Ok(Kind::Node),
             "pod" | "pods" | "po" => Ok(Kind::Pod),
             "event" | "events" | "ev" => Ok(Kind::Event),
+            "namespace" | "namespaces" | "ns" => Ok(Kind::Namespace),
+            "configmap" | "configmaps" | "cm" => Ok(Kind::ConfigMap),
+            "secret" | "secrets" => Ok(Kind::Secret),
             _ => Err(format!(
-                "the server doesn't have a resource type {s:?} (known: nodes, pods, events)"
+                "the server doesn't have a resource type {s:?} (known: nodes, pods, namespaces, \
+                 configmaps, secrets, events)"
             )),
         }
     }
@@ -363,6 +460,96 @@ mod tests {
         };
         assert_eq!(get.resource.name.as_deref(), Some("n1"));
         assert!(fails(&["get", "deployments"]).contains("doesn't have a resource type"));
+    }
+
+    #[test]
+    fn namespaces_and_the_new_kinds_parse() {
+        let cli = parse(&["get", "pods", "-n", "prod"]);
+        assert_eq!(cli.namespace.as_deref(), Some("prod"));
+        let cli = parse(&["--namespace", "prod", "logs", "web"]);
+        assert_eq!(cli.namespace.as_deref(), Some("prod"));
+        let Command::Get(get) = parse(&["get", "pods", "-A"]).command else {
+            panic!()
+        };
+        assert!(get.all_namespaces);
+        let Command::Get(get) = parse(&["get", "events", "--all-namespaces"]).command else {
+            panic!()
+        };
+        assert!(get.all_namespaces && get.resource.kind == Kind::Event);
+        for (word, kind) in [
+            ("namespaces", Kind::Namespace),
+            ("namespace", Kind::Namespace),
+            ("ns", Kind::Namespace),
+            ("configmaps", Kind::ConfigMap),
+            ("configmap", Kind::ConfigMap),
+            ("cm", Kind::ConfigMap),
+            ("secrets", Kind::Secret),
+            ("secret", Kind::Secret),
+        ] {
+            let Command::Get(get) = parse(&["get", word]).command else {
+                panic!()
+            };
+            assert_eq!(get.resource.kind, kind, "{word}");
+        }
+        let Command::Describe(d) = parse(&["describe", "cm/game-demo"]).command else {
+            panic!()
+        };
+        assert_eq!(d.resource.kind, Kind::ConfigMap);
+        assert_eq!(d.resource.name.as_deref(), Some("game-demo"));
+        assert!(Kind::Pod.is_namespaced() && Kind::Secret.is_namespaced());
+        assert!(!Kind::Node.is_namespaced() && !Kind::Namespace.is_namespaced());
+        assert_eq!(Kind::ConfigMap.noun(), "configmap");
+    }
+
+    #[test]
+    fn create_takes_namespaces_config_maps_and_generic_secrets() {
+        let Command::Create(CreateCommand::Namespace(ns)) =
+            parse(&["create", "namespace", "prod"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(ns.name, "prod");
+        let Command::Create(CreateCommand::Namespace(_)) = parse(&["create", "ns", "x"]).command
+        else {
+            panic!()
+        };
+        let Command::Create(CreateCommand::ConfigMap(cm)) = parse(&[
+            "create",
+            "configmap",
+            "game",
+            "--from-literal=lives=3",
+            "--from-literal",
+            "mode=easy",
+            "--from-file=app=conf/app.properties",
+            "-n",
+            "prod",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(cm.name, "game");
+        assert_eq!(cm.sources.literals, ["lives=3", "mode=easy"]);
+        assert_eq!(cm.sources.files, ["app=conf/app.properties"]);
+        let Command::Create(CreateCommand::ConfigMap(_)) = parse(&["create", "cm", "x"]).command
+        else {
+            panic!()
+        };
+        let Command::Create(CreateCommand::Secret(CreateSecretCommand::Generic(s))) = parse(&[
+            "create",
+            "secret",
+            "generic",
+            "db",
+            "--from-literal=password=x",
+            "--type=kubernetes.io/basic-auth",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(s.name, "db");
+        assert_eq!(s.secret_type.as_deref(), Some("kubernetes.io/basic-auth"));
+        assert!(fails(&["create", "secret", "db"]).contains("unrecognized subcommand"));
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct Config {
     #[arg(long, env = "KUBE9_DATA_DIR", default_value = ".kube9")]
     pub data_dir: PathBuf,
 
+    /// The key that encrypts Secrets at rest (32 bytes; created with mode 0600 when missing).
+    /// Default: `<data-dir>/secret.key`.
+    #[arg(long, env = "KUBE9_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
     /// Node runtime.
     #[arg(long, env = "KUBE9_RUNTIME", value_enum, default_value = "auto")]
     pub runtime: RuntimeChoice,

@@ -4,6 +4,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Everything kube9d (and the process nodes it starts) writes is private to its user: the
+    // store, the Secrets' key, logs.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let config = kube9d::Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -42,7 +42,9 @@ pub async fn run(
             config.data_dir.display()
         )
     })?;
-    let store = Store::open(&config.data_dir)?;
+    let key_file =
+        (config.secret_key_file.clone()).unwrap_or_else(|| config.data_dir.join("secret.key"));
+    let store = Store::open_with_key(&config.data_dir, &key_file)?;
     let cluster_id = resolve_cluster_id(&store, config.cluster_id.as_deref()).await?;
     let runtime = choose_runtime(&config, &cluster_id).await?;
     let (control, actions) = Control::load(

@@ -4,12 +4,15 @@
 //! - [`pb`]: the generated gRPC code for `kube9.proto` (package `kube9.v1`).
 //! - [`fault`]: injected node faults (`heartbeat`, `crash`, `component=NAME`, `partition`).
 //! - [`quantity`]: Kubernetes quantities (`500m`, `0.5`, `2`, `64Mi`).
-//! - [`manifest`]: Kubernetes-shaped YAML manifests (kinds Pod and Node) into wire objects.
+//! - [`manifest`]: Kubernetes-shaped YAML manifests (Pod, Node, Namespace, ConfigMap, Secret)
+//!   into wire objects.
 //! - [`validate`]: the checks kube9d applies to every object before it stores it.
 //! - [`selector`]: equality-based label selectors (`app=web,tier!=db`).
+//! - [`namespace`]: the default namespace and object keys (`namespace/name`).
 
 pub mod fault;
 pub mod manifest;
+pub mod namespace;
 pub mod quantity;
 pub mod selector;
 pub mod validate;

@@ -3,6 +3,12 @@
 //!
 //! Each check returns the first problem as a [`ValidationError`] naming the field in manifest
 //! terms (`spec.containers[1].name`), so the message points at the line to fix.
+//!
+//! Kinds: pods ([`validate_pod`], after [`normalize_pod`]), nodes ([`validate_node_spec`]),
+//! namespaces ([`validate_namespace`]), config maps ([`validate_config_map`]) and secrets
+//! ([`validate_secret`]). A namespaced object's empty namespace means "the client's", filled
+//! in by kube9ctl and kube9d; a non-empty one must be a namespace name. No message about a
+//! secret quotes one of its values: only keys are named.
 
 use crate::pb;
 use std::collections::{HashMap, HashSet};
@@ -15,6 +21,30 @@ pub const RESTART_POLICIES: [&str; 3] = ["Always", "OnFailure", "Never"];
 
 /// Volume kinds the node agent knows how to provide.
 pub const VOLUME_KINDS: [&str; 4] = ["emptyDir", "hostPath", "configMap", "secret"];
+
+/// The pod fields an environment variable may take its value from (`valueFrom.fieldRef`).
+pub const FIELD_PATHS: [&str; 4] = [
+    "metadata.name",
+    "metadata.namespace",
+    "spec.nodeName",
+    "status.podIP",
+];
+
+/// What the values of one config map or secret may come to: 1 MiB, as in Kubernetes.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// The largest file mode of a configMap or secret volume's files: `0777`.
+pub const MAX_FILE_MODE: u32 = 0o777;
+
+/// Secret types whose keys are checked, with the keys they need: all of them, except for
+/// `kubernetes.io/basic-auth`, which needs one of its two (as in Kubernetes).
+const SECRET_TYPE_KEYS: [(&str, &[&str]); 5] = [
+    ("kubernetes.io/basic-auth", &["username", "password"]),
+    ("kubernetes.io/ssh-auth", &["ssh-privatekey"]),
+    ("kubernetes.io/tls", &["tls.crt", "tls.key"]),
+    ("kubernetes.io/dockerconfigjson", &[".dockerconfigjson"]),
+    ("kubernetes.io/dockercfg", &[".dockercfg"]),
+];
 
 /// One problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,10 +84,30 @@ pub fn validate_name(kind: &str, name: &str) -> Result {
         .map_err(|message| ValidationError::new("metadata.name", message))
 }
 
+/// Checks the name of an object that Kubernetes names with a DNS subdomain (field
+/// `metadata.name`): config maps and secrets. At most 253 characters of lowercase letters,
+/// digits, '-' and '.', each '.'-separated part starting and ending with a letter or digit.
+pub fn validate_subdomain_name(kind: &str, name: &str) -> Result {
+    let kind = kind.to_ascii_lowercase();
+    check_dns_subdomain(&format!("{kind} name"), name)
+        .map_err(|message| ValidationError::new("metadata.name", message))
+}
+
+/// Checks a namespaced object's `metadata.namespace`: empty (the client's namespace) or a
+/// namespace name.
+pub fn validate_object_namespace(namespace: &str) -> Result {
+    if namespace.is_empty() {
+        return Ok(());
+    }
+    check_dns_label("namespace name", namespace)
+        .map_err(|message| ValidationError::new("metadata.namespace", message))
+}
+
 /// Checks a pod as a client submits it. Run [`normalize_pod`] first: the pod's CPU request
 /// must equal the sum of its containers' requests.
 pub fn validate_pod(pod: &pb::Pod) -> Result {
     validate_name("pod", &pod.name)?;
+    validate_object_namespace(&pod.namespace)?;
     validate_labels("metadata.labels", &pod.labels)?;
     validate_annotations("metadata.annotations", &pod.annotations)?;
     validate_volumes(&pod.volumes)?;
@@ -132,6 +182,121 @@ pub fn validate_node_spec(spec: &pb::NodeSpec) -> Result {
                 "must be between 0 (not tracked) and {}, got {} bytes",
                 crate::quantity::format_memory(MAX_MEMORY_BYTES),
                 spec.memory_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a namespace as a client submits it: its name (an RFC 1123 label) and labels. Its
+/// phase and creation time are the server's.
+pub fn validate_namespace(ns: &pb::Namespace) -> Result {
+    validate_name("namespace", &ns.name)?;
+    validate_labels("metadata.labels", &ns.labels)
+}
+
+/// Checks a config map: name, namespace, labels, keys (unique across `data` and
+/// `binaryData`) and size.
+pub fn validate_config_map(cm: &pb::ConfigMap) -> Result {
+    validate_subdomain_name("configmap", &cm.name)?;
+    validate_object_namespace(&cm.namespace)?;
+    validate_labels("metadata.labels", &cm.labels)?;
+    for key in sorted_keys(&cm.data) {
+        check_config_key(key).map_err(|m| ValidationError::new(format!("data.{key}"), m))?;
+    }
+    for key in sorted_keys(&cm.binary_data) {
+        check_config_key(key).map_err(|m| ValidationError::new(format!("binaryData.{key}"), m))?;
+        if cm.data.contains_key(key) {
+            return Err(ValidationError::new(
+                format!("binaryData.{key}"),
+                format!("duplicate of key {key:?} in data: a key is in one of them only"),
+            ));
+        }
+    }
+    let total = (cm.data.values().map(String::len))
+        .chain(cm.binary_data.values().map(Vec::len))
+        .fold(0usize, usize::saturating_add);
+    check_config_size("data", "the values of data and binaryData", total)
+}
+
+/// Checks a secret: name, namespace, labels, keys, size, and the keys its type needs. Messages
+/// name keys, never values.
+pub fn validate_secret(secret: &pb::Secret) -> Result {
+    validate_subdomain_name("secret", &secret.name)?;
+    validate_object_namespace(&secret.namespace)?;
+    validate_labels("metadata.labels", &secret.labels)?;
+    for key in sorted_keys(&secret.data) {
+        check_config_key(key).map_err(|m| ValidationError::new(format!("data.{key}"), m))?;
+    }
+    let total = (secret.data.values().map(Vec::len)).fold(0usize, usize::saturating_add);
+    check_config_size("data", "the values", total)?;
+    let Some((secret_type, keys)) = SECRET_TYPE_KEYS.iter().find(|(t, _)| *t == secret.r#type)
+    else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| !secret.data.contains_key(*k))
+        .collect();
+    let needs_one = *secret_type == "kubernetes.io/basic-auth";
+    if (needs_one && missing.len() == keys.len()) || (!needs_one && !missing.is_empty()) {
+        let quoted: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+        let needed = if needs_one {
+            format!("the key {}", quoted.join(" or "))
+        } else if keys.len() == 1 {
+            format!("the key {}", quoted[0])
+        } else {
+            format!("the keys {}", quoted.join(" and "))
+        };
+        return Err(ValidationError::new(
+            "data",
+            format!("a secret of type {secret_type} needs {needed}"),
+        ));
+    }
+    // Docker configurations are JSON; serde's message is left out, as it may quote the value.
+    for key in [".dockerconfigjson", ".dockercfg"] {
+        if keys.contains(&key)
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&secret.data[key]).is_err()
+        {
+            return Err(ValidationError::new(
+                format!("data.{key}"),
+                format!("must be valid JSON for a secret of type {secret_type}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a key of a config map or secret: at most 253 characters of letters, digits, '-', '_'
+/// and '.', and neither `.` nor `..` nor starting with `..` (it names a file in a volume).
+pub fn check_config_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("a key must not be empty".into());
+    }
+    let chars_ok = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !chars_ok || key.len() > 253 {
+        return Err(format!(
+            "invalid key {key:?}: must consist of letters, digits, '-', '_' and '.', at most \
+             253 characters"
+        ));
+    }
+    if key == "." || key.starts_with("..") {
+        return Err(format!(
+            "invalid key {key:?}: must not be \".\" or start with \"..\""
+        ));
+    }
+    Ok(())
+}
+
+fn check_config_size(field: &str, what: &str, total: usize) -> Result {
+    if total > MAX_CONFIG_BYTES {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "{what} come to {total} bytes, more than the limit of {MAX_CONFIG_BYTES} (1 MiB)"
             ),
         ));
     }
@@ -245,6 +410,31 @@ fn check_dns_label(what: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// An RFC 1123 subdomain: at most 253 characters, '.'-separated labels of lowercase letters,
+/// digits and '-' that start and end with a letter or digit; `what` names it in the message.
+fn check_dns_subdomain(what: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    let label_ok = |part: &str| {
+        let bytes = part.as_bytes();
+        !bytes.is_empty()
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {what} {name:?}: must consist of lowercase letters, digits, '-' and '.', \
+             start and end with a letter or digit, at most 253 characters"
+        ))
+    }
+}
+
 fn validate_containers(pod: &pb::Pod) -> Result {
     if pod.containers.is_empty() {
         return Err(ValidationError::new(
@@ -282,6 +472,7 @@ fn validate_containers(pod: &pb::Pod) -> Result {
         }
         validate_resources(&at, c)?;
         validate_env(&at, &c.env)?;
+        validate_env_from(&at, &c.env_from)?;
         validate_mounts(&at, &c.volume_mounts, &volumes)?;
         validate_pull_policy(&at, &c.image_pull_policy)?;
         for (name, probe) in [
@@ -425,19 +616,114 @@ fn validate_resources(at: &str, c: &pb::Container) -> Result {
 }
 
 fn validate_env(at: &str, env: &[pb::EnvVar]) -> Result {
+    use pb::env_var_source::Source;
     for (i, var) in env.iter().enumerate() {
-        let field = format!("{at}.env[{i}].name");
-        if var.name.is_empty() {
-            return Err(ValidationError::new(field, "must not be empty"));
-        }
-        if var.name.contains('=') || var.name.contains('\0') {
+        let at = format!("{at}.env[{i}]");
+        check_env_name(&var.name).map_err(|m| ValidationError::new(format!("{at}.name"), m))?;
+        let Some(from) = &var.value_from else {
+            continue;
+        };
+        let at = format!("{at}.valueFrom");
+        if !var.value.is_empty() {
             return Err(ValidationError::new(
-                field,
-                format!(
-                    "invalid environment variable name {:?}: must not contain '='",
-                    var.name
-                ),
+                at,
+                "must not be set when \"value\" is not empty: give one of them",
             ));
+        }
+        match &from.source {
+            Some(Source::ConfigMapKeyRef(key)) => {
+                check_key_selector(&format!("{at}.configMapKeyRef"), "configmap", key)?
+            }
+            Some(Source::SecretKeyRef(key)) => {
+                check_key_selector(&format!("{at}.secretKeyRef"), "secret", key)?
+            }
+            Some(Source::FieldPath(path)) if !FIELD_PATHS.contains(&path.as_str()) => {
+                return Err(ValidationError::new(
+                    format!("{at}.fieldRef.fieldPath"),
+                    if path.is_empty() {
+                        format!("required: one of {}", FIELD_PATHS.join(", "))
+                    } else {
+                        format!(
+                            "unsupported value {path:?} (supported: {})",
+                            FIELD_PATHS.join(", ")
+                        )
+                    },
+                ))
+            }
+            Some(Source::FieldPath(_)) => {}
+            None => {
+                return Err(ValidationError::new(
+                    at,
+                    "give exactly one of configMapKeyRef, secretKeyRef and fieldRef",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An environment variable name as Kubernetes accepts it (since 1.32): printable ASCII
+/// characters other than '='.
+fn check_env_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if !name
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'=')
+    {
+        return Err(format!(
+            "invalid environment variable name {name:?}: must consist of printable ASCII \
+             characters other than '='"
+        ));
+    }
+    Ok(())
+}
+
+fn check_key_selector(at: &str, kind: &str, key: &pb::KeySelector) -> Result {
+    check_object_ref(at, kind, &key.name)?;
+    if key.key.is_empty() {
+        return Err(ValidationError::new(
+            format!("{at}.key"),
+            "must not be empty",
+        ));
+    }
+    check_config_key(&key.key).map_err(|m| ValidationError::new(format!("{at}.key"), m))
+}
+
+/// The name of a config map or secret that a pod refers to, at `{at}.name`.
+fn check_object_ref(at: &str, kind: &str, name: &str) -> Result {
+    if name.is_empty() {
+        return Err(ValidationError::new(
+            format!("{at}.name"),
+            "must not be empty",
+        ));
+    }
+    check_dns_subdomain(&format!("{kind} name"), name)
+        .map_err(|m| ValidationError::new(format!("{at}.name"), m))
+}
+
+fn validate_env_from(at: &str, env_from: &[pb::EnvFromSource]) -> Result {
+    use pb::env_from_source::Source;
+    for (i, from) in env_from.iter().enumerate() {
+        let at = format!("{at}.envFrom[{i}]");
+        if !from.prefix.is_empty() {
+            check_env_name(&from.prefix)
+                .map_err(|m| ValidationError::new(format!("{at}.prefix"), m))?;
+        }
+        match &from.source {
+            Some(Source::ConfigMapRef(r)) => {
+                check_object_ref(&format!("{at}.configMapRef"), "configmap", &r.name)?
+            }
+            Some(Source::SecretRef(r)) => {
+                check_object_ref(&format!("{at}.secretRef"), "secret", &r.name)?
+            }
+            None => {
+                return Err(ValidationError::new(
+                    at,
+                    "give exactly one of configMapRef and secretRef",
+                ))
+            }
         }
     }
     Ok(())
@@ -496,19 +782,9 @@ fn validate_volumes(volumes: &[pb::Volume]) -> Result {
                     format!("must be an absolute path, got {:?}", v.source),
                 ));
             }
-            "configMap" if v.source.is_empty() => {
-                return Err(ValidationError::new(
-                    format!("{at}.configMap.name"),
-                    "must not be empty",
-                ));
-            }
-            "secret" if v.source.is_empty() => {
-                return Err(ValidationError::new(
-                    format!("{at}.secret.secretName"),
-                    "must not be empty",
-                ));
-            }
-            "hostPath" | "configMap" | "secret" => {}
+            "configMap" => validate_projection(&format!("{at}.configMap"), "name", v)?,
+            "secret" => validate_projection(&format!("{at}.secret"), "secretName", v)?,
+            "hostPath" => {}
             other => {
                 return Err(ValidationError::new(
                     at,
@@ -521,6 +797,87 @@ fn validate_volumes(volumes: &[pb::Volume]) -> Result {
         }
     }
     Ok(())
+}
+
+/// A configMap or secret volume (at `at`, its name at `at.name_field`): the object's name, the
+/// file modes, and items that name valid keys and relative paths inside the volume.
+fn validate_projection(at: &str, name_field: &str, v: &pb::Volume) -> Result {
+    let kind = if v.kind == "secret" {
+        "secret"
+    } else {
+        "configmap"
+    };
+    if v.source.is_empty() {
+        return Err(ValidationError::new(
+            format!("{at}.{name_field}"),
+            "must not be empty",
+        ));
+    }
+    check_dns_subdomain(&format!("{kind} name"), &v.source)
+        .map_err(|m| ValidationError::new(format!("{at}.{name_field}"), m))?;
+    check_mode(&format!("{at}.defaultMode"), v.default_mode)?;
+    let mut paths = HashSet::new();
+    for (j, item) in v.items.iter().enumerate() {
+        let at = format!("{at}.items[{j}]");
+        if item.key.is_empty() {
+            return Err(ValidationError::new(
+                format!("{at}.key"),
+                "must not be empty",
+            ));
+        }
+        check_config_key(&item.key).map_err(|m| ValidationError::new(format!("{at}.key"), m))?;
+        check_item_path(&item.path).map_err(|m| ValidationError::new(format!("{at}.path"), m))?;
+        if !paths.insert(item.path.trim_start_matches("./")) {
+            return Err(ValidationError::new(
+                format!("{at}.path"),
+                format!("duplicate path {:?}", item.path),
+            ));
+        }
+        check_mode(&format!("{at}.mode"), item.mode)?;
+    }
+    Ok(())
+}
+
+/// A file's path inside a volume: relative, without a `..` component, not the volume itself.
+fn check_item_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if path.starts_with('/') {
+        return Err(format!(
+            "must be a relative path inside the volume, got the absolute path {path:?}"
+        ));
+    }
+    if path.split('/').any(|part| part == "..") {
+        return Err(format!("must not contain '..', got {path:?}"));
+    }
+    if path.starts_with("..") {
+        return Err(format!("must not start with '..', got {path:?}"));
+    }
+    if path.split('/').all(|part| part.is_empty() || part == ".") {
+        return Err(format!("must name a file inside the volume, got {path:?}"));
+    }
+    Ok(())
+}
+
+fn check_mode(field: &str, mode: u32) -> Result {
+    if mode > MAX_FILE_MODE {
+        return Err(ValidationError::new(
+            field,
+            format!(
+                "must be a file mode between 0 and 0777 (octal) or 511 (decimal), got {mode} \
+                 (0{mode:o} in octal)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A map's keys in order, so the first error reported is the same every run.
+fn sorted_keys<V>(map: &HashMap<String, V>) -> Vec<&String> {
+    let mut keys: Vec<_> = map.keys().collect();
+    keys.sort();
+    keys
 }
 
 /// Map entries in key order, so the first error reported is the same every run.
@@ -702,6 +1059,7 @@ mod tests {
         p.containers[0].env = vec![pb::EnvVar {
             name: "A=B".into(),
             value: "x".into(),
+            ..Default::default()
         }];
         assert!(error(&p).starts_with("spec.containers[0].env[0].name: invalid environment"));
         p.containers[0].env[0].name.clear();
@@ -772,6 +1130,138 @@ mod tests {
         assert_eq!(
             error(&p),
             "spec.restartPolicy: unsupported value \"Sometimes\" (supported: Always, OnFailure, Never)"
+        );
+    }
+
+    #[test]
+    fn env_sources_are_checked_as_kube9d_receives_them() {
+        use pb::env_var_source::Source;
+        let mut p = pod();
+        p.containers[0].env = vec![pb::EnvVar {
+            name: "A".into(),
+            value: String::new(),
+            value_from: Some(pb::EnvVarSource { source: None }),
+        }];
+        assert_eq!(
+            error(&p),
+            "spec.containers[0].env[0].valueFrom: give exactly one of configMapKeyRef, \
+             secretKeyRef and fieldRef"
+        );
+        p.containers[0].env[0].value_from = Some(pb::EnvVarSource {
+            source: Some(Source::FieldPath("metadata.namespace".into())),
+        });
+        assert_eq!(validate_pod(&p), Ok(()));
+        p.containers[0].env[0].value = "x".into();
+        assert!(error(&p).starts_with("spec.containers[0].env[0].valueFrom: must not be set"));
+        p.containers[0].env[0].value.clear();
+        p.containers[0].env[0].value_from = Some(pb::EnvVarSource {
+            source: Some(Source::FieldPath(String::new())),
+        });
+        assert_eq!(
+            error(&p),
+            "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: required: one of \
+             metadata.name, metadata.namespace, spec.nodeName, status.podIP"
+        );
+        p.containers[0].env.clear();
+        p.containers[0].env_from = vec![pb::EnvFromSource::default()];
+        assert_eq!(
+            error(&p),
+            "spec.containers[0].envFrom[0]: give exactly one of configMapRef and secretRef"
+        );
+    }
+
+    #[test]
+    fn projected_volumes_name_their_object_and_stay_inside() {
+        let mut p = pod();
+        p.volumes = vec![pb::Volume {
+            name: "conf".into(),
+            kind: "configMap".into(),
+            source: "game-demo".into(),
+            default_mode: 0o644,
+            items: vec![pb::KeyToPath {
+                key: "game.properties".into(),
+                path: "conf/game.properties".into(),
+                mode: 0o600,
+            }],
+            ..Default::default()
+        }];
+        assert_eq!(validate_pod(&p), Ok(()));
+        p.volumes[0].default_mode = 0o1000;
+        assert_eq!(
+            error(&p),
+            "spec.volumes[0].configMap.defaultMode: must be a file mode between 0 and 0777 \
+             (octal) or 511 (decimal), got 512 (01000 in octal)"
+        );
+        p.volumes[0].default_mode = 0;
+        for bad in ["..", "../x", "a/../../x", "/x", "", ".", "./", "..data"] {
+            p.volumes[0].items[0].path = bad.into();
+            assert!(
+                error(&p).starts_with("spec.volumes[0].configMap.items[0].path: "),
+                "{bad}"
+            );
+        }
+        p.volumes[0].items[0].path = "x".into();
+        p.volumes[0].kind = "secret".into();
+        p.volumes[0].source.clear();
+        assert_eq!(
+            error(&p),
+            "spec.volumes[0].secret.secretName: must not be empty"
+        );
+    }
+
+    #[test]
+    fn namespaces_config_maps_and_secrets() {
+        let ns = |name: &str| pb::Namespace {
+            name: name.into(),
+            ..Default::default()
+        };
+        assert_eq!(validate_namespace(&ns("prod")), Ok(()));
+        assert_eq!(
+            validate_namespace(&ns("")).unwrap_err().to_string(),
+            "metadata.name: namespace name must not be empty"
+        );
+        assert!(validate_namespace(&ns(&"a".repeat(64))).is_err());
+
+        let mut cm = pb::ConfigMap {
+            name: "game-demo".into(),
+            namespace: "prod".into(),
+            data: [("a".to_string(), "1".to_string())].into(),
+            binary_data: [("b".to_string(), vec![0u8; 10])].into(),
+            ..Default::default()
+        };
+        assert_eq!(validate_config_map(&cm), Ok(()));
+        cm.namespace = "no_such".into();
+        assert_eq!(
+            validate_config_map(&cm).unwrap_err().field,
+            "metadata.namespace"
+        );
+        cm.namespace.clear();
+        cm.binary_data
+            .insert("big".into(), vec![0u8; MAX_CONFIG_BYTES]);
+        assert_eq!(validate_config_map(&cm).unwrap_err().field, "data");
+
+        let mut secret = pb::Secret {
+            name: "db.example.com".into(),
+            r#type: "kubernetes.io/ssh-auth".into(),
+            data: [("ssh-privatekey".to_string(), b"hunter2".to_vec())].into(),
+            ..Default::default()
+        };
+        assert_eq!(validate_secret(&secret), Ok(()));
+        secret.data.clear();
+        let e = validate_secret(&secret).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "data: a secret of type kubernetes.io/ssh-auth needs the key \"ssh-privatekey\""
+        );
+        secret.r#type = "kubernetes.io/dockercfg".into();
+        secret.data.insert(".dockercfg".into(), b"hunter2".to_vec());
+        let e = validate_secret(&secret).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        secret.r#type.clear();
+        secret.data.insert("".into(), Vec::new());
+        assert_eq!(
+            validate_secret(&secret).unwrap_err().to_string(),
+            "data.: a key must not be empty"
         );
     }
 

@@ -494,7 +494,10 @@ async fn an_ordinary_manifest_runs_and_every_output_format_works() {
     let health = c
         .client()
         .await
-        .pod_health(pb::PodHealthRequest { name: "web".into() })
+        .pod_health(pb::PodHealthRequest {
+            name: "web".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

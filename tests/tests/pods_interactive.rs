@@ -194,7 +194,10 @@ async fn ready_and_restarts_show_as_kubectl_shows_them() {
 
     let mut client = c.client().await;
     let health = client
-        .pod_health(kube9_proto::pb::PodHealthRequest { name: "web".into() })
+        .pod_health(kube9_proto::pb::PodHealthRequest {
+            name: "web".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

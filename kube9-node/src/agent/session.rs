@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube9_proto::namespace;
 use kube9_proto::pb::agent_service_client::AgentServiceClient;
 use kube9_proto::pb::{self, agent_message, control_message, AgentMessage, ControlMessage};
 use parking_lot::Mutex;
@@ -382,11 +383,11 @@ impl Session {
             },
             Some(Msg::DeletePod(delete)) => {
                 let grace = grace_period(delete.grace_period_ms);
-                tokio::spawn(
-                    agent
-                        .supervisor
-                        .delete_pod(&delete.pod_name, &delete.pod_uid, grace),
-                );
+                tokio::spawn(agent.supervisor.delete_pod(
+                    &namespace::key(&delete.pod_namespace, &delete.pod_name),
+                    &delete.pod_uid,
+                    grace,
+                ));
             }
             Some(Msg::SetComponent(set)) => {
                 info!(component = %set.component, healthy = set.healthy, detail = %set.message, "component health set");
@@ -441,12 +442,8 @@ impl Session {
         let id = follow.request_id;
         self.track(id, async move {
             let (sink, mut chunks) = mpsc::channel::<Vec<u8>>(16);
-            let reader = supervisor.follow_logs(
-                &follow.pod_name,
-                &follow.container,
-                follow.tail_lines,
-                sink,
-            );
+            let key = namespace::key(&follow.pod_namespace, &follow.pod_name);
+            let reader = supervisor.follow_logs(&key, &follow.container, follow.tail_lines, sink);
             let forward = async {
                 while let Some(content) = chunks.recv().await {
                     let chunk = pb::LogChunkReply {
@@ -480,7 +477,11 @@ impl Session {
         let id = exec.request_id;
         self.track(id, async move {
             let reply = match supervisor
-                .exec(&exec.pod_name, &exec.container, &exec.command)
+                .exec(
+                    &namespace::key(&exec.pod_namespace, &exec.pod_name),
+                    &exec.container,
+                    &exec.command,
+                )
                 .await
             {
                 Ok(out) => pb::ExecReply {
@@ -507,7 +508,7 @@ impl Session {
         tokio::spawn(async move {
             let result = supervisor
                 .fetch_logs(
-                    &fetch.pod_name,
+                    &namespace::key(&fetch.pod_namespace, &fetch.pod_name),
                     &fetch.container,
                     fetch.tail_lines,
                     fetch.previous,

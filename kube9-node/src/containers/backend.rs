@@ -193,10 +193,10 @@ impl PodBackend for ProcessBackend {
     }
 
     async fn prepare(&self, pod: &pb::Pod) -> Result<Prepared, String> {
-        if !is_path_component(&pod.name) {
-            return Err(format!("invalid pod name {:?}", pod.name));
+        if !is_path_component(&pod.name) || !is_path_component(pod.ns()) {
+            return Err(format!("invalid pod name {:?}", pod.key()));
         }
-        let dir = logs::pod_dir(&self.state_dir, &pod.name);
+        let dir = logs::pod_dir(&self.state_dir, &pod.key());
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("failed to create pod directory {}: {e}", dir.display()))?;
         Ok(Prepared::default())
@@ -217,13 +217,13 @@ impl PodBackend for ProcessBackend {
                 format!("invalid container name {:?}", container.name),
             ));
         }
-        let log = logs::log_path(&self.state_dir, &pod.name, &container.name);
+        let log = logs::log_path(&self.state_dir, &pod.key(), &container.name);
         if restart {
             // The previous run's output stays readable with --previous.
-            let previous = logs::previous_log_path(&self.state_dir, &pod.name, &container.name);
+            let previous = logs::previous_log_path(&self.state_dir, &pod.key(), &container.name);
             let _ = std::fs::rename(&log, previous);
         }
-        let pod_dir = logs::pod_dir(&self.state_dir, &pod.name);
+        let pod_dir = logs::pod_dir(&self.state_dir, &pod.key());
         match spawn::spawn(pod, container, &pod_dir, &log, &self.ctx) {
             Ok(started) => {
                 let pid = started.pid.as_raw();
@@ -299,7 +299,7 @@ impl PodBackend for ProcessBackend {
         let exec = ProcessExec {
             pod: pod.clone(),
             slot,
-            pod_dir: logs::pod_dir(&self.state_dir, &pod.name),
+            pod_dir: logs::pod_dir(&self.state_dir, &pod.key()),
             ctx: self.ctx.clone(),
         };
         // A process listens on the node's loopback.
@@ -349,7 +349,7 @@ impl PodBackend for ProcessBackend {
             .iter()
             .find(|c| c.name == container)
             .ok_or_else(|| format!("container {container} not found in pod {}", pod.name))?;
-        let pod_dir = logs::pod_dir(&self.state_dir, &pod.name);
+        let pod_dir = logs::pod_dir(&self.state_dir, &pod.key());
         process_exec::exec(pod, c, &pod_dir, &self.ctx, command).await
     }
 }

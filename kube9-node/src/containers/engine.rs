@@ -95,7 +95,7 @@ impl CriBackend {
             record.adopted.insert(name, newest);
         }
         tracing::info!(pod = %pod.name, uid = %pod.uid, "taking over the pod's containers");
-        self.pods.lock().insert(pod.name.clone(), record);
+        self.pods.lock().insert(pod.key(), record);
         Ok(ip)
     }
 
@@ -104,7 +104,7 @@ impl CriBackend {
     async fn resume(&self, pod: &pb::Pod, container: &str) -> Option<Started> {
         let info = {
             let mut pods = self.pods.lock();
-            let record = pods.get_mut(&pod.name).filter(|r| r.uid == pod.uid)?;
+            let record = pods.get_mut(&pod.key()).filter(|r| r.uid == pod.uid)?;
             record.adopted.remove(container)?
         };
         let resumed = Resumed {
@@ -294,7 +294,8 @@ impl PodBackend for CriBackend {
             }
         }
         let meta = cri::spec::pod_meta(pod, &self.cluster, &self.node);
-        for volume in cri::spec::empty_dirs(pod) {
+        let files = cri::spec::volume_files(&meta, pod).map_err(engine_error)?;
+        for volume in cri::spec::engine_volumes(pod) {
             self.runtime
                 .create_empty_dir(&meta, &volume)
                 .await
@@ -306,6 +307,17 @@ impl PodBackend for CriBackend {
             .run_sandbox(&config)
             .await
             .map_err(engine_error)?;
+        // configMap and secret files go into their tmpfs volumes through the sandbox, which
+        // keeps those mounted (a tmpfs exists only while mounted).
+        for (volume, files) in files.iter().filter(|(_, files)| !files.is_empty()) {
+            if let Err(e) = self.runtime.write_files(&sandbox, volume, files).await {
+                // Its volumes go at teardown, by the pod's labels.
+                if let Err(e) = self.runtime.remove_sandbox(&sandbox).await {
+                    warn!(pod = %pod.name, error = %e, "failed to remove the pod's sandbox");
+                }
+                return Err(engine_error(e));
+            }
+        }
         let ip = self
             .runtime
             .inspect_sandbox(&sandbox)
@@ -313,7 +325,7 @@ impl PodBackend for CriBackend {
             .map_err(engine_error)?
             .ip;
         self.pods.lock().insert(
-            pod.name.clone(),
+            pod.key(),
             CriPod {
                 uid: pod.uid.clone(),
                 sandbox: Some(sandbox),
@@ -349,14 +361,14 @@ impl PodBackend for CriBackend {
             }
             Err(e) => return Err(waiting(reason::ERR_IMAGE_PULL, e.to_string())),
         };
-        let (sandbox, attempt) = {
+        let (sandbox, attempt, ip) = {
             let pods = self.pods.lock();
-            let record = pods.get(&pod.name).filter(|r| r.uid == pod.uid);
+            let record = pods.get(&pod.key()).filter(|r| r.uid == pod.uid);
             let sandbox = record.and_then(|r| r.sandbox.clone());
             let attempt = record
                 .and_then(|r| r.current.get(&container.name))
                 .map_or(0, |(_, attempt)| attempt + 1);
-            (sandbox, attempt)
+            (sandbox, attempt, record.and_then(|r| r.ip.clone()))
         };
         let sandbox = sandbox.ok_or_else(|| {
             waiting(
@@ -365,6 +377,11 @@ impl PodBackend for CriBackend {
             )
         })?;
         let meta = cri::spec::pod_meta(pod, &self.cluster, &self.node);
+        // `fieldRef: status.podIP` reads the pod's address, known since its sandbox started.
+        let pod = &pb::Pod {
+            pod_ip: ip.unwrap_or_default(),
+            ..pod.clone()
+        };
         let config = cri::spec::container_config(&meta, pod, container, &image.id, attempt)
             .map_err(|e| waiting(reason::CREATE_ERROR, e.to_string()))?;
         let id = self
@@ -375,7 +392,7 @@ impl PodBackend for CriBackend {
         // From here on the run counts: the run before becomes the previous one.
         let stale = {
             let mut pods = self.pods.lock();
-            let record = pods.entry(pod.name.clone()).or_default();
+            let record = pods.entry(pod.key()).or_default();
             let before = record
                 .current
                 .insert(container.name.clone(), (id.clone(), attempt))
@@ -422,7 +439,7 @@ impl PodBackend for CriBackend {
     }
 
     async fn teardown(&self, pod: &pb::Pod, _running: Vec<String>, grace: Duration) {
-        let record = self.pods.lock().remove(&pod.name);
+        let record = self.pods.lock().remove(&pod.key());
         let meta = cri::spec::pod_meta(pod, &self.cluster, &self.node);
         if let Some(sandbox) = record.and_then(|r| r.sandbox) {
             if let Err(e) = self.runtime.stop_sandbox(&sandbox, grace).await {
@@ -446,7 +463,7 @@ impl PodBackend for CriBackend {
     }
 
     fn prober(&self, pod: &pb::Pod, _slot: Slot, id: &str) -> (String, Arc<dyn probe::Exec>) {
-        let ip = (self.pods.lock().get(&pod.name)).and_then(|r| r.ip.clone());
+        let ip = (self.pods.lock().get(&pod.key())).and_then(|r| r.ip.clone());
         let exec = CriExec {
             runtime: self.runtime.clone(),
             id: ContainerId(id.to_string()),
@@ -514,7 +531,7 @@ impl PodBackend for CriBackend {
         container: &str,
         command: &[String],
     ) -> Result<ExecOutcome, String> {
-        let id = self.container_id(&pod.name, container, false)?;
+        let id = self.container_id(&pod.key(), container, false)?;
         let out = self
             .runtime
             .exec(&id, command)

@@ -170,6 +170,7 @@ mod tests {
             env: vec![pb::EnvVar {
                 name: "GREETING".into(),
                 value: "hi".into(),
+                value_from: None,
             }],
             ..Default::default()
         };

@@ -1,7 +1,8 @@
 //! Container log files: where they live and how FetchLogs reads them.
 //!
-//! Each container's stdout and stderr go to `<state-dir>/pods/<pod>/<container>.log`; the files
-//! outlive the pod so logs can still be read after a deletion.
+//! Each container's stdout and stderr go to
+//! `<state-dir>/pods/<namespace>/<pod>/<container>.log`; the files outlive the pod so logs can
+//! still be read after a deletion. Pods are named by key (`namespace/name`).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -12,9 +13,11 @@ use crate::config::is_path_component;
 /// At most this much of a log is returned, so a reply always fits a gRPC message (4 MiB).
 pub const MAX_LOG_BYTES: u64 = 2 * 1024 * 1024;
 
-/// `<state-dir>/pods/<pod>`.
+/// `<state-dir>/pods/<namespace>/<name>` of pod `namespace/name` (a bare name is in
+/// `default`).
 pub fn pod_dir(state_dir: &Path, pod: &str) -> PathBuf {
-    state_dir.join("pods").join(pod)
+    let (namespace, name) = kube9_proto::namespace::split(pod);
+    state_dir.join("pods").join(namespace).join(name)
 }
 
 /// `<state-dir>/pods/<pod>/<container>.log`.
@@ -87,7 +90,8 @@ pub fn fetch(
     previous: bool,
 ) -> Result<Vec<u8>, String> {
     let not_found = || format!("pod {pod} not found on this node");
-    if !is_path_component(pod) {
+    let (namespace, name) = kube9_proto::namespace::split(pod);
+    if !is_path_component(namespace) || !is_path_component(name) {
         return Err(not_found());
     }
     let containers = match containers {

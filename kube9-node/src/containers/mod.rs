@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use kube9_proto::pb;
+use kube9_proto::{namespace, pb};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -157,36 +157,40 @@ impl Supervisor {
 
     /// Runs `pod` unless this binding (same uid) already runs, in which case its status is
     /// sent again. A different binding of the same name is stopped first.
-    pub fn run_pod(&self, spec: pb::Pod) {
+    pub fn run_pod(&self, mut spec: pb::Pod) {
+        spec.namespace = spec.ns().to_string();
+        let key = spec.key();
         let shared = &self.shared;
         let mut pods = shared.pods.lock();
-        if let Some(entry) = pods.get(&spec.name) {
+        if let Some(entry) = pods.get(&key) {
             if entry.pod.uid == spec.uid {
                 let _ = shared.events.send(entry.pod.status());
                 return;
             }
-            info!(pod = %spec.name, old_uid = %entry.pod.uid, uid = %spec.uid, "replacing pod binding");
+            info!(pod = %key, old_uid = %entry.pod.uid, uid = %spec.uid, "replacing pod binding");
         }
-        if let Some(old) = pods.remove(&spec.name) {
+        if let Some(old) = pods.remove(&key) {
             // Runs in the background; the new binding waits for it through `stopping`.
             drop(self.begin_stop(old, DEFAULT_GRACE));
         }
-        let previous = shared.stopping.lock().get(&spec.name).cloned();
+        let previous = shared.stopping.lock().get(&key).cloned();
         let pod = PodShared::new(
             &spec,
             *shared.backoff.lock(),
             shared.backend.clone(),
             shared.events.clone(),
         );
-        info!(pod = %spec.name, uid = %spec.uid, containers = spec.containers.len(), runtime = shared.backend.kind(), "running pod");
+        info!(pod = %key, uid = %spec.uid, containers = spec.containers.len(), runtime = shared.backend.kind(), "running pod");
         let task = tokio::spawn(pod.clone().supervise(previous));
         let spec = Arc::new(spec);
-        pods.insert(spec.name.clone(), PodEntry { pod, task, spec });
+        pods.insert(key, PodEntry { pod, task, spec });
     }
 
-    /// Stops and forgets `name` (when `uid` matches, or is empty), then reports it deleted.
-    /// The returned future does the waiting; the pod is forgotten before it is first polled.
-    pub fn delete_pod(&self, name: &str, uid: &str, grace: Duration) -> BoxFuture<'static, ()> {
+    /// Stops and forgets pod `key` (`namespace/name`, or a name in `default`) when `uid`
+    /// matches (or is empty), then reports it deleted. The returned future does the waiting;
+    /// the pod is forgotten before it is first polled.
+    pub fn delete_pod(&self, key: &str, uid: &str, grace: Duration) -> BoxFuture<'static, ()> {
+        let name = &pod_key(key);
         let entry = {
             let mut pods = self.shared.pods.lock();
             match pods.get(name) {
@@ -200,8 +204,10 @@ impl Supervisor {
         };
         let stopped = entry.map(|entry| self.begin_stop(entry, grace));
         let events = self.shared.events.clone();
+        let (namespace, pod_name) = namespace::split(name);
         let deleted = pb::PodStatus {
-            pod_name: name.to_string(),
+            pod_name: pod_name.to_string(),
+            pod_namespace: namespace.to_string(),
             pod_uid: uid.to_string(),
             deleted: true,
             ..Default::default()
@@ -231,7 +237,8 @@ impl Supervisor {
     pub fn snapshot(&self) -> Vec<pb::PodStatus> {
         let pods = self.shared.pods.lock();
         let mut statuses: Vec<pb::PodStatus> = pods.values().map(|e| e.pod.status()).collect();
-        statuses.sort_by(|a, b| a.pod_name.cmp(&b.pod_name));
+        statuses
+            .sort_by(|a, b| (&a.pod_namespace, &a.pod_name).cmp(&(&b.pod_namespace, &b.pod_name)));
         statuses
     }
 
@@ -244,6 +251,7 @@ impl Supervisor {
         tail_lines: u32,
         previous: bool,
     ) -> Result<Vec<u8>, String> {
+        let pod = &pod_key(pod);
         let containers = self.shared.pods.lock().get(pod).map(|e| {
             let mut names = e.pod.containers.clone();
             names.extend(e.pod.init_containers.iter().cloned());
@@ -273,6 +281,7 @@ impl Supervisor {
         container: &str,
         command: &[String],
     ) -> Result<exec::ExecOutcome, String> {
+        let pod = &pod_key(pod);
         let spec = self
             .shared
             .pods
@@ -294,6 +303,7 @@ impl Supervisor {
         tail_lines: u32,
         sink: mpsc::Sender<Vec<u8>>,
     ) -> Result<(), String> {
+        let pod = &pod_key(pod);
         let names = self
             .shared
             .pods
@@ -315,7 +325,7 @@ impl Supervisor {
     /// Starts stopping a forgotten pod in the background; the result resolves when it (and
     /// any earlier binding of its name) has stopped.
     fn begin_stop(&self, entry: PodEntry, grace: Duration) -> Stopping {
-        let name = entry.pod.name.clone();
+        let name = entry.spec.key();
         let mut stopping = self.shared.stopping.lock();
         stopping.retain(|_, s| s.peek().is_none());
         let earlier = stopping.get(&name).cloned();
@@ -338,6 +348,12 @@ impl Supervisor {
         tokio::spawn(stopped.clone());
         stopped
     }
+}
+
+/// A pod's key as the supervisor indexes it: `namespace/name`; a bare name is in `default`.
+fn pod_key(pod: &str) -> String {
+    let (namespace, name) = namespace::split(pod);
+    namespace::key(namespace, name)
 }
 
 #[cfg(test)]

@@ -90,6 +90,7 @@ impl PodShared {
         };
         let mut status = pb::PodStatus {
             pod_name: spec.name.clone(),
+            pod_namespace: spec.ns().to_string(),
             pod_uid: spec.uid.clone(),
             containers: spec
                 .containers

@@ -208,6 +208,7 @@ mod tests {
             env: vec![pb::EnvVar {
                 name: "PATH".into(),
                 value: "/opt".into(),
+                value_from: None,
             }],
             ..Default::default()
         };

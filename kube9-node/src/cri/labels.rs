@@ -8,7 +8,7 @@
 //! ```text
 //! k9_<container>_<pod>_<namespace>_<uid>_<attempt>     app containers
 //! k9_POD_<pod>_<namespace>_<uid>_<attempt>             the pod's sandbox
-//! k9v_<volume>_<pod>_<namespace>_<uid>                 emptyDir volumes
+//! k9v_<volume>_<pod>_<namespace>_<uid>                 emptyDir, configMap and secret volumes
 //! ```
 //!
 //! `_` cannot appear in a Kubernetes name or in a uid, so the parts stay unambiguous, and

@@ -11,11 +11,11 @@
 //!
 //! ```text
 //! ensure_image (per container) ─┐
-//! create_empty_dir (per volume) ├─> run_sandbox ─> create_container ─> start_container
-//!                               ┘        │               ▲   (attempt + 1 on restart)
-//!                                        │               └── wait_container / inspect ──┐
-//!                                        ▼                                              │
-//!               stop_sandbox (stops its containers) ─> remove_sandbox ─> remove_volume <┘
+//! create_empty_dir (per volume) ├─> run_sandbox ─> write_files ─> create_container ─> start_container
+//!                               ┘        │     (configMap, secret)     ▲   (attempt + 1 on restart)
+//!                                        │                             └── wait_container / inspect ──┐
+//!                                        ▼                                                            │
+//!               stop_sandbox (stops its containers) ─> remove_sandbox ─> remove_volume <──────────────┘
 //! ```
 //!
 //! Every object carries the pod's labels (see [`labels`]), so an agent that restarts finds
@@ -122,6 +122,18 @@ pub trait ContainerRuntime: Send + Sync {
 
     /// Creates (or finds) the engine volume for one emptyDir of `pod`; returns its engine name.
     async fn create_empty_dir(&self, pod: &PodMeta, volume: &EmptyDir) -> Result<String>;
+
+    /// Writes `files` into `volume` (an engine volume the sandbox holds, see
+    /// [`PodSandboxConfig::volumes`]) through the running sandbox: directories in their paths
+    /// are made (mode `0755`), each file gets its mode, and an existing file is replaced.
+    /// Nothing is staged on the node's disk. A volume the sandbox does not hold is
+    /// [`Error::InvalidConfig`].
+    async fn write_files(
+        &self,
+        sandbox: &SandboxId,
+        volume: &str,
+        files: &[FileToWrite],
+    ) -> Result<()>;
 
     /// Removes an engine volume; a missing one is fine. Fails while a container still uses it.
     async fn remove_volume(&self, name: &str) -> Result<()>;

@@ -7,10 +7,12 @@
 //!   config items, the container's `env` (as the process runtime does; the image's own ENV
 //!   stays underneath, so its PATH survives).
 //! - Volumes: an emptyDir is an engine volume named after the pod ([`labels::volume_name`]),
-//!   a hostPath is a bind mount of the host path. configMap and secret volumes are refused
-//!   for now.
+//!   a hostPath is a bind mount of the host path. A configMap or secret volume is a tmpfs
+//!   engine volume (so a secret never reaches the node's disk) holding the files kube9d
+//!   resolved for it (`pb::Volume::files`), written through the sandbox once it runs; app
+//!   containers always mount it read-only, as Kubernetes does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path};
 
 use kube9_proto::pb;
@@ -18,42 +20,94 @@ use kube9_proto::pb;
 use super::expand::{expand_all, expand_env};
 use super::labels;
 use super::types::{
-    ContainerConfig, EmptyDir, Medium, Mount, MountSource, PodMeta, PodSandboxConfig, Resources,
+    ContainerConfig, EmptyDir, FileToWrite, Medium, Mount, MountSource, PodMeta, PodSandboxConfig,
+    Resources,
 };
 use super::{Error, Result};
-
-/// The namespace of every pod until Kube-9 has namespaces.
-pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// The engine objects' view of `pod` bound to `node` in `cluster`.
 pub fn pod_meta(pod: &pb::Pod, cluster: &str, node: &str) -> PodMeta {
     PodMeta {
         cluster: cluster.to_string(),
         node: node.to_string(),
-        namespace: DEFAULT_NAMESPACE.to_string(),
+        namespace: pod.ns().to_string(),
         name: pod.name.clone(),
         uid: pod.uid.clone(),
     }
 }
 
-/// The emptyDir volumes of `pod`.
-pub fn empty_dirs(pod: &pb::Pod) -> Vec<EmptyDir> {
+/// Room a configMap or secret volume's tmpfs has besides its files.
+pub const FILES_VOLUME_HEADROOM: u64 = 1 << 20;
+/// Mode of a file whose mode is unset (0), as Kubernetes' `defaultMode`.
+pub const DEFAULT_FILE_MODE: u32 = 0o644;
+
+/// Whether `volume` is a configMap or secret volume: files kube9d resolved, on a tmpfs,
+/// mounted read-only.
+pub fn holds_files(volume: &pb::Volume) -> bool {
+    matches!(volume.kind.as_str(), "configMap" | "secret")
+}
+
+/// The engine volumes of `pod`, each made with `create_empty_dir` before the sandbox: its
+/// emptyDirs, and a tmpfs for each configMap and secret volume, as large as its files (in
+/// whole pages) plus [`FILES_VOLUME_HEADROOM`].
+pub fn engine_volumes(pod: &pb::Pod) -> Vec<EmptyDir> {
     pod.volumes
         .iter()
-        .filter(|v| v.kind == "emptyDir")
-        .map(|v| EmptyDir {
-            name: v.name.clone(),
-            medium: if v.medium == "Memory" {
-                Medium::Memory
-            } else {
-                Medium::Disk
-            },
-            size_limit_bytes: u64::try_from(v.size_bytes).ok().filter(|&b| b > 0),
+        .filter_map(|v| match v.kind.as_str() {
+            "emptyDir" => Some(EmptyDir {
+                name: v.name.clone(),
+                medium: if v.medium == "Memory" {
+                    Medium::Memory
+                } else {
+                    Medium::Disk
+                },
+                size_limit_bytes: u64::try_from(v.size_bytes).ok().filter(|&b| b > 0),
+            }),
+            _ if holds_files(v) => {
+                let pages: u64 = (v.files.iter())
+                    .map(|f| (f.content.len() as u64).div_ceil(4096) * 4096)
+                    .sum();
+                Some(EmptyDir {
+                    name: v.name.clone(),
+                    medium: Medium::Memory,
+                    size_limit_bytes: Some(pages + FILES_VOLUME_HEADROOM),
+                })
+            }
+            _ => None,
         })
         .collect()
 }
 
-/// The sandbox of `pod`: hostname = pod name, holding every emptyDir volume of the pod.
+/// What to write into each configMap and secret volume of `pod` once its sandbox runs: the
+/// engine volume's name and its files (none for an optional volume whose object is missing).
+/// A file mode of 0 is [`DEFAULT_FILE_MODE`]; a path that is absolute, empty or climbs out
+/// with `..` is refused.
+pub fn volume_files(meta: &PodMeta, pod: &pb::Pod) -> Result<Vec<(String, Vec<FileToWrite>)>> {
+    pod.volumes
+        .iter()
+        .filter(|v| holds_files(v))
+        .map(|v| {
+            let files = (v.files.iter())
+                .map(|f| {
+                    check_file_path(&f.path)
+                        .map_err(|why| invalid(format!("volume {}", v.name), why))?;
+                    Ok(FileToWrite {
+                        path: f.path.clone(),
+                        content: f.content.clone(),
+                        mode: if f.mode == 0 {
+                            DEFAULT_FILE_MODE
+                        } else {
+                            f.mode
+                        },
+                    })
+                })
+                .collect::<Result<_>>()?;
+            Ok((labels::volume_name(meta, &v.name), files))
+        })
+        .collect()
+}
+
+/// The sandbox of `pod`: hostname = pod name, holding every engine volume of the pod.
 pub fn sandbox_config(
     meta: &PodMeta,
     pod: &pb::Pod,
@@ -65,7 +119,7 @@ pub fn sandbox_config(
         attempt,
         hostname: pod.name.clone(),
         network,
-        volumes: empty_dirs(pod)
+        volumes: engine_volumes(pod)
             .iter()
             .map(|v| labels::volume_name(meta, &v.name))
             .collect(),
@@ -79,6 +133,7 @@ pub fn volume_sources(meta: &PodMeta, pod: &pb::Pod) -> Result<HashMap<String, M
         .map(|v| {
             let source = match v.kind.as_str() {
                 "emptyDir" => MountSource::Volume(labels::volume_name(meta, &v.name)),
+                _ if holds_files(v) => MountSource::Volume(labels::volume_name(meta, &v.name)),
                 "hostPath" if v.source.starts_with('/') => MountSource::HostPath(v.source.clone()),
                 "hostPath" => {
                     return Err(invalid(
@@ -108,10 +163,18 @@ pub fn container_config(
 ) -> Result<ContainerConfig> {
     let env = expand_env(&environment(meta, pod, container));
     let sources = volume_sources(meta, pod)?;
+    let read_only: HashSet<&str> = (pod.volumes.iter())
+        .filter(|v| holds_files(v))
+        .map(|v| v.name.as_str())
+        .collect();
     let mounts = container
         .volume_mounts
         .iter()
-        .map(|m| mount(&container.name, m, &sources))
+        .map(|m| {
+            let mut mount = mount(&container.name, m, &sources)?;
+            mount.read_only |= read_only.contains(m.name.as_str());
+            Ok(mount)
+        })
         .collect::<Result<_>>()?;
     Ok(ContainerConfig {
         name: container.name.clone(),
@@ -174,6 +237,22 @@ fn check_sub_path(sub: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Kubernetes' rule for a key's path in a configMap or secret volume: relative, not empty,
+/// never `..`.
+fn check_file_path(path: &str) -> std::result::Result<(), String> {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return Err(format!("file path {path:?} must be a relative path"));
+    }
+    if p.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("file path {path:?} must not contain '..'"));
+    }
+    if !p.components().any(|c| matches!(c, Component::Normal(_))) {
+        return Err(format!("file path {path:?} names no file"));
+    }
+    Ok(())
+}
+
 fn invalid(what: String, why: String) -> Error {
     Error::InvalidConfig { what, why }
 }
@@ -218,6 +297,7 @@ mod tests {
         pb::EnvVar {
             name: name.into(),
             value: value.into(),
+            value_from: None,
         }
     }
 
@@ -337,12 +417,12 @@ mod tests {
         let mut p = pod();
         p.volumes.push(pb::Volume {
             name: "cfg".into(),
-            kind: "configMap".into(),
-            source: "settings".into(),
+            kind: "nfs".into(),
+            source: "server:/export".into(),
             ..Default::default()
         });
         let err = volume_sources(&meta(), &p).unwrap_err();
-        assert!(err.to_string().contains("configMap volumes"), "{err}");
+        assert!(err.to_string().contains("nfs volumes"), "{err}");
     }
 
     #[test]
@@ -351,12 +431,165 @@ mod tests {
         assert_eq!(config.hostname, "web");
         assert_eq!(config.volumes, ["k9v_cache_web_default_00000001"]);
         assert_eq!(
-            empty_dirs(&pod()),
+            engine_volumes(&pod()),
             [EmptyDir {
                 name: "cache".into(),
                 medium: Medium::Memory,
                 size_limit_bytes: Some(1 << 20),
             }]
+        );
+    }
+
+    fn file(path: &str, content: &str, mode: u32) -> pb::VolumeFile {
+        pb::VolumeFile {
+            path: path.into(),
+            content: content.as_bytes().to_vec(),
+            mode,
+        }
+    }
+
+    /// `pod()` with a secret volume (two files) and an optional configMap volume with none.
+    fn pod_with_files() -> pb::Pod {
+        let mut p = pod();
+        p.volumes.push(pb::Volume {
+            name: "creds".into(),
+            kind: "secret".into(),
+            source: "db".into(),
+            files: vec![
+                file("username", "admin", 0),
+                file("db/password", "s3", 0o400),
+            ],
+            ..Default::default()
+        });
+        p.volumes.push(pb::Volume {
+            name: "settings".into(),
+            kind: "configMap".into(),
+            source: "missing".into(),
+            optional: true,
+            ..Default::default()
+        });
+        p
+    }
+
+    #[test]
+    fn config_map_and_secret_volumes_are_tmpfs_volumes_of_the_sandbox() {
+        let volumes = engine_volumes(&pod_with_files());
+        assert_eq!(
+            volumes[1..],
+            [
+                EmptyDir {
+                    name: "creds".into(),
+                    medium: Medium::Memory,
+                    size_limit_bytes: Some(2 * 4096 + FILES_VOLUME_HEADROOM),
+                },
+                EmptyDir {
+                    name: "settings".into(),
+                    medium: Medium::Memory,
+                    size_limit_bytes: Some(FILES_VOLUME_HEADROOM),
+                },
+            ]
+        );
+        let config = sandbox_config(&meta(), &pod_with_files(), 0, None);
+        assert_eq!(
+            config.volumes,
+            [
+                "k9v_cache_web_default_00000001",
+                "k9v_creds_web_default_00000001",
+                "k9v_settings_web_default_00000001",
+            ]
+        );
+    }
+
+    #[test]
+    fn volume_files_keep_paths_and_modes_and_default_an_unset_mode() {
+        let files = volume_files(&meta(), &pod_with_files()).unwrap();
+        type Seen<'a> = Vec<(&'a str, Vec<(&'a str, &'a [u8], u32)>)>;
+        let seen: Seen = files
+            .iter()
+            .map(|(volume, files)| {
+                let files = (files.iter())
+                    .map(|f| (f.path.as_str(), f.content.as_slice(), f.mode))
+                    .collect();
+                (volume.as_str(), files)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "k9v_creds_web_default_00000001",
+                    vec![
+                        ("username", b"admin".as_slice(), 0o644),
+                        ("db/password", b"s3".as_slice(), 0o400),
+                    ]
+                ),
+                ("k9v_settings_web_default_00000001", vec![]),
+            ]
+        );
+        let shown = format!("{:?}", files[0].1[0]);
+        assert!(!shown.contains("admin"), "Debug shows no value: {shown}");
+    }
+
+    #[test]
+    fn a_file_path_may_not_leave_its_volume() {
+        for bad in ["/etc/passwd", "../x", "a/../../x", "", "./"] {
+            let mut p = pod_with_files();
+            p.volumes[2].files = vec![file(bad, "x", 0o644)];
+            let err = volume_files(&meta(), &p).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidConfig { what, .. } if what == "volume creds"),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn config_map_and_secret_volumes_are_always_mounted_read_only() {
+        let container = pb::Container {
+            name: "app".into(),
+            volume_mounts: vec![
+                pb::VolumeMount {
+                    name: "creds".into(),
+                    mount_path: "/etc/secret".into(),
+                    ..Default::default()
+                },
+                pb::VolumeMount {
+                    name: "settings".into(),
+                    mount_path: "/etc/app.conf".into(),
+                    sub_path: "app.conf".into(),
+                    ..Default::default()
+                },
+                pb::VolumeMount {
+                    name: "cache".into(),
+                    mount_path: "/cache".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let config = container_config(&meta(), &pod_with_files(), &container, "img", 0).unwrap();
+        let seen: Vec<_> = (config.mounts.iter())
+            .map(|m| (&m.source, m.read_only, m.sub_path.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    &MountSource::Volume("k9v_creds_web_default_00000001".into()),
+                    true,
+                    None
+                ),
+                (
+                    &MountSource::Volume("k9v_settings_web_default_00000001".into()),
+                    true,
+                    Some("app.conf")
+                ),
+                (
+                    &MountSource::Volume("k9v_cache_web_default_00000001".into()),
+                    false,
+                    None
+                ),
+            ]
         );
     }
 }

@@ -80,8 +80,9 @@ pub struct PodSandboxConfig {
     /// Engine network to attach the sandbox to; `None`: the engine's default network.
     pub network: Option<String>,
     /// Engine volumes (from `create_empty_dir`) the sandbox keeps mounted for the pod's
-    /// lifetime: a `Memory` emptyDir is a tmpfs that exists only while mounted somewhere, and
-    /// `subPath` mounts of it need it to exist before they are made.
+    /// lifetime: a `Memory` emptyDir (and the tmpfs of a configMap or secret volume) exists
+    /// only while mounted somewhere, `subPath` mounts of it need it to exist before they are
+    /// made, and configMap and secret files are written into it through the sandbox.
     pub volumes: Vec<String>,
 }
 
@@ -95,6 +96,28 @@ pub struct EmptyDir {
     /// `sizeLimit`: enforced for `Memory` (the tmpfs size); for `Disk` it is not enforced
     /// (Kubernetes evicts the pod instead, which Kube-9 does not do yet).
     pub size_limit_bytes: Option<u64>,
+}
+
+/// A file to write into a pod's volume: one key of a configMap or secret volume, resolved by
+/// kube9d. Its `Debug` shows the content's length only, since it may be a secret value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileToWrite {
+    /// Relative path in the volume; may contain directories (`db/password`), never `..`.
+    pub path: String,
+    /// The file's bytes.
+    pub content: Vec<u8>,
+    /// Its permission bits (`0o644`, `0o400`).
+    pub mode: u32,
+}
+
+impl fmt::Debug for FileToWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileToWrite")
+            .field("path", &self.path)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("mode", &format_args!("{:#o}", self.mode))
+            .finish()
+    }
 }
 
 /// emptyDir `medium`.
@@ -167,7 +190,8 @@ pub struct Mount {
 /// The source of a [`Mount`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSource {
-    /// An engine volume (an emptyDir), by engine name.
+    /// An engine volume (an emptyDir, or the tmpfs of a configMap or secret volume), by
+    /// engine name.
     Volume(String),
     /// A path on the engine's host (hostPath); created as a directory when missing.
     HostPath(String),

@@ -16,7 +16,17 @@ pub fn pod_env(pod: &pb::Pod, container: &pb::Container, node: &str) -> Vec<(Str
         container
             .env
             .iter()
-            .map(|var| (var.name.clone(), var.value.clone())),
+            .map(|var| (var.name.clone(), value(pod, var))),
     );
     env
+}
+
+/// A variable's value: as kube9d sent it, except a `fieldRef` to `status.podIP`, which only
+/// the node knows (`pod.pod_ip`, set once the pod's sandbox exists; empty for process pods).
+fn value(pod: &pb::Pod, var: &pb::EnvVar) -> String {
+    use pb::env_var_source::Source;
+    match var.value_from.as_ref().and_then(|f| f.source.as_ref()) {
+        Some(Source::FieldPath(path)) if path == "status.podIP" => pod.pod_ip.clone(),
+        _ => var.value.clone(),
+    }
 }

@@ -1,7 +1,11 @@
 //! `kube9ctl apply -f FILE|DIR|- [--dry-run]`: validate locally, then one `Apply` RPC.
+//!
+//! Pods, config maps and secrets that name no namespace go to `-n`'s (or the default); one that
+//! names another namespace than an explicit `-n` is refused, as kubectl does, and nothing is
+//! applied.
 
-use crate::cli::{ApplyArgs, Format};
-use crate::commands::Context;
+use crate::cli::{ApplyArgs, Format, Kind};
+use crate::commands::{Context, Namespace};
 use crate::output::emit;
 use anyhow::Context as _;
 use kube9_proto::manifest::{apply_request, parse_manifests_with_warnings, Object};
@@ -10,7 +14,11 @@ use std::io::Read;
 use std::path::Path;
 
 pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
-    let Manifests { objects, warnings } = read_manifests(&args.files)?;
+    let Manifests {
+        mut objects,
+        warnings,
+    } = read_manifests(&args.files)?;
+    resolve_namespaces(&mut objects, &ctx.namespace)?;
     // Like kubectl's warn mode: accepted, but the user learns what will be ignored.
     for warning in &warnings {
         eprintln!("Warning: {warning}");
@@ -32,7 +40,8 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
     emit(&out)
 }
 
-/// `pod/web created`, `node/n4 unchanged`, `pod/web created (dry run)`; `pod/web` with `-o name`.
+/// `pod/web created`, `node/n4 unchanged`, `configmap/game-demo configured`,
+/// `pod/web created (dry run)`; `pod/web` with `-o name`.
 pub fn result_line(result: &kube9_proto::pb::ApplyResult, format: Format, dry_run: bool) -> String {
     let object = format!("{}/{}", result.kind.to_ascii_lowercase(), result.name);
     match (format, dry_run) {
@@ -40,6 +49,58 @@ pub fn result_line(result: &kube9_proto::pb::ApplyResult, format: Format, dry_ru
         (_, false) => format!("{object} {}", result.action),
         (_, true) => format!("{object} {} (dry run)", result.action),
     }
+}
+
+/// The kind, namespace (as the manifest gives it; always empty for nodes and namespaces) and
+/// name of a manifest's object.
+pub fn identity(object: &Object) -> (Kind, &str, &str) {
+    match object {
+        Object::Pod(pod) => (Kind::Pod, &pod.namespace, &pod.name),
+        Object::Node(node) => (Kind::Node, "", &node.name),
+        Object::Namespace(ns) => (Kind::Namespace, "", &ns.name),
+        Object::ConfigMap(cm) => (Kind::ConfigMap, &cm.namespace, &cm.name),
+        Object::Secret(s) => (Kind::Secret, &s.namespace, &s.name),
+    }
+}
+
+/// The namespace field of a namespaced object; `None` for nodes and namespaces.
+fn namespace_mut(object: &mut Object) -> Option<&mut String> {
+    match object {
+        Object::Pod(pod) => Some(&mut pod.namespace),
+        Object::ConfigMap(cm) => Some(&mut cm.namespace),
+        Object::Secret(s) => Some(&mut s.namespace),
+        Object::Node(_) | Object::Namespace(_) => None,
+    }
+}
+
+/// Puts every namespaced object in a namespace: its own, else `namespace`'s. With an explicit
+/// `-n`, an object naming another namespace is an error (kubectl's), and no object is changed.
+pub fn resolve_namespaces(objects: &mut [Object], namespace: &Namespace) -> anyhow::Result<()> {
+    for object in objects.iter() {
+        let (_, own, _) = identity(object);
+        object_namespace(own, namespace)?;
+    }
+    for object in objects.iter_mut() {
+        if let Some(own) = namespace_mut(object) {
+            *own = object_namespace(own, namespace)?;
+        }
+    }
+    Ok(())
+}
+
+/// The namespace of an object whose manifest says `own` (empty: none), under `namespace`.
+pub fn object_namespace(own: &str, namespace: &Namespace) -> anyhow::Result<String> {
+    if own.is_empty() {
+        return Ok(namespace.name.clone());
+    }
+    if namespace.explicit && own != namespace.name {
+        anyhow::bail!(
+            "the namespace from the provided object {own:?} does not match the namespace {:?}. \
+             You must pass '--namespace={own}' to perform this operation.",
+            namespace.name
+        );
+    }
+    Ok(own.to_string())
 }
 
 /// The objects of one or more manifests, and what they hold that will be ignored.
@@ -57,13 +118,14 @@ pub struct Manifests {
 pub fn read_manifests(paths: &[String]) -> anyhow::Result<Manifests> {
     let mut objects = Vec::new();
     let mut warnings = Vec::new();
-    let mut seen: HashMap<(&'static str, String), String> = HashMap::new();
+    let mut seen: HashMap<(&'static str, String, String), String> = HashMap::new();
     for (source, text) in read_sources(paths)? {
         let (parsed, ignored) =
             parse_manifests_with_warnings(&text).with_context(|| source.clone())?;
         warnings.extend(ignored.iter().map(|w| format!("{source}: {w}")));
         for object in parsed {
-            let key = (object.kind(), object.name().to_string());
+            let (_, namespace, name) = identity(&object);
+            let key = (object.kind(), namespace.to_string(), name.to_string());
             if let Some(first) = seen.get(&key) {
                 anyhow::bail!(
                     "{source}: {} {:?} is also defined in {first}",
@@ -124,6 +186,7 @@ mod tests {
             kind: kind.into(),
             name: name.into(),
             action: action.into(),
+            namespace: String::new(),
         }
     }
 
@@ -144,6 +207,90 @@ mod tests {
         assert_eq!(
             result_line(&result("Pod", "web", "created"), Format::Table, true),
             "pod/web created (dry run)"
+        );
+        assert_eq!(
+            result_line(
+                &result("ConfigMap", "game-demo", "created"),
+                Format::Table,
+                false
+            ),
+            "configmap/game-demo created"
+        );
+        assert_eq!(
+            result_line(
+                &result("ConfigMap", "game-demo", "configured"),
+                Format::Table,
+                false
+            ),
+            "configmap/game-demo configured"
+        );
+        assert_eq!(
+            result_line(&result("Secret", "db", "created"), Format::Name, false),
+            "secret/db"
+        );
+        assert_eq!(
+            result_line(
+                &result("Namespace", "prod", "created"),
+                Format::Table,
+                false
+            ),
+            "namespace/prod created"
+        );
+    }
+
+    fn ns(name: &str, explicit: bool) -> Namespace {
+        Namespace {
+            name: name.into(),
+            explicit,
+        }
+    }
+
+    #[test]
+    fn objects_without_a_namespace_get_the_commands() {
+        assert_eq!(
+            object_namespace("", &ns("default", false)).unwrap(),
+            "default"
+        );
+        assert_eq!(object_namespace("", &ns("prod", true)).unwrap(), "prod");
+        assert_eq!(object_namespace("a", &ns("a", true)).unwrap(), "a");
+        // The environment's namespace is a default, not an order: the manifest's wins.
+        assert_eq!(object_namespace("a", &ns("dev", false)).unwrap(), "a");
+    }
+
+    #[test]
+    fn a_manifest_namespace_other_than_an_explicit_one_is_refused_and_nothing_changes() {
+        assert_eq!(
+            object_namespace("a", &ns("b", true))
+                .unwrap_err()
+                .to_string(),
+            "the namespace from the provided object \"a\" does not match the namespace \"b\". \
+             You must pass '--namespace=a' to perform this operation."
+        );
+        let pod = |name: &str, namespace: &str| {
+            Object::Pod(kube9_proto::pb::Pod {
+                name: name.into(),
+                namespace: namespace.into(),
+                ..Default::default()
+            })
+        };
+        let node = Object::Node(kube9_proto::pb::NodeSpec {
+            name: "n1".into(),
+            ..Default::default()
+        });
+        let mut objects = vec![pod("web", ""), node.clone(), pod("db", "a")];
+        let before = objects.clone();
+        let err = resolve_namespaces(&mut objects, &ns("b", true)).unwrap_err();
+        assert!(err.to_string().contains("--namespace=a"), "{err}");
+        assert_eq!(objects, before);
+        resolve_namespaces(&mut objects, &ns("a", true)).unwrap();
+        let identities: Vec<_> = objects.iter().map(identity).collect();
+        assert_eq!(
+            identities,
+            [
+                (Kind::Pod, "a", "web"),
+                (Kind::Node, "", "n1"),
+                (Kind::Pod, "a", "db")
+            ]
         );
     }
 

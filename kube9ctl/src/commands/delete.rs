@@ -1,16 +1,19 @@
-//! `kube9ctl delete pod|node NAME...` and `kube9ctl delete -f FILE`: delete, then (by default)
-//! poll until each object is gone.
+//! `kube9ctl delete pod|configmap|secret|namespace|node NAME...` and `kube9ctl delete -f FILE`:
+//! delete, then (by default) poll until each object is gone.
+//!
+//! Pods, config maps and secrets are deleted in the `-n` namespace (or the manifest's); deleting
+//! a namespace deletes everything in it, and waiting for it waits until kube9d has.
 //!
 //! Like kubectl, a failure on one object is printed and the others are still deleted; the exit
 //! code is 1 if any failed.
 
 use crate::cli::{DeleteArgs, Format, Kind};
 use crate::client::Client;
-use crate::commands::apply::read_manifests;
+use crate::commands::apply::{identity, read_manifests, resolve_namespaces};
+use crate::commands::get::fetch_one;
 use crate::commands::Context;
 use crate::error::{self, ConnectError, Reported};
 use crate::output::emit;
-use kube9_proto::manifest::Object;
 use kube9_proto::pb;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
@@ -18,13 +21,36 @@ use tokio::time::{sleep, Instant};
 /// How often to ask whether a deleted object is gone.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
+/// One object to delete: its kind, namespace (empty for nodes and namespaces) and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Target {
+    fn new(kind: Kind, namespace: &str, name: &str) -> Self {
+        Target {
+            kind,
+            namespace: if kind.is_namespaced() {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
+            name: name.to_string(),
+        }
+    }
+}
+
 pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
-    let targets = targets(&args)?;
+    let targets = targets(ctx, &args)?;
     let mut cluster = ctx.connect().await?;
     let mut failed = false;
-    for (kind, name) in targets {
-        match delete_one(&mut cluster, kind, &name, &args).await {
-            Ok(true) => emit(&deleted_line(kind, &name, ctx.format()))?,
+    for target in targets {
+        let (kind, name) = (target.kind, target.name.as_str());
+        match delete_one(&mut cluster, &target, &args).await {
+            Ok(true) => emit(&deleted_line(kind, name, ctx.format()))?,
             Ok(false) => {}
             // Unreachable server: the other objects would fail the same way.
             Err(e) if e.downcast_ref::<ConnectError>().is_some() => return Err(e),
@@ -48,23 +74,29 @@ pub fn deleted_line(kind: Kind, name: &str, format: Format) -> String {
     }
 }
 
-/// What to delete, in order: named objects, or a manifest's pods and then its nodes (so pods
-/// are not first rescheduled off a draining node).
-fn targets(args: &DeleteArgs) -> anyhow::Result<Vec<(Kind, String)>> {
+/// What to delete, in order: named objects, or a manifest's namespaced objects, then its
+/// namespaces, then its nodes (so pods are not first rescheduled off a draining node, nor
+/// deleted twice).
+fn targets(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<Vec<Target>> {
     if let Some(file) = &args.file {
         if !args.names.is_empty() {
             anyhow::bail!("names cannot be given together with -f");
         }
         // Only the names matter here: ignored fields are apply's concern.
-        let objects = read_manifests(std::slice::from_ref(file))?.objects;
-        let mut targets: Vec<(Kind, String)> = objects
+        let mut objects = read_manifests(std::slice::from_ref(file))?.objects;
+        resolve_namespaces(&mut objects, &ctx.namespace)?;
+        let mut targets: Vec<Target> = objects
             .iter()
-            .map(|o| match o {
-                Object::Pod(p) => (Kind::Pod, p.name.clone()),
-                Object::Node(n) => (Kind::Node, n.name.clone()),
+            .map(|o| {
+                let (kind, namespace, name) = identity(o);
+                Target::new(kind, namespace, name)
             })
             .collect();
-        targets.sort_by_key(|(kind, _)| *kind == Kind::Node);
+        targets.sort_by_key(|t| match t.kind {
+            Kind::Node => 2,
+            Kind::Namespace => 1,
+            _ => 0,
+        });
         return Ok(targets);
     }
     let Some(resource) = &args.resource else {
@@ -80,40 +112,61 @@ fn targets(args: &DeleteArgs) -> anyhow::Result<Vec<(Kind, String)>> {
     if names.is_empty() {
         anyhow::bail!("give the name of at least one {} to delete", resource.kind);
     }
-    Ok(names.into_iter().map(|n| (resource.kind, n)).collect())
+    Ok(names
+        .iter()
+        .map(|n| Target::new(resource.kind, ctx.ns(), n))
+        .collect())
 }
 
 /// Deletes one object and waits for it if asked; `Ok(false)` when it did not exist and that is
 /// fine (`--ignore-not-found`).
 async fn delete_one(
     cluster: &mut Client,
-    kind: Kind,
-    name: &str,
+    target: &Target,
     args: &DeleteArgs,
 ) -> anyhow::Result<bool> {
-    let result = match kind {
+    let key = pb::ObjectKey {
+        namespace: target.namespace.clone(),
+        name: target.name.clone(),
+    };
+    let result = match target.kind {
         Kind::Pod => {
             let request = pb::DeletePodRequest {
-                name: name.into(),
+                name: target.name.clone(),
                 grace_period_seconds: args.grace_period.unwrap_or(0),
+                namespace: target.namespace.clone(),
             };
             let response = cluster.client.delete_pod(request).await;
             cluster.check(response).map(drop)
         }
-        _ => {
-            let response = cluster
-                .client
-                .delete_node(pb::DeleteNodeRequest { name: name.into() })
-                .await;
+        Kind::ConfigMap => {
+            let response = cluster.client.delete_config_map(key).await;
             cluster.check(response).map(drop)
         }
+        Kind::Secret => {
+            // The answer holds the values: dropped unread.
+            let response = cluster.client.delete_secret(key).await;
+            cluster.check(response).map(drop)
+        }
+        Kind::Namespace => {
+            let response = cluster.client.delete_namespace(key).await;
+            cluster.check(response).map(drop)
+        }
+        Kind::Node => {
+            let request = pb::DeleteNodeRequest {
+                name: target.name.clone(),
+            };
+            let response = cluster.client.delete_node(request).await;
+            cluster.check(response).map(drop)
+        }
+        Kind::Event => anyhow::bail!("events cannot be deleted"),
     };
     match result {
         Err(e) if args.ignore_not_found && error::is_not_found(&e) => return Ok(false),
         other => other?,
     }
     if args.wait {
-        wait_until_gone(cluster, kind, name, args.timeout).await?;
+        wait_until_gone(cluster, target, args.timeout).await?;
     }
     Ok(true)
 }
@@ -121,32 +174,20 @@ async fn delete_one(
 /// Polls until the object is NotFound; a zero timeout waits for ever.
 async fn wait_until_gone(
     cluster: &mut Client,
-    kind: Kind,
-    name: &str,
+    target: &Target,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = (!timeout.is_zero()).then(|| Instant::now() + timeout);
+    let Target {
+        kind,
+        namespace,
+        name,
+    } = target;
     loop {
-        let result = match kind {
-            Kind::Pod => {
-                let response = cluster
-                    .client
-                    .get_pod(pb::GetPodRequest { name: name.into() })
-                    .await;
-                cluster.check(response).map(drop)
-            }
-            _ => {
-                let response = cluster
-                    .client
-                    .get_node(pb::GetNodeRequest { name: name.into() })
-                    .await;
-                cluster.check(response).map(drop)
-            }
-        };
-        match result {
+        match fetch_one(cluster, *kind, namespace, name, None).await {
             Err(e) if error::is_not_found(&e) => return Ok(()),
             Err(e) => return Err(e),
-            Ok(()) => {}
+            Ok(_) => {}
         }
         if deadline.is_some_and(|d| Instant::now() + POLL_INTERVAL > d) {
             anyhow::bail!(
@@ -182,21 +223,66 @@ mod tests {
         assert_eq!(deleted_line(Kind::Node, "n1", Format::Name), "node/n1\n");
     }
 
+    fn ctx(namespace: Option<&str>) -> Context {
+        Context {
+            server: String::new(),
+            output: None,
+            namespace: crate::commands::Namespace::resolve(namespace.map(Into::into), None),
+        }
+    }
+
+    fn target(kind: Kind, namespace: &str, name: &str) -> Target {
+        Target {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
     #[test]
     fn targets_come_from_names_or_a_manifest() {
         assert_eq!(
-            targets(&args(&["delete", "po", "a", "b"])).unwrap(),
-            [(Kind::Pod, "a".to_string()), (Kind::Pod, "b".to_string())]
+            targets(&ctx(None), &args(&["delete", "po", "a", "b"])).unwrap(),
+            [
+                target(Kind::Pod, "default", "a"),
+                target(Kind::Pod, "default", "b")
+            ]
         );
         assert_eq!(
-            targets(&args(&["delete", "node/n1"])).unwrap(),
-            [(Kind::Node, "n1".to_string())]
+            targets(&ctx(Some("prod")), &args(&["delete", "cm", "x"])).unwrap(),
+            [target(Kind::ConfigMap, "prod", "x")]
         );
-        assert!(targets(&args(&["delete", "pod"])).is_err());
-        assert!(targets(&args(&["delete", "events", "1"])).is_err());
+        assert_eq!(
+            targets(&ctx(Some("prod")), &args(&["delete", "node/n1"])).unwrap(),
+            [target(Kind::Node, "", "n1")]
+        );
+        assert_eq!(
+            targets(&ctx(Some("prod")), &args(&["delete", "ns", "dev"])).unwrap(),
+            [target(Kind::Namespace, "", "dev")]
+        );
+        assert!(targets(&ctx(None), &args(&["delete", "pod"])).is_err());
+        assert!(targets(&ctx(None), &args(&["delete", "events", "1"])).is_err());
         let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pods.yaml");
-        let from_file = targets(&args(&["delete", "-f", examples])).unwrap();
+        let from_file = targets(&ctx(None), &args(&["delete", "-f", examples])).unwrap();
         assert!(!from_file.is_empty());
-        assert!(from_file.iter().all(|(kind, _)| *kind == Kind::Pod));
+        assert!(from_file
+            .iter()
+            .all(|t| t.kind == Kind::Pod && t.namespace == "default"));
+    }
+
+    #[test]
+    fn deleted_lines_name_the_new_kinds() {
+        assert_eq!(
+            deleted_line(Kind::Namespace, "dev", Format::Table),
+            "namespace \"dev\" deleted\n"
+        );
+        assert_eq!(
+            deleted_line(Kind::ConfigMap, "game-demo", Format::Name),
+            "configmap/game-demo\n"
+        );
+        assert_eq!(
+            deleted_line(Kind::Secret, "db", Format::Table),
+            "secret \"db\" deleted\n"
+        );
     }
 }

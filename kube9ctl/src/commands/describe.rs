@@ -1,16 +1,21 @@
-//! `kube9ctl describe node|pod NAME`: the object as aligned `Key: value` lines, then the events
-//! about it.
+//! `kube9ctl describe node|pod|namespace|configmap|secret NAME`: the object as aligned
+//! `Key: value` lines, then the events about it.
+//!
+//! A secret's description names its keys and their sizes, never a value (as kubectl's).
 //!
 //! Events name their object but carry no uid, so the events of an earlier object that had the
 //! same name are told apart by time: only events from the object's creation on are shown.
 
 use crate::cli::{DescribeArgs, Kind};
-use crate::commands::get::sort_events;
+use crate::commands::get::{fetch_one, sort_events};
 use crate::commands::{object_name, Context};
 use crate::output::columns::{heartbeat, short_id};
 use crate::output::emit;
+use crate::output::listing::Objects;
+use crate::output::objects::{namespace_phase, secret_type};
 use crate::output::table::{or_none, render_indented};
 use crate::output::time::{age, now_ms, rfc3339};
+use kube9_proto::namespace::or_default;
 use kube9_proto::pb;
 use kube9_proto::quantity::{format_cpu, format_memory};
 use std::collections::HashMap;
@@ -20,46 +25,46 @@ use std::fmt::Write as _;
 const KEY_WIDTH: usize = 20;
 
 pub async fn run(ctx: &Context, args: DescribeArgs) -> anyhow::Result<()> {
+    let kind = args.resource.kind;
     let Some(name) = object_name(args.resource.name.as_deref(), args.name.as_deref())? else {
-        anyhow::bail!("give the name of the {} to describe", args.resource.kind);
+        anyhow::bail!("give the name of the {kind} to describe");
     };
+    if kind == Kind::Event {
+        anyhow::bail!("describe works on nodes, pods, namespaces, configmaps and secrets");
+    }
     let mut cluster = ctx.connect().await?;
-    let object = match args.resource.kind {
-        Kind::Node => {
-            let response = cluster
-                .client
-                .get_node(pb::GetNodeRequest { name: name.clone() })
-                .await;
-            Described::Node(cluster.check(response)?)
+    let object = match fetch_one(&mut cluster, kind, ctx.ns(), &name, None).await? {
+        Objects::Nodes(mut v) if !v.is_empty() => Described::Node(v.remove(0)),
+        Objects::Pods(mut v) if !v.is_empty() => Described::Pod(v.remove(0)),
+        Objects::Namespaces(mut v) if !v.is_empty() => Described::Namespace(v.remove(0)),
+        Objects::ConfigMaps(mut v) if !v.is_empty() => Described::ConfigMap(v.remove(0)),
+        Objects::Secrets(mut v) if !v.is_empty() => Described::Secret(v.remove(0)),
+        _ => anyhow::bail!("the server sent no {kind} {name:?}"),
+    };
+    let events = match object.events_from() {
+        Some((created_ms, namespace)) => {
+            let request = pb::ListEventsRequest {
+                object_kind: kind.wire().into(),
+                object_name: name,
+                limit: 0,
+                namespace: namespace.into(),
+            };
+            let response = cluster.client.list_events(request).await;
+            let mut events = own_events(cluster.check(response)?.events, created_ms);
+            // Events about an object of the same name in another namespace are not its own.
+            events.retain(|e| namespace.is_empty() || or_default(&e.namespace) == namespace);
+            sort_events(&mut events);
+            events
         }
-        Kind::Pod => {
-            let response = cluster
-                .client
-                .get_pod(pb::GetPodRequest { name: name.clone() })
-                .await;
-            Described::Pod(cluster.check(response)?)
-        }
-        Kind::Event => anyhow::bail!("describe works on nodes and pods"),
+        None => Vec::new(),
     };
-    let object_kind = match object {
-        Described::Node(_) => "Node",
-        Described::Pod(_) => "Pod",
-    };
-    let request = pb::ListEventsRequest {
-        object_kind: object_kind.into(),
-        object_name: name,
-        limit: 0,
-    };
-    let response = cluster.client.list_events(request).await;
-    let created_ms = match &object {
-        Described::Node(node) => node.created_ms,
-        Described::Pod(pod) => pod.created_ms,
-    };
-    let mut events = own_events(cluster.check(response)?.events, created_ms);
-    sort_events(&mut events);
+    let now = now_ms();
     let text = match &object {
-        Described::Node(node) => describe_node(node, &events, now_ms()),
-        Described::Pod(pod) => describe_pod(pod, &events, now_ms()),
+        Described::Node(node) => describe_node(node, &events, now),
+        Described::Pod(pod) => describe_pod(pod, &events, now),
+        Described::Namespace(ns) => describe_namespace(ns, now),
+        Described::ConfigMap(cm) => describe_config_map(cm, &events, now),
+        Described::Secret(secret) => describe_secret(secret, &events, now),
     };
     emit(&text)
 }
@@ -79,6 +84,23 @@ pub fn own_events(events: Vec<pb::Event>, created_ms: i64) -> Vec<pb::Event> {
 enum Described {
     Node(pb::Node),
     Pod(pb::Pod),
+    Namespace(pb::Namespace),
+    ConfigMap(pb::ConfigMap),
+    Secret(pb::Secret),
+}
+
+impl Described {
+    /// Which events are the object's own: since its creation, in its namespace (empty for
+    /// nodes). `None` for a namespace, whose description has none (as kubectl's).
+    fn events_from(&self) -> Option<(i64, &str)> {
+        match self {
+            Described::Node(node) => Some((node.created_ms, "")),
+            Described::Pod(pod) => Some((pod.created_ms, pod.ns())),
+            Described::ConfigMap(cm) => Some((cm.created_ms, or_default(&cm.namespace))),
+            Described::Secret(s) => Some((s.created_ms, or_default(&s.namespace))),
+            Described::Namespace(_) => None,
+        }
+    }
 }
 
 /// Aligned `Key:   value` lines.
@@ -235,6 +257,7 @@ pub fn describe_node(node: &pb::Node, events: &[pb::Event], now_ms: i64) -> Stri
 pub fn describe_pod(pod: &pb::Pod, events: &[pb::Event], now_ms: i64) -> String {
     let mut s = Sheet::new();
     s.field("Name", &pod.name)
+        .field("Namespace", pod.ns())
         .field("UID", or_none(&pod.uid))
         .field("Labels", labels(&pod.labels))
         .field("Annotations", labels(&pod.annotations))
@@ -351,8 +374,123 @@ fn container(s: &mut Sheet, c: &pb::Container, now_ms: i64) {
             format!("{} from {} ({mode})", m.mount_path, m.name),
         );
     }
+    for e in &c.env_from {
+        field(s, "Env from", env_from(e));
+    }
     for e in &c.env {
-        field(s, "Env", format!("{}={}", e.name, e.value));
+        field(s, "Env", env_var(e));
+    }
+}
+
+/// `NAME=value`, or where the value comes from, as kubectl says it: `NAME=<set to the key 'k'
+/// in secret 's'>` (a secret's value is never shown).
+fn env_var(e: &pb::EnvVar) -> String {
+    use pb::env_var_source::Source;
+    let optional = |k: &pb::KeySelector| if k.optional { " (optional)" } else { "" };
+    match e.value_from.as_ref().and_then(|f| f.source.as_ref()) {
+        Some(Source::ConfigMapKeyRef(k)) => format!(
+            "{}=<set to the key '{}' of config map '{}'>{}",
+            e.name,
+            k.key,
+            k.name,
+            optional(k)
+        ),
+        Some(Source::SecretKeyRef(k)) => format!(
+            "{}=<set to the key '{}' in secret '{}'>{}",
+            e.name,
+            k.key,
+            k.name,
+            optional(k)
+        ),
+        Some(Source::FieldPath(path)) => format!("{}=<field {path}>", e.name),
+        None => format!("{}={}", e.name, e.value),
+    }
+}
+
+/// `game-demo (ConfigMap)`, `db (Secret, prefix DB_, optional)`.
+fn env_from(e: &pb::EnvFromSource) -> String {
+    use pb::env_from_source::Source;
+    let (name, kind, optional) = match &e.source {
+        Some(Source::ConfigMapRef(o)) => (o.name.as_str(), "ConfigMap", o.optional),
+        Some(Source::SecretRef(o)) => (o.name.as_str(), "Secret", o.optional),
+        None => ("<none>", "<none>", false),
+    };
+    let mut details = vec![kind.to_string()];
+    if !e.prefix.is_empty() {
+        details.push(format!("prefix {}", e.prefix));
+    }
+    if optional {
+        details.push("optional".into());
+    }
+    format!("{name} ({})", details.join(", "))
+}
+
+/// The text of `describe namespace`.
+pub fn describe_namespace(ns: &pb::Namespace, now_ms: i64) -> String {
+    let mut s = Sheet::new();
+    s.field("Name", &ns.name)
+        .field("Labels", labels(&ns.labels))
+        .field("Created", when(now_ms, ns.created_ms))
+        .field("Status", namespace_phase(ns));
+    s.0
+}
+
+/// The text of `describe configmap`, in kubectl's layout: each key of `Data`, a `----` rule
+/// and its value; the keys of `BinaryData` with their sizes.
+pub fn describe_config_map(cm: &pb::ConfigMap, events: &[pb::Event], now_ms: i64) -> String {
+    let mut s = Sheet::new();
+    s.field("Name", &cm.name)
+        .field("Namespace", or_default(&cm.namespace))
+        .field("Labels", labels(&cm.labels));
+    s.line("").line("Data").line("====");
+    let mut keys: Vec<&String> = cm.data.keys().collect();
+    keys.sort();
+    for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 {
+            s.line("");
+        }
+        let value = &cm.data[key];
+        s.line(&format!("{key}:")).line("----");
+        s.line(value.strip_suffix('\n').unwrap_or(value));
+    }
+    s.line("").line("BinaryData").line("====");
+    let sizes: Vec<(String, usize)> = cm
+        .binary_data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.len()))
+        .collect();
+    key_sizes(&mut s, sizes);
+    s.line("");
+    s.events(events, now_ms);
+    s.0
+}
+
+/// The text of `describe secret`: the keys and the size of each value, never a value.
+pub fn describe_secret(secret: &pb::Secret, events: &[pb::Event], now_ms: i64) -> String {
+    let mut s = Sheet::new();
+    s.field("Name", &secret.name)
+        .field("Namespace", or_default(&secret.namespace))
+        .field("Labels", labels(&secret.labels));
+    s.line("").field("Type", secret_type(secret));
+    s.line("").line("Data").line("====");
+    let sizes: Vec<(String, usize)> = secret
+        .data
+        .iter()
+        .map(|(k, v)| (k.clone(), v.len()))
+        .collect();
+    key_sizes(&mut s, sizes);
+    s.line("");
+    s.events(events, now_ms);
+    s.0
+}
+
+/// `KEY:  N bytes` lines, sorted, the sizes aligned.
+fn key_sizes(s: &mut Sheet, mut sizes: Vec<(String, usize)>) {
+    sizes.sort();
+    let width = sizes.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    for (key, size) in sizes {
+        let key = format!("{key}:");
+        s.line(&format!("{key:<width$}  {size} bytes"));
     }
 }
 
@@ -416,6 +554,123 @@ mod tests {
             "    Exit code:      0\n",
             "Volumes:\n  cache:            emptyDir (size limit 1Gi)\n",
             "Events:             <none>\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn config_maps_describe_each_key_a_rule_and_its_value() {
+        let text = describe_config_map(&config_map(), &[], NOW);
+        assert_eq!(
+            text,
+            "Name:               game-demo\n\
+             Namespace:          prod\n\
+             Labels:             app=game\n\
+             \n\
+             Data\n\
+             ====\n\
+             game.properties:\n\
+             ----\n\
+             enemy.types=aliens,monsters\n\
+             player.maximum-lives=5\n\
+             \n\
+             player_initial_lives:\n\
+             ----\n\
+             3\n\
+             \n\
+             BinaryData\n\
+             ====\n\
+             logo.png:  5 bytes\n\
+             \n\
+             Events:             <none>\n"
+        );
+    }
+
+    #[test]
+    fn secrets_describe_keys_and_sizes_never_values() {
+        let mut secret = secret();
+        secret.data.insert("ca.crt".into(), vec![0; 1234]);
+        let text = describe_secret(&secret, &[event(1, 60_000, "Created")], NOW);
+        assert!(
+            text.starts_with(
+                "Name:               db-user-pass\n\
+                 Namespace:          default\n\
+                 Labels:             <none>\n\
+                 \n\
+                 Type:               Opaque\n\
+                 \n\
+                 Data\n\
+                 ====\n\
+                 ca.crt:    1234 bytes\n\
+                 password:  16 bytes\n\
+                 username:  16 bytes\n\
+                 \n\
+                 Events:\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(SECRET_PASSWORD), "{text}");
+        assert!(!text.contains(SECRET_USER), "{text}");
+        assert!(!text.contains(&crate::output::objects::base64(SECRET_PASSWORD.as_bytes())));
+    }
+
+    #[test]
+    fn namespaces_describe_name_labels_and_status() {
+        assert_eq!(
+            describe_namespace(&namespace(), NOW),
+            "Name:               prod\n\
+             Labels:             team=a\n\
+             Created:            2024-03-01T11:55:00Z (5m ago)\n\
+             Status:             Active\n"
+        );
+    }
+
+    #[test]
+    fn pod_env_says_where_values_come_from_without_showing_secrets() {
+        use pb::env_var_source::Source;
+        let mut pod = pod();
+        pod.namespace = "prod".into();
+        let from = |name: &str, source| pb::EnvVar {
+            name: name.into(),
+            value: String::new(),
+            value_from: Some(pb::EnvVarSource {
+                source: Some(source),
+            }),
+        };
+        pod.containers[0].env = vec![
+            from(
+                "PASSWORD",
+                Source::SecretKeyRef(pb::KeySelector {
+                    name: "db".into(),
+                    key: "password".into(),
+                    optional: false,
+                }),
+            ),
+            from(
+                "LIVES",
+                Source::ConfigMapKeyRef(pb::KeySelector {
+                    name: "game".into(),
+                    key: "lives".into(),
+                    optional: true,
+                }),
+            ),
+        ];
+        pod.containers[0].env_from = vec![pb::EnvFromSource {
+            prefix: "CFG_".into(),
+            source: Some(pb::env_from_source::Source::ConfigMapRef(
+                pb::ObjectSelector {
+                    name: "game".into(),
+                    optional: false,
+                },
+            )),
+        }];
+        let text = describe_pod(&pod, &[], NOW);
+        for expected in [
+            "Namespace:          prod\n",
+            "    Env from:       game (ConfigMap, prefix CFG_)\n",
+            "    Env:            PASSWORD=<set to the key 'password' in secret 'db'>\n",
+            "    Env:            LIVES=<set to the key 'lives' of config map 'game'> (optional)\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }

@@ -14,11 +14,12 @@ use kube9_proto::pb;
 
 pub async fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
     let mut cluster = ctx.connect().await?;
-    let container = super::container_for(&mut cluster, &args.pod, args.container).await?;
+    let container = super::container_for(&mut cluster, ctx.ns(), &args.pod, args.container).await?;
     let request = pb::ExecRequest {
         pod: args.pod,
         container,
         command: args.command,
+        namespace: ctx.ns().into(),
     };
     let response = cluster.client.exec(request).await;
     let mut stream = cluster.check(response)?;

@@ -1,13 +1,18 @@
-//! `kube9ctl get nodes|pods|events [NAME...] [-l SELECTOR] [--node NODE] [--for KIND/NAME]`.
+//! `kube9ctl get KIND [NAME...] [-n NS | -A] [-l SELECTOR] [--node NODE] [--for KIND/NAME]`.
+//!
+//! Pods, config maps, secrets and events are listed in the `-n` namespace (`default` when not
+//! given), or in every namespace with `-A` (a NAMESPACE column comes first); nodes and
+//! namespaces are cluster-wide and ignore both.
 
 use crate::cli::{GetArgs, Kind, ResourceKind};
 use crate::client::Client;
 use crate::commands::{object_name, Context};
 use crate::error::ServerError;
-use crate::output::listing::{render, Objects};
+use crate::output::listing::{render, Objects, View};
 use crate::output::time::now_ms;
 use crate::output::{emit, no_resources};
 use anyhow::Context as _;
+use kube9_proto::namespace::{or_default, DEFAULT};
 use kube9_proto::pb;
 use kube9_proto::selector::{self, Selector};
 
@@ -24,19 +29,34 @@ pub async fn run(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
         None => Selector::everything(),
     };
     check_flags(&args, name.is_some())?;
+    let kind = args.resource.kind;
+    let namespace = list_namespace(ctx, &args);
     let mut cluster = ctx.connect().await?;
-    let objects = match args.resource.kind {
-        Kind::Node => Objects::Nodes(nodes(&mut cluster, name.as_deref(), &selector).await?),
-        Kind::Pod => {
-            let node = args.node.as_deref().unwrap_or_default();
-            Objects::Pods(pods(&mut cluster, name.as_deref(), node, &selector).await?)
-        }
-        Kind::Event => {
+    let objects = match (kind, name.as_deref()) {
+        (Kind::Event, name) => {
             let about = args.for_object.as_deref().map(parse_for).transpose()?;
-            Objects::Events(events(&mut cluster, name.as_deref(), about).await?)
+            let scope = match &about {
+                Some((about_kind, _)) if !about_kind.is_namespaced() => EventScope::All,
+                _ if namespace.is_empty() => EventScope::All,
+                _ => EventScope::Namespace(namespace.clone()),
+            };
+            let about = about.map(|(kind, name)| (kind.wire().to_string(), name));
+            Objects::Events(events(&mut cluster, name, about, &scope).await?)
+        }
+        (kind, Some(name)) => {
+            fetch_one(&mut cluster, kind, &namespace, name, args.node.as_deref()).await?
+        }
+        (kind, None) => {
+            let node = args.node.as_deref().unwrap_or_default();
+            list(&mut cluster, kind, &namespace, node, &selector).await?
         }
     };
-    match render(&objects, ctx.format(), name.is_some(), now_ms())? {
+    let view = View {
+        single: name.is_some(),
+        all_namespaces: namespace.is_empty() && kind.is_namespaced(),
+        now_ms: now_ms(),
+    };
+    match render(&objects, ctx.format(), view)? {
         Some(text) => emit(&text),
         None => {
             no_resources();
@@ -52,34 +72,28 @@ async fn run_many(ctx: &Context, args: &GetArgs) -> anyhow::Result<()> {
         anyhow::bail!("give names either as KIND/NAME or after KIND, not both");
     }
     check_flags(args, true)?;
+    let kind = args.resource.kind;
+    if kind == Kind::Event {
+        anyhow::bail!("events are listed, not fetched by several names (use --for KIND/NAME)");
+    }
+    let namespace = list_namespace(ctx, args);
     let mut cluster = ctx.connect().await?;
-    let node = args.node.as_deref().unwrap_or_default();
-    let everything = Selector::everything();
     let mut missing = 0;
-    let mut found_nodes = Vec::new();
-    let mut found_pods = Vec::new();
+    let mut found = Objects::empty(kind);
     for name in &args.names {
-        let result = match args.resource.kind {
-            Kind::Node => nodes(&mut cluster, Some(name), &everything)
-                .await
-                .map(|n| found_nodes.extend(n)),
-            Kind::Pod => pods(&mut cluster, Some(name), node, &everything)
-                .await
-                .map(|p| found_pods.extend(p)),
-            Kind::Event => anyhow::bail!(
-                "events are listed, not fetched by several names (use --for KIND/NAME)"
-            ),
-        };
-        if let Err(e) = result {
-            crate::error::report(&e);
-            missing += 1;
+        match fetch_one(&mut cluster, kind, &namespace, name, args.node.as_deref()).await {
+            Ok(objects) => found.extend(objects),
+            Err(e) => {
+                crate::error::report(&e);
+                missing += 1;
+            }
         }
     }
-    let objects = match args.resource.kind {
-        Kind::Node => Objects::Nodes(found_nodes),
-        _ => Objects::Pods(found_pods),
+    let view = View {
+        now_ms: now_ms(),
+        ..View::default()
     };
-    if let Some(text) = render(&objects, ctx.format(), false, now_ms())? {
+    if let Some(text) = render(&found, ctx.format(), view)? {
         emit(&text)?;
     }
     if missing > 0 {
@@ -88,10 +102,24 @@ async fn run_many(ctx: &Context, args: &GetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The namespace to look in: `-n`'s (or the default), empty for every namespace (`-A`), empty
+/// for cluster-wide kinds.
+fn list_namespace(ctx: &Context, args: &GetArgs) -> String {
+    if !args.resource.kind.is_namespaced() || args.all_namespaces {
+        String::new()
+    } else {
+        ctx.ns().to_string()
+    }
+}
+
 fn check_flags(args: &GetArgs, named: bool) -> anyhow::Result<()> {
     let kind = args.resource.kind;
     if named && args.selector.is_some() {
         anyhow::bail!("a name cannot be given together with a label selector (-l)");
+    }
+    if named && args.all_namespaces && kind.is_namespaced() {
+        // kubectl's words.
+        anyhow::bail!("a resource cannot be retrieved by name across all namespaces");
     }
     if args.node.is_some() && kind != Kind::Pod {
         anyhow::bail!("--node only applies to pods");
@@ -105,70 +133,178 @@ fn check_flags(args: &GetArgs, named: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One node, or every node matching `selector`, by name.
-pub async fn nodes(
+/// One object of `kind` by name (`namespace` is ignored for cluster-wide kinds); a pod must
+/// also be bound to `node` when one is given.
+pub async fn fetch_one(
     cluster: &mut Client,
-    name: Option<&str>,
-    selector: &Selector,
-) -> anyhow::Result<Vec<pb::Node>> {
-    if let Some(name) = name {
-        let response = cluster
-            .client
-            .get_node(pb::GetNodeRequest { name: name.into() })
-            .await;
-        return Ok(vec![cluster.check(response)?]);
-    }
-    let response = cluster.client.list_nodes(pb::ListNodesRequest {}).await;
-    let mut nodes = cluster.check(response)?.nodes;
-    nodes.retain(|n| selector.matches(&n.labels));
-    nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(nodes)
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    node: Option<&str>,
+) -> anyhow::Result<Objects> {
+    let key = pb::ObjectKey {
+        namespace: if kind.is_namespaced() {
+            namespace.into()
+        } else {
+            String::new()
+        },
+        name: name.into(),
+    };
+    Ok(match kind {
+        Kind::Node => {
+            let response = cluster
+                .client
+                .get_node(pb::GetNodeRequest { name: name.into() })
+                .await;
+            Objects::Nodes(vec![cluster.check(response)?])
+        }
+        Kind::Pod => {
+            let request = pb::GetPodRequest {
+                name: name.into(),
+                namespace: namespace.into(),
+            };
+            let response = cluster.client.get_pod(request).await;
+            let pod = cluster.check(response)?;
+            if node.is_some_and(|node| !node.is_empty() && pod.node != node) {
+                return Err(ServerError::not_found("pod", name).into());
+            }
+            Objects::Pods(vec![pod])
+        }
+        Kind::Namespace => {
+            let response = cluster.client.get_namespace(key).await;
+            Objects::Namespaces(vec![cluster.check(response)?])
+        }
+        Kind::ConfigMap => {
+            let response = cluster.client.get_config_map(key).await;
+            Objects::ConfigMaps(vec![cluster.check(response)?])
+        }
+        Kind::Secret => {
+            let response = cluster.client.get_secret(key).await;
+            Objects::Secrets(vec![cluster.check(response)?])
+        }
+        Kind::Event => anyhow::bail!("events are listed, not fetched by name"),
+    })
 }
 
-/// One pod, or every pod on `node` (empty: any) matching `selector`, by name.
-pub async fn pods(
+/// Every object of `kind` in `namespace` (empty: every namespace) matching `selector`, sorted
+/// by namespace and name; pods only those bound to `node` (empty: any).
+pub async fn list(
     cluster: &mut Client,
-    name: Option<&str>,
+    kind: Kind,
+    namespace: &str,
     node: &str,
     selector: &Selector,
-) -> anyhow::Result<Vec<pb::Pod>> {
-    if let Some(name) = name {
-        let response = cluster
-            .client
-            .get_pod(pb::GetPodRequest { name: name.into() })
-            .await;
-        let pod = cluster.check(response)?;
-        if !node.is_empty() && pod.node != node {
-            return Err(ServerError::not_found("pod", name).into());
-        }
-        return Ok(vec![pod]);
-    }
-    let request = pb::ListPodsRequest {
-        node: node.into(),
+) -> anyhow::Result<Objects> {
+    // The server filters too; filtering again keeps the output right whatever it supports.
+    let in_namespace = |ns: &str| namespace.is_empty() || or_default(ns) == namespace;
+    let request = pb::ListObjectsRequest {
+        namespace: namespace.into(),
         label_selector: selector.to_string(),
     };
-    let response = cluster.client.list_pods(request).await;
-    let mut pods = cluster.check(response)?.pods;
-    // The server filters too; filtering again keeps the output right whatever it supports.
-    pods.retain(|p| selector.matches(&p.labels) && (node.is_empty() || p.node == node));
-    pods.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(pods)
+    Ok(match kind {
+        Kind::Node => {
+            let response = cluster.client.list_nodes(pb::ListNodesRequest {}).await;
+            let mut nodes = cluster.check(response)?.nodes;
+            nodes.retain(|n| selector.matches(&n.labels));
+            nodes.sort_by(|a, b| a.name.cmp(&b.name));
+            Objects::Nodes(nodes)
+        }
+        Kind::Pod => {
+            let request = pb::ListPodsRequest {
+                node: node.into(),
+                label_selector: selector.to_string(),
+                namespace: namespace.into(),
+            };
+            let response = cluster.client.list_pods(request).await;
+            let mut pods = cluster.check(response)?.pods;
+            pods.retain(|p| {
+                selector.matches(&p.labels)
+                    && (node.is_empty() || p.node == node)
+                    && in_namespace(&p.namespace)
+            });
+            pods.sort_by(|a, b| (a.ns(), &a.name).cmp(&(b.ns(), &b.name)));
+            Objects::Pods(pods)
+        }
+        Kind::Namespace => {
+            let response = cluster
+                .client
+                .list_namespaces(pb::ListNamespacesRequest {})
+                .await;
+            let mut namespaces = cluster.check(response)?.namespaces;
+            namespaces.retain(|n| selector.matches(&n.labels));
+            namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+            Objects::Namespaces(namespaces)
+        }
+        Kind::ConfigMap => {
+            let response = cluster.client.list_config_maps(request).await;
+            let mut config_maps = cluster.check(response)?.config_maps;
+            config_maps.retain(|c| selector.matches(&c.labels) && in_namespace(&c.namespace));
+            config_maps.sort_by(|a, b| {
+                (or_default(&a.namespace), &a.name).cmp(&(or_default(&b.namespace), &b.name))
+            });
+            Objects::ConfigMaps(config_maps)
+        }
+        Kind::Secret => {
+            let response = cluster.client.list_secrets(request).await;
+            let mut secrets = cluster.check(response)?.secrets;
+            secrets.retain(|s| selector.matches(&s.labels) && in_namespace(&s.namespace));
+            secrets.sort_by(|a, b| {
+                (or_default(&a.namespace), &a.name).cmp(&(or_default(&b.namespace), &b.name))
+            });
+            Objects::Secrets(secrets)
+        }
+        Kind::Event => Objects::Events(events(cluster, None, None, &EventScope::All).await?),
+    })
 }
 
-/// Events, oldest first: all, those about one object, or the one with id `name`.
+/// Which events `get events` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventScope {
+    /// Every event (`-A`, or `--for` a node or namespace).
+    All,
+    /// The events about objects in this namespace. `default` also holds the events about nodes
+    /// and namespaces, as in Kubernetes, which records them there.
+    Namespace(String),
+}
+
+impl EventScope {
+    /// `ListEventsRequest.namespace`: events about cluster-wide objects have none, so the
+    /// default namespace asks for all and keeps its own.
+    pub fn request_namespace(&self) -> String {
+        match self {
+            EventScope::Namespace(ns) if ns != DEFAULT => ns.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// Whether `event` belongs in this scope.
+    pub fn keeps(&self, event: &pb::Event) -> bool {
+        match self {
+            EventScope::All => true,
+            EventScope::Namespace(ns) => {
+                event.namespace == *ns || (ns == DEFAULT && event.namespace.is_empty())
+            }
+        }
+    }
+}
+
+/// Events in `scope`, oldest first: all, those about one object, or the one with id `name`.
 pub async fn events(
     cluster: &mut Client,
     name: Option<&str>,
     about: Option<(String, String)>,
+    scope: &EventScope,
 ) -> anyhow::Result<Vec<pb::Event>> {
     let (object_kind, object_name) = about.unwrap_or_default();
     let request = pb::ListEventsRequest {
         object_kind,
         object_name,
         limit: 0,
+        namespace: scope.request_namespace(),
     };
     let response = cluster.client.list_events(request).await;
     let mut events = cluster.check(response)?.events;
+    events.retain(|e| scope.keeps(e));
     sort_events(&mut events);
     if let Some(name) = name {
         events.retain(|e| e.id.to_string() == name);
@@ -184,20 +320,18 @@ pub fn sort_events(events: &mut [pb::Event]) {
     events.sort_by_key(|e| (e.time_ms, e.id));
 }
 
-/// `node/n1` into the wire kind and name (`Node`, `n1`).
-pub fn parse_for(s: &str) -> anyhow::Result<(String, String)> {
+/// `node/n1` into the kind and name.
+pub fn parse_for(s: &str) -> anyhow::Result<(Kind, String)> {
     let resource: ResourceKind = s
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--for: {e}"))?;
-    let kind = match resource.kind {
-        Kind::Node => "Node",
-        Kind::Pod => "Pod",
-        Kind::Event => anyhow::bail!("--for: events are not about events"),
-    };
+    if resource.kind == Kind::Event {
+        anyhow::bail!("--for: events are not about events");
+    }
     let Some(name) = resource.name else {
         anyhow::bail!("--for: expected KIND/NAME, e.g. node/n1");
     };
-    Ok((kind.into(), name))
+    Ok((resource.kind, name))
 }
 
 #[cfg(test)]
@@ -206,10 +340,16 @@ mod tests {
 
     #[test]
     fn for_takes_kind_slash_name() {
-        assert_eq!(parse_for("node/n1").unwrap(), ("Node".into(), "n1".into()));
-        assert_eq!(parse_for("po/web").unwrap(), ("Pod".into(), "web".into()));
+        assert_eq!(parse_for("node/n1").unwrap(), (Kind::Node, "n1".into()));
+        assert_eq!(parse_for("po/web").unwrap(), (Kind::Pod, "web".into()));
+        assert_eq!(
+            parse_for("cm/game-demo").unwrap(),
+            (Kind::ConfigMap, "game-demo".into())
+        );
+        assert_eq!(Kind::ConfigMap.wire(), "ConfigMap");
         assert!(parse_for("node").is_err());
         assert!(parse_for("svc/x").is_err());
+        assert!(parse_for("ev/1").is_err());
     }
 
     #[test]
@@ -223,5 +363,25 @@ mod tests {
         sort_events(&mut events);
         let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
         assert_eq!(ids, [1, 2, 3]);
+    }
+
+    #[test]
+    fn event_scopes_keep_their_namespace_and_default_keeps_cluster_wide_events() {
+        let event = |namespace: &str| pb::Event {
+            namespace: namespace.into(),
+            ..Default::default()
+        };
+        let (node, default, prod) = (event(""), event("default"), event("prod"));
+        let all = EventScope::All;
+        assert_eq!(all.request_namespace(), "");
+        assert!(all.keeps(&node) && all.keeps(&default) && all.keeps(&prod));
+        let in_default = EventScope::Namespace("default".into());
+        assert_eq!(in_default.request_namespace(), "");
+        assert!(in_default.keeps(&node) && in_default.keeps(&default));
+        assert!(!in_default.keeps(&prod));
+        let in_prod = EventScope::Namespace("prod".into());
+        assert_eq!(in_prod.request_namespace(), "prod");
+        assert!(in_prod.keeps(&prod));
+        assert!(!in_prod.keeps(&node) && !in_prod.keeps(&default));
     }
 }

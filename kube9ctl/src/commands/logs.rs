@@ -9,12 +9,13 @@ use kube9_proto::pb;
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
     let mut cluster = ctx.connect().await?;
-    let container = super::container_for(&mut cluster, &args.pod, args.container).await?;
+    let container = super::container_for(&mut cluster, ctx.ns(), &args.pod, args.container).await?;
     let request = pb::GetLogsRequest {
         pod: args.pod,
         container,
         tail_lines: tail_lines(args.tail),
         previous: args.previous,
+        namespace: ctx.ns().into(),
     };
     if args.follow {
         let response = cluster.client.stream_logs(request).await;

@@ -13,11 +13,15 @@ pub mod version;
 use crate::cli::{Cli, Command, Format};
 use crate::client::Client;
 
+/// The environment variable naming the namespace when `-n` does not.
+pub const NAMESPACE_ENV: &str = "KUBE9_NAMESPACE";
+
 /// What every command needs besides its own arguments.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub server: String,
     pub output: Option<Format>,
+    pub namespace: Namespace,
 }
 
 impl Context {
@@ -30,6 +34,40 @@ impl Context {
     pub fn format(&self) -> Format {
         self.output.unwrap_or(Format::Table)
     }
+
+    /// The namespace commands work in: `-n`'s, else `$KUBE9_NAMESPACE`, else `default`.
+    pub fn ns(&self) -> &str {
+        &self.namespace.name
+    }
+}
+
+/// The namespace of a command line, and whether `-n` named it.
+///
+/// As with kubectl's `--namespace` against the kubeconfig context's namespace, only `-n` is
+/// *explicit*: a manifest naming another namespace is then refused, while the
+/// `$KUBE9_NAMESPACE` default merely fills in objects that name none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub name: String,
+    pub explicit: bool,
+}
+
+impl Namespace {
+    /// From `-n` and `$KUBE9_NAMESPACE` (an empty value counts as not given).
+    pub fn resolve(flag: Option<String>, env: Option<String>) -> Self {
+        let flag = flag.filter(|n| !n.is_empty());
+        let explicit = flag.is_some();
+        let name = flag
+            .or(env.filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| kube9_proto::namespace::DEFAULT.to_string());
+        Namespace { name, explicit }
+    }
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Namespace::resolve(None, None)
+    }
 }
 
 /// Runs one command line.
@@ -37,6 +75,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = Context {
         server: cli.server,
         output: cli.output,
+        namespace: Namespace::resolve(cli.namespace, std::env::var(NAMESPACE_ENV).ok()),
     };
     match cli.command {
         Command::Apply(args) => apply::run(&ctx, args).await,
@@ -68,16 +107,18 @@ pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-co
 /// default one (as kubectl picks it, saying so on stderr); empty lets kube9d pick the only one.
 pub async fn container_for(
     client: &mut Client,
+    namespace: &str,
     pod: &str,
     given: Option<String>,
 ) -> anyhow::Result<String> {
     if let Some(given) = given.filter(|c| !c.is_empty()) {
         return Ok(given);
     }
-    let response = client
-        .client
-        .get_pod(kube9_proto::pb::GetPodRequest { name: pod.into() })
-        .await;
+    let request = kube9_proto::pb::GetPodRequest {
+        name: pod.into(),
+        namespace: namespace.into(),
+    };
+    let response = client.client.get_pod(request).await;
     let pod = client.check(response)?;
     let (chosen, notice) = default_container(&pod);
     if let Some(notice) = notice {
@@ -133,6 +174,18 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_namespace_is_the_flags_else_the_environments_else_default() {
+        let ns = |flag: Option<&str>, env: Option<&str>| {
+            let ns = Namespace::resolve(flag.map(Into::into), env.map(Into::into));
+            (ns.name, ns.explicit)
+        };
+        assert_eq!(ns(None, None), ("default".into(), false));
+        assert_eq!(ns(None, Some("dev")), ("dev".into(), false));
+        assert_eq!(ns(Some("prod"), Some("dev")), ("prod".into(), true));
+        assert_eq!(ns(Some(""), Some("")), ("default".into(), false));
     }
 
     #[test]

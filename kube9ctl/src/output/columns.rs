@@ -1,7 +1,9 @@
 //! The columns `get` and `node health` print for each kind.
 
+use crate::output::objects::{namespace_phase, secret_type};
 use crate::output::table::{or_none, render};
 use crate::output::time::{age, duration};
+use kube9_proto::namespace::or_default;
 use kube9_proto::pb;
 use kube9_proto::quantity::{format_cpu, format_memory};
 
@@ -51,12 +53,36 @@ pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
     render(&headers, rows)
 }
 
-/// NAME READY STATUS RESTARTS NODE CPU AGE, as kubectl; wide adds IP and REASON.
+/// `headers` behind a NAMESPACE column when listing every namespace (kubectl's `-A` layout).
+fn namespaced_headers<'a>(all_namespaces: bool, headers: &[&'a str]) -> Vec<&'a str> {
+    let mut all = Vec::with_capacity(headers.len() + 1);
+    if all_namespaces {
+        all.push("NAMESPACE");
+    }
+    all.extend_from_slice(headers);
+    all
+}
+
+/// A row's first cells: the namespace when listing every namespace, then the name.
+fn namespaced_row(all_namespaces: bool, namespace: &str, name: &str) -> Vec<String> {
+    let mut row = Vec::new();
+    if all_namespaces {
+        row.push(or_default(namespace).to_string());
+    }
+    row.push(name.to_string());
+    row
+}
+
+/// NAME READY STATUS RESTARTS NODE CPU AGE, as kubectl; wide adds IP and REASON; NAMESPACE
+/// first with `-A`.
 ///
 /// READY counts ready app containers; STATUS is the phase, or what says more (Init:1/2,
 /// CrashLoopBackOff, ErrImagePull, ...), or Terminating.
-pub fn pods(pods: &[pb::Pod], wide: bool, now_ms: i64) -> String {
-    let mut headers = vec!["NAME", "READY", "STATUS", "RESTARTS", "NODE", "CPU", "AGE"];
+pub fn pods(pods: &[pb::Pod], wide: bool, all_namespaces: bool, now_ms: i64) -> String {
+    let mut headers = namespaced_headers(
+        all_namespaces,
+        &["NAME", "READY", "STATUS", "RESTARTS", "NODE", "CPU", "AGE"],
+    );
     if wide {
         headers.extend(["IP", "REASON"]);
     }
@@ -65,15 +91,15 @@ pub fn pods(pods: &[pb::Pod], wide: bool, now_ms: i64) -> String {
         .map(|p| {
             let ready = p.containers.iter().filter(|c| c.ready).count();
             let restarts: u32 = p.containers.iter().map(|c| c.restarts).sum();
-            let mut row = vec![
-                p.name.clone(),
+            let mut row = namespaced_row(all_namespaces, &p.namespace, &p.name);
+            row.extend([
                 format!("{ready}/{}", p.containers.len()),
                 pod_status(p).to_string(),
                 restarts.to_string(),
                 or_none(&p.node),
                 format_cpu(p.cpu_request_millis),
                 age(now_ms, p.created_ms),
-            ];
+            ]);
             if wide {
                 row.extend([or_none(&p.pod_ip), or_none(&p.reason)]);
             }
@@ -92,21 +118,82 @@ pub fn pod_status(p: &pb::Pod) -> &str {
     }
 }
 
-/// AGE TYPE REASON OBJECT MESSAGE, in the order given (callers sort oldest first).
-pub fn events(events: &[pb::Event], now_ms: i64) -> String {
+/// AGE TYPE REASON OBJECT MESSAGE, in the order given (callers sort oldest first); NAMESPACE
+/// first with `-A` (`<none>` for events about nodes and namespaces).
+pub fn events(events: &[pb::Event], all_namespaces: bool, now_ms: i64) -> String {
+    let headers = namespaced_headers(
+        all_namespaces,
+        &["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+    );
     let rows = events
         .iter()
         .map(|e| {
-            vec![
+            let mut row = Vec::new();
+            if all_namespaces {
+                row.push(or_none(&e.namespace));
+            }
+            row.extend([
                 age(now_ms, e.time_ms),
                 e.r#type.clone(),
                 e.reason.clone(),
                 format!("{}/{}", e.object_kind.to_ascii_lowercase(), e.object_name),
                 e.message.clone(),
+            ]);
+            row
+        })
+        .collect();
+    render(&headers, rows)
+}
+
+/// NAME STATUS AGE, as kubectl.
+pub fn namespaces(namespaces: &[pb::Namespace], now_ms: i64) -> String {
+    let rows = namespaces
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                namespace_phase(n).to_string(),
+                age(now_ms, n.created_ms),
             ]
         })
         .collect();
-    render(&["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"], rows)
+    render(&["NAME", "STATUS", "AGE"], rows)
+}
+
+/// NAME DATA AGE, as kubectl (DATA counts `data` and `binaryData` keys); NAMESPACE first with
+/// `-A`.
+pub fn config_maps(config_maps: &[pb::ConfigMap], all_namespaces: bool, now_ms: i64) -> String {
+    let headers = namespaced_headers(all_namespaces, &["NAME", "DATA", "AGE"]);
+    let rows = config_maps
+        .iter()
+        .map(|c| {
+            let mut row = namespaced_row(all_namespaces, &c.namespace, &c.name);
+            row.extend([
+                (c.data.len() + c.binary_data.len()).to_string(),
+                age(now_ms, c.created_ms),
+            ]);
+            row
+        })
+        .collect();
+    render(&headers, rows)
+}
+
+/// NAME TYPE DATA AGE, as kubectl: how many keys, never a value; NAMESPACE first with `-A`.
+pub fn secrets(secrets: &[pb::Secret], all_namespaces: bool, now_ms: i64) -> String {
+    let headers = namespaced_headers(all_namespaces, &["NAME", "TYPE", "DATA", "AGE"]);
+    let rows = secrets
+        .iter()
+        .map(|s| {
+            let mut row = namespaced_row(all_namespaces, &s.namespace, &s.name);
+            row.extend([
+                secret_type(s).to_string(),
+                s.data.len().to_string(),
+                age(now_ms, s.created_ms),
+            ]);
+            row
+        })
+        .collect();
+    render(&headers, rows)
 }
 
 /// NAME STATUS REASON HEARTBEAT COMPONENTS.
@@ -254,13 +341,13 @@ mod tests {
         crashing.name = "crashy".into();
         crashing.status_reason = "CrashLoopBackOff".into();
         assert_eq!(
-            pods(&[pod(), pending.clone(), crashing], false, NOW),
+            pods(&[pod(), pending.clone(), crashing], false, false, NOW),
             "NAME     READY   STATUS             RESTARTS   NODE     CPU    AGE\n\
              web      1/2     Running            1          n1       500m   2h\n\
              queued   1/2     Pending            1          <none>   500m   2h\n\
              crashy   1/2     CrashLoopBackOff   1          n1       500m   2h\n"
         );
-        let wide = pods(&[pending], true, NOW);
+        let wide = pods(&[pending], true, false, NOW);
         assert!(
             wide.lines().next().unwrap().ends_with("IP       REASON"),
             "{wide}"
@@ -275,6 +362,7 @@ mod tests {
     fn event_table_names_objects_by_lowercase_kind() {
         let text = events(
             &[event(1, 300_000, "Created"), event(2, 4_000, "NodeReady")],
+            false,
             NOW,
         );
         assert_eq!(
@@ -283,6 +371,68 @@ mod tests {
              5m    Normal   Created     node/n1   Created happened\n\
              4s    Normal   NodeReady   node/n1   NodeReady happened\n"
         );
+    }
+
+    #[test]
+    fn all_namespaces_puts_a_namespace_column_first() {
+        let mut prod = pod();
+        prod.namespace = "prod".into();
+        let text = pods(&[pod(), prod], false, true, NOW);
+        assert_eq!(
+            text,
+            "NAMESPACE   NAME   READY   STATUS    RESTARTS   NODE   CPU    AGE\n\
+             default     web    1/2     Running   1          n1     500m   2h\n\
+             prod        web    1/2     Running   1          n1     500m   2h\n"
+        );
+        let wide = pods(&[pod()], true, true, NOW);
+        let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header.first(), Some(&"NAMESPACE"));
+        assert_eq!(header.last(), Some(&"REASON"));
+        let mut about_pod = event(2, 4_000, "Scheduled");
+        about_pod.object_kind = "Pod".into();
+        about_pod.object_name = "web".into();
+        about_pod.namespace = "prod".into();
+        assert_eq!(
+            events(&[event(1, 300_000, "NodeReady"), about_pod], true, NOW),
+            "NAMESPACE   AGE   TYPE     REASON      OBJECT    MESSAGE\n\
+             <none>      5m    Normal   NodeReady   node/n1   NodeReady happened\n\
+             prod        4s    Normal   Scheduled   pod/web   Scheduled happened\n"
+        );
+    }
+
+    #[test]
+    fn namespace_config_map_and_secret_tables_are_kubectls() {
+        let mut terminating = namespace();
+        terminating.name = "old".into();
+        terminating.phase = "Terminating".into();
+        assert_eq!(
+            namespaces(&[namespace(), terminating], NOW),
+            "NAME   STATUS        AGE\n\
+             prod   Active        5m\n\
+             old    Terminating   5m\n"
+        );
+        assert_eq!(
+            config_maps(&[config_map()], false, NOW),
+            "NAME        DATA   AGE\n\
+             game-demo   3      1m\n"
+        );
+        assert_eq!(
+            config_maps(&[config_map()], true, NOW),
+            "NAMESPACE   NAME        DATA   AGE\n\
+             prod        game-demo   3      1m\n"
+        );
+        let table = secrets(&[secret()], false, NOW);
+        assert_eq!(
+            table,
+            "NAME           TYPE     DATA   AGE\n\
+             db-user-pass   Opaque   2      10m\n"
+        );
+        let all = secrets(&[secret()], true, NOW);
+        assert!(all.starts_with("NAMESPACE   NAME"), "{all}");
+        assert!(all.contains("\ndefault     db-user-pass"), "{all}");
+        for text in [table, all] {
+            assert!(!text.contains(SECRET_PASSWORD) && !text.contains(SECRET_USER));
+        }
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub struct PodObject {
 #[serde(rename_all = "camelCase")]
 pub struct PodMetadata {
     pub name: String,
+    pub namespace: String,
     pub uid: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -76,6 +77,8 @@ pub struct ContainerSpec {
     pub command: Vec<String>,
     pub args: Vec<String>,
     pub env: Vec<EnvVar>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<serde_json::Value>,
     pub working_dir: String,
     pub resources: Resources,
     pub volume_mounts: Vec<VolumeMount>,
@@ -127,10 +130,66 @@ fn probe_spec(p: &Option<pb::Probe>) -> Option<serde_json::Value> {
     Some(m.into())
 }
 
+/// `{name, value}`, or `{name, valueFrom: {configMapKeyRef | secretKeyRef | fieldRef}}`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     pub name: String,
-    pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<serde_json::Value>,
+}
+
+impl EnvVar {
+    fn new(e: &pb::EnvVar) -> Self {
+        use pb::env_var_source::Source;
+        let key_ref = |k: &pb::KeySelector| {
+            let mut v = serde_json::json!({"name": k.name, "key": k.key});
+            if k.optional {
+                v["optional"] = true.into();
+            }
+            v
+        };
+        let value_from = e
+            .value_from
+            .as_ref()
+            .and_then(|f| f.source.as_ref())
+            .map(|source| match source {
+                Source::ConfigMapKeyRef(k) => serde_json::json!({"configMapKeyRef": key_ref(k)}),
+                Source::SecretKeyRef(k) => serde_json::json!({"secretKeyRef": key_ref(k)}),
+                Source::FieldPath(path) => {
+                    serde_json::json!({"fieldRef": {"fieldPath": path}})
+                }
+            });
+        EnvVar {
+            name: e.name.clone(),
+            value: value_from.is_none().then(|| e.value.clone()),
+            value_from,
+        }
+    }
+}
+
+/// `{prefix?, configMapRef | secretRef: {name, optional?}}`.
+fn env_from_spec(e: &pb::EnvFromSource) -> serde_json::Value {
+    use pb::env_from_source::Source;
+    let mut m = serde_json::Map::new();
+    if !e.prefix.is_empty() {
+        m.insert("prefix".into(), e.prefix.clone().into());
+    }
+    let reference = |o: &pb::ObjectSelector| {
+        let mut v = serde_json::json!({"name": o.name});
+        if o.optional {
+            v["optional"] = true.into();
+        }
+        v
+    };
+    match &e.source {
+        Some(Source::ConfigMapRef(o)) => _ = m.insert("configMapRef".into(), reference(o)),
+        Some(Source::SecretRef(o)) => _ = m.insert("secretRef".into(), reference(o)),
+        None => {}
+    }
+    m.into()
 }
 
 /// Requests and limits; a quantity that is not set (0) is left out, as in Kubernetes.
@@ -168,30 +227,54 @@ pub struct VolumeMount {
 }
 
 /// `{name, emptyDir: {sizeLimit}}`, `{name, hostPath: {path}}`, `{name, configMap: {name}}` or
-/// `{name, secret: {secretName}}`: the manifest form, so `get -o yaml` output can be applied.
+/// `{name, secret: {secretName}}` (config maps and secrets with `items`, `defaultMode` and
+/// `optional` when set): the manifest form, so `get -o yaml` output can be applied.
 #[derive(Debug, Serialize)]
 pub struct VolumeSpec {
     pub name: String,
     #[serde(flatten)]
-    pub source: BTreeMap<String, BTreeMap<String, String>>,
+    pub source: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
 
 impl VolumeSpec {
     fn new(v: &pb::Volume) -> Self {
         let mut fields = BTreeMap::new();
+        let mut put = |key: &str, value: serde_json::Value| _ = fields.insert(key.into(), value);
         match v.kind.as_str() {
             "emptyDir" => {
                 if v.size_bytes > 0 {
-                    fields.insert("sizeLimit".to_string(), format_memory(v.size_bytes));
+                    put("sizeLimit", format_memory(v.size_bytes).into());
                 }
                 if !v.medium.is_empty() {
-                    fields.insert("medium".to_string(), v.medium.clone());
+                    put("medium", v.medium.clone().into());
                 }
             }
-            "hostPath" => _ = fields.insert("path".to_string(), v.source.clone()),
-            "configMap" => _ = fields.insert("name".to_string(), v.source.clone()),
-            "secret" => _ = fields.insert("secretName".to_string(), v.source.clone()),
-            _ => _ = fields.insert("source".to_string(), v.source.clone()),
+            "hostPath" => put("path", v.source.clone().into()),
+            kind @ ("configMap" | "secret") => {
+                let name = if kind == "secret" {
+                    "secretName"
+                } else {
+                    "name"
+                };
+                put(name, v.source.clone().into());
+                if !v.items.is_empty() {
+                    let items = v.items.iter().map(|i| {
+                        let mut item = serde_json::json!({"key": i.key, "path": i.path});
+                        if i.mode != 0 {
+                            item["mode"] = i.mode.into();
+                        }
+                        item
+                    });
+                    put("items", items.collect::<Vec<_>>().into());
+                }
+                if v.default_mode != 0 {
+                    put("defaultMode", v.default_mode.into());
+                }
+                if v.optional {
+                    put("optional", true.into());
+                }
+            }
+            _ => put("source", v.source.clone().into()),
         }
         VolumeSpec {
             name: v.name.clone(),
@@ -347,6 +430,7 @@ impl PodObject {
             kind: "Pod",
             metadata: PodMetadata {
                 name: pod.name.clone(),
+                namespace: pod.ns().to_string(),
                 uid: pod.uid.clone(),
                 labels: sorted(&pod.labels),
                 annotations: sorted(&pod.annotations),
@@ -388,14 +472,8 @@ fn container_spec(c: &pb::Container) -> ContainerSpec {
         image: c.image.clone(),
         command: c.command.clone(),
         args: c.args.clone(),
-        env: c
-            .env
-            .iter()
-            .map(|e| EnvVar {
-                name: e.name.clone(),
-                value: e.value.clone(),
-            })
-            .collect(),
+        env: c.env.iter().map(EnvVar::new).collect(),
+        env_from: c.env_from.iter().map(env_from_spec).collect(),
         working_dir: c.working_dir.clone(),
         resources: Resources {
             requests: ResourceList::new(c.cpu_request_millis, c.memory_request_bytes),
@@ -550,6 +628,165 @@ impl NodeObject {
 }
 
 // ----------------------------------------------------------------------------------------------
+// Namespace, ConfigMap, Secret
+// ----------------------------------------------------------------------------------------------
+
+/// `metadata` of a namespaced object.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMetadata {
+    pub name: String,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    pub creation_timestamp: Option<String>,
+}
+
+impl ObjectMetadata {
+    fn new(name: &str, namespace: &str, labels: &HashMap<String, String>, created_ms: i64) -> Self {
+        ObjectMetadata {
+            name: name.to_string(),
+            namespace: kube9_proto::namespace::or_default(namespace).to_string(),
+            labels: sorted(labels),
+            creation_timestamp: rfc3339(created_ms),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceObject {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: NodeMetadata,
+    pub status: NamespaceStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NamespaceStatus {
+    /// Active, or Terminating while its objects are deleted.
+    pub phase: String,
+}
+
+impl NamespaceObject {
+    pub fn new(ns: &pb::Namespace) -> Self {
+        NamespaceObject {
+            api_version: "v1",
+            kind: "Namespace",
+            metadata: NodeMetadata {
+                name: ns.name.clone(),
+                labels: sorted(&ns.labels),
+                creation_timestamp: rfc3339(ns.created_ms),
+            },
+            status: NamespaceStatus {
+                phase: namespace_phase(ns).to_string(),
+            },
+        }
+    }
+}
+
+/// A namespace's phase; one the server sent without a phase exists, so it is Active.
+pub fn namespace_phase(ns: &pb::Namespace) -> &str {
+    if ns.phase.is_empty() {
+        "Active"
+    } else {
+        &ns.phase
+    }
+}
+
+/// A config map: `data` as text, `binaryData` base64 (left out when empty, as in Kubernetes).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapObject {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMetadata,
+    pub data: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub binary_data: BTreeMap<String, String>,
+}
+
+impl ConfigMapObject {
+    pub fn new(cm: &pb::ConfigMap) -> Self {
+        ConfigMapObject {
+            api_version: "v1",
+            kind: "ConfigMap",
+            metadata: ObjectMetadata::new(&cm.name, &cm.namespace, &cm.labels, cm.created_ms),
+            data: sorted(&cm.data),
+            binary_data: cm
+                .binary_data
+                .iter()
+                .map(|(k, v)| (k.clone(), base64(v)))
+                .collect(),
+        }
+    }
+}
+
+/// A secret as Kubernetes prints it: every value base64 in `data`. Only `get -o json|yaml`
+/// prints this; tables and `describe` show keys and sizes.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretObject {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMetadata,
+    #[serde(rename = "type")]
+    pub secret_type: String,
+    pub data: BTreeMap<String, String>,
+}
+
+impl SecretObject {
+    pub fn new(secret: &pb::Secret) -> Self {
+        SecretObject {
+            api_version: "v1",
+            kind: "Secret",
+            metadata: ObjectMetadata::new(
+                &secret.name,
+                &secret.namespace,
+                &secret.labels,
+                secret.created_ms,
+            ),
+            secret_type: secret_type(secret).to_string(),
+            data: secret
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), base64(v)))
+                .collect(),
+        }
+    }
+}
+
+/// A secret's type; Kubernetes' default, `Opaque`, when it names none.
+pub fn secret_type(secret: &pb::Secret) -> &str {
+    if secret.r#type.is_empty() {
+        "Opaque"
+    } else {
+        &secret.r#type
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), as Kubernetes writes `data` and `binaryData`.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+// ----------------------------------------------------------------------------------------------
 // Event and node health
 // ----------------------------------------------------------------------------------------------
 
@@ -567,14 +804,20 @@ pub struct EventObject {
     pub last_timestamp: Option<String>,
 }
 
+/// An event's `metadata`; `namespace` is the namespace of the object it is about, left out for
+/// nodes and namespaces.
 #[derive(Debug, Serialize)]
 pub struct EventMetadata {
     pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ObjectReference {
     pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
     pub name: String,
 }
 
@@ -585,12 +828,14 @@ impl EventObject {
             kind: "Event",
             metadata: EventMetadata {
                 name: e.id.to_string(),
+                namespace: e.namespace.clone(),
             },
             event_type: e.r#type.clone(),
             reason: e.reason.clone(),
             message: e.message.clone(),
             involved_object: ObjectReference {
                 kind: e.object_kind.clone(),
+                namespace: e.namespace.clone(),
                 name: e.object_name.clone(),
             },
             last_timestamp: rfc3339(e.time_ms),
@@ -720,6 +965,53 @@ pub(crate) mod samples {
             reason: reason.into(),
             message: format!("{reason} happened"),
             r#type: "Normal".into(),
+            namespace: String::new(),
+        }
+    }
+
+    pub fn namespace() -> pb::Namespace {
+        pb::Namespace {
+            name: "prod".into(),
+            labels: [("team".to_string(), "a".to_string())].into(),
+            created_ms: NOW - 5 * 60_000,
+            phase: "Active".into(),
+        }
+    }
+
+    pub fn config_map() -> pb::ConfigMap {
+        pb::ConfigMap {
+            name: "game-demo".into(),
+            namespace: "prod".into(),
+            labels: [("app".to_string(), "game".to_string())].into(),
+            created_ms: NOW - 60_000,
+            data: [
+                ("player_initial_lives".to_string(), "3".to_string()),
+                (
+                    "game.properties".to_string(),
+                    "enemy.types=aliens,monsters\nplayer.maximum-lives=5\n".to_string(),
+                ),
+            ]
+            .into(),
+            binary_data: [("logo.png".to_string(), vec![0x89, b'P', b'N', b'G', 0])].into(),
+        }
+    }
+
+    /// The values are unmistakable, so a test can assert they appear nowhere.
+    pub const SECRET_PASSWORD: &str = "s3cr3t-Pa55w0rd!";
+    pub const SECRET_USER: &str = "admin-user-xyzzy";
+
+    pub fn secret() -> pb::Secret {
+        pb::Secret {
+            name: "db-user-pass".into(),
+            namespace: String::new(),
+            labels: Default::default(),
+            created_ms: NOW - 10 * 60_000,
+            r#type: "Opaque".into(),
+            data: [
+                ("password".to_string(), SECRET_PASSWORD.as_bytes().to_vec()),
+                ("username".to_string(), SECRET_USER.as_bytes().to_vec()),
+            ]
+            .into(),
         }
     }
 }
@@ -814,6 +1106,156 @@ mod tests {
                 "type": "Normal", "reason": "NodeReady", "message": "NodeReady happened",
                 "involvedObject": {"kind": "Node", "name": "n1"},
                 "lastTimestamp": "2024-03-01T11:59:55Z"}]})
+        );
+    }
+
+    #[test]
+    fn base64_is_standard_with_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe, 0x00, 0x89]), "//4AiQ==");
+    }
+
+    #[test]
+    fn pods_carry_their_namespace() {
+        let value = serde_json::to_value(PodObject::new(&pod())).unwrap();
+        assert_eq!(value["metadata"]["namespace"], "default");
+        let mut prod = pod();
+        prod.namespace = "prod".into();
+        let value = serde_json::to_value(PodObject::new(&prod)).unwrap();
+        assert_eq!(value["metadata"]["namespace"], "prod");
+    }
+
+    #[test]
+    fn env_from_config_maps_and_secrets_is_kubernetes_shaped() {
+        let mut p = pod();
+        let key = |name: &str, key: &str, optional| pb::KeySelector {
+            name: name.into(),
+            key: key.into(),
+            optional,
+        };
+        let from = |source| pb::EnvVar {
+            name: "X".into(),
+            value: String::new(),
+            value_from: Some(pb::EnvVarSource {
+                source: Some(source),
+            }),
+        };
+        use pb::env_var_source::Source;
+        p.containers[0].env = vec![
+            pb::EnvVar {
+                name: "PLAIN".into(),
+                value: "1".into(),
+                value_from: None,
+            },
+            from(Source::ConfigMapKeyRef(key("game", "lives", false))),
+            from(Source::SecretKeyRef(key("db", "password", true))),
+            from(Source::FieldPath("metadata.namespace".into())),
+        ];
+        p.containers[0].env_from = vec![pb::EnvFromSource {
+            prefix: "DB_".into(),
+            source: Some(pb::env_from_source::Source::SecretRef(pb::ObjectSelector {
+                name: "db".into(),
+                optional: false,
+            })),
+        }];
+        p.volumes.push(pb::Volume {
+            name: "creds".into(),
+            kind: "secret".into(),
+            source: "db".into(),
+            items: vec![pb::KeyToPath {
+                key: "password".into(),
+                path: "pw".into(),
+                mode: 0o400,
+            }],
+            default_mode: 0o440,
+            optional: true,
+            ..Default::default()
+        });
+        let value = serde_json::to_value(PodObject::new(&p)).unwrap();
+        let c = &value["spec"]["containers"][0];
+        assert_eq!(
+            c["env"],
+            json!([
+                {"name": "PLAIN", "value": "1"},
+                {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "game", "key": "lives"}}},
+                {"name": "X", "valueFrom": {"secretKeyRef":
+                    {"name": "db", "key": "password", "optional": true}}},
+                {"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            ])
+        );
+        assert_eq!(
+            c["envFrom"],
+            json!([{"prefix": "DB_", "secretRef": {"name": "db"}}])
+        );
+        assert_eq!(
+            value["spec"]["volumes"][1],
+            json!({"name": "creds", "secret": {"secretName": "db", "defaultMode": 288,
+                   "optional": true, "items": [{"key": "password", "path": "pw", "mode": 256}]}})
+        );
+        assert!(value["spec"]["containers"][1].get("envFrom").is_none());
+    }
+
+    #[test]
+    fn namespaces_config_maps_and_secrets_are_kubernetes_shaped() {
+        assert_eq!(
+            serde_json::to_value(NamespaceObject::new(&namespace())).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Namespace",
+                   "metadata": {"name": "prod", "labels": {"team": "a"},
+                                "creationTimestamp": "2024-03-01T11:55:00Z"},
+                   "status": {"phase": "Active"}})
+        );
+        assert_eq!(
+            serde_json::to_value(ConfigMapObject::new(&config_map())).unwrap(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "game-demo", "namespace": "prod",
+                                "labels": {"app": "game"},
+                                "creationTimestamp": "2024-03-01T11:59:00Z"},
+                   "data": {"game.properties":
+                                "enemy.types=aliens,monsters\nplayer.maximum-lives=5\n",
+                            "player_initial_lives": "3"},
+                   "binaryData": {"logo.png": "iVBORwA="}})
+        );
+        let mut plain = config_map();
+        plain.binary_data.clear();
+        let value = serde_json::to_value(ConfigMapObject::new(&plain)).unwrap();
+        assert!(value.get("binaryData").is_none(), "{value}");
+        // What Kubernetes prints: every value base64, in `data`.
+        let value = serde_json::to_value(SecretObject::new(&secret())).unwrap();
+        assert_eq!(
+            value,
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "db-user-pass", "namespace": "default", "labels": {},
+                                "creationTimestamp": "2024-03-01T11:50:00Z"},
+                   "type": "Opaque",
+                   "data": {"password": base64(SECRET_PASSWORD.as_bytes()),
+                            "username": base64(SECRET_USER.as_bytes())}})
+        );
+        let text = crate::output::to_yaml(&SecretObject::new(&secret())).unwrap();
+        assert!(
+            text.contains("type: Opaque\ndata:\n  password: czNjcjN0LVBhNTV3MHJkIQ==\n"),
+            "{text}"
+        );
+        assert!(!text.contains(SECRET_PASSWORD), "{text}");
+        let mut untyped = secret();
+        untyped.r#type.clear();
+        assert_eq!(SecretObject::new(&untyped).secret_type, "Opaque");
+    }
+
+    #[test]
+    fn events_name_the_namespace_of_their_object() {
+        let mut e = event(7, 5_000, "Scheduled");
+        e.object_kind = "Pod".into();
+        e.object_name = "web".into();
+        e.namespace = "prod".into();
+        let value = serde_json::to_value(EventObject::new(&e)).unwrap();
+        assert_eq!(value["metadata"], json!({"name": "7", "namespace": "prod"}));
+        assert_eq!(
+            value["involvedObject"],
+            json!({"kind": "Pod", "namespace": "prod", "name": "web"})
         );
     }
 

@@ -11,7 +11,6 @@ use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tonic::{Request, Response, Status};
 
 use crate::nodeops::NodeOps;
-use crate::state::pods::Admission;
 use crate::state::{not_found, Control, Error};
 
 /// Events returned when the request names no limit.
@@ -29,114 +28,6 @@ impl ClusterApi {
             control: ops.control().clone(),
             ops,
         }
-    }
-
-    async fn do_apply(
-        &self,
-        request: Request<pb::ApplyRequest>,
-    ) -> Result<Response<pb::ApplyResponse>, Status> {
-        let r = request.into_inner();
-        let mut seen = HashSet::new();
-        for (kind, name) in r
-            .pods
-            .iter()
-            .map(|p| ("pod", &p.name))
-            .chain(r.nodes.iter().map(|n| ("node", &n.name)))
-        {
-            if !seen.insert((kind, name.clone())) {
-                return Err(Error::Invalid(format!(
-                    "{kind} \"{name}\" appears more than once in the request"
-                ))
-                .into());
-            }
-        }
-        let mut pods = r.pods;
-        for pod in &mut pods {
-            // Requests default to limits and add up to the pod's request, whoever the client is.
-            kube9_proto::validate::normalize_pod(pod);
-        }
-        // Admission for everything first: all or nothing.
-        let admitted = self.control.read(|c| -> Result<_, Error> {
-            let mut out = Vec::new();
-            for spec in &r.nodes {
-                kube9_proto::validate::validate_node_spec(spec)
-                    .map_err(|e| Error::Invalid(e.to_string()))?;
-                match c.nodes.get(&spec.name) {
-                    None => out.push(("Node", spec.name.clone(), true)),
-                    Some(e)
-                        if e.node.cpu_capacity_millis == spec.cpu_millis
-                            && e.node.labels == spec.labels =>
-                    {
-                        out.push(("Node", spec.name.clone(), false))
-                    }
-                    Some(_) => {
-                        return Err(Error::AlreadyExists(format!(
-                            "node \"{}\" already exists with a different spec",
-                            spec.name
-                        )))
-                    }
-                }
-            }
-            for pod in &pods {
-                let created = matches!(c.admit_pod(pod)?, Admission::Created);
-                out.push(("Pod", pod.name.clone(), created));
-            }
-            Ok(out)
-        });
-        let admitted = admitted?;
-        let results = admitted
-            .iter()
-            .map(|(kind, name, created)| pb::ApplyResult {
-                kind: kind.to_string(),
-                name: name.clone(),
-                action: if *created { "created" } else { "unchanged" }.into(),
-            })
-            .collect();
-        if r.dry_run {
-            return Ok(Response::new(pb::ApplyResponse { results }));
-        }
-        let new_nodes: Vec<pb::NodeSpec> = r
-            .nodes
-            .into_iter()
-            .filter(|n| {
-                admitted
-                    .iter()
-                    .any(|(k, name, c)| *k == "Node" && *c && *name == n.name)
-            })
-            .collect();
-        let new_pods: Vec<pb::Pod> = pods
-            .into_iter()
-            .filter(|p| {
-                admitted
-                    .iter()
-                    .any(|(k, name, c)| *k == "Pod" && *c && *name == p.name)
-            })
-            .collect();
-        // Nodes first: a node that fails to start fails the apply before any pod is stored.
-        if !new_nodes.is_empty() {
-            self.ops.create_nodes(new_nodes).await?;
-        }
-        if !new_pods.is_empty() {
-            let (res, commit) = self.control.mutate(|c| {
-                // Admit again under this lock: another apply may have raced us.
-                let mut fresh = Vec::new();
-                for pod in new_pods {
-                    if matches!(c.admit_pod(&pod)?, Admission::Created) {
-                        fresh.push(pod);
-                    }
-                }
-                let names: Vec<String> = fresh.iter().map(|p| p.name.clone()).collect();
-                for pod in fresh {
-                    c.insert_pod(pod);
-                }
-                c.place_pending();
-                c.explain_pods(&names);
-                Ok::<_, Error>(())
-            });
-            res?;
-            commit.wait().await.map_err(Error::from)?;
-        }
-        Ok(Response::new(pb::ApplyResponse { results }))
     }
 }
 
@@ -288,11 +179,12 @@ impl ClusterService for ClusterApi {
             c.pods
                 .values()
                 .filter(|p| r.node.is_empty() || p.node == r.node)
+                .filter(|p| super::objects::in_namespace(&r.namespace, &p.namespace))
                 .filter(|p| selector.matches(&p.labels))
                 .cloned()
                 .collect()
         });
-        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        pods.sort_by(|a, b| (a.ns(), &a.name).cmp(&(b.ns(), &b.name)));
         Ok(Response::new(pb::ListPodsResponse { pods }))
     }
 
@@ -300,11 +192,10 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::GetPodRequest>,
     ) -> Result<Response<pb::Pod>, Status> {
-        let name = request.into_inner().name;
+        let r = request.into_inner();
         let pod = self
             .control
-            .read(|c| c.pods.get(&name).cloned())
-            .ok_or_else(|| not_found("pod", &name))?;
+            .read(|c| super::objects::pod(c, &r.namespace, &r.name))?;
         Ok(Response::new(pod))
     }
 
@@ -319,7 +210,11 @@ impl ClusterService for ClusterApi {
             } else {
                 c.settings.delete_grace.as_millis() as u64
             };
-            c.delete_pod(&r.name, grace)
+            let key = kube9_proto::namespace::key(&r.namespace, &r.name);
+            if !c.pods.contains_key(&key) {
+                return Err(super::objects::pod_not_found(&r.namespace, &r.name));
+            }
+            c.delete_pod(&key, grace)
         });
         let pod = res?;
         commit.wait().await.map_err(Error::from)?;
@@ -330,9 +225,12 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::PodHealthRequest>,
     ) -> Result<Response<pb::PodHealthResponse>, Status> {
-        let name = request.into_inner().name;
+        let r = request.into_inner();
+        let name = r.name.clone();
         let resp = self.control.read(|c| {
-            let pod = c.pods.get(&name)?;
+            let pod = c
+                .pods
+                .get(&kube9_proto::namespace::key(&r.namespace, &r.name))?;
             let node_status = c
                 .nodes
                 .get(&pod.node)
@@ -371,7 +269,7 @@ impl ClusterService for ClusterApi {
             })
         });
         resp.map(Response::new)
-            .ok_or_else(|| not_found("pod", &name).into())
+            .ok_or_else(|| super::objects::pod_not_found(&r.namespace, &r.name).into())
     }
 
     async fn get_logs(
@@ -399,6 +297,77 @@ impl ClusterService for ClusterApi {
         Ok(Response::new(self.do_exec(request.into_inner())?))
     }
 
+    async fn list_namespaces(
+        &self,
+        _request: Request<pb::ListNamespacesRequest>,
+    ) -> Result<Response<pb::ListNamespacesResponse>, Status> {
+        Ok(Response::new(self.do_list_namespaces()))
+    }
+
+    async fn get_namespace(
+        &self,
+        request: Request<pb::ObjectKey>,
+    ) -> Result<Response<pb::Namespace>, Status> {
+        Ok(Response::new(self.do_get_namespace(request.into_inner())?))
+    }
+
+    async fn delete_namespace(
+        &self,
+        request: Request<pb::ObjectKey>,
+    ) -> Result<Response<pb::Namespace>, Status> {
+        Ok(Response::new(
+            self.do_delete_namespace(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_config_maps(
+        &self,
+        request: Request<pb::ListObjectsRequest>,
+    ) -> Result<Response<pb::ListConfigMapsResponse>, Status> {
+        Ok(Response::new(
+            self.do_list_config_maps(request.into_inner())?,
+        ))
+    }
+
+    async fn get_config_map(
+        &self,
+        request: Request<pb::ObjectKey>,
+    ) -> Result<Response<pb::ConfigMap>, Status> {
+        Ok(Response::new(self.do_get_config_map(request.into_inner())?))
+    }
+
+    async fn delete_config_map(
+        &self,
+        request: Request<pb::ObjectKey>,
+    ) -> Result<Response<pb::ConfigMap>, Status> {
+        Ok(Response::new(
+            self.do_delete_config_map(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_secrets(
+        &self,
+        request: Request<pb::ListObjectsRequest>,
+    ) -> Result<Response<pb::ListSecretsResponse>, Status> {
+        Ok(Response::new(self.do_list_secrets(request.into_inner())?))
+    }
+
+    async fn get_secret(
+        &self,
+        request: Request<pb::ObjectKey>,
+    ) -> Result<Response<pb::Secret>, Status> {
+        Ok(Response::new(self.do_get_secret(request.into_inner())?))
+    }
+
+    async fn delete_secret(
+        &self,
+        request: Request<pb::ObjectKey>,
+    ) -> Result<Response<pb::Secret>, Status> {
+        Ok(Response::new(
+            self.do_delete_secret(request.into_inner()).await?,
+        ))
+    }
+
     async fn list_events(
         &self,
         request: Request<pb::ListEventsRequest>,
@@ -417,6 +386,7 @@ impl ClusterService for ClusterApi {
                     r.object_kind.is_empty() || e.object_kind.eq_ignore_ascii_case(&r.object_kind)
                 })
                 .filter(|e| r.object_name.is_empty() || e.object_name == r.object_name)
+                .filter(|e| r.namespace.is_empty() || e.namespace == r.namespace)
                 .take(limit)
                 .cloned()
                 .collect()

@@ -11,7 +11,7 @@ use tonic::Status;
 
 use super::ClusterApi;
 use crate::relay::{StreamReply, Subscription};
-use crate::state::{not_found, Error};
+use crate::state::Error;
 
 /// How long `GetLogs` waits for the agent.
 const LOGS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,11 +22,8 @@ pub type ExecStream = Pin<Box<dyn Stream<Item = Result<pb::ExecOutput, Status>> 
 impl ClusterApi {
     /// The node running `pod` and the container meant: `container`, or the pod's only one.
     /// Init containers can be named too.
-    fn target(&self, pod: &str, container: &str) -> Result<(String, String), Error> {
-        let pod = self
-            .control
-            .read(|c| c.pods.get(pod).cloned())
-            .ok_or_else(|| not_found("pod", pod))?;
+    fn target(&self, ns: &str, pod: &str, container: &str) -> Result<(String, String), Error> {
+        let pod = self.control.read(|c| super::objects::pod(c, ns, pod))?;
         if pod.node.is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "pod {} is not on a node yet ({})",
@@ -75,7 +72,7 @@ impl ClusterApi {
         &self,
         r: pb::GetLogsRequest,
     ) -> Result<pb::GetLogsResponse, Error> {
-        let (node, container) = self.target(&r.pod, &r.container)?;
+        let (node, container) = self.target(&r.namespace, &r.pod, &r.container)?;
         let relay = self.control.relay();
         let (id, rx) = relay.expect_logs();
         let msg = Msg::FetchLogs(pb::FetchLogs {
@@ -85,6 +82,7 @@ impl ClusterApi {
             container: container.clone(),
             tail_lines: r.tail_lines,
             previous: r.previous,
+            pod_namespace: kube9_proto::namespace::or_default(&r.namespace).to_string(),
         });
         if let Err(e) = self.send_to_agent(&node, msg) {
             relay.cancel_logs(id);
@@ -124,7 +122,7 @@ impl ClusterApi {
                 "--previous cannot be followed: that container has ended".into(),
             ));
         }
-        let (node, container) = self.target(&r.pod, &r.container)?;
+        let (node, container) = self.target(&r.namespace, &r.pod, &r.container)?;
         let sub = self.subscribe(&node);
         self.send_to_agent(
             &node,
@@ -133,6 +131,7 @@ impl ClusterApi {
                 pod_name: r.pod,
                 container,
                 tail_lines: r.tail_lines,
+                pod_namespace: kube9_proto::namespace::or_default(&r.namespace).to_string(),
             }),
         )?;
         let stream = futures::stream::unfold(Some(sub), |sub| async move {
@@ -162,7 +161,7 @@ impl ClusterApi {
                 "exec needs a command: kube9ctl exec POD -- COMMAND [ARGS...]".into(),
             ));
         }
-        let (node, container) = self.target(&r.pod, &r.container)?;
+        let (node, container) = self.target(&r.namespace, &r.pod, &r.container)?;
         let sub = self.subscribe(&node);
         self.send_to_agent(
             &node,
@@ -171,6 +170,7 @@ impl ClusterApi {
                 pod_name: r.pod,
                 container,
                 command: r.command,
+                pod_namespace: kube9_proto::namespace::or_default(&r.namespace).to_string(),
             }),
         )?;
         let stream = futures::stream::unfold(Some(sub), |sub| async move {

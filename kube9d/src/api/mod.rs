@@ -1,9 +1,11 @@
 //! The gRPC surface: [`ClusterApi`] for people and scripts, [`AgentApi`] for node agents.
 
 mod agent;
+mod apply;
 mod cluster;
 mod logs;
 mod nodes;
+mod objects;
 mod status;
 
 pub use agent::AgentApi;

@@ -267,7 +267,7 @@ async fn pods_of_a_node_given_up_move_only_once_its_instance_is_removed() {
         c.insert_pod(pod);
         c.place_pending();
     });
-    let on = |h: &Harness| h.control().read(|c| c.pods["p"].node.clone());
+    let on = |h: &Harness| h.control().read(|c| c.pods["default/p"].node.clone());
     assert_eq!(on(&h), "n1");
 
     h.transition(NodeStatus::PermanentlyFailed, "gave up");

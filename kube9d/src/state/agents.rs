@@ -56,6 +56,7 @@ impl Cluster {
                         pod_name: p.pod_name.clone(),
                         pod_uid: p.pod_uid.clone(),
                         grace_period_ms: 0,
+                        pod_namespace: p.pod_namespace.clone(),
                     })),
                 });
             }
@@ -128,14 +129,18 @@ impl Cluster {
             if pod.phase().is_terminal() {
                 continue;
             }
-            let known = reported
-                .iter()
-                .any(|s| s.pod_name == name && s.pod_uid == pod.uid && !s.deleted);
+            let known = reported.iter().any(|s| {
+                s.pod_name == pod.name
+                    && kube9_proto::namespace::or_default(&s.pod_namespace) == pod.ns()
+                    && s.pod_uid == pod.uid
+                    && !s.deleted
+            });
             if pod.phase() == PodPhase::Terminating {
                 let msg = Msg::DeletePod(pb::DeletePod {
-                    pod_name: name.clone(),
+                    pod_name: pod.name.clone(),
                     pod_uid: pod.uid.clone(),
                     grace_period_ms: 0,
+                    pod_namespace: pod.ns().to_string(),
                 });
                 if known {
                     self.send(node, msg);
@@ -157,10 +162,7 @@ impl Cluster {
                     self.save_pod(&name, pb::WatchEventType::Modified);
                     self.event("Pod", &name, true, "Restarting", why);
                 }
-                let run = Msg::RunPod(pb::RunPod {
-                    pod: Some(self.pods[&name].clone()),
-                });
-                self.send(node, run);
+                self.dispatch(&name);
             }
         }
     }

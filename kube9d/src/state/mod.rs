@@ -17,8 +17,16 @@
 //! - [`pods`]: pod admission, binding (best fit), phases reported by agents, deletion.
 //! - [`reschedule`]: moving pods off nodes that are gone for good or drained.
 //! - [`reaping`]: removing what a permanently failed node left behind.
+//! - [`config`]: namespaces, ConfigMaps and Secrets.
+//! - [`dispatch`]: sending a bound pod to its node, its ConfigMap and Secret references
+//!   resolved (or waiting with `CreateContainerConfigError`).
+//!
+//! Pods, ConfigMaps and Secrets are keyed `namespace/name` ([`kube9_proto::namespace::key`]);
+//! nodes and namespaces by name.
 
 pub mod agents;
+pub mod config;
+pub mod dispatch;
 pub mod health;
 pub mod nodes;
 pub mod pods;
@@ -27,7 +35,7 @@ pub mod reschedule;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -175,7 +183,14 @@ impl NodeEntry {
 #[derive(Default)]
 pub struct Cluster {
     pub nodes: HashMap<String, NodeEntry>,
+    /// By `namespace/name`.
     pub pods: HashMap<String, pb::Pod>,
+    /// By name.
+    pub namespaces: BTreeMap<String, pb::Namespace>,
+    /// By `namespace/name`.
+    pub config_maps: HashMap<String, pb::ConfigMap>,
+    /// By `namespace/name`; encrypted by the store, never in events or logs.
+    pub secrets: HashMap<String, pb::Secret>,
     pub scheduler: Scheduler,
     /// Unbound pods, largest CPU request first, then oldest.
     pub pending: BTreeSet<PendingKey>,
@@ -216,7 +231,7 @@ impl PendingKey {
         PendingKey {
             neg_cpu: -pod.cpu_request_millis,
             created_ms: pod.created_ms,
-            name: pod.name.clone(),
+            name: pod.key(),
         }
     }
 }
@@ -279,11 +294,18 @@ impl Cluster {
     }
 
     /// Records an event (persisted, broadcast, retained up to [`EVENT_RETENTION`]).
+    /// `name` is the object's key: `namespace/name` for pods, the name for nodes and
+    /// namespaces.
     pub fn event(&mut self, kind: &str, name: &str, warning: bool, reason: &str, message: String) {
         self.next_event_id += 1;
+        let (namespace, name) = match kind {
+            "Pod" | "ConfigMap" | "Secret" => kube9_proto::namespace::split(name),
+            _ => ("", name),
+        };
         let ev = pb::Event {
             id: self.next_event_id,
             time_ms: now_ms(),
+            namespace: namespace.to_string(),
             object_kind: kind.to_string(),
             object_name: name.to_string(),
             reason: reason.to_string(),
@@ -327,7 +349,7 @@ impl Cluster {
     }
 
     pub fn forget_pod_record(&mut self, pod: pb::Pod) {
-        self.batch.push(Op::DeletePod(pod.name.clone()));
+        self.batch.push(Op::DeletePod(pod.key()));
         self.watch_out.push(pb::WatchEvent {
             r#type: pb::WatchEventType::Deleted as i32,
             object: Some(pb::watch_event::Object::Pod(pod)),
@@ -407,18 +429,18 @@ impl Cluster {
                 // Deadlines are not stored: a restarted kube9d gives the agent the default again.
                 let deadline =
                     Instant::now() + self.settings.delete_grace + pods::TERMINATING_MARGIN;
-                self.terminating.insert(pod.name.clone(), deadline);
+                self.terminating.insert(pod.key(), deadline);
             }
             if bound {
                 let entry = self.nodes.get_mut(&pod.node).expect("checked above");
-                entry.pods.insert(pod.name.clone());
+                entry.pods.insert(pod.key());
                 if !pod.phase().is_terminal() {
                     entry.allocated += Resources::of(&pod);
                 }
             } else if pod.phase() == pb::PodPhase::Pending {
                 self.pending.insert(PendingKey::of(&pod));
             }
-            self.pods.insert(pod.name.clone(), pod);
+            self.pods.insert(pod.key(), pod);
         }
         for entry in self.nodes.values() {
             self.scheduler.upsert(
@@ -429,6 +451,19 @@ impl Cluster {
         }
         self.next_event_id = snap.events.last().map(|e| e.id).unwrap_or(0);
         self.events = snap.events.into();
+        for ns in snap.namespaces {
+            self.namespaces.insert(ns.name.clone(), ns);
+        }
+        for cm in snap.config_maps {
+            self.config_maps.insert(cm.key(), cm);
+        }
+        for s in snap.secrets {
+            self.secrets.insert(s.key(), s);
+        }
+        // Stores from before namespaces, and new ones, get `default`; a namespace whose
+        // deletion was interrupted finishes.
+        self.ensure_default_namespace();
+        self.finish_namespaces();
     }
 }
 

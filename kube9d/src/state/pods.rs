@@ -26,29 +26,42 @@ pub const TERMINATING_MARGIN: Duration = Duration::from_secs(10);
 /// What `apply` did with one object.
 pub enum Admission {
     Created,
+    /// An existing object gets new contents (ConfigMaps, Secrets, namespace labels).
+    Configured,
     Unchanged,
 }
 
 impl Cluster {
     /// Checks that `pod` may be created; `Unchanged` when an identical pod already exists.
     pub fn admit_pod(&self, pod: &pb::Pod) -> Result<Admission> {
+        self.admit_pod_with(pod, &std::collections::HashSet::new())
+    }
+
+    /// [`Self::admit_pod`], counting the namespaces in `creating` (made by the same apply) as
+    /// existing.
+    pub fn admit_pod_with(
+        &self,
+        pod: &pb::Pod,
+        creating: &std::collections::HashSet<String>,
+    ) -> Result<Admission> {
         kube9_proto::validate::validate_pod(pod).map_err(|e| Error::Invalid(e.to_string()))?;
-        match self.pods.get(&pod.name) {
+        self.admit_into_with(pod.ns(), creating)?;
+        let (name, ns) = (&pod.name, pod.ns());
+        match self.pods.get(&pod.key()) {
             None => Ok(Admission::Created),
             Some(existing) if existing.phase() == PodPhase::Terminating => Err(Error::AlreadyExists(format!(
-                "pod \"{}\" is being deleted; apply it again once it is gone",
-                pod.name
+                "pod \"{name}\" in namespace \"{ns}\" is being deleted; apply it again once it is gone"
             ))),
             Some(existing) if same_spec(existing, pod) => Ok(Admission::Unchanged),
             Some(_) => Err(Error::AlreadyExists(format!(
-                "pod \"{}\" already exists with a different spec (pods are immutable: delete it first)",
-                pod.name
+                "pod \"{name}\" already exists in namespace \"{ns}\" with a different spec (pods are immutable: delete it first)"
             ))),
         }
     }
 
     /// Stores a new pod as Pending (it is placed by [`Cluster::place_pending`]).
     pub fn insert_pod(&mut self, mut pod: pb::Pod) {
+        pod.namespace = pod.ns().to_string();
         pod.node.clear();
         pod.uid.clear();
         pod.set_phase(PodPhase::Pending);
@@ -65,7 +78,7 @@ impl Cluster {
             *c = spec_only(c);
         }
         back_to_waiting(&mut pod);
-        let name = pod.name.clone();
+        let name = pod.key();
         self.pending.insert(PendingKey::of(&pod));
         self.pods.insert(name.clone(), pod);
         self.save_pod(&name, pb::WatchEventType::Added);
@@ -129,9 +142,6 @@ impl Cluster {
         pod.set_phase(PodPhase::Scheduled);
         pod.reason.clear();
         pod.scheduled_ms = now_ms();
-        let run = Msg::RunPod(pb::RunPod {
-            pod: Some(pod.clone()),
-        });
         let entry = self
             .nodes
             .get_mut(node)
@@ -149,7 +159,7 @@ impl Cluster {
             ),
         };
         self.event("Pod", pod_name, false, reason, msg);
-        self.send(node, run);
+        self.dispatch(pod_name);
     }
 
     /// Unbinds a pod from its node, releasing its CPU if it still held any.
@@ -187,9 +197,10 @@ impl Cluster {
                 .unwrap_or(false);
         if !pod.node.is_empty() {
             let msg = Msg::DeletePod(pb::DeletePod {
-                pod_name: name.into(),
+                pod_name: pod.name.clone(),
                 pod_uid: pod.uid.clone(),
                 grace_period_ms: grace_ms,
+                pod_namespace: pod.ns().to_string(),
             });
             self.send(&pod.node, msg);
         }
@@ -223,6 +234,13 @@ impl Cluster {
         self.forget_pod_record(pod.clone());
         self.event("Pod", name, false, "Deleted", msg.to_string());
         self.place_pending();
+        if self
+            .namespaces
+            .get(pod.ns())
+            .is_some_and(|n| n.phase == super::config::TERMINATING)
+        {
+            self.finish_namespaces();
+        }
         pod
     }
 
@@ -253,7 +271,7 @@ impl Cluster {
 
     /// Applies a status report from the agent of `node`.
     pub fn apply_pod_status(&mut self, node: &str, status: pb::PodStatus) {
-        let name = status.pod_name.clone();
+        let name = kube9_proto::namespace::key(&status.pod_namespace, &status.pod_name);
         let current = self.pods.get(&name);
         let ours = current
             .map(|p| p.node == node && (status.pod_uid.is_empty() || p.uid == status.pod_uid))
@@ -265,9 +283,10 @@ impl Cluster {
                 self.send(
                     node,
                     Msg::DeletePod(pb::DeletePod {
-                        pod_name: name,
+                        pod_name: status.pod_name,
                         pod_uid: status.pod_uid,
                         grace_period_ms: 0,
+                        pod_namespace: status.pod_namespace,
                     }),
                 );
             }
@@ -378,6 +397,7 @@ fn same_spec(a: &pb::Pod, b: &pb::Pod) -> bool {
             p.config_items.clone(),
             p.restart_policy.clone(),
             p.annotations.clone(),
+            p.ns().to_string(),
         )
     };
     strip(a) == strip(b)

@@ -59,21 +59,22 @@ impl Cluster {
             .iter()
             .filter_map(|p| self.pods.get(p))
             .filter(|p| !p.phase().is_terminal())
-            .map(|p| (p.cpu_request_millis, p.name.clone()))
+            .map(|p| (p.cpu_request_millis, p.key()))
             .collect();
         movers.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         for (_, name) in movers {
-            let uid = self
+            let (pod_name, pod_namespace, pod_uid) = self
                 .pods
                 .get(&name)
-                .map(|p| p.uid.clone())
+                .map(|p| (p.name.clone(), p.ns().to_string(), p.uid.clone()))
                 .unwrap_or_default();
             self.send(
                 node,
                 Msg::DeletePod(pb::DeletePod {
-                    pod_name: name.clone(),
-                    pod_uid: uid,
+                    pod_name,
+                    pod_uid,
                     grace_period_ms: 0,
+                    pod_namespace,
                 }),
             );
             self.unbind(&name);

@@ -10,10 +10,12 @@ use super::{AgentConn, Cluster};
 use crate::config::Settings;
 
 fn cluster() -> Cluster {
-    Cluster {
+    let mut c = Cluster {
         settings: Settings::default(),
         ..Default::default()
-    }
+    };
+    c.ensure_default_namespace();
+    c
 }
 
 /// Attaches an agent for `node` (an external node if unknown) and makes it healthy.
@@ -102,12 +104,12 @@ fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
     let mut n1 = join(&mut c, "n1", 2000, 1);
     let mut n2 = join(&mut c, "n2", 2000, 2);
     add(&mut c, pod("p", 1000));
-    assert_eq!(c.pods["p"].node, "n1", "tie goes to the first name");
-    let old_uid = c.pods["p"].uid.clone();
+    assert_eq!(c.pods["default/p"].node, "n1", "tie goes to the first name");
+    let old_uid = c.pods["default/p"].uid.clone();
     assert!(runs(&drain(&mut n1), "p"));
 
     c.transition("n1", NodeStatus::PermanentlyFailed, "test");
-    let p = &c.pods["p"];
+    let p = &c.pods["default/p"];
     assert_eq!(
         (p.node.as_str(), p.phase(), p.reschedules),
         ("n2", PodPhase::Scheduled, 1)
@@ -137,7 +139,7 @@ fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
     let msgs = drain(&mut rx);
     assert!(deletes(&msgs, "p"));
     assert!(matches!(msgs.last(), Some(Msg::Terminate(_))));
-    assert_eq!(c.pods["p"].node, "n2");
+    assert_eq!(c.pods["default/p"].node, "n2");
     assert_cpu_invariant(&c);
 }
 
@@ -147,12 +149,12 @@ fn a_reconnecting_agent_stops_what_it_should_not_run_and_restarts_what_it_lost()
     let _n1 = join(&mut c, "n1", 4000, 1);
     add(&mut c, pod("kept", 1000));
     add(&mut c, pod("gone", 1000));
-    let kept_uid = c.pods["kept"].uid.clone();
-    let gone_uid = c.pods["gone"].uid.clone();
+    let kept_uid = c.pods["default/kept"].uid.clone();
+    let gone_uid = c.pods["default/gone"].uid.clone();
     c.detach("n1", 1);
     // Deleted while its node was away: removed at once, CPU released.
-    c.delete_pod("gone", 1000).unwrap();
-    assert!(!c.pods.contains_key("gone"));
+    c.delete_pod("default/gone", 1000).unwrap();
+    assert!(!c.pods.contains_key("default/gone"));
     assert_eq!(c.nodes["n1"].allocated.cpu, 1000);
 
     // The agent returns running only "gone" (it lost "kept", e.g. it restarted).
@@ -172,7 +174,7 @@ fn a_reconnecting_agent_stops_what_it_should_not_run_and_restarts_what_it_lost()
     let msgs = drain(&mut rx);
     assert!(deletes(&msgs, "gone"), "stale copy not stopped: {msgs:?}");
     assert!(runs(&msgs, "kept"), "lost pod not restarted: {msgs:?}");
-    assert_eq!(c.pods["kept"].uid, kept_uid, "same binding");
+    assert_eq!(c.pods["default/kept"].uid, kept_uid, "same binding");
     assert_cpu_invariant(&c);
 }
 
@@ -193,12 +195,12 @@ fn a_new_agent_takes_over_only_the_pods_still_bound_to_its_node() {
         }],
         ..Default::default()
     };
-    let kept_uid = c.pods["kept"].uid.clone();
-    let gone_uid = c.pods["gone"].uid.clone();
+    let kept_uid = c.pods["default/kept"].uid.clone();
+    let gone_uid = c.pods["default/gone"].uid.clone();
     c.apply_pod_status("n1", status("kept", &kept_uid));
-    assert_eq!(c.pods["kept"].phase(), PodPhase::Running);
+    assert_eq!(c.pods["default/kept"].phase(), PodPhase::Running);
     c.detach("n1", 1);
-    c.delete_pod("gone", 0).unwrap();
+    c.delete_pod("default/gone", 0).unwrap();
 
     // A new agent process finds both pods' containers still running in its engine.
     let (tx, mut rx) = unbounded_channel();
@@ -215,8 +217,8 @@ fn a_new_agent_takes_over_only_the_pods_still_bound_to_its_node() {
     assert_eq!(registered.adopt_pod_uids, vec![kept_uid.clone()]);
     assert!(runs(&msgs, "kept"), "the agent needs the spec: {msgs:?}");
     // Taken over, not restarted: the pod stays Running, with no Restarting event.
-    assert_eq!(c.pods["kept"].phase(), PodPhase::Running);
-    assert_eq!(c.pods["kept"].uid, kept_uid);
+    assert_eq!(c.pods["default/kept"].phase(), PodPhase::Running);
+    assert_eq!(c.pods["default/kept"].uid, kept_uid);
     assert!(!c.events.iter().any(|e| e.reason == "Restarting"));
 }
 
@@ -225,9 +227,9 @@ fn a_deleted_pod_holds_its_cpu_until_the_agent_confirms() {
     let mut c = cluster();
     let mut n1 = join(&mut c, "n1", 2000, 1);
     add(&mut c, pod("p", 1500));
-    let uid = c.pods["p"].uid.clone();
-    c.delete_pod("p", 1000).unwrap();
-    assert_eq!(c.pods["p"].phase(), PodPhase::Terminating);
+    let uid = c.pods["default/p"].uid.clone();
+    c.delete_pod("default/p", 1000).unwrap();
+    assert_eq!(c.pods["default/p"].phase(), PodPhase::Terminating);
     assert_eq!(c.nodes["n1"].allocated.cpu, 1500);
     assert!(deletes(&drain(&mut n1), "p"));
     c.apply_pod_status(
@@ -239,7 +241,7 @@ fn a_deleted_pod_holds_its_cpu_until_the_agent_confirms() {
             ..Default::default()
         },
     );
-    assert!(!c.pods.contains_key("p"));
+    assert!(!c.pods.contains_key("default/p"));
     assert_eq!(c.nodes["n1"].allocated.cpu, 0);
 }
 
@@ -248,12 +250,12 @@ fn an_unconfirmed_deletion_expires() {
     let mut c = cluster();
     let _n1 = join(&mut c, "n1", 2000, 1);
     add(&mut c, pod("p", 1500));
-    c.delete_pod("p", 1000).unwrap();
+    c.delete_pod("default/p", 1000).unwrap();
     c.health_tick(Instant::now());
-    assert!(c.pods.contains_key("p"));
+    assert!(c.pods.contains_key("default/p"));
     c.heartbeat("n1", 1, pb::Heartbeat::default());
     c.health_tick(Instant::now() + c.settings.delete_grace + Duration::from_secs(11));
-    assert!(!c.pods.contains_key("p"));
+    assert!(!c.pods.contains_key("default/p"));
     assert_eq!(c.nodes["n1"].allocated.cpu, 0);
 }
 
@@ -263,9 +265,9 @@ fn finished_pods_release_their_cpu_and_make_room() {
     let _n1 = join(&mut c, "n1", 1000, 1);
     add(&mut c, pod("job", 1000));
     add(&mut c, pod("next", 1000));
-    assert_eq!(c.pods["next"].phase(), PodPhase::Pending);
-    assert_eq!(c.pods["next"].reason, "0/1 nodes have 1 free CPU");
-    let uid = c.pods["job"].uid.clone();
+    assert_eq!(c.pods["default/next"].phase(), PodPhase::Pending);
+    assert_eq!(c.pods["default/next"].reason, "0/1 nodes have 1 free CPU");
+    let uid = c.pods["default/job"].uid.clone();
     c.apply_pod_status(
         "n1",
         pb::PodStatus {
@@ -275,9 +277,9 @@ fn finished_pods_release_their_cpu_and_make_room() {
             ..Default::default()
         },
     );
-    assert_eq!(c.pods["job"].phase(), PodPhase::Succeeded);
+    assert_eq!(c.pods["default/job"].phase(), PodPhase::Succeeded);
     assert_eq!(
-        c.pods["next"].node, "n1",
+        c.pods["default/next"].node, "n1",
         "the freed CPU went to the waiting pod"
     );
     assert_cpu_invariant(&c);
@@ -291,10 +293,10 @@ fn pending_pods_are_placed_largest_first_when_capacity_appears() {
     add(&mut c, pod("medium", 1000));
     assert!(c.pods.values().all(|p| p.phase() == PodPhase::Pending));
     let _n = join(&mut c, "n", 2000, 1);
-    assert_eq!(c.pods["large"].node, "n");
-    assert_eq!(c.pods["small"].node, "n");
+    assert_eq!(c.pods["default/large"].node, "n");
+    assert_eq!(c.pods["default/small"].node, "n");
     assert_eq!(
-        c.pods["medium"].phase(),
+        c.pods["default/medium"].phase(),
         PodPhase::Pending,
         "1000m no longer fits after 1500m + 500m"
     );
@@ -342,7 +344,7 @@ fn a_silent_node_fails_gets_recovery_attempts_then_is_given_up() {
         NodeStatus::PermanentlyFailed,
         "{seen:?}"
     );
-    assert_eq!(c.pods["p"].node, "n2");
+    assert_eq!(c.pods["default/p"].node, "n2");
     assert_cpu_invariant(&c);
 }
 
@@ -442,7 +444,7 @@ fn a_pod_being_deleted_cannot_be_applied_again_until_it_is_gone() {
     let mut c = cluster();
     let _n1 = join(&mut c, "n1", 2000, 1);
     add(&mut c, pod("p", 500));
-    c.delete_pod("p", 1000).unwrap();
+    c.delete_pod("default/p", 1000).unwrap();
     let err = c.admit_pod(&pod("p", 500)).err().expect("refused");
     assert!(err.to_string().contains("being deleted"), "{err}");
 }
@@ -452,17 +454,17 @@ fn an_unconfirmed_deletion_waits_out_the_pods_own_grace_period() {
     let mut c = cluster();
     let _n1 = join(&mut c, "n1", 2000, 1);
     add(&mut c, pod("p", 500));
-    c.delete_pod("p", 30_000).unwrap();
+    c.delete_pod("default/p", 30_000).unwrap();
     let t = Instant::now();
     c.heartbeat("n1", 1, pb::Heartbeat::default());
     c.health_tick(t + Duration::from_secs(20));
     assert!(
-        c.pods.contains_key("p"),
+        c.pods.contains_key("default/p"),
         "removed before its 30 s grace period ended"
     );
     c.nodes.get_mut("n1").unwrap().last_heartbeat = Some(t + Duration::from_secs(41));
     c.health_tick(t + Duration::from_secs(41));
-    assert!(!c.pods.contains_key("p"));
+    assert!(!c.pods.contains_key("default/p"));
 }
 
 #[test]
@@ -488,11 +490,11 @@ fn a_restored_terminating_pod_gets_a_deletion_deadline_again() {
     );
     let deadline = c
         .terminating
-        .get("p")
+        .get("default/p")
         .copied()
         .expect("no deadline after restore");
     c.health_tick(deadline + Duration::from_millis(1));
-    assert!(!c.pods.contains_key("p"));
+    assert!(!c.pods.contains_key("default/p"));
     assert_eq!(c.nodes["n1"].allocated.cpu, 0);
 }
 
@@ -501,9 +503,9 @@ fn removing_a_node_refreshes_why_pods_wait() {
     let mut c = cluster();
     let _n1 = join(&mut c, "n1", 1000, 1);
     add(&mut c, pod("big", 2000));
-    assert_eq!(c.pods["big"].reason, "0/1 nodes have 2 free CPU");
+    assert_eq!(c.pods["default/big"].reason, "0/1 nodes have 2 free CPU");
     c.remove_node("n1");
-    assert_eq!(c.pods["big"].reason, "0/0 nodes have 2 free CPU");
+    assert_eq!(c.pods["default/big"].reason, "0/0 nodes have 2 free CPU");
 }
 
 #[test]
@@ -542,4 +544,82 @@ fn only_the_agent_kube9d_started_may_attach_to_a_runtime_node() {
     };
     c.attach(&reg, ours).unwrap();
     assert_eq!(c.nodes["n1"].agent.as_ref().unwrap().id, 2);
+}
+
+#[test]
+fn pods_of_one_name_live_in_two_namespaces_and_a_namespace_takes_its_pods_along() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 4000, 1);
+    let in_ns = |ns: &str| pb::Pod {
+        namespace: ns.into(),
+        ..pod("web", 100)
+    };
+    assert!(
+        c.admit_pod(&in_ns("staging")).is_err(),
+        "no such namespace yet"
+    );
+    c.put_namespace(pb::Namespace {
+        name: "staging".into(),
+        ..Default::default()
+    });
+    for ns in ["default", "staging"] {
+        assert!(matches!(
+            c.admit_pod(&in_ns(ns)).unwrap(),
+            super::pods::Admission::Created
+        ));
+        add(&mut c, in_ns(ns));
+    }
+    assert_eq!(c.pods.len(), 2);
+    assert!(c.pods.contains_key("staging/web") && c.pods.contains_key("default/web"));
+    assert_cpu_invariant(&c);
+
+    // The agent is gone: deletion is immediate, and the namespace goes with its last pod.
+    c.detach("n1", 1);
+    c.delete_namespace("staging").unwrap();
+    assert!(!c.namespaces.contains_key("staging"));
+    assert!(!c.pods.contains_key("staging/web"));
+    assert!(c.pods.contains_key("default/web"));
+    assert!(c.delete_namespace("default").is_err(), "default stays");
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn a_pod_waits_for_its_secret_and_is_sent_once_it_exists() {
+    let mut c = cluster();
+    let mut n1 = join(&mut c, "n1", 4000, 1);
+    let mut p = pod("app", 100);
+    p.containers[0].env.push(pb::EnvVar {
+        name: "PASSWORD".into(),
+        value: String::new(),
+        value_from: Some(pb::EnvVarSource {
+            source: Some(pb::env_var_source::Source::SecretKeyRef(pb::KeySelector {
+                name: "creds".into(),
+                key: "password".into(),
+                optional: false,
+            })),
+        }),
+    });
+    add(&mut c, p);
+    let msgs = drain(&mut n1);
+    assert!(!runs(&msgs, "app"), "sent without its secret: {msgs:?}");
+    let waiting = &c.pods["default/app"];
+    assert_eq!(waiting.status_reason, "CreateContainerConfigError");
+    assert_eq!(waiting.reason, "secret \"creds\" not found");
+
+    c.put_secret(pb::Secret {
+        name: "creds".into(),
+        data: [("password".to_string(), b"hunter2".to_vec())].into(),
+        ..Default::default()
+    });
+    let msgs = drain(&mut n1);
+    let sent = msgs.iter().find_map(|m| match m {
+        Msg::RunPod(r) => r.pod.clone(),
+        _ => None,
+    });
+    let sent = sent.expect("sent once the secret exists");
+    assert_eq!(sent.containers[0].env[0].value, "hunter2");
+    assert!(c.pods["default/app"].status_reason.is_empty());
+    // The stored pod keeps the reference, never the value.
+    assert!(c.pods["default/app"].containers[0].env[0].value.is_empty());
+    assert!(!c.events.iter().any(|e| e.message.contains("hunter2")));
 }

@@ -7,10 +7,40 @@
 //! all of them. Many concurrent `apply` calls therefore share one fsync, and an acknowledged
 //! write has reached the disk.
 //!
-//! Keys live in one sled tree with a prefix per kind (`n/<node>`, `p/<pod>`, `e/<id>`,
-//! `m/<key>`), so a batch that touches several kinds is still atomic. Values are the protobuf
-//! encodings of the wire types.
+//! Keys live in one sled tree with a prefix per kind, so a batch that touches several kinds is
+//! still atomic:
+//!
+//! | prefix | key                          | value                          |
+//! |--------|------------------------------|--------------------------------|
+//! | `n/`   | `n/<node>`                   | `pb::Node`                     |
+//! | `p/`   | `p/<namespace>/<pod>`        | `pb::Pod`                      |
+//! | `e/`   | `e/<id, 8 bytes big-endian>` | `pb::Event`                    |
+//! | `m/`   | `m/<key>`                    | UTF-8 text                     |
+//! | `ns/`  | `ns/<namespace>`             | `pb::Namespace`                |
+//! | `cm/`  | `cm/<namespace>/<name>`      | `pb::ConfigMap`                |
+//! | `s/`   | `s/<namespace>/<name>`       | `pb::Secret`, sealed           |
+//!
+//! No prefix starts with another (`ns/` does not start with `n/`, nor `s/`), so a prefix scan
+//! reads exactly one kind. Values are the protobuf encodings of the wire types.
+//!
+//! Secrets are encrypted at rest ([`seal`]): ChaCha20-Poly1305, a random nonce per write, the
+//! store key as associated data, under a 32-byte key in its own file (`<data-dir>/secret.key`
+//! unless [`Store::open_with_key`] names another; created 0600 at first start). No value of a
+//! secret is on disk in the clear. [`Snapshot::secrets`] holds them opened.
+//!
+//! Files are private: [`Store::open`] makes the data directory 0700 and everything under
+//! `<data-dir>/store` 0600 (directories 0700), fixing what an older release left readable;
+//! kube9d runs with umask 077, so what sled creates later is private as well. The rest of the
+//! data directory (agents' state under `nodes/`) keeps its modes.
+//!
+//! Upgrade: stores written before namespaces existed hold pods at `p/<pod>`, without a
+//! namespace. [`Store::open`] moves each to `p/default/<pod>` with namespace `default`, in
+//! one atomic, flushed batch, before anything else reads or writes the store; the next open
+//! finds nothing left to move.
 
+pub mod seal;
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::thread;
@@ -33,6 +63,21 @@ pub enum Error {
     },
     #[error("the store writer has stopped")]
     Closed,
+    /// The secret key file cannot be read or created.
+    #[error(transparent)]
+    Seal(#[from] seal::SealError),
+    /// A stored Secret does not decrypt (never carries any of its values).
+    #[error("failed to read stored secret {key}: {source}")]
+    Secret {
+        /// `namespace/name`.
+        key: String,
+        source: seal::SealError,
+    },
+    #[error("failed to make {path} private: {source}")]
+    Permissions {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,11 +87,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Op {
     PutNode(pb::Node),
     DeleteNode(String),
+    /// Stored under the pod's key, `namespace/name` ([`pb::Pod::key`]).
     PutPod(pb::Pod),
+    /// By key: `namespace/name`.
     DeletePod(String),
     PutEvent(pb::Event),
     DeleteEvent(u64),
     PutMeta(String, String),
+    PutNamespace(pb::Namespace),
+    /// By name.
+    DeleteNamespace(String),
+    /// Stored under its key, `namespace/name`.
+    PutConfigMap(pb::ConfigMap),
+    /// By key: `namespace/name`.
+    DeleteConfigMap(String),
+    /// Stored under its key, `namespace/name`, sealed with the store's key.
+    PutSecret(pb::Secret),
+    /// By key: `namespace/name`.
+    DeleteSecret(String),
 }
 
 /// Changes that become durable together.
@@ -73,6 +131,10 @@ pub struct Snapshot {
     /// Oldest first.
     pub events: Vec<pb::Event>,
     pub meta: Vec<(String, String)>,
+    pub namespaces: Vec<pb::Namespace>,
+    pub config_maps: Vec<pb::ConfigMap>,
+    /// Decrypted with the store's key.
+    pub secrets: Vec<pb::Secret>,
 }
 
 struct Request {
@@ -85,6 +147,7 @@ struct Request {
 pub struct Store {
     db: sled::Db,
     tx: std_mpsc::Sender<Request>,
+    sealer: seal::Sealer,
 }
 
 /// Resolves when a submitted batch is durable.
@@ -105,10 +168,21 @@ impl Commit {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir` and starts its writer thread.
+    /// Opens (or creates) the store in `<dir>/store` and starts its writer thread; Secrets are
+    /// sealed with the key in `<dir>/secret.key` (created when missing).
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_key(dir, &dir.join("secret.key"))
+    }
+
+    /// [`Store::open`] with the Secrets' key in `key_file` (created, mode 0600, when missing).
+    /// Makes `dir` 0700 and the store's files private, and moves pods stored before
+    /// namespaces existed into `default`.
+    pub fn open_with_key(dir: &Path, key_file: &Path) -> Result<Self> {
+        private_dir(dir)?;
+        let store_dir = dir.join("store");
+        private_dir(&store_dir)?;
         let db = sled::Config::new()
-            .path(dir.join("store"))
+            .path(&store_dir)
             // sled's own background flush is a safety net; durability comes from group commit.
             .flush_every_ms(Some(1000))
             .open()
@@ -116,13 +190,21 @@ impl Store {
                 path: dir.display().to_string(),
                 source,
             })?;
+        // After sled's open: it holds the lock (one process gets here), and what it created is
+        // there to fix.
+        make_private(&store_dir)?;
+        let sealer = seal::Sealer::from_key_file(key_file)?;
+        upgrade_legacy_pods(&db)?;
         let (tx, rx) = std_mpsc::channel::<Request>();
         let writer_db = db.clone();
         thread::Builder::new()
             .name("kube9-store-writer".into())
-            .spawn(move || writer_loop(writer_db, rx))
+            .spawn({
+                let sealer = sealer.clone();
+                move || writer_loop(writer_db, rx, sealer)
+            })
             .expect("failed to spawn the store writer thread");
-        Ok(Store { db, tx })
+        Ok(Store { db, tx, sealer })
     }
 
     /// Reads everything back.
@@ -135,6 +217,22 @@ impl Store {
         for item in self.db.scan_prefix(b"p/") {
             let (k, v) = item?;
             snap.pods.push(decode("pod", &k, &v)?);
+        }
+        for item in self.db.scan_prefix(b"ns/") {
+            let (k, v) = item?;
+            snap.namespaces.push(decode("namespace", &k, &v)?);
+        }
+        for item in self.db.scan_prefix(b"cm/") {
+            let (k, v) = item?;
+            snap.config_maps.push(decode("config map", &k, &v)?);
+        }
+        for item in self.db.scan_prefix(b"s/") {
+            let (k, v) = item?;
+            let plain = self.sealer.open(&k, &v).map_err(|source| Error::Secret {
+                key: String::from_utf8_lossy(&k[2..]).into_owned(),
+                source,
+            })?;
+            snap.secrets.push(decode("secret", &k, &plain)?);
         }
         for item in self.db.scan_prefix(b"e/") {
             let (k, v) = item?;
@@ -218,7 +316,76 @@ fn event_key(id: u64) -> Vec<u8> {
     k
 }
 
-fn writer_loop(db: sled::Db, rx: std_mpsc::Receiver<Request>) {
+/// Moves pods stored before namespaces existed (`p/<name>`, no namespace) to
+/// `p/default/<name>`, in one atomic batch, made durable before the store is used.
+fn upgrade_legacy_pods(db: &sled::Db) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    let mut moved = 0;
+    for item in db.scan_prefix(b"p/") {
+        let (k, v) = item?;
+        if k[2..].contains(&b'/') {
+            continue;
+        }
+        let mut pod: pb::Pod = decode("pod", &k, &v)?;
+        pod.namespace = kube9_proto::namespace::or_default(&pod.namespace).to_string();
+        batch.remove(k);
+        batch.insert(key("p/", &pod.key()), pod.encode_to_vec());
+        moved += 1;
+    }
+    if moved > 0 {
+        db.apply_batch(batch)?;
+        db.flush()?;
+        tracing::info!(
+            pods = moved,
+            "moved pods stored before namespaces existed into namespace default"
+        );
+    }
+    Ok(())
+}
+
+/// Creates `path` (a directory) if needed, mode 0700, and sets it to 0700 if it exists.
+fn private_dir(path: &Path) -> Result<()> {
+    let err = |source| Error::Permissions {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(err)?;
+    let mode = std::fs::metadata(path).map_err(err)?.permissions().mode();
+    if mode & 0o777 != 0o700 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Sets directory `path` and every directory under it to 0700, and takes the group and other
+/// bits off every file under it (0600).
+fn make_private(path: &Path) -> Result<()> {
+    private_dir(path)?;
+    let err = |source| Error::Permissions {
+        path: path.display().to_string(),
+        source,
+    };
+    for entry in std::fs::read_dir(path).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        let kind = entry.file_type().map_err(err)?;
+        if kind.is_dir() {
+            make_private(&entry.path())?;
+        } else if kind.is_file() {
+            let mode = entry.metadata().map_err(err)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
+                    .map_err(err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn writer_loop(db: sled::Db, rx: std_mpsc::Receiver<Request>, sealer: seal::Sealer) {
     // Block for the first request, then take whatever else is already queued: one fsync for all.
     while let Ok(first) = rx.recv() {
         let mut group = vec![first];
@@ -234,11 +401,21 @@ fn writer_loop(db: sled::Db, rx: std_mpsc::Receiver<Request>) {
                 match op {
                     Op::PutNode(n) => batch.insert(key("n/", &n.name), n.encode_to_vec()),
                     Op::DeleteNode(name) => batch.remove(key("n/", name)),
-                    Op::PutPod(p) => batch.insert(key("p/", &p.name), p.encode_to_vec()),
-                    Op::DeletePod(name) => batch.remove(key("p/", name)),
+                    Op::PutPod(p) => batch.insert(key("p/", &p.key()), p.encode_to_vec()),
+                    Op::DeletePod(k) => batch.remove(key("p/", k)),
                     Op::PutEvent(e) => batch.insert(event_key(e.id), e.encode_to_vec()),
                     Op::DeleteEvent(id) => batch.remove(event_key(*id)),
                     Op::PutMeta(k, v) => batch.insert(key("m/", k), v.as_bytes()),
+                    Op::PutNamespace(n) => batch.insert(key("ns/", &n.name), n.encode_to_vec()),
+                    Op::DeleteNamespace(name) => batch.remove(key("ns/", name)),
+                    Op::PutConfigMap(c) => batch.insert(key("cm/", &c.key()), c.encode_to_vec()),
+                    Op::DeleteConfigMap(k) => batch.remove(key("cm/", k)),
+                    Op::PutSecret(s) => {
+                        let k = key("s/", &s.key());
+                        let sealed = sealer.seal(&k, &s.encode_to_vec());
+                        batch.insert(k, sealed)
+                    }
+                    Op::DeleteSecret(k) => batch.remove(key("s/", k)),
                 }
             }
         }
@@ -321,6 +498,309 @@ mod tests {
         store.submit(b).wait().await.unwrap();
         let ids: Vec<u64> = store.load().unwrap().events.iter().map(|e| e.id).collect();
         assert_eq!(ids, vec![2, 300, 70000]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn secret(namespace: &str, name: &str, value: &str) -> pb::Secret {
+        pb::Secret {
+            name: name.into(),
+            namespace: namespace.into(),
+            data: [("password".to_string(), value.as_bytes().to_vec())].into(),
+            ..Default::default()
+        }
+    }
+
+    /// Standard base64, with `=` padding.
+    fn base64(data: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for c in data.chunks(3) {
+            let n = (c[0] as u32) << 16
+                | (*c.get(1).unwrap_or(&0) as u32) << 8
+                | *c.get(2).unwrap_or(&0) as u32;
+            for i in 0..4 {
+                out.push(if i <= c.len() {
+                    A[(n >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    }
+
+    /// What a grep for `value` in base64 could find: its encoding padded and unpadded, and,
+    /// for a value inside longer base64 text, the characters that depend on it alone at each
+    /// of the three offsets it can start at.
+    fn base64_needles(value: &[u8]) -> Vec<String> {
+        let padded = base64(value);
+        let mut needles = vec![padded.trim_end_matches('=').to_string(), padded];
+        for offset in 0..3 {
+            let mut data = vec![0u8; offset];
+            data.extend_from_slice(value);
+            let text = base64(&data);
+            let first = (offset * 8).div_ceil(6);
+            let last = data.len() * 8 / 6;
+            needles.push(text[first..last].to_string());
+        }
+        needles
+    }
+
+    fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut out = vec![];
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(path) = todo.pop() {
+            if path.is_dir() {
+                todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            }
+            out.push(path);
+        }
+        out
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn base64_needles_match_what_an_encoder_writes() {
+        assert_eq!(base64(b"hello"), "aGVsbG8=");
+        assert_eq!(base64(b"hi"), "aGk=");
+        // "hello" inside "xhello…": base64("xhello") = "eGhlbGxv"; "hello" alone decides
+        // the characters from index 2 on.
+        let needles = base64_needles(b"hello");
+        assert!(needles.contains(&"aGVsbG8".to_string()));
+        assert!(base64(b"xhello!").contains(&needles[3]), "{needles:?}");
+        assert!(base64(b"xyhello!").contains(&needles[4]), "{needles:?}");
+    }
+
+    #[tokio::test]
+    async fn no_file_of_the_data_directory_holds_a_secret_value() {
+        let dir = tempdir();
+        let value = "s3cr3t-VALUE-9f1c";
+        {
+            let store = Store::open(&dir).unwrap();
+            let mut b = Batch::default();
+            b.push(Op::PutSecret(secret("prod", "db", value)));
+            store.submit(b).wait().await.unwrap();
+            store.flush().await.unwrap();
+        }
+        let mut needles = vec![value.to_string()];
+        needles.extend(base64_needles(value.as_bytes()));
+        let mut read = 0;
+        for path in files_under(&dir) {
+            if path.is_dir() {
+                continue;
+            }
+            read += 1;
+            let bytes = std::fs::read(&path).unwrap();
+            for needle in &needles {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{} holds {needle:?}",
+                    path.display()
+                );
+            }
+        }
+        assert!(read >= 2, "the store and the key file were written");
+        let snap = reopen(&dir).load().unwrap();
+        assert_eq!(snap.secrets.len(), 1);
+        assert_eq!(snap.secrets[0].key(), "prod/db");
+        assert_eq!(snap.secrets[0].data["password"], value.as_bytes());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_store_and_its_key_are_private() {
+        let dir = tempdir();
+        let store = Store::open(&dir).unwrap();
+        let mut b = Batch::default();
+        b.push(Op::PutSecret(secret("prod", "db", "x")));
+        b.push(Op::PutNode(node("n1")));
+        store.submit(b).wait().await.unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("secret.key")), 0o600);
+        let files = files_under(&dir.join("store"));
+        assert!(files.len() > 1, "{files:?}");
+        for path in files {
+            let mode = mode(&path);
+            if path.is_dir() {
+                assert_eq!(mode, 0o700, "{}", path.display());
+            } else {
+                assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn opening_a_data_directory_an_older_release_made_makes_it_private() {
+        let dir = tempdir();
+        drop(Store::open(&dir).unwrap());
+        // What an older release (umask 022, no key) left: readable directories and files, and
+        // an agent's state that is none of the store's business.
+        let agent = dir.join("nodes").join("n1");
+        std::fs::create_dir_all(&agent).unwrap();
+        std::fs::write(agent.join("agent.log"), "log").unwrap();
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+        set(&agent.join("agent.log"), 0o644);
+        set(&dir, 0o755);
+        std::fs::remove_file(dir.join("secret.key")).unwrap();
+        for path in files_under(&dir.join("store")) {
+            set(&path, if path.is_dir() { 0o755 } else { 0o644 });
+        }
+        let store = reopen(&dir);
+        assert_eq!(mode(&dir), 0o700);
+        for path in files_under(&dir.join("store")) {
+            let mode = mode(&path);
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        }
+        assert_eq!(
+            mode(&agent.join("agent.log")),
+            0o644,
+            "outside the store: untouched"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_store_read_with_another_key_file_fails_naming_the_secret_only() {
+        let dir = tempdir();
+        let value = "s3cr3t-VALUE-9f1c";
+        {
+            let store = Store::open(&dir).unwrap();
+            let mut b = Batch::default();
+            b.push(Op::PutSecret(secret("prod", "db", value)));
+            store.submit(b).wait().await.unwrap();
+        }
+        let other = dir.join("other.key");
+        let store = loop {
+            match Store::open_with_key(&dir, &other) {
+                Ok(s) => break s,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        };
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("prod/db"), "{err}");
+        assert!(
+            err.contains("other.key") && err.contains("does not match"),
+            "{err}"
+        );
+        assert!(!err.contains(value) && !err.contains("password"), "{err}");
+        drop(store);
+        // The right key still reads it.
+        assert_eq!(reopen(&dir).load().unwrap().secrets.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn each_kind_loads_only_its_own_keys() {
+        let dir = tempdir();
+        let store = Store::open(&dir).unwrap();
+        let mut b = Batch::default();
+        // Names that would collide if a prefix were a prefix of another: node "s", namespace
+        // "p", a pod, config map and secret of the same name in namespace "ns".
+        b.push(Op::PutNode(node("s")));
+        b.push(Op::PutNamespace(pb::Namespace {
+            name: "p".into(),
+            ..Default::default()
+        }));
+        b.push(Op::PutNamespace(pb::Namespace {
+            name: "ns".into(),
+            ..Default::default()
+        }));
+        b.push(Op::PutPod(pb::Pod {
+            name: "x".into(),
+            namespace: "ns".into(),
+            ..Default::default()
+        }));
+        b.push(Op::PutPod(pb::Pod {
+            name: "x".into(),
+            ..Default::default()
+        }));
+        b.push(Op::PutConfigMap(pb::ConfigMap {
+            name: "x".into(),
+            namespace: "ns".into(),
+            data: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        }));
+        b.push(Op::PutSecret(secret("ns", "x", "v")));
+        b.push(Op::PutSecret(secret("", "x", "w")));
+        b.push(Op::PutMeta("s/x".into(), "m".into()));
+        store.submit(b).wait().await.unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.nodes.len(), 1);
+        assert_eq!(snap.namespaces.len(), 2);
+        let pods: Vec<_> = snap.pods.iter().map(|p| p.key()).collect();
+        assert_eq!(pods, vec!["default/x", "ns/x"]);
+        assert_eq!(snap.config_maps.len(), 1);
+        assert_eq!(snap.config_maps[0].data["k"], "v");
+        let secrets: Vec<_> = snap.secrets.iter().map(|s| s.key()).collect();
+        assert_eq!(secrets, vec!["default/x", "ns/x"]);
+        assert_eq!(snap.meta.len(), 1);
+
+        let mut b = Batch::default();
+        b.push(Op::DeletePod("ns/x".into()));
+        b.push(Op::DeleteConfigMap("ns/x".into()));
+        b.push(Op::DeleteSecret("ns/x".into()));
+        b.push(Op::DeleteNamespace("ns".into()));
+        store.submit(b).wait().await.unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.pods.len(), 1);
+        assert_eq!(snap.pods[0].key(), "default/x");
+        assert!(snap.config_maps.is_empty());
+        let secrets: Vec<_> = snap.secrets.iter().map(|s| s.key()).collect();
+        assert_eq!(secrets, vec!["default/x"]);
+        assert_eq!(snap.namespaces.len(), 1);
+        assert_eq!(snap.namespaces[0].name, "p");
+        assert_eq!(snap.nodes.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn pods_stored_before_namespaces_move_to_default_once() {
+        let dir = tempdir();
+        {
+            // What the release before namespaces wrote: `p/<name>`, no namespace, next to a
+            // node and an event.
+            let db = sled::open(dir.join("store")).unwrap();
+            for name in ["web", "db"] {
+                let old = pb::Pod {
+                    name: name.into(),
+                    node: "n1".into(),
+                    ..Default::default()
+                };
+                db.insert(key("p/", name), old.encode_to_vec()).unwrap();
+            }
+            db.insert(b"n/n1", node("n1").encode_to_vec()).unwrap();
+            let event = pb::Event {
+                id: 1,
+                ..Default::default()
+            };
+            db.insert(event_key(1), event.encode_to_vec()).unwrap();
+            db.flush().unwrap();
+        }
+        let store = reopen(&dir);
+        assert!(store.db.get(b"p/web").unwrap().is_none(), "old key removed");
+        assert!(store.db.get(b"p/default/web").unwrap().is_some());
+        let snap = store.load().unwrap();
+        let pods: Vec<_> = snap.pods.iter().map(|p| p.key()).collect();
+        assert_eq!(pods, vec!["default/db", "default/web"]);
+        assert!(snap.pods.iter().all(|p| p.namespace == "default"));
+        assert_eq!(snap.pods[0].node, "n1");
+        assert_eq!((snap.nodes.len(), snap.events.len()), (1, 1));
+        // The upgraded pod is written and deleted by its new key.
+        let mut b = Batch::default();
+        b.push(Op::DeletePod("default/db".into()));
+        store.submit(b).wait().await.unwrap();
+        drop(store);
+        let store = reopen(&dir);
+        let pods = store.load().unwrap().pods;
+        assert_eq!(pods.len(), 1, "not duplicated: {pods:?}");
+        assert_eq!(pods[0].key(), "default/web");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,23 +1,31 @@
-//! Conversion of the serde mirror ([`super::raw`]) into wire types: [`pb::Pod`] and
-//! [`pb::NodeSpec`].
+//! Conversion of the serde mirror ([`super::raw`]) into wire types: [`pb::Pod`],
+//! [`pb::NodeSpec`], [`pb::Namespace`], [`pb::ConfigMap`] and [`pb::Secret`].
 //!
 //! Quantities are parsed here (`500m`, `64Mi`), volume sources are picked (exactly one of
-//! `emptyDir`, `hostPath`, `configMap`, `secret`), and a pod is normalized. A problem is a
-//! [`ValidationError`] naming the field (`spec.containers[0].resources.requests.cpu`); the
-//! pipeline in `mod.rs` adds which document it is in.
+//! `emptyDir`, `hostPath`, `configMap`, `secret`), as are environment sources (exactly one of
+//! `configMapKeyRef`, `secretKeyRef`, `fieldRef`), file modes read (`0644` or `420`), base64
+//! decoded, and a pod is normalized. A problem is a [`ValidationError`] naming the field
+//! (`spec.containers[0].resources.requests.cpu`); the pipeline in `mod.rs` adds which document
+//! it is in. No message quotes a value of a secret.
 //!
-//! Imports only [`super::raw`] from the rest of `manifest`.
+//! Imports only [`super::raw`] and [`super::base64`] from the rest of `manifest`.
 
-use super::raw::{Quantity, RawContainer, RawObject, RawProbe, RawVolume};
+use super::base64;
+use super::raw::{
+    Quantity, RawContainer, RawEnvFromSource, RawEnvVar, RawKeyToPath, RawObject, RawProbe,
+    RawVolume, TextMap,
+};
 use crate::pb;
 use crate::quantity::{parse_cpu, parse_memory, QuantityError};
-use crate::validate::{normalize_pod, ValidationError};
+use crate::validate::{check_config_key, normalize_pod, ValidationError, MAX_FILE_MODE};
+use std::collections::HashMap;
 
 /// A pod from a document of kind `Pod`, normalized; the caller validates it.
 pub(super) fn pod_from(raw: RawObject) -> Result<pb::Pod, ValidationError> {
     let spec = raw.spec;
     let mut pod = pb::Pod {
         name: raw.metadata.name,
+        namespace: raw.metadata.namespace,
         labels: raw.metadata.labels,
         annotations: raw.metadata.annotations,
         restart_policy: spec.restart_policy,
@@ -49,16 +57,11 @@ fn container_from(at: &str, c: RawContainer) -> Result<pb::Container, Validation
     };
     let mut env = Vec::with_capacity(c.env.len());
     for (i, var) in c.env.into_iter().enumerate() {
-        if var.value_from.is_some() {
-            return Err(ValidationError::new(
-                format!("{at}.env[{i}].valueFrom"),
-                "not supported: give the value inline with \"value\"",
-            ));
-        }
-        env.push(pb::EnvVar {
-            name: var.name,
-            value: var.value.unwrap_or_default(),
-        });
+        env.push(env_var_from(&format!("{at}.env[{i}]"), var)?);
+    }
+    let mut env_from = Vec::with_capacity(c.env_from.len());
+    for (i, from) in c.env_from.into_iter().enumerate() {
+        env_from.push(env_from_source(&format!("{at}.envFrom[{i}]"), from)?);
     }
     let probe = |name: &str, p: Option<RawProbe>| {
         p.map(|p| probe_from(&format!("{at}.{name}"), p))
@@ -78,6 +81,7 @@ fn container_from(at: &str, c: RawContainer) -> Result<pb::Container, Validation
         command: c.command,
         args: c.args,
         env,
+        env_from,
         working_dir: c.working_dir,
         volume_mounts: c
             .volume_mounts
@@ -93,6 +97,101 @@ fn container_from(at: &str, c: RawContainer) -> Result<pb::Container, Validation
     })
 }
 
+/// An environment variable: `value`, or `valueFrom` with exactly one source.
+fn env_var_from(at: &str, var: RawEnvVar) -> Result<pb::EnvVar, ValidationError> {
+    use pb::env_var_source::Source;
+    let value = var.value.unwrap_or_default();
+    let Some(from) = var.value_from else {
+        return Ok(pb::EnvVar {
+            name: var.name,
+            value,
+            value_from: None,
+        });
+    };
+    let at = format!("{at}.valueFrom");
+    if !value.is_empty() {
+        // As in Kubernetes; an empty `value` next to `valueFrom` is tolerated.
+        return Err(ValidationError::new(
+            at,
+            "must not be set when \"value\" is not empty: give one of them",
+        ));
+    }
+    if from.resource_field_ref.is_some() {
+        return Err(ValidationError::new(
+            format!("{at}.resourceFieldRef"),
+            "not supported (supported: configMapKeyRef, secretKeyRef, fieldRef)",
+        ));
+    }
+    let key = |k: super::raw::RawKeySelector| pb::KeySelector {
+        name: k.name,
+        key: k.key,
+        optional: k.optional,
+    };
+    let mut sources = Vec::new();
+    if let Some(k) = from.config_map_key_ref {
+        sources.push(("configMapKeyRef", Source::ConfigMapKeyRef(key(k))));
+    }
+    if let Some(k) = from.secret_key_ref {
+        sources.push(("secretKeyRef", Source::SecretKeyRef(key(k))));
+    }
+    if let Some(f) = from.field_ref {
+        sources.push(("fieldRef", Source::FieldPath(f.field_path)));
+    }
+    let source = exactly_one(&at, sources, "configMapKeyRef, secretKeyRef and fieldRef")?;
+    Ok(pb::EnvVar {
+        name: var.name,
+        value,
+        value_from: Some(pb::EnvVarSource {
+            source: Some(source),
+        }),
+    })
+}
+
+/// `envFrom[]`: a prefix and exactly one of `configMapRef` and `secretRef`.
+fn env_from_source(at: &str, from: RawEnvFromSource) -> Result<pb::EnvFromSource, ValidationError> {
+    use pb::env_from_source::Source;
+    let object = |r: super::raw::RawObjectRef| pb::ObjectSelector {
+        name: r.name,
+        optional: r.optional,
+    };
+    let mut sources = Vec::new();
+    if let Some(r) = from.config_map_ref {
+        sources.push(("configMapRef", Source::ConfigMapRef(object(r))));
+    }
+    if let Some(r) = from.secret_ref {
+        sources.push(("secretRef", Source::SecretRef(object(r))));
+    }
+    Ok(pb::EnvFromSource {
+        prefix: from.prefix,
+        source: Some(exactly_one(at, sources, "configMapRef and secretRef")?),
+    })
+}
+
+/// The one source given at `at`, else an error naming the `choices`.
+fn exactly_one<T>(
+    at: &str,
+    mut sources: Vec<(&str, T)>,
+    choices: &str,
+) -> Result<T, ValidationError> {
+    match sources.len() {
+        1 => Ok(sources.pop().expect("one source").1),
+        0 => Err(ValidationError::new(
+            at,
+            format!("give exactly one of {choices}"),
+        )),
+        _ => {
+            let given: Vec<_> = sources.iter().map(|(name, _)| *name).collect();
+            Err(ValidationError::new(
+                at,
+                format!(
+                    "more than one source ({}); give exactly one of {choices}",
+                    given.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
 fn volume_from(at: &str, v: RawVolume) -> Result<pb::Volume, ValidationError> {
     if let Some(other) = v.other.keys().next() {
         return Err(ValidationError::new(
@@ -104,24 +203,49 @@ fn volume_from(at: &str, v: RawVolume) -> Result<pb::Volume, ValidationError> {
     }
     let mut sources = Vec::new();
     if let Some(empty_dir) = &v.empty_dir {
-        let size = quantity(
+        let size_bytes = quantity(
             &format!("{at}.emptyDir.sizeLimit"),
             &empty_dir.size_limit,
             parse_memory,
         )?;
-        sources.push(("emptyDir", empty_dir.medium.clone(), size));
+        sources.push(pb::Volume {
+            kind: "emptyDir".into(),
+            size_bytes,
+            medium: empty_dir.medium.clone(),
+            ..Default::default()
+        });
     }
     if let Some(host_path) = v.host_path {
-        sources.push(("hostPath", host_path.path, 0));
+        sources.push(pb::Volume {
+            kind: "hostPath".into(),
+            source: host_path.path,
+            ..Default::default()
+        });
     }
-    if let Some(config_map) = v.config_map {
-        sources.push(("configMap", config_map.name, 0));
+    if let Some(c) = v.config_map {
+        let at = format!("{at}.configMap");
+        sources.push(pb::Volume {
+            kind: "configMap".into(),
+            source: c.name,
+            items: items_from(&at, c.items)?,
+            default_mode: mode(&format!("{at}.defaultMode"), c.default_mode)?,
+            optional: c.optional,
+            ..Default::default()
+        });
     }
-    if let Some(secret) = v.secret {
-        sources.push(("secret", secret.secret_name, 0));
+    if let Some(s) = v.secret {
+        let at = format!("{at}.secret");
+        sources.push(pb::Volume {
+            kind: "secret".into(),
+            source: s.secret_name,
+            items: items_from(&at, s.items)?,
+            default_mode: mode(&format!("{at}.defaultMode"), s.default_mode)?,
+            optional: s.optional,
+            ..Default::default()
+        });
     }
     if sources.len() > 1 {
-        let kinds: Vec<_> = sources.iter().map(|(kind, ..)| *kind).collect();
+        let kinds: Vec<_> = sources.iter().map(|v| v.kind.as_str()).collect();
         return Err(ValidationError::new(
             at,
             format!(
@@ -131,20 +255,64 @@ fn volume_from(at: &str, v: RawVolume) -> Result<pb::Volume, ValidationError> {
         ));
     }
     // As in Kubernetes, a volume without a source is an emptyDir.
-    let (kind, source, size_bytes) = sources.pop().unwrap_or(("emptyDir", String::new(), 0));
-    // An emptyDir has no source; what `source` carried for it is its medium.
-    let (source, medium) = if kind == "emptyDir" {
-        (String::new(), source)
-    } else {
-        (source, String::new())
-    };
+    let volume = sources.pop().unwrap_or_else(|| pb::Volume {
+        kind: "emptyDir".into(),
+        ..Default::default()
+    });
     Ok(pb::Volume {
         name: v.name,
-        kind: kind.into(),
-        source,
-        size_bytes,
-        medium,
+        ..volume
     })
+}
+
+fn items_from(at: &str, items: Vec<RawKeyToPath>) -> Result<Vec<pb::KeyToPath>, ValidationError> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(j, item)| {
+            Ok(pb::KeyToPath {
+                mode: mode(&format!("{at}.items[{j}].mode"), item.mode)?,
+                key: item.key,
+                path: item.path,
+            })
+        })
+        .collect()
+}
+
+/// A file mode as written: a number (`420`, `0o644`), or octal with a leading zero (`0644`),
+/// which Kubernetes' YAML 1.1 reads as octal and YAML 1.2 leaves a string. Absent is 0 (the
+/// default). The range is [`crate::validate`]'s to check; this refuses what is no mode at all.
+fn mode(at: &str, value: Option<serde_yaml_ng::Value>) -> Result<u32, ValidationError> {
+    use serde_yaml_ng::Value;
+    let range = || {
+        ValidationError::new(
+            at,
+            format!(
+                "must be a file mode between 0 and 0777 (octal) or 511 (decimal), got {}",
+                match &value {
+                    Some(Value::String(s)) => format!("{s:?}"),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => "something else".into(),
+                }
+            ),
+        )
+    };
+    match &value {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(m) if m <= u64::from(MAX_FILE_MODE) => Ok(m as u32),
+            _ => Err(range()),
+        },
+        Some(Value::String(s))
+            if s.len() > 1 && s.starts_with('0') && s.bytes().all(|b| matches!(b, b'0'..=b'7')) =>
+        {
+            match u32::from_str_radix(s, 8) {
+                Ok(m) if m <= MAX_FILE_MODE => Ok(m),
+                _ => Err(range()),
+            }
+        }
+        Some(_) => Err(range()),
+    }
 }
 
 /// A node from a document of kind `Node`: its CPU capacity from `spec`, else from `status`.
@@ -179,6 +347,75 @@ pub(super) fn node_from(raw: RawObject) -> Result<pb::NodeSpec, ValidationError>
         labels: raw.metadata.labels,
         memory_bytes,
     })
+}
+
+/// A namespace from a document of kind `Namespace`: its name and labels (a `metadata.namespace`
+/// is ignored, as kubectl ignores it on cluster-wide objects).
+pub(super) fn namespace_from(raw: RawObject) -> Result<pb::Namespace, ValidationError> {
+    Ok(pb::Namespace {
+        name: raw.metadata.name,
+        labels: raw.metadata.labels,
+        ..Default::default()
+    })
+}
+
+/// A config map from a document of kind `ConfigMap`: `data` as text, `binaryData` decoded
+/// from base64.
+pub(super) fn config_map_from(raw: RawObject) -> Result<pb::ConfigMap, ValidationError> {
+    Ok(pb::ConfigMap {
+        binary_data: decoded("binaryData", raw.binary_data)?,
+        name: raw.metadata.name,
+        namespace: raw.metadata.namespace,
+        labels: raw.metadata.labels,
+        data: raw.data.0.into_iter().collect(),
+        ..Default::default()
+    })
+}
+
+/// A secret from a document of kind `Secret`: `data` decoded from base64, `stringData` merged
+/// over it (a key in both takes `stringData`'s value, as in Kubernetes), `type` defaulting to
+/// `Opaque`.
+pub(super) fn secret_from(raw: RawObject) -> Result<pb::Secret, ValidationError> {
+    let mut data = decoded("data", raw.data)?;
+    for (key, value) in raw.string_data.0 {
+        // Named here, where the key is still known to come from stringData.
+        check_config_key(&key).map_err(|m| ValidationError::new(format!("stringData.{key}"), m))?;
+        data.insert(key, value.into_bytes());
+    }
+    let secret_type = match raw.secret_type {
+        t if t.is_empty() => "Opaque".to_string(),
+        t => t,
+    };
+    Ok(pb::Secret {
+        name: raw.metadata.name,
+        namespace: raw.metadata.namespace,
+        labels: raw.metadata.labels,
+        r#type: secret_type,
+        data,
+        ..Default::default()
+    })
+}
+
+/// Every value of `map` (the field `section`) decoded from base64; the message names the key
+/// only.
+fn decoded(section: &str, map: TextMap) -> Result<HashMap<String, Vec<u8>>, ValidationError> {
+    map.0
+        .into_iter()
+        .map(|(key, text)| match base64::decode(&text) {
+            Some(bytes) => Ok((key, bytes)),
+            None => Err(ValidationError::new(
+                format!("{section}.{key}"),
+                format!(
+                    "invalid base64 (standard alphabet, padded with '='; for plain text use {})",
+                    if section == "binaryData" {
+                        "data"
+                    } else {
+                        "stringData"
+                    }
+                ),
+            )),
+        })
+        .collect()
 }
 
 /// A probe: exactly one of exec, httpGet and tcpSocket.

@@ -12,20 +12,20 @@
 //!
 //! Imports only [`super::raw`] from the rest of `manifest`.
 
-use super::raw::RawSpec;
+use super::raw::RawObject;
 use crate::validate::ValidationError;
 use serde::Deserialize;
 use std::fmt;
 
 /// The kinds a manifest may hold.
-pub const KINDS: [&str; 2] = ["Pod", "Node"];
+pub const KINDS: [&str; 5] = ["Pod", "Node", "Namespace", "ConfigMap", "Secret"];
 
 /// Which document an error is about: `document 2 (pod "web")`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocumentRef {
     /// 1-based position in the stream.
     pub index: usize,
-    /// `Pod`, `Node`, or empty when not known.
+    /// One of [`KINDS`], or empty when not known.
     pub kind: String,
     /// `metadata.name`, possibly empty.
     pub name: String,
@@ -113,28 +113,13 @@ pub enum ManifestError {
     Duplicate { document: DocumentRef, first: usize },
 }
 
-/// The warnings of one document: its `ignored` field paths less those the server writes, and a
-/// `namespace` other than `default`.
-pub(super) fn ignored_fields(
-    at: &DocumentRef,
-    ignored: Vec<String>,
-    namespace: Option<String>,
-) -> Vec<ManifestWarning> {
-    let mut warnings: Vec<_> = ignored
+/// The warnings of one document: its `ignored` field paths less those the server writes.
+pub(super) fn ignored_fields(at: &DocumentRef, ignored: Vec<String>) -> Vec<ManifestWarning> {
+    ignored
         .into_iter()
         .filter(|field| !is_server_set(field))
         .map(|field| ManifestWarning::unknown(at, field))
-        .collect();
-    if let Some(namespace) = namespace.filter(|n| !n.is_empty() && n != "default") {
-        warnings.push(ManifestWarning {
-            document: at.clone(),
-            field: "metadata.namespace".into(),
-            message: format!(
-                "field \"metadata.namespace\" ignored: Kube-9 has no namespaces, {namespace:?} is treated as \"default\""
-            ),
-        });
-    }
-    warnings
+        .collect()
 }
 
 /// `spec.containers[0].livenessProbe`: a serde_ignored path written as in Kubernetes.
@@ -163,24 +148,46 @@ fn is_server_set(field: &str) -> bool {
             .is_some_and(|rest| SERVER_SET_METADATA.contains(&rest))
 }
 
-/// `spec` is read as the union of the Pod and Node fields: those of the other kind, when set,
-/// are as ignored as unknown ones.
-pub(super) fn fields_of_other_kind(kind: Option<&str>, spec: &RawSpec) -> Vec<String> {
+/// Every document is read as the union of the fields of all kinds: those of another kind, when
+/// set, are as ignored as unknown ones. So are the annotations of kinds that keep none (only
+/// pods keep theirs). A `metadata.namespace` on a cluster-wide kind (Node, Namespace) is
+/// ignored silently, as kubectl ignores it.
+pub(super) fn fields_of_other_kind(raw: &RawObject) -> Vec<String> {
+    let Some(kind) = raw.kind.as_deref() else {
+        return Vec::new();
+    };
+    let spec = &raw.spec;
     let capacity = spec.capacity.cpu.is_some() || spec.capacity.memory.is_some();
-    match kind {
-        Some("Pod") => [("spec.capacity", capacity)].to_vec(),
-        Some("Node") => [
-            ("spec.containers", !spec.containers.is_empty()),
-            ("spec.volumes", !spec.volumes.is_empty()),
-            ("spec.restartPolicy", !spec.restart_policy.is_empty()),
-        ]
-        .to_vec(),
-        _ => Vec::new(),
-    }
-    .into_iter()
-    .filter(|(_, set)| *set)
-    .map(|(field, _)| field.to_string())
-    .collect()
+    // (field, set, the kinds that read it)
+    let fields: [(&str, bool, &[&str]); 10] = [
+        (
+            "metadata.annotations",
+            !raw.metadata.annotations.is_empty(),
+            &["Pod"],
+        ),
+        ("spec.containers", !spec.containers.is_empty(), &["Pod"]),
+        (
+            "spec.initContainers",
+            !spec.init_containers.is_empty(),
+            &["Pod"],
+        ),
+        ("spec.volumes", !spec.volumes.is_empty(), &["Pod"]),
+        (
+            "spec.restartPolicy",
+            !spec.restart_policy.is_empty(),
+            &["Pod"],
+        ),
+        ("spec.capacity", capacity, &["Node"]),
+        ("data", !raw.data.0.is_empty(), &["ConfigMap", "Secret"]),
+        ("binaryData", !raw.binary_data.0.is_empty(), &["ConfigMap"]),
+        ("stringData", !raw.string_data.0.is_empty(), &["Secret"]),
+        ("type", !raw.secret_type.is_empty(), &["Secret"]),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, set, kinds)| *set && !kinds.contains(&kind))
+        .map(|(field, ..)| field.to_string())
+        .collect()
 }
 
 /// Explains why document `i` did not deserialize, reading it again as a plain value.

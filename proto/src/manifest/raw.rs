@@ -12,7 +12,8 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-/// Any supported object: `spec` and `status` hold the union of the Pod and Node fields.
+/// Any supported object: `spec` and `status` hold the union of the Pod and Node fields, and the
+/// top-level `data`, `binaryData`, `stringData` and `type` those of ConfigMap and Secret.
 #[derive(Deserialize)]
 #[serde(
     rename_all = "camelCase",
@@ -29,6 +30,17 @@ pub(super) struct RawObject {
     pub(super) spec: RawSpec,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) status: RawStatus,
+    // ConfigMap (data as text) and Secret (data as base64).
+    #[serde(default)]
+    pub(super) data: TextMap,
+    // ConfigMap.
+    #[serde(default)]
+    pub(super) binary_data: TextMap,
+    // Secret.
+    #[serde(default)]
+    pub(super) string_data: TextMap,
+    #[serde(default, rename = "type", deserialize_with = "nullable")]
+    pub(super) secret_type: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -36,9 +48,9 @@ pub(super) struct RawObject {
 pub(super) struct RawMetadata {
     #[serde(default, deserialize_with = "nullable")]
     pub(super) name: String,
-    /// Read only to warn about a namespace other than `default`.
-    #[serde(default)]
-    pub(super) namespace: Option<String>,
+    /// Empty when absent: the client fills in its namespace (`-n`, else `default`).
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) namespace: String,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) labels: HashMap<String, String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -82,6 +94,8 @@ pub(super) struct RawContainer {
     pub(super) args: Vec<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) env: Vec<RawEnvVar>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) env_from: Vec<RawEnvFromSource>,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) working_dir: String,
     #[serde(default, deserialize_with = "nullable")]
@@ -157,7 +171,66 @@ pub(super) struct RawEnvVar {
     #[serde(default)]
     pub(super) value: Option<String>,
     #[serde(default)]
-    pub(super) value_from: Option<serde_yaml_ng::Value>,
+    pub(super) value_from: Option<RawEnvVarSource>,
+}
+
+/// `valueFrom`: each source present as a key is counted, even when empty, so that "exactly
+/// one" can be checked.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawEnvVarSource {
+    #[serde(default, deserialize_with = "present")]
+    pub(super) config_map_key_ref: Option<RawKeySelector>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) secret_key_ref: Option<RawKeySelector>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) field_ref: Option<RawFieldRef>,
+    /// Read only to refuse it: Kube-9 does not expose resources to containers.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) resource_field_ref: Option<serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawKeySelector {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) key: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) optional: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawFieldRef {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) field_path: String,
+    /// Always `v1` (kubectl writes it back); read so that it is not reported, then dropped.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub(super) api_version: Option<serde_yaml_ng::Value>,
+}
+
+/// `envFrom[]`: a prefix and one of `configMapRef` and `secretRef`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawEnvFromSource {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) prefix: String,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) config_map_ref: Option<RawObjectRef>,
+    #[serde(default, deserialize_with = "present")]
+    pub(super) secret_ref: Option<RawObjectRef>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawObjectRef {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) optional: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -230,6 +303,12 @@ pub(super) struct RawHostPath {
 pub(super) struct RawConfigMapRef {
     #[serde(default, deserialize_with = "nullable")]
     pub(super) name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) items: Vec<RawKeyToPath>,
+    #[serde(default)]
+    pub(super) default_mode: Option<serde_yaml_ng::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) optional: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -237,6 +316,137 @@ pub(super) struct RawConfigMapRef {
 pub(super) struct RawSecretRef {
     #[serde(default, deserialize_with = "nullable")]
     pub(super) secret_name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) items: Vec<RawKeyToPath>,
+    #[serde(default)]
+    pub(super) default_mode: Option<serde_yaml_ng::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) optional: bool,
+}
+
+/// A file mode is a number (`420`, `0o644`) or, written the YAML 1.1 way Kubernetes reads,
+/// octal with a leading zero (`0644`), which YAML 1.2 leaves a string: kept as written.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawKeyToPath {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) key: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) path: String,
+    #[serde(default)]
+    pub(super) mode: Option<serde_yaml_ng::Value>,
+}
+
+/// A map of strings (`data`, `binaryData`, `stringData`), in key order. Its values may be
+/// secret, so no error it gives quotes one: a value must be a string (or null, read as empty),
+/// and a number or boolean is refused rather than turned into text (`1.10` would become
+/// `1.1`), as Kubernetes refuses it.
+#[derive(Default)]
+pub(super) struct TextMap(pub(super) BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for TextMap {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> de::Visitor<'de> for MapVisitor {
+            type Value = TextMap;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of keys to strings")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<TextMap, E> {
+                Ok(TextMap::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<TextMap, E> {
+                Ok(TextMap::default())
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<TextMap, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((key, Text(value))) = map.next_entry::<String, Text>()? {
+                    out.insert(key, value);
+                }
+                Ok(TextMap(out))
+            }
+            // Whatever else was written is named by its type only.
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<TextMap, E> {
+                Err(not_a_map("a boolean"))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<TextMap, E> {
+                Err(not_a_map("a number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<TextMap, E> {
+                Err(not_a_map("a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<TextMap, E> {
+                Err(not_a_map("a number"))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<TextMap, E> {
+                Err(not_a_map("a string"))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<TextMap, A::Error> {
+                Err(not_a_map("a list"))
+            }
+        }
+        d.deserialize_any(MapVisitor)
+    }
+}
+
+/// One value of a [`TextMap`].
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> de::Visitor<'de> for TextVisitor {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
+                Ok(Text(String::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Text, E> {
+                Ok(Text(String::new()))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
+                Err(de::Error::custom(
+                    "invalid type: a boolean, expected a string (quote it)",
+                ))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text, E> {
+                Err(de::Error::custom(
+                    "invalid type: a number, expected a string (quote it)",
+                ))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text, E> {
+                Err(de::Error::custom(
+                    "invalid type: a number, expected a string (quote it)",
+                ))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
+                Err(de::Error::custom(
+                    "invalid type: a number, expected a string (quote it)",
+                ))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<Text, A::Error> {
+                Err(de::Error::custom("invalid type: a list, expected a string"))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<Text, A::Error> {
+                Err(de::Error::custom(
+                    "invalid type: a mapping, expected a string",
+                ))
+            }
+        }
+        d.deserialize_any(TextVisitor)
+    }
+}
+
+/// A [`TextMap`] that is not a mapping, named by its type only.
+fn not_a_map<E: de::Error>(got: &str) -> E {
+    E::custom(format_args!(
+        "invalid type: {got}, expected a mapping of keys to strings"
+    ))
 }
 
 /// A quantity as written: a YAML string (`"500m"`) or number (`0.5`, `2`), kept as text.

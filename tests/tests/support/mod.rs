@@ -77,6 +77,8 @@ impl Options {
 /// A running kube9d with its own data directory, cluster id and (for Docker) network.
 pub struct TestCluster {
     pub id: String,
+    /// kube9d's `--cluster-id`: `id`, unless the cluster runs on a store made elsewhere.
+    pub cluster_id: String,
     pub data_dir: PathBuf,
     pub port: u16,
     pub server: String,
@@ -87,12 +89,28 @@ pub struct TestCluster {
 impl TestCluster {
     /// Starts kube9d and waits until it serves.
     pub async fn start(opts: Options) -> TestCluster {
+        Self::start_with_store(opts, Path::new(""), "").await
+    }
+
+    /// Starts kube9d on a copy of the store directory `store` (an empty path: a new store),
+    /// made by a cluster whose id was `cluster_id` (empty: this cluster's own id).
+    pub async fn start_with_store(opts: Options, store: &Path, cluster_id: &str) -> TestCluster {
         ensure_test_image().await;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = format!("k9t{}x{}x{}", std::process::id(), n, rand_suffix());
         let data_dir = std::env::temp_dir().join(format!("kube9-e2e-{id}"));
         std::fs::create_dir_all(&data_dir).unwrap();
+        if !store.as_os_str().is_empty() {
+            copy_dir(store, &data_dir.join("store"));
+            // sled keeps large values in blobs/, empty here (git keeps no empty directory).
+            std::fs::create_dir_all(data_dir.join("store").join("blobs")).unwrap();
+        }
         let mut c = TestCluster {
+            cluster_id: if cluster_id.is_empty() {
+                id.clone()
+            } else {
+                cluster_id.to_string()
+            },
             id,
             data_dir,
             port: 0,
@@ -130,7 +148,7 @@ impl TestCluster {
             "--runtime",
             runtime,
             "--cluster-id",
-            &self.id,
+            &self.cluster_id,
         ])
         .arg("--data-dir")
         .arg(&self.data_dir)
@@ -316,7 +334,10 @@ impl TestCluster {
     pub async fn pod(&self, name: &str) -> pb::Pod {
         self.client()
             .await
-            .get_pod(pb::GetPodRequest { name: name.into() })
+            .get_pod(pb::GetPodRequest {
+                name: name.into(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -436,7 +457,7 @@ impl TestCluster {
                     .find(|n| n.name == p.node)
                     .unwrap_or_else(|| panic!("pod {} bound to unknown node {}", p.name, p.node));
                 assert!(
-                    node.pods.contains(&p.name),
+                    node.pods.contains(&p.key()),
                     "node {} does not list its pod {}",
                     node.name,
                     p.name
@@ -498,7 +519,14 @@ pub fn hand_started_agent(c: &TestCluster, name: &str, state_dir: &Path, extra: 
     let log = std::fs::File::create(c.data_dir.join(format!("agent-{name}.log")))
         .expect("agent log file");
     Command::new(bin("kube9-node"))
-        .args(["--server", &c.server, "--name", name, "--cluster-id", &c.id])
+        .args([
+            "--server",
+            &c.server,
+            "--name",
+            name,
+            "--cluster-id",
+            &c.cluster_id,
+        ])
         .arg("--state-dir")
         .arg(state_dir)
         .args(extra)
@@ -509,6 +537,19 @@ pub fn hand_started_agent(c: &TestCluster, name: &str, state_dir: &Path, extra: 
         .stderr(log)
         .spawn()
         .expect("start kube9-node")
+}
+
+/// Copies directory `from` to `to` (files and subdirectories).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 /// Whether process `pid` is alive (and not a zombie).

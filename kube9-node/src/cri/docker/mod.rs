@@ -6,11 +6,13 @@
 //! [`labels`]). The runtime acts only on containers that carry those labels.
 //!
 //! - [`image`]: pull policies, in-memory builds, the pause image;
+//! - `archive`: in-memory tar archives of the files written into configMap and secret volumes;
 //! - `create`: our configs into create bodies (ENTRYPOINT/CMD, resources, mounts);
 //! - `inspect`: inspect answers into [`ContainerInfo`];
 //! - `io`: logs and exec;
 //! - `errors`: engine errors into [`Error`].
 
+mod archive;
 mod create;
 mod errors;
 pub mod image;
@@ -26,16 +28,18 @@ use bollard::models::{ContainerInspectResponse, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
-    StartContainerOptions, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    StartContainerOptions, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
-use bollard::Docker;
+use bollard::{body_full, Docker};
 use futures::StreamExt;
 use tracing::{debug, info};
 
 use self::errors::{engine, is_not_found, on, status_of};
 use crate::cri::types::{
-    ContainerConfig, ContainerId, ContainerInfo, EmptyDir, ExecOutput, ImageRef, Labels, LogStream,
-    Medium, MountSource, PodMeta, PodSandboxConfig, SandboxId, SandboxInfo, VolumeInfo,
+    ContainerConfig, ContainerId, ContainerInfo, EmptyDir, ExecOutput, FileToWrite, ImageRef,
+    Labels, LogStream, Medium, MountSource, PodMeta, PodSandboxConfig, SandboxId, SandboxInfo,
+    VolumeInfo,
 };
 use crate::cri::{labels, ContainerRuntime, Error, PullPolicy, Result};
 
@@ -183,6 +187,40 @@ impl ContainerRuntime for DockerRuntime {
             .map_err(engine(format!("create volume {name}")))?;
         debug!(volume = %name, "created volume");
         Ok(name)
+    }
+
+    async fn write_files(
+        &self,
+        sandbox: &SandboxId,
+        volume: &str,
+        files: &[FileToWrite],
+    ) -> Result<()> {
+        let refused = |why: String| Error::InvalidConfig {
+            what: format!("volume {volume}"),
+            why,
+        };
+        // Only into a volume the sandbox mounts: the same path in the sandbox's own
+        // filesystem would put the files on the node's disk.
+        let dir = format!("{}/{volume}", create::SANDBOX_VOLUMES_DIR);
+        let found = self.inspect_ours("sandbox", sandbox.as_str()).await?;
+        let mounted = (found.mounts.iter().flatten()).any(|m| {
+            m.name.as_deref() == Some(volume) && m.destination.as_deref() == Some(dir.as_str())
+        });
+        if !mounted {
+            return Err(refused(format!("sandbox {sandbox} does not hold it")));
+        }
+        let tar = archive::files_tar(files).map_err(refused)?;
+        let options = UploadToContainerOptionsBuilder::new().path(&dir).build();
+        (self.docker)
+            .upload_to_container(sandbox.as_str(), Some(options), body_full(tar.into()))
+            .await
+            .map_err(on(
+                "sandbox",
+                sandbox.as_str(),
+                format!("write {} files into volume {volume}", files.len()),
+            ))?;
+        debug!(volume, files = files.len(), "wrote files into volume");
+        Ok(())
     }
 
     async fn remove_volume(&self, name: &str) -> Result<()> {

@@ -1,0 +1,142 @@
+//! Namespaces, ConfigMaps and Secrets: list, get, delete (apply is in `apply.rs`), and the
+//! namespace rules every pod request shares.
+
+use kube9_proto::namespace;
+use kube9_proto::pb;
+use tonic::Status;
+
+use super::cluster::ClusterApi;
+use crate::state::{Cluster, Error};
+
+/// Whether an object of namespace `ns` is in what a list asked for (empty: every namespace).
+fn listed(asked: &str, ns: &str) -> bool {
+    asked.is_empty() || namespace::or_default(ns) == asked
+}
+
+/// `pod "web" not found`, naming the namespace when it is not `default`.
+pub fn pod_not_found(ns: &str, name: &str) -> Error {
+    match namespace::or_default(ns) {
+        namespace::DEFAULT => Error::Missing(format!("pod \"{name}\" not found")),
+        ns => Error::Missing(format!("pod \"{name}\" not found in namespace \"{ns}\"")),
+    }
+}
+
+/// The pod `name` of namespace `ns`, as stored.
+pub fn pod(c: &Cluster, ns: &str, name: &str) -> Result<pb::Pod, Error> {
+    c.pods
+        .get(&namespace::key(ns, name))
+        .cloned()
+        .ok_or_else(|| pod_not_found(ns, name))
+}
+
+impl ClusterApi {
+    pub(super) fn do_list_namespaces(&self) -> pb::ListNamespacesResponse {
+        let namespaces = self
+            .control
+            .read(|c| c.namespaces.values().cloned().collect());
+        pb::ListNamespacesResponse { namespaces }
+    }
+
+    pub(super) fn do_get_namespace(&self, key: pb::ObjectKey) -> Result<pb::Namespace, Status> {
+        let found = self.control.read(|c| c.namespaces.get(&key.name).cloned());
+        found.ok_or_else(|| Error::Missing(format!("namespaces \"{}\" not found", key.name)).into())
+    }
+
+    pub(super) async fn do_delete_namespace(
+        &self,
+        key: pb::ObjectKey,
+    ) -> Result<pb::Namespace, Status> {
+        let (res, commit) = self.control.mutate(|c| c.delete_namespace(&key.name));
+        let ns = res?;
+        commit.wait().await.map_err(Error::from)?;
+        Ok(ns)
+    }
+
+    pub(super) fn do_list_config_maps(
+        &self,
+        r: pb::ListObjectsRequest,
+    ) -> Result<pb::ListConfigMapsResponse, Status> {
+        let selector = kube9_proto::selector::parse(&r.label_selector)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut config_maps: Vec<pb::ConfigMap> = self.control.read(|c| {
+            (c.config_maps.values())
+                .filter(|cm| listed(&r.namespace, &cm.namespace) && selector.matches(&cm.labels))
+                .cloned()
+                .collect()
+        });
+        config_maps.sort_by_key(|cm| cm.key());
+        Ok(pb::ListConfigMapsResponse { config_maps })
+    }
+
+    pub(super) fn do_get_config_map(&self, key: pb::ObjectKey) -> Result<pb::ConfigMap, Status> {
+        let found = (self.control).read(|c| {
+            c.config_maps
+                .get(&namespace::key(&key.namespace, &key.name))
+                .cloned()
+        });
+        found.ok_or_else(|| {
+            let ns = namespace::or_default(&key.namespace);
+            Error::Missing(format!(
+                "configmaps \"{}\" not found in namespace \"{ns}\"",
+                key.name
+            ))
+            .into()
+        })
+    }
+
+    pub(super) async fn do_delete_config_map(
+        &self,
+        key: pb::ObjectKey,
+    ) -> Result<pb::ConfigMap, Status> {
+        let (res, commit) = (self.control)
+            .mutate(|c| c.delete_config_map(&namespace::key(&key.namespace, &key.name)));
+        let cm = res?;
+        commit.wait().await.map_err(Error::from)?;
+        Ok(cm)
+    }
+
+    pub(super) fn do_list_secrets(
+        &self,
+        r: pb::ListObjectsRequest,
+    ) -> Result<pb::ListSecretsResponse, Status> {
+        let selector = kube9_proto::selector::parse(&r.label_selector)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut secrets: Vec<pb::Secret> = self.control.read(|c| {
+            (c.secrets.values())
+                .filter(|s| listed(&r.namespace, &s.namespace) && selector.matches(&s.labels))
+                .cloned()
+                .collect()
+        });
+        secrets.sort_by_key(|s| s.key());
+        Ok(pb::ListSecretsResponse { secrets })
+    }
+
+    pub(super) fn do_get_secret(&self, key: pb::ObjectKey) -> Result<pb::Secret, Status> {
+        let found = (self.control).read(|c| {
+            c.secrets
+                .get(&namespace::key(&key.namespace, &key.name))
+                .cloned()
+        });
+        found.ok_or_else(|| {
+            let ns = namespace::or_default(&key.namespace);
+            Error::Missing(format!(
+                "secrets \"{}\" not found in namespace \"{ns}\"",
+                key.name
+            ))
+            .into()
+        })
+    }
+
+    pub(super) async fn do_delete_secret(&self, key: pb::ObjectKey) -> Result<pb::Secret, Status> {
+        let (res, commit) =
+            (self.control).mutate(|c| c.delete_secret(&namespace::key(&key.namespace, &key.name)));
+        let s = res?;
+        commit.wait().await.map_err(Error::from)?;
+        Ok(s)
+    }
+}
+
+/// Whether a pod (or event) of namespace `ns` is in what a list asked for.
+pub fn in_namespace(asked: &str, ns: &str) -> bool {
+    listed(asked, ns)
+}
