@@ -98,6 +98,13 @@ pub struct Cli {
     #[arg(long, env = "KUBE9_POD_NETWORK")]
     pub pod_network: Option<String>,
 
+    /// How often each pod's size-limited disk emptyDirs are measured; a pod with one over
+    /// its `sizeLimit` is evicted (tests shorten it).
+    #[arg(long, env = "KUBE9_EVICTION_INTERVAL_MS", hide = true,
+          default_value_t = crate::containers::eviction::EVICTION_INTERVAL.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub eviction_interval_ms: u64,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -142,6 +149,8 @@ pub struct Config {
     pub pod_runtime: PodRuntime,
     /// The engine network pods join.
     pub pod_network: Option<String>,
+    /// How often size-limited disk emptyDirs are measured (see [`crate::containers::eviction`]).
+    pub eviction_interval: Duration,
     /// Program run (as `<program> standin --image IMAGE -- ARGS`) for containers without a
     /// command: normally the agent's own binary.
     pub standin_program: PathBuf,
@@ -177,6 +186,7 @@ impl Cli {
             instance_id: self.instance_id.clone().filter(|id| !id.is_empty()),
             pod_runtime: self.pod_runtime,
             pod_network: self.pod_network.clone().filter(|n| !n.is_empty()),
+            eviction_interval: Duration::from_millis(self.eviction_interval_ms),
             standin_program: standin_program()?,
         })
     }
@@ -239,6 +249,7 @@ mod tests {
         assert_eq!(config.fence, Duration::from_secs(60));
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube9-node/n1"));
         assert_eq!(config.cluster_id, "kube9");
+        assert_eq!(config.eviction_interval, Duration::from_secs(5));
         let cli = parse(&["--name", "n1", "--cluster-id", "other"]).unwrap();
         assert_eq!(cli.config().unwrap().cluster_id, "other");
     }
