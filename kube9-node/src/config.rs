@@ -68,6 +68,12 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub heartbeat_interval_ms: u64,
 
+    /// Fence time: cut off from kube9d for this long, the agent stops its pods (kube9d may
+    /// move them to other nodes then). kube9d's `Registered.fence_ms` wins when non-zero;
+    /// 0 never fences.
+    #[arg(long, env = "KUBE9_FENCE_MS", default_value_t = 60_000)]
+    pub fence_ms: u64,
+
     /// Where pod directories and container logs live [default: /var/lib/kube9-node/<name>].
     #[arg(long, env = "KUBE9_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -91,6 +97,13 @@ pub struct Cli {
     /// nodes put their pods on the cluster's network, where the agent can probe them.
     #[arg(long, env = "KUBE9_POD_NETWORK")]
     pub pod_network: Option<String>,
+
+    /// How often each pod's size-limited disk emptyDirs are measured; a pod with one over
+    /// its `sizeLimit` is evicted (tests shorten it).
+    #[arg(long, env = "KUBE9_EVICTION_INTERVAL_MS", hide = true,
+          default_value_t = crate::containers::eviction::EVICTION_INTERVAL.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub eviction_interval_ms: u64,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -124,6 +137,8 @@ pub struct Config {
     pub cluster_id: String,
     /// Heartbeat interval until the server says otherwise.
     pub heartbeat_interval: Duration,
+    /// Fence time until the server says otherwise (zero: never fence).
+    pub fence: Duration,
     /// Pod directories and logs live under `<state_dir>/pods`.
     pub state_dir: PathBuf,
     /// Join token sent in Register.
@@ -134,6 +149,8 @@ pub struct Config {
     pub pod_runtime: PodRuntime,
     /// The engine network pods join.
     pub pod_network: Option<String>,
+    /// How often size-limited disk emptyDirs are measured (see [`crate::containers::eviction`]).
+    pub eviction_interval: Duration,
     /// Program run (as `<program> standin --image IMAGE -- ARGS`) for containers without a
     /// command: normally the agent's own binary.
     pub standin_program: PathBuf,
@@ -163,11 +180,13 @@ impl Cli {
             cpu_millis: self.cpu_millis,
             cluster_id: self.cluster_id.clone(),
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            fence: Duration::from_millis(self.fence_ms),
             state_dir,
             token: self.token.clone(),
             instance_id: self.instance_id.clone().filter(|id| !id.is_empty()),
             pod_runtime: self.pod_runtime,
             pod_network: self.pod_network.clone().filter(|n| !n.is_empty()),
+            eviction_interval: Duration::from_millis(self.eviction_interval_ms),
             standin_program: standin_program()?,
         })
     }
@@ -227,8 +246,10 @@ mod tests {
         assert_eq!(config.server, "http://localhost:9");
         assert_eq!(config.cpu_millis, 4000);
         assert_eq!(config.heartbeat_interval, Duration::from_millis(1000));
+        assert_eq!(config.fence, Duration::from_secs(60));
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube9-node/n1"));
         assert_eq!(config.cluster_id, "kube9");
+        assert_eq!(config.eviction_interval, Duration::from_secs(5));
         let cli = parse(&["--name", "n1", "--cluster-id", "other"]).unwrap();
         assert_eq!(cli.config().unwrap().cluster_id, "other");
     }

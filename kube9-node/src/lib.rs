@@ -10,6 +10,7 @@
 //! - [`kubelet`]: Kubernetes' rules for a pod's containers (restart policy, back-off, phase).
 //! - [`pause`]: the process of a pod's sandbox container (`kube9-node pause`).
 //! - [`standin`]: the built-in long-lived process for containers without a command.
+//! - [`usage`]: `kube9-node du`, run in a pod's sandbox to measure its emptyDir volumes.
 //!
 //! [`run`] ties them together; `main.rs` only parses arguments, installs the signal handlers
 //! (first: as PID 1 an unhandled SIGTERM is ignored), prepares the process and calls it.
@@ -21,6 +22,7 @@ pub mod cri;
 pub mod kubelet;
 pub mod pause;
 pub mod standin;
+pub mod usage;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -68,6 +70,7 @@ where
         engine,
         cluster_id: config.cluster_id.clone(),
         pod_network: config.pod_network.clone(),
+        eviction_interval: config.eviction_interval,
     });
     if let Err(error) = supervisor.startup().await {
         tracing::warn!(%error, "pod runtime start-up failed");

@@ -13,6 +13,10 @@ fn main() -> anyhow::Result<()> {
     if kube9_node::pause::requested(std::env::args_os()) {
         kube9_node::pause::run();
     }
+    // The sandbox's other mode, exec'd in it to measure the pod's emptyDirs: no runtime either.
+    if kube9_node::usage::requested(std::env::args_os()) {
+        std::process::exit(kube9_node::usage::run(std::env::args_os().skip(2)));
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

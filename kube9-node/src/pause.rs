@@ -11,6 +11,9 @@
 //! process. Blocked signals are never dropped, not even for PID 1 (which ignores signals it
 //! has no handler for), and `sigwait` picks them up without an asynchronous handler (and
 //! without `unsafe`).
+//!
+//! The same binary has a second mode for the sandbox, `du`, exec'd in it to measure the pod's
+//! volumes: see [`crate::usage`].
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, Signal};

@@ -3,6 +3,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -394,4 +395,127 @@ async fn the_standin_prints_its_start_line_and_exits_zero_on_sigterm() {
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line, "kube9 stand-in for image redis stopping\n");
     assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// Answers like kube9d does: a heartbeat is acknowledged.
+async fn acknowledge(conn: &Conn, msg: &Up) {
+    if let Up::Heartbeat(heartbeat) = msg {
+        let ack = pb::HeartbeatAck { seq: heartbeat.seq };
+        conn.send(Down::HeartbeatAck(ack)).await;
+    }
+}
+
+/// Acknowledges every heartbeat until `pick` returns something for a message.
+async fn acking_until<T>(conn: &mut Conn, mut pick: impl FnMut(&Up) -> Option<T>) -> T {
+    let deadline = Instant::now() + support::DEADLINE;
+    while Instant::now() < deadline {
+        let msg = conn.next().await;
+        acknowledge(conn, &msg).await;
+        if let Some(found) = pick(&msg) {
+            return found;
+        }
+    }
+    panic!("nothing matching within {:?}", support::DEADLINE);
+}
+
+/// The fence time kube9d gives in the fencing tests; the pods get half of it (at most 2 s) to
+/// stop, before it ends.
+const FENCE: Duration = Duration::from_millis(3000);
+
+/// An agent registered with kube9d's fence time [`FENCE`] (its own, 60 s, gives way), running
+/// pod `s`, its heartbeats acknowledged for twice the fence time, without fencing. Returns the
+/// pod's pid.
+async fn fencing_agent_with_a_pod(
+    server: &mut FakeServer,
+    dir: &Path,
+) -> (AgentProcess, Conn, i32) {
+    let agent = AgentProcess::start(&server.addr.to_string(), "fence-node", dir, &[]);
+    let mut conn = server.accept().await;
+    let register = match conn.next().await {
+        Up::Register(register) => register,
+        other => panic!("expected Register first, got {other:?}"),
+    };
+    let registered = pb::Registered {
+        node_name: register.node_name,
+        heartbeat_interval_ms: 100,
+        fence_ms: FENCE.as_millis() as u64,
+        ..Default::default()
+    };
+    conn.send(Down::Registered(registered)).await;
+    conn.send(Down::RunPod(pb::RunPod {
+        pod: Some(pod("s", "u", vec![sleep_container()])),
+    }))
+    .await;
+    let pid = acking_until(&mut conn, |msg| match msg {
+        Up::PodStatus(s) if s.phase() == PodPhase::Running => Some(s.containers[0].pid),
+        _ => None,
+    })
+    .await;
+    // Acknowledged heartbeats are contact: for longer than the fence time, nothing happens.
+    let until = Instant::now() + FENCE * 2;
+    acking_until(&mut conn, |_| (Instant::now() > until).then_some(())).await;
+    assert!(process_exists(pid));
+    assert!(!agent.logged("fenced"));
+    (agent, conn, pid)
+}
+
+/// Contact was lost at `lost`: the pod still runs a little later, and is gone by the fence
+/// time (give or take a generous margin), with the agent saying why.
+async fn assert_fenced(agent: &AgentProcess, pid: i32, lost: Instant) {
+    tokio::time::sleep_until((lost + Duration::from_millis(300)).into()).await;
+    assert!(
+        process_exists(pid),
+        "the pod was stopped long before the fence time"
+    );
+    let gone_by = lost + FENCE + Duration::from_secs(10);
+    while process_exists(pid) {
+        assert!(
+            Instant::now() < gone_by,
+            "the pod still runs {:?} after contact was lost",
+            lost.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(agent.logged("fenced: no contact with kube9d for"));
+}
+
+/// The agent keeps trying; once kube9d answers, it registers without the pod. (Streams it
+/// opened before it fenced carry a Register with the pod; it gave up on them.)
+async fn assert_registers_without_pods(server: &mut FakeServer) {
+    let deadline = Instant::now() + support::DEADLINE;
+    loop {
+        let mut conn = server.accept().await;
+        match conn.next().await {
+            Up::Register(register) if register.pods.is_empty() => return,
+            Up::Register(_) => {}
+            other => panic!("expected Register first, got {other:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never registered without its pod"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_agent_cut_off_from_kube9d_for_its_fence_time_stops_its_pods_and_not_before() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("fence");
+    let (agent, conn, pid) = fencing_agent_with_a_pod(&mut server, &dir).await;
+    // kube9d goes away: the stream ends, and the new ones get no answer.
+    conn.hang_up();
+    assert_fenced(&agent, pid, Instant::now()).await;
+    assert_registers_without_pods(&mut server).await;
+}
+
+#[tokio::test]
+async fn a_stream_on_which_nothing_is_acknowledged_is_taken_for_dead_and_the_agent_fences() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("half-open");
+    let (agent, conn, pid) = fencing_agent_with_a_pod(&mut server, &dir).await;
+    // The stream stays open, and heartbeats go unanswered (a half-open connection).
+    assert_fenced(&agent, pid, Instant::now()).await;
+    drop(conn);
+    assert!(agent.logged("kube9d acknowledged no heartbeat in time"));
+    assert_registers_without_pods(&mut server).await;
 }

@@ -19,7 +19,9 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures::StreamExt;
-use kube9_node::cri::docker::image::{build_image, ContextFile, LABEL_PAUSE_VERSION};
+use kube9_node::cri::docker::image::{
+    build_image, ContextFile, LABEL_PAUSE_MODES, LABEL_PAUSE_VERSION, PAUSE_MODES,
+};
 use kube9_node::cri::{
     labels, spec, ContainerId, ContainerRuntime, ContainerState, DockerConfig, DockerRuntime,
     Error, Labels, PodMeta, PullPolicy, SandboxId,
@@ -693,6 +695,7 @@ async fn the_pause_image_is_built_when_missing_and_pause_exits_0_on_sigterm() {
     let image = fx.runtime.docker().inspect_image(&tag).await.unwrap();
     let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
     assert_eq!(labels[LABEL_PAUSE_VERSION], env!("CARGO_PKG_VERSION"));
+    assert_eq!(labels[LABEL_PAUSE_MODES], PAUSE_MODES);
     let started = Instant::now();
     fx.runtime
         .stop_sandbox(&pod.sandbox, Duration::from_secs(10))
@@ -705,6 +708,101 @@ async fn the_pause_image_is_built_when_missing_and_pause_exits_0_on_sigterm() {
     let sandbox = fx.runtime.inspect_sandbox(&pod.sandbox).await.unwrap();
     assert_eq!(sandbox.container.exit_code, Some(0));
     assert_eq!(sandbox.ip, None);
+}
+
+#[tokio::test]
+async fn a_pause_image_built_without_the_modes_the_agent_uses_is_built_again() {
+    let tag = format!("kube9-test/pause:{}", random_hex());
+    let mut fx = Fixture::with_pause(&tag).await;
+    fx.images.push(tag.clone());
+    // As an agent from before `du` left it: the pause mode only (here: no label at all).
+    let dockerfile = format!("FROM {BUSYBOX}\nENTRYPOINT [\"sleep\", \"1000\"]\n");
+    build_image(fx.runtime.docker(), &tag, &dockerfile, &[], &HashMap::new())
+        .await
+        .unwrap();
+    let pod = fx.pod(pod_named("rebuilt")).await;
+    let image = fx.runtime.docker().inspect_image(&tag).await.unwrap();
+    let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
+    assert_eq!(
+        labels.get(LABEL_PAUSE_MODES).map(String::as_str),
+        Some(PAUSE_MODES)
+    );
+    let used = fx.runtime.volume_usage(&pod.sandbox, &[]).await.unwrap();
+    assert!(used.is_empty());
+}
+
+#[tokio::test]
+async fn volume_usage_is_measured_in_the_sandbox() {
+    let fx = Fixture::new().await;
+    let mut spec = pod_named("measured");
+    spec.volumes = ["full", "empty"]
+        .map(|name| pb::Volume {
+            name: name.into(),
+            kind: "emptyDir".into(),
+            size_bytes: 1 << 20,
+            ..Default::default()
+        })
+        .to_vec();
+    let pod = fx.pod(spec).await;
+    let mut writer = shell(
+        "writer",
+        "mkdir -p /full/sub && dd if=/dev/zero of=/full/sub/f bs=1024 count=3072 && \
+         ln /full/sub/f /full/same && ln -s /full/sub/f /full/link && \
+         echo -n 12345 > /full/g && exec sleep 60",
+    );
+    writer.volume_mounts = vec![pb::VolumeMount {
+        name: "full".into(),
+        mount_path: "/full".into(),
+        ..Default::default()
+    }];
+    pod.run(writer).await;
+    let volumes = ["full", "empty"].map(|v| labels::volume_name(&pod.meta, v));
+    let used = eventually("the files written", || async {
+        let used = fx
+            .runtime
+            .volume_usage(&pod.sandbox, &volumes)
+            .await
+            .unwrap();
+        (used[0] == (3 << 20) + 5).then_some(used)
+    })
+    .await;
+    assert_eq!(used, [(3 << 20) + 5, 0]);
+    let err = fx
+        .runtime
+        .volume_usage(&pod.sandbox, &["k9v_no_such_volume".to_string()])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("k9v_no_such_volume"), "{err}");
+}
+
+#[test]
+fn the_du_mode_prints_one_line_per_path_and_fails_on_a_missing_one() {
+    let dir = std::env::temp_dir().join(format!("kube9-du-bin-{}", random_hex()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/f"), vec![0u8; 4096]).unwrap();
+    let du = |paths: &[&std::path::Path]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kube9-node"))
+            .arg("du")
+            .args(paths)
+            .output()
+            .unwrap()
+    };
+    let out = du(&[&dir, &dir.join("sub/f")]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("4096\t{}\n4096\t{}/sub/f\n", dir.display(), dir.display())
+    );
+    let missing = dir.join("missing");
+    let out = du(&[&missing, &dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("4096\t{}\n", dir.display())
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -762,6 +860,7 @@ mod supervised {
             engine: Some(Arc::new(fx.runtime.clone())),
             cluster_id: fx.cluster.clone(),
             pod_network: None,
+            eviction_interval: Duration::from_millis(300),
         });
         supervisor.set_backoff(Backoff {
             base: Duration::from_millis(100),
@@ -1021,5 +1120,73 @@ mod supervised {
         .await;
         assert_eq!(String::from_utf8_lossy(&logs), "started\n");
         supervisor.delete_pod("box", "", DEFAULT_GRACE).await;
+    }
+
+    /// A pod writing `mib` MiB into its disk emptyDir `cache` (sizeLimit 1Mi), then sleeping.
+    fn cache_writer(name: &str, mib: u32) -> pb::Pod {
+        let mut main = image(
+            shell(
+                "main",
+                &format!("dd if=/dev/zero of=/cache/f bs=1M count={mib}; sleep 1000"),
+            ),
+            BUSYBOX,
+            "Never",
+        );
+        main.volume_mounts = vec![pb::VolumeMount {
+            name: "cache".into(),
+            mount_path: "/cache".into(),
+            ..Default::default()
+        }];
+        let mut spec = pod(name, "Always", vec![main]);
+        spec.volumes = vec![pb::Volume {
+            name: "cache".into(),
+            kind: "emptyDir".into(),
+            size_bytes: 1 << 20,
+            ..Default::default()
+        }];
+        spec
+    }
+
+    #[tokio::test]
+    async fn a_pod_over_its_disk_empty_dir_limit_is_evicted_and_one_under_it_is_not() {
+        let fx = Fixture::new().await;
+        let (supervisor, mut events) = supervisor(&fx);
+        let (hog, modest) = (cache_writer("hog", 4), cache_writer("modest", 0));
+        let (hog_uid, modest_uid) = (hog.uid.clone(), modest.uid.clone());
+        supervisor.run_pod(hog);
+        supervisor.run_pod(modest);
+        let evicted = status_where(&mut events, |s| {
+            s.pod_name == "hog" && s.phase() == PodPhase::Failed
+        })
+        .await;
+        assert_eq!(evicted.status_reason, "Evicted");
+        assert_eq!(
+            evicted.message,
+            "Usage of EmptyDir volume \"cache\" exceeds the limit \"1Mi\"."
+        );
+        let main = &evicted.containers[0];
+        assert_eq!(main.state(), ContainerState::Terminated);
+        assert_eq!((main.exit_code, main.reason.as_str()), (137, "Evicted"));
+        assert_eq!(
+            pod_containers(&fx, &hog_uid).await,
+            0,
+            "its containers are gone"
+        );
+
+        // Not restarted, whatever its restartPolicy; still listed as evicted.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let snapshot = supervisor.snapshot();
+        let hog = snapshot.iter().find(|s| s.pod_name == "hog").unwrap();
+        assert_eq!(hog, &evicted);
+        assert_eq!(pod_containers(&fx, &hog_uid).await, 0);
+        // The pod under its limit runs on, measured every round.
+        let modest = snapshot.iter().find(|s| s.pod_name == "modest").unwrap();
+        assert_eq!(modest.phase(), PodPhase::Running, "{modest:?}");
+        assert_eq!(pod_containers(&fx, &modest_uid).await, 2);
+
+        supervisor.delete_pod("hog", &hog_uid, DEFAULT_GRACE).await;
+        status_where(&mut events, |s| s.pod_name == "hog" && s.deleted).await;
+        supervisor.delete_pod("modest", "", DEFAULT_GRACE).await;
+        assert_eq!(pod_containers(&fx, &modest_uid).await, 0);
     }
 }

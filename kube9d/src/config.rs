@@ -99,6 +99,13 @@ pub struct Config {
     /// How long a new node may take to send its first heartbeat.
     #[arg(long, env = "KUBE9_INIT_TIMEOUT_MS", default_value_t = 30_000)]
     pub init_timeout_ms: u64,
+
+    /// The fence time: an agent cut off from kube9d for this long stops its pods, so the pods
+    /// of a given-up node kube9d cannot remove (one whose agent joined by hand) move only this
+    /// long after its last heartbeat. Longer than a kube9d restart takes. Agents get it when
+    /// they register; 0 moves such pods at once (they may then run twice).
+    #[arg(long, env = "KUBE9_NODE_FENCE_MS", default_value_t = 60_000)]
+    pub node_fence_ms: u64,
 }
 
 fn parse_memory(s: &str) -> Result<i64, String> {
@@ -125,6 +132,7 @@ impl Config {
             crash_backoff_max: Duration::from_millis(
                 self.crash_backoff_max_ms.max(self.crash_backoff_ms.max(1)),
             ),
+            node_fence: Duration::from_millis(self.node_fence_ms),
         }
     }
 }
@@ -144,6 +152,9 @@ pub struct Settings {
     /// Crash-loop back-off of restarted containers, sent to agents.
     pub crash_backoff_base: Duration,
     pub crash_backoff_max: Duration,
+    /// How long after its last heartbeat an unreachable agent has stopped its pods (see
+    /// [`Config::node_fence_ms`]), sent to agents.
+    pub node_fence: Duration,
 }
 
 impl Default for Settings {

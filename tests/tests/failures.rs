@@ -433,3 +433,115 @@ async fn a_briefly_partitioned_docker_node_heals_and_keeps_its_pods() {
     all_running_once(&c, &["a", "b"]).await;
     c.finish().await;
 }
+
+/// Milliseconds since the Unix epoch (kube9d's event and heartbeat times are in these).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The fence time of the fencing tests, and timings that give a silent node up long before it
+/// ends (about a second after its last heartbeat).
+const FENCE_MS: i64 = 8000;
+
+fn fencing_cluster() -> Options {
+    Options::process()
+        .arg(&format!("--node-fence-ms={FENCE_MS}"))
+        .arg("--heartbeat-interval-ms=200")
+        .arg("--max-recovery-attempts=1")
+        .arg("--recovery-backoff-ms=100")
+        .arg("--recovery-timeout-ms=500")
+}
+
+/// A hand-joined node `edge` running the marked pod `a`, and a node `n2` with room for it.
+async fn a_pod_on_a_hand_joined_node(c: &TestCluster) -> std::process::Child {
+    let agent = hand_started_agent(c, "edge", &c.data_dir.join("edge"), &[]);
+    c.wait_node_status("edge", NodeStatus::Healthy, secs(30))
+        .await;
+    c.apply(&marked_pod(c, "a", "1"));
+    all_running_once(c, &["a"]).await;
+    assert_eq!(c.pod("a").await.node, "edge");
+    c.healthy_nodes(&[("n2", "2")]).await;
+    agent
+}
+
+/// When kube9d moved `pod` off its node (its `PodRescheduled` event), by kube9d's clock, give
+/// or take the few milliseconds between its monotonic and its wall clock readings.
+async fn rescheduled_at(c: &TestCluster, pod: &str) -> i64 {
+    let event = c
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.object_name == pod && e.reason == "PodRescheduled")
+        .unwrap_or_else(|| panic!("{pod} was not rescheduled"));
+    event.time_ms + 5
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_hand_joined_nodes_pods_move_only_once_its_fence_time_has_passed() {
+    use nix::sys::signal::{kill, Signal};
+    let c = TestCluster::start(fencing_cluster()).await;
+    let mut agent = a_pod_on_a_hand_joined_node(&c).await;
+    let pid = nix::unistd::Pid::from_raw(agent.id() as i32);
+
+    // The agent freezes: no heartbeats, and no fencing either.
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let edge = c
+        .wait_node_status("edge", NodeStatus::PermanentlyFailed, secs(30))
+        .await;
+    let fence_ends = edge.last_heartbeat_ms + FENCE_MS;
+    assert!(
+        now_ms() < fence_ends - 2000,
+        "given up too late to see the pod wait"
+    );
+    // Given up, but kube9d cannot remove the node: the pod stays bound to it.
+    wait_node_event(&c, "edge", "AwaitingFence").await;
+    let pod = c.ctl_json(&["get", "pod", "a"]);
+    assert_eq!(pod["spec"]["nodeName"], "edge", "{pod}");
+    assert!(now_ms() < fence_ends, "too slow to check before the fence");
+    // Once the fence time has passed since its last heartbeat, it moves.
+    c.wait_for("a to run on n2", secs(30), || async {
+        let pod = c.ctl_json(&["get", "pod", "a"]);
+        (pod["spec"]["nodeName"] == "n2" && pod["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    assert!(
+        rescheduled_at(&c, "a").await >= fence_ends,
+        "moved before the fence time had passed"
+    );
+    kill(pid, Signal::SIGKILL).unwrap();
+    agent.wait().unwrap();
+    c.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_joined_agent_cut_off_from_kube9d_fences_itself_and_its_pod_never_runs_twice() {
+    let c = TestCluster::start(fencing_cluster()).await;
+    let mut agent = a_pod_on_a_hand_joined_node(&c).await;
+    let old = c.pod("a").await.containers[0].pid;
+
+    // kube9d refuses the agent's stream: it is alive, and cut off.
+    c.ctl_ok(&["node", "fail", "edge", "--mode", "partition"]);
+    c.wait_for("a to run on n2, once", secs(45), || async {
+        let copies = copies(&c, "a");
+        assert!(copies <= 1, "a runs {copies} times");
+        let pod = c.pod("a").await;
+        (pod.node == "n2" && pod.phase() == PodPhase::Running && copies == 1).then_some(())
+    })
+    .await;
+    assert!(!process_alive(old), "the fenced copy still runs");
+    let log = std::fs::read_to_string(c.data_dir.join("agent-edge.log")).unwrap();
+    assert!(
+        log.contains("fenced: no contact with kube9d for"),
+        "the agent did not fence:\n{log}"
+    );
+    let edge = c.node("edge").await;
+    assert_eq!(edge.status(), NodeStatus::PermanentlyFailed);
+    assert!(rescheduled_at(&c, "a").await >= edge.last_heartbeat_ms + FENCE_MS);
+    all_running_once(&c, &["a"]).await;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    c.finish().await;
+}

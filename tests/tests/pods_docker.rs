@@ -225,6 +225,77 @@ spec:
     c.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_disk_empty_dir_passes_its_size_limit_is_evicted() {
+    let c = TestCluster::start(Options::process()).await;
+    let dir = c.data_dir.join("docker-node");
+    let args = ["--pod-runtime", "docker", "--eviction-interval-ms", "300"];
+    let mut agent = hand_started_agent(&c, "dnode", &dir, &args);
+    c.wait_node_status("dnode", kube9_proto::pb::NodeStatus::Healthy, secs(30))
+        .await;
+    let pod = |name: &str, mib: u32| {
+        format!(
+            "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Always
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sh, -c, 'dd if=/dev/zero of=/cache/f bs=1M count={mib}; sleep 1000']
+    volumeMounts: [{{name: cache, mountPath: /cache}}]
+  volumes:
+  - name: cache
+    emptyDir: {{sizeLimit: 1Mi}}
+"
+        )
+    };
+    c.apply(&pod("modest", 0));
+    c.wait_for("modest ready", secs(60), || async {
+        c.pod("modest").await.ready.then_some(())
+    })
+    .await;
+    c.apply(&pod("hog", 4));
+    c.wait_for("hog evicted", secs(60), || async {
+        let table = c.ctl_ok(&["get", "pod", "hog"]);
+        table.contains("Evicted").then_some(())
+    })
+    .await;
+    let json = c.ctl_json(&["get", "pod", "hog"]);
+    assert_eq!(json["status"]["phase"], "Failed", "{json}");
+    assert_eq!(
+        json["status"]["reason"], "Usage of EmptyDir volume \"cache\" exceeds the limit \"1Mi\".",
+        "{json}"
+    );
+    let main = &json["status"]["containerStatuses"][0];
+    assert_eq!(main["state"]["terminated"]["reason"], "Evicted", "{json}");
+    assert!(
+        pod_containers(&c.id, "hog").await.is_empty(),
+        "an evicted pod's containers are removed"
+    );
+
+    // It stays Failed (nothing restarts it), and the pod under its limit runs on.
+    tokio::time::sleep(secs(1)).await;
+    assert_eq!(c.pod("hog").await.phase(), PodPhase::Failed);
+    assert!(pod_containers(&c.id, "hog").await.is_empty());
+    let modest = c.pod("modest").await;
+    assert!(modest.ready, "{modest:?}");
+    assert_eq!(pod_containers(&c.id, "modest").await.len(), 2);
+
+    c.ctl_ok(&["delete", "pod", "hog"]);
+    c.wait_for("hog gone", secs(30), || async {
+        (!c.pods().await.iter().any(|p| p.name == "hog")).then_some(())
+    })
+    .await;
+    c.ctl_ok(&["delete", "pod", "modest"]);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    docker_cleanup(&c.id);
+    c.finish().await;
+}
+
 /// When each of these containers last started, as the engine says.
 async fn started_at(containers: &[PodContainer]) -> Vec<String> {
     let docker = docker().await.unwrap();

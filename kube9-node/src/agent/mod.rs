@@ -5,6 +5,7 @@
 //! - [`session`]: one connected stream: register, heartbeats, command dispatch, deregister.
 //! - [`components`]: the component health sent in heartbeats.
 //! - [`backoff`]: reconnect delays.
+//! - [`fence`]: self-fencing: cut off from kube9d for the fence time, the agent stops its pods.
 //! - [`instance`]: the per-process instance id sent in Register.
 //!
 //! ```text
@@ -14,14 +15,16 @@
 //!   connecting / backing off ──SIGTERM──▶ farewell (new stream: Register, Deregister; ≤ 1.5 s)
 //!                                          + stop pods ──▶ exit 0
 //!   serving ──Terminate──▶ stop pods ──▶ exit 0
+//!   connecting / backing off, no contact for the fence time ──▶ stop pods (fenced), go on
 //! ```
-//! Pods keep running while disconnected; the next Register carries their statuses. The
-//! farewell on SIGTERM while not serving is best effort: it tells kube9d that the node was
-//! stopped on purpose (so it does not try to recover it), and gives up quietly when kube9d
-//! cannot be reached in time.
+//! Pods keep running while disconnected, up to the fence time (see [`fence`]: kube9d may move
+//! them after it); the next Register carries their statuses. The farewell on SIGTERM while not
+//! serving is best effort: it tells kube9d that the node was stopped on purpose (so it does not
+//! try to recover it), and gives up quietly when kube9d cannot be reached in time.
 
 pub mod backoff;
 pub mod components;
+pub mod fence;
 pub mod instance;
 pub mod session;
 
@@ -29,10 +32,12 @@ use std::time::Duration;
 
 use kube9_proto::pb;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use self::backoff::Backoff;
 use self::components::Components;
+use self::fence::Fence;
 use self::session::SessionEnd;
 use crate::config::Config;
 use crate::containers::{Supervisor, DEFAULT_GRACE};
@@ -53,7 +58,7 @@ pub enum Exit {
 }
 
 /// The node agent: its configuration, its pods, and what survives reconnects (component
-/// health, paused heartbeats, the heartbeat sequence, the instance id).
+/// health, paused heartbeats, the heartbeat sequence, the instance id, the fence).
 pub struct Agent {
     config: Config,
     supervisor: Supervisor,
@@ -62,6 +67,8 @@ pub struct Agent {
     components: Components,
     heartbeats_paused: bool,
     seq: u64,
+    /// Contact with kube9d and the fence time it set.
+    fence: Fence,
 }
 
 impl Agent {
@@ -73,6 +80,7 @@ impl Agent {
             .clone()
             .unwrap_or_else(instance::generate);
         Agent {
+            fence: Fence::new(config.fence, Instant::now()),
             config,
             supervisor,
             instance_id,
@@ -139,6 +147,8 @@ impl Agent {
                     break Exit::Shutdown;
                 }
                 _ = tokio::time::sleep(delay) => {}
+                // Then reconnect at once.
+                () = fence::due(self.fence.deadline()) => self.fence().await,
             }
         };
         match farewell {
@@ -152,6 +162,35 @@ impl Agent {
         }
         info!(?exit, "agent stopped");
         exit
+    }
+
+    /// Stops every pod, and what an earlier agent left, because kube9d may move them once the
+    /// fence time has passed without contact; they are stopped by then.
+    async fn fence(&mut self) {
+        let lost_for = self.fence.fence(Instant::now());
+        let pods = self.supervisor.snapshot().len();
+        let left = self.supervisor.adoptable().len();
+        if pods + left == 0 {
+            debug!(
+                lost_ms = lost_for.as_millis() as u64,
+                "fenced: no contact with kube9d; no pods to stop"
+            );
+            return;
+        }
+        warn!(
+            pods,
+            left_by_an_earlier_agent = left,
+            fence_ms = self.fence.time().as_millis() as u64,
+            "fenced: no contact with kube9d for {:.1}s; stopping pods",
+            lost_for.as_secs_f64()
+        );
+        // Taking none over removes the rest. The statuses this sends are older than the next
+        // Register, which drops them.
+        tokio::join!(
+            self.supervisor.stop_all(self.fence.stop_grace()),
+            self.supervisor.adopt_only(&[])
+        );
+        info!("fenced: pods stopped; reconnecting");
     }
 
     fn log_rejection(&self, status: &tonic::Status, failures: u32) {

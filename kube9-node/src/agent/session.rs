@@ -22,7 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Streaming};
 use tracing::{debug, info, warn};
 
-use super::{grace_period, shutdown_requested, Agent, ShutdownRx};
+use super::{fence, grace_period, shutdown_requested, Agent, ShutdownRx};
 use crate::containers::DEFAULT_GRACE;
 use crate::kubelet::policy::Backoff;
 
@@ -56,6 +56,10 @@ pub enum Error {
     /// No Registered in time.
     #[error("failed to register: no answer within {0:?}")]
     Timeout(Duration),
+    /// Serving, kube9d acknowledged no heartbeat for so long that the agent must fence (the
+    /// fence time less the pods' stop grace): the stream is taken for dead.
+    #[error("kube9d acknowledged no heartbeat in time (fence time {0:?})")]
+    Silent(Duration),
     /// The first message was not Registered.
     #[error("failed to register: expected Registered, got {0}")]
     Protocol(String),
@@ -104,28 +108,36 @@ impl From<Error> for SessionEnd {
     }
 }
 
-/// Connects, registers and serves until the stream ends, shutdown or Terminate.
+/// Connects, registers and serves until the stream ends, shutdown or Terminate. Should the
+/// fence time pass while connecting, the agent fences and connects anew (the new Register
+/// then carries what runs after the fence).
 pub async fn run(
     agent: &mut Agent,
     updates: &mut mpsc::UnboundedReceiver<pb::PodStatus>,
     shutdown: &mut ShutdownRx,
 ) -> SessionEnd {
-    let established = tokio::select! {
-        signal = shutdown_requested(shutdown) => {
-            return SessionEnd::Shutdown { signal, deregistered: false }
+    let established = loop {
+        tokio::select! {
+            signal = shutdown_requested(shutdown) => {
+                return SessionEnd::Shutdown { signal, deregistered: false }
+            }
+            established = establish(agent, updates) => break established,
+            () = fence::due(agent.fence.deadline()) => agent.fence().await,
         }
-        established = establish(agent, updates) => established,
     };
     let (session, inbound) = match established {
         Ok(established) => established,
         Err(error) => return error.into(),
     };
+    agent.fence.registered(session.fence_ms, Instant::now());
     session.serve(agent, inbound, updates, shutdown).await
 }
 
 struct Session {
     tx: mpsc::Sender<AgentMessage>,
     heartbeat_every: Duration,
+    /// kube9d's fence time from Registered (0: it did not say).
+    fence_ms: u64,
     /// Streamed requests (logs -f, exec) in flight, by request id: cancelled on request, and
     /// all of them when the session ends.
     requests: Requests,
@@ -307,6 +319,7 @@ async fn establish(
         Session {
             tx,
             heartbeat_every,
+            fence_ms: registered.fence_ms,
             requests: Requests::default(),
             _client: client,
         },
@@ -344,6 +357,10 @@ impl Session {
                 },
                 Some(update) = updates.recv() => self.send(message(agent_message::Msg::PodStatus(update))).await,
                 _ = ticker.tick(), if !agent.heartbeats_paused => self.heartbeat(agent).await,
+                // A half-open connection looks alive; heartbeats that nobody acknowledges tell.
+                () = fence::due(agent.fence.silence_deadline()), if !agent.heartbeats_paused => {
+                    Err(lost(Error::Silent(agent.fence.time())))
+                }
             };
             if let Err(end) = step {
                 return end;
@@ -360,6 +377,7 @@ impl Session {
 
     async fn heartbeat(&self, agent: &mut Agent) -> Result<(), SessionEnd> {
         agent.seq += 1;
+        agent.fence.sent(agent.seq, Instant::now());
         let heartbeat = pb::Heartbeat {
             seq: agent.seq,
             components: agent.components.snapshot(),
@@ -377,6 +395,7 @@ impl Session {
         use control_message::Msg;
         match control.msg {
             Some(Msg::Registered(_)) => debug!("ignoring a repeated Registered"),
+            Some(Msg::HeartbeatAck(ack)) => agent.fence.acknowledged(ack.seq),
             Some(Msg::RunPod(run)) => match run.pod {
                 Some(pod) => agent.supervisor.run_pod(pod),
                 None => warn!("RunPod without a pod"),
@@ -406,6 +425,7 @@ impl Session {
                 info!("heartbeats resumed by the server");
                 if agent.heartbeats_paused {
                     agent.heartbeats_paused = false;
+                    agent.fence.resumed(Instant::now());
                     self.heartbeat(agent).await?;
                     ticker.reset();
                 }

@@ -153,6 +153,13 @@ pub trait PodBackend: Send + Sync {
         container: &str,
         command: &[String],
     ) -> Result<ExecOutcome, String>;
+
+    /// Bytes used by each of the pod's disk emptyDirs that have a `sizeLimit`, by volume name
+    /// (see [`super::eviction`]); none while the pod is not set up. Processes have no
+    /// volumes of their own.
+    async fn empty_dir_usage(&self, _pod: &pb::Pod) -> Result<Vec<(String, u64)>, String> {
+        Ok(Vec::new())
+    }
 }
 
 // ----------------------------------------------------------------------------------------------

@@ -543,6 +543,32 @@ impl PodBackend for CriBackend {
             exit_code: out.exit_code,
         })
     }
+
+    /// Measured in the pod's sandbox, which keeps every emptyDir of the pod mounted.
+    async fn empty_dir_usage(&self, pod: &pb::Pod) -> Result<Vec<(String, u64)>, String> {
+        let names: Vec<String> = cri::spec::engine_volumes(pod)
+            .into_iter()
+            .filter(|v| v.medium == cri::Medium::Disk && v.size_limit_bytes.is_some())
+            .map(|v| v.name)
+            .collect();
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sandbox = {
+            let pods = self.pods.lock();
+            let record = pods.get(&pod.key()).filter(|r| r.uid == pod.uid);
+            record.and_then(|r| r.sandbox.clone())
+        };
+        let Some(sandbox) = sandbox else {
+            return Ok(Vec::new());
+        };
+        let meta = cri::spec::pod_meta(pod, &self.cluster, &self.node);
+        let volumes: Vec<String> = (names.iter())
+            .map(|name| cri::labels::volume_name(&meta, name))
+            .collect();
+        let used = (self.runtime.volume_usage(&sandbox, &volumes).await).map_err(engine_error)?;
+        Ok(names.into_iter().zip(used).collect())
+    }
 }
 
 /// Probe commands of an engine container: exec in it.

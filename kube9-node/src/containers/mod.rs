@@ -8,6 +8,7 @@
 //! - [`backend`]: how containers run: [`backend::ProcessBackend`] or, through
 //!   [`crate::cri`], [`engine::CriBackend`].
 //! - [`adopt`]: taking over the containers an earlier agent of this node left running.
+//! - [`eviction`]: evicting a pod whose disk emptyDir passes its `sizeLimit`.
 //! - [`spawn`]: container spec to process (command line, environment, log file).
 //! - [`exec`]: exec and log following for processes.
 //! - [`reaper`]: the process-wide `waitpid(-1)` loop that collects every child and orphan.
@@ -19,6 +20,7 @@
 pub mod adopt;
 pub mod backend;
 pub mod engine;
+pub mod eviction;
 pub mod exec;
 pub mod logs;
 pub mod pod;
@@ -64,6 +66,9 @@ pub struct SupervisorConfig {
     pub cluster_id: String,
     /// Engine network for pod sandboxes (`None`: the engine's default).
     pub pod_network: Option<String>,
+    /// How often size-limited disk emptyDirs are measured, with an engine (see [`eviction`];
+    /// normally [`eviction::EVICTION_INTERVAL`]).
+    pub eviction_interval: Duration,
 }
 
 /// Handle to the pods of this node; cheap to clone.
@@ -76,7 +81,7 @@ struct SupervisorShared {
     state_dir: PathBuf,
     backend: Arc<dyn PodBackend>,
     pods: Mutex<HashMap<String, PodEntry>>,
-    /// Bindings being stopped, by pod name; a new binding of the name waits for them.
+    /// Bindings being stopped, by pod key; a new binding of the key waits for them.
     stopping: Mutex<HashMap<String, Stopping>>,
     events: mpsc::UnboundedSender<pb::PodStatus>,
     /// Crash-loop back-off for pods started from now on (kube9d sets it in `Registered`).
@@ -97,6 +102,7 @@ impl Supervisor {
             .ok()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| spawn::DEFAULT_PATH.to_string());
+        let measures_volumes = config.engine.is_some();
         let backend: Arc<dyn PodBackend> = match config.engine {
             Some(engine) => {
                 let mut cri = CriBackend::new(engine, &config.cluster_id, &config.node_name);
@@ -120,12 +126,13 @@ impl Supervisor {
             events,
             backoff: Mutex::new(Backoff::default()),
         };
-        (
-            Supervisor {
-                shared: Arc::new(shared),
-            },
-            updates,
-        )
+        let shared = Arc::new(shared);
+        if measures_volumes {
+            // Processes have no volumes of their own to measure.
+            let interval = config.eviction_interval;
+            tokio::spawn(eviction::run(Arc::downgrade(&shared), interval));
+        }
+        (Supervisor { shared }, updates)
     }
 
     /// Start-up work of the pod runtime (finding what an earlier agent left); before the

@@ -451,6 +451,55 @@ impl PodShared {
         }
     }
 
+    /// Whether the pod is stopping (deleted, replaced or evicted): nothing of it starts again.
+    pub fn is_stopping(&self) -> bool {
+        self.lifecycle.lock().stopping
+    }
+
+    /// Marks the pod stopping for an eviction and returns its status as it was then; `None`
+    /// when it was already stopping. [`Self::stop`] it next, then [`Self::evicted`].
+    pub fn begin_eviction(&self) -> Option<pb::PodStatus> {
+        let mut lifecycle = self.lifecycle.lock();
+        if lifecycle.stopping {
+            return None;
+        }
+        lifecycle.stopping = true;
+        Some(self.status())
+    }
+
+    /// The final status of a pod evicted from `before` (from [`Self::begin_eviction`]), once
+    /// its containers are stopped and its task is gone: Failed with reason `Evicted` and
+    /// `message`, every container that had not finished terminated (killed: 137). It is the
+    /// pod's status from now on; the caller sends it (the pod no longer emits, being stopping).
+    pub fn evicted(&self, before: pb::PodStatus, message: &str) -> pb::PodStatus {
+        let now = now_ms();
+        let mut status = before;
+        for c in status
+            .containers
+            .iter_mut()
+            .chain(status.init_containers.iter_mut())
+        {
+            c.ready = false;
+            if c.state() == ContainerState::Terminated {
+                continue;
+            }
+            c.state = ContainerState::Terminated as i32;
+            c.exit_code = 137;
+            c.reason = reason::EVICTED.into();
+            c.message = message.to_string();
+            c.finished_ms = now;
+            c.pid = 0;
+        }
+        status.phase = PodPhase::Failed as i32;
+        status.status_reason = reason::EVICTED.into();
+        status.message = message.to_string();
+        status.ready = false;
+        // Its sandbox is gone, and its address with it.
+        status.pod_ip.clear();
+        self.status.send_replace(status.clone());
+        status
+    }
+
     /// Stops the pod: SIGTERM to every container, SIGKILL to what is left after `grace`, and
     /// removes what the pod left on the node. Returns once that is done.
     pub async fn stop(&self, grace: Duration) {

@@ -28,6 +28,7 @@ fn supervisor() -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf)
         engine: None,
         cluster_id: "test".into(),
         pod_network: None,
+        eviction_interval: eviction::EVICTION_INTERVAL,
     });
     (supervisor, events, state_dir)
 }
@@ -419,4 +420,51 @@ async fn a_readiness_probe_decides_whether_the_pod_is_ready() {
     );
     assert_eq!(unready.containers[0].restarts, 0);
     supervisor.delete_pod("ready", "", DEFAULT_GRACE).await;
+}
+
+#[tokio::test]
+async fn an_evicted_pod_is_killed_not_restarted_and_stays_failed_until_deleted() {
+    let (supervisor, mut events, _) = supervisor();
+    let mut spec = pod("evictee", &["sleep", "100"]);
+    spec.restart_policy = "Always".into();
+    supervisor.run_pod(spec.clone());
+    let running = wait_for_status(&mut events, |s| s.phase() == PodPhase::Running).await;
+    let pid = running.containers[0].pid;
+    assert!(supervisor
+        .evict("evictee", "other-uid", "x".into())
+        .is_none());
+
+    let message = eviction::message("cache", 1 << 20);
+    let evicted = supervisor.evict("evictee", "evictee-uid", message.clone());
+    assert!(
+        supervisor
+            .evict("evictee", "evictee-uid", "again".into())
+            .is_none(),
+        "evicted once"
+    );
+    tokio::time::timeout(DEADLINE, evicted.unwrap())
+        .await
+        .unwrap();
+    assert!(!process_exists(pid));
+    let status = wait_for_status(&mut events, |s| s.phase().is_terminal()).await;
+    assert_eq!(status.phase(), PodPhase::Failed);
+    assert_eq!(status.status_reason, "Evicted");
+    assert_eq!(status.message, message);
+    assert!(!status.ready);
+    let c = &status.containers[0];
+    assert_eq!(c.state(), ContainerState::Terminated);
+    assert_eq!((c.exit_code, c.reason.as_str()), (137, "Evicted"));
+    // Nothing restarts it, and it stays listed as evicted (also when kube9d sends it again).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(events.try_recv().is_err(), "nothing after the final status");
+    assert_eq!(supervisor.snapshot(), std::slice::from_ref(&status));
+    supervisor.run_pod(spec);
+    assert_eq!(wait_for_status(&mut events, |_| true).await, status);
+
+    supervisor
+        .delete_pod("evictee", "evictee-uid", DEFAULT_GRACE)
+        .await;
+    let deleted = wait_for_status(&mut events, |_| true).await;
+    assert!(deleted.deleted, "{deleted:?}");
+    assert!(supervisor.snapshot().is_empty());
 }

@@ -192,4 +192,8 @@ pub trait ContainerRuntime: Send + Sync {
 
     /// Runs `command` in a running container and waits for it.
     async fn exec(&self, id: &ContainerId, command: &[String]) -> Result<ExecOutput>;
+
+    /// Bytes used in each of `volumes` (engine volume names, from `create_empty_dir`) held by
+    /// the running `sandbox`, in order: the sum of the sizes of the files in it.
+    async fn volume_usage(&self, sandbox: &SandboxId, volumes: &[String]) -> Result<Vec<u64>>;
 }

@@ -93,8 +93,9 @@ pub struct EmptyDir {
     pub name: String,
     /// Where its files live.
     pub medium: Medium,
-    /// `sizeLimit`: enforced for `Memory` (the tmpfs size); for `Disk` it is not enforced
-    /// (Kubernetes evicts the pod instead, which Kube-9 does not do yet).
+    /// `sizeLimit`: for `Memory` the tmpfs size; a `Disk` one is not bounded by the engine,
+    /// so the agent measures it and evicts the pod once it passes the limit, as Kubernetes
+    /// does (see [`crate::containers::eviction`]).
     pub size_limit_bytes: Option<u64>,
 }
 

@@ -80,6 +80,9 @@ pub mod reason {
     pub const COMPLETED: &str = "Completed";
     pub const ERROR: &str = "Error";
     pub const OOM_KILLED: &str = "OOMKilled";
+    /// The kubelet evicted the pod (an emptyDir over its `sizeLimit`): the pod's reason, and
+    /// its containers' as they were stopped.
+    pub const EVICTED: &str = "Evicted";
 }
 
 /// The `reason` of a container that exited: OOMKilled, Completed or Error.

@@ -202,6 +202,7 @@ fn registered(node: &str, settings: &Settings, adopt_pod_uids: Vec<String>) -> p
             crash_backoff_base_ms: settings.crash_backoff_base.as_millis() as u64,
             crash_backoff_max_ms: settings.crash_backoff_max.as_millis() as u64,
             adopt_pod_uids,
+            fence_ms: settings.node_fence.as_millis() as u64,
         })),
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kube9_proto::pb::{self, NodeStatus};
+use kube9_proto::pb::{self, control_message::Msg, NodeStatus};
 use tokio::time::Instant;
 
 use super::{now_ms, Action, Cluster};
@@ -16,18 +16,25 @@ use crate::config::Settings;
 use crate::runtime::{Observed, RuntimeKind};
 
 impl Cluster {
-    /// A heartbeat arrived on connection `conn_id`.
+    /// A heartbeat arrived on connection `conn_id`. It is acknowledged, unless the node was
+    /// given up: then it no longer counts, so that the agent fences itself by the time the
+    /// node's pods move (see [`Cluster::fence_ends`]).
     pub fn heartbeat(&mut self, node: &str, conn_id: u64, hb: pb::Heartbeat) {
         let Some(entry) = self.nodes.get_mut(node) else {
             return;
         };
-        if entry.agent.as_ref().map(|a| a.id) != Some(conn_id) {
+        if entry.agent.as_ref().map(|a| a.id) != Some(conn_id)
+            || entry.status() == NodeStatus::PermanentlyFailed
+        {
             return;
         }
         entry.last_heartbeat = Some(Instant::now());
         // Kept in memory only: persisting every heartbeat would put an fsync on the hottest path.
         entry.node.last_heartbeat_ms = now_ms();
         let status = entry.status();
+        // The agent dates its contact from when it sent this heartbeat, so it stops its pods
+        // no later than they may move.
+        self.send(node, Msg::HeartbeatAck(pb::HeartbeatAck { seq: hb.seq }));
         self.update_components(node, hb.components);
         match (status, self.failed_component(node)) {
             (
@@ -124,13 +131,14 @@ impl Cluster {
                 );
                 self.transition(name, NodeStatus::Failed, &why);
             }
-            // Pods still bound here wait for the reap; once it has run, they move.
+            // Pods still bound here wait for the reap (or, on a node the runtime does not own,
+            // for its agent's fence time); then they move.
             NodeStatus::PermanentlyFailed
                 if !self.queue_reap(name)
                     && !self.nodes[name].is_busy()
                     && self.holds_pods(name) =>
             {
-                self.evict_pods(name, super::reschedule::Eviction::PermanentlyFailed);
+                self.evict_once_fenced(name, now);
             }
             _ => {}
         }

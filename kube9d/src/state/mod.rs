@@ -137,6 +137,8 @@ pub struct NodeEntry {
     busy: bool,
     /// The container or process of a permanently failed node has been removed.
     pub reaped: bool,
+    /// A permanently failed node's pods wait for its agent's fence time, and an event said so.
+    pub awaiting_fence: bool,
     pub agent: Option<AgentConn>,
 }
 
@@ -152,6 +154,7 @@ impl NodeEntry {
             attempt_deadline: None,
             busy: false,
             reaped: false,
+            awaiting_fence: false,
             agent: None,
         }
     }

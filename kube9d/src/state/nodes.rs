@@ -168,8 +168,11 @@ impl Cluster {
             NodeStatus::Healthy => self.place_pending(),
             // What the runtime can remove is removed first (the node's instance and, on Docker,
             // its pods' containers), so that the pods never run twice: they move when the reap
-            // is done. What it cannot remove, moves now.
-            NodeStatus::PermanentlyFailed if !self.queue_reap(name) => {
+            // is done. What it cannot remove, moves once its agent has fenced itself (the
+            // health decision waits for that and says so), or now if that time has passed.
+            NodeStatus::PermanentlyFailed
+                if !self.queue_reap(name) && self.fence_ends(name).is_none_or(|t| t <= now) =>
+            {
                 self.evict_pods(name, Eviction::PermanentlyFailed);
             }
             _ => {}

@@ -305,6 +305,10 @@ impl Cluster {
         copy_statuses(&mut pod.containers, &status.containers);
         copy_statuses(&mut pod.init_containers, &status.init_containers);
         pod.pod_ip = status.pod_ip.clone();
+        if status.ready && !pod.ready {
+            // When the control plane first sees the pod Ready (scripts/bench-pod-start).
+            tracing::debug!(node, pod = %name, "pod ready");
+        }
         pod.ready = status.ready;
         pod.status_reason = status.status_reason.clone();
         let from = pod.phase();

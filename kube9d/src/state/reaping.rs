@@ -4,12 +4,19 @@
 //!
 //! The health decision queues a reap ([`Cluster::queue_reap`]) as an [`Action`]; the node
 //! operations carry it out and report back through [`Cluster::reap_done`].
+//!
+//! A node the runtime does not own (its agent joined by hand, maybe on another host) cannot be
+//! removed. Its agent fences itself instead: cut off from kube9d for the fence time
+//! (`--node-fence-ms`, sent in `Registered`), it stops its pods. So such a node's pods move
+//! only once that time has passed since its last heartbeat ([`Cluster::evict_once_fenced`]),
+//! unless its agent said goodbye (deregistered), having stopped them itself.
 
 use std::time::Duration;
 
 use kube9_proto::pb;
 use tokio::time::Instant;
 
+use super::reschedule::Eviction;
 use super::{Action, Cluster};
 
 /// How long a failed reap waits before it is tried again.
@@ -96,6 +103,44 @@ impl Cluster {
         if self.nodes.get(node).map(|e| e.status()) == Some(pb::NodeStatus::PermanentlyFailed) {
             self.evict_pods(node, super::reschedule::Eviction::PermanentlyFailed);
         }
+    }
+
+    /// When the agent of `name` has stopped its pods by itself if it lost kube9d: the fence
+    /// time after the node's last heartbeat (after it entered its status, if it never sent
+    /// one). `None` for a node the runtime owns (it is reaped instead) or an unknown one.
+    pub fn fence_ends(&self, name: &str) -> Option<Instant> {
+        if self.owned_handle(name).is_some() {
+            return None;
+        }
+        let entry = self.nodes.get(name)?;
+        Some(entry.last_heartbeat.unwrap_or(entry.since) + self.settings.node_fence)
+    }
+
+    /// Moves the pods off permanently failed `name` once nothing can run them there any more:
+    /// at once when the runtime owns the node (its reap is done), else once its agent's fence
+    /// time has passed. Until then they stay bound, and an event says (once) when they move.
+    pub fn evict_once_fenced(&mut self, name: &str, now: Instant) {
+        match self.fence_ends(name) {
+            Some(ends) if ends > now => self.announce_fence(name, ends - now),
+            _ => self.evict_pods(name, Eviction::PermanentlyFailed),
+        }
+    }
+
+    /// Records, once per node, that its pods wait `left` more for its agent's fence time.
+    fn announce_fence(&mut self, name: &str, left: Duration) {
+        let Some(entry) = self.nodes.get_mut(name) else {
+            return;
+        };
+        if std::mem::replace(&mut entry.awaiting_fence, true) {
+            return;
+        }
+        let fence = self.settings.node_fence.as_secs_f64();
+        let message = format!(
+            "pods move in {:.1}s, once the agent's fence time ({fence}s) has passed since its last heartbeat (kube9d cannot remove this node; its agent stops them by then)",
+            left.as_secs_f64()
+        );
+        tracing::info!(node = %name, %message, "awaiting the agent's fence");
+        self.event("Node", name, false, "AwaitingFence", message);
     }
 
     /// Records that a node without a runtime instance has nothing left to remove.

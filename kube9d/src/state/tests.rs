@@ -101,6 +101,8 @@ fn assert_cpu_invariant(c: &Cluster) {
 #[test]
 fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
     let mut c = cluster();
+    // No fence time: the pods of a node kube9d cannot remove move at once.
+    c.settings.node_fence = Duration::ZERO;
     let mut n1 = join(&mut c, "n1", 2000, 1);
     let mut n2 = join(&mut c, "n2", 2000, 2);
     add(&mut c, pod("p", 1000));
@@ -344,8 +346,118 @@ fn a_silent_node_fails_gets_recovery_attempts_then_is_given_up() {
         NodeStatus::PermanentlyFailed,
         "{seen:?}"
     );
+    // Nothing can remove an external node: its pods move once its agent has fenced itself.
+    assert_eq!(c.pods["default/p"].node, "n1");
+    let fenced = c.fence_ends("n1").expect("an external node is fenced");
+    c.nodes.get_mut("n2").unwrap().last_heartbeat = Some(fenced);
+    c.health_tick(fenced);
     assert_eq!(c.pods["default/p"].node, "n2");
     assert_cpu_invariant(&c);
+}
+
+/// The node's events with `reason`.
+fn node_events(c: &Cluster, node: &str, reason: &str) -> Vec<pb::Event> {
+    c.events
+        .iter()
+        .filter(|e| e.object_name == node && e.reason == reason)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn an_unreachable_nodes_pods_move_only_once_its_agent_has_fenced_itself() {
+    let mut c = cluster();
+    let mut n1 = join(&mut c, "n1", 2000, 1);
+    let mut n2 = join(&mut c, "n2", 2000, 2);
+    add(&mut c, pod("p", 1000));
+    assert_eq!(c.pods["default/p"].node, "n1");
+    let uid = c.pods["default/p"].uid.clone();
+    drain(&mut n1);
+    c.detach("n1", 1);
+    let last_heartbeat = c.nodes["n1"].last_heartbeat.unwrap();
+    let fence = c.settings.node_fence;
+    assert_eq!(fence, Duration::from_secs(60), "the default");
+    assert_eq!(c.fence_ends("n1"), Some(last_heartbeat + fence));
+
+    c.transition("n1", NodeStatus::PermanentlyFailed, "gave up");
+    let before_the_fence = last_heartbeat + fence - Duration::from_millis(1);
+    for now in [last_heartbeat, before_the_fence] {
+        c.nodes.get_mut("n2").unwrap().last_heartbeat = Some(now);
+        c.health_tick(now);
+        let p = &c.pods["default/p"];
+        assert_eq!((p.node.as_str(), p.uid.as_str()), ("n1", uid.as_str()));
+    }
+    assert!(!deletes(&drain(&mut n1), "p"));
+    assert!(!runs(&drain(&mut n2), "p"));
+    let said = node_events(&c, "n1", "AwaitingFence");
+    assert_eq!(said.len(), 1, "said once: {said:?}");
+    assert!(
+        said[0]
+            .message
+            .starts_with("pods move in 60.0s, once the agent's fence time (60s) has passed"),
+        "{}",
+        said[0].message
+    );
+    assert_cpu_invariant(&c);
+
+    let fenced = last_heartbeat + fence;
+    c.nodes.get_mut("n2").unwrap().last_heartbeat = Some(fenced);
+    c.health_tick(fenced);
+    let p = &c.pods["default/p"];
+    assert_eq!((p.node.as_str(), p.reschedules), ("n2", 1));
+    assert!(runs(&drain(&mut n2), "p"));
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn a_deregistered_nodes_pods_move_at_once() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    let mut n2 = join(&mut c, "n2", 2000, 2);
+    add(&mut c, pod("p", 1000));
+    assert_eq!(c.pods["default/p"].node, "n1");
+    // The agent stopped its pods before it said goodbye.
+    c.deregister("n1", "agent received SIGTERM");
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::PermanentlyFailed);
+    assert_eq!(c.pods["default/p"].node, "n2");
+    assert!(runs(&drain(&mut n2), "p"));
+    c.health_tick(Instant::now());
+    assert!(node_events(&c, "n1", "AwaitingFence").is_empty());
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn heartbeats_are_acknowledged_on_their_own_stream_only() {
+    let mut c = cluster();
+    let mut old = join(&mut c, "n1", 2000, 1);
+    let mut new = join(&mut c, "n1", 2000, 2);
+    drain(&mut old);
+    drain(&mut new);
+    let hb = |seq| pb::Heartbeat {
+        seq,
+        ..Default::default()
+    };
+    c.heartbeat("n1", 2, hb(7));
+    c.heartbeat("n1", 1, hb(8));
+    let acks = |msgs: Vec<Msg>| -> Vec<u64> {
+        msgs.iter()
+            .filter_map(|m| match m {
+                Msg::HeartbeatAck(ack) => Some(ack.seq),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(acks(drain(&mut new)), [7]);
+    assert!(acks(drain(&mut old)).is_empty());
+
+    // Given up, with its agent still attached: its heartbeats no longer count, so the agent
+    // fences itself before the pods move.
+    c.transition("n1", NodeStatus::PermanentlyFailed, "gave up");
+    let before = c.nodes["n1"].last_heartbeat;
+    std::thread::sleep(Duration::from_millis(2));
+    c.heartbeat("n1", 2, hb(9));
+    assert!(acks(drain(&mut new)).is_empty());
+    assert_eq!(c.nodes["n1"].last_heartbeat, before);
 }
 
 #[test]

@@ -28,7 +28,8 @@ pub const CPU_PERIOD_US: i64 = 100_000;
 const MIN_CPU_QUOTA_US: i64 = 1_000;
 /// The smallest CPU shares (a best-effort container).
 const MIN_CPU_SHARES: i64 = 2;
-/// Where the sandbox mounts the pod's volumes (to hold them, nothing reads them there).
+/// Where the sandbox mounts the pod's volumes: to hold them, and to measure them there
+/// (`/pause du`, see [`crate::usage`]).
 pub const SANDBOX_VOLUMES_DIR: &str = "/volumes";
 
 /// The sandbox container: the pause image, the pod's hostname, its network, its volumes.

@@ -2,7 +2,8 @@
 //! the pause image the sandboxes run.
 //!
 //! The pause image is `FROM scratch` with the static `kube9-node` binary as `/pause`, entry
-//! point `/pause pause` (see [`crate::pause`]). It is built through the engine from the
+//! point `/pause pause` (see [`crate::pause`]; the agent also execs `/pause du` in sandboxes,
+//! see [`crate::usage`]). It is built through the engine from the
 //! running agent's own executable the first time a sandbox needs it, so a node needs no
 //! registry. The legacy builder is used (what bollard asks for by default), which works
 //! without BuildKit and without network.
@@ -23,6 +24,17 @@ use crate::cri::{Error, ImageRef, PullPolicy, Result};
 
 /// Label on the pause image: the kube9-node version it was built by.
 pub const LABEL_PAUSE_VERSION: &str = "io.kube9.pause.version";
+
+/// Label on the pause image: the modes of its binary the agent uses ([`PAUSE_MODES`]).
+pub const LABEL_PAUSE_MODES: &str = "io.kube9.pause.modes";
+
+/// What the agent runs of the pause image's binary: `pause` as the sandbox's process, `du`
+/// exec'd in it (see [`crate::usage`]). A pause image without this label value was built by
+/// an agent that lacked one of them, and is built again. Extend it when adding a mode.
+pub const PAUSE_MODES: &str = "pause du";
+
+/// The binary in the pause image.
+pub const PAUSE_PROGRAM: &str = "/pause";
 
 /// The Dockerfile of the pause image.
 const PAUSE_DOCKERFILE: &str = "FROM scratch\n\
@@ -159,24 +171,40 @@ fn context_tar(dockerfile: &str, files: &[ContextFile<'_>]) -> std::io::Result<V
     tar.into_inner()
 }
 
-/// Makes sure the pause image `tag` exists, building it from `program` (a static
-/// `kube9-node`) if the engine lacks it.
+/// Makes sure the pause image `tag` exists with every mode the agent uses, building it from
+/// `program` (a static `kube9-node`) if the engine lacks it or has one built without them.
 pub(super) async fn ensure_pause(docker: &Docker, tag: &str, program: &Path) -> Result<()> {
     let _one_build = PAUSE_BUILD.lock().await;
-    if image_id(docker, tag).await?.is_some() {
-        return Ok(());
+    let modes = match docker.inspect_image(tag).await {
+        Ok(found) => Some(
+            (found.config.and_then(|c| c.labels))
+                .and_then(|mut labels| labels.remove(LABEL_PAUSE_MODES))
+                .unwrap_or_default(),
+        ),
+        Err(e) if is_not_found(&e) => None,
+        Err(e) => return Err(engine(format!("inspect image {tag}"))(e)),
+    };
+    match modes {
+        Some(modes) if modes == PAUSE_MODES => return Ok(()),
+        Some(modes) => {
+            info!(image = %tag, program = %program.display(), modes = %modes, wanted = PAUSE_MODES,
+                "building the pause image again: the one there lacks modes the agent uses")
+        }
+        None => info!(image = %tag, program = %program.display(), "building the pause image"),
     }
-    info!(image = %tag, program = %program.display(), "building the pause image");
     let binary = tokio::fs::read(program)
         .await
         .map_err(|e| Error::ImageBuild {
             image: tag.to_string(),
             message: format!("failed to read {}: {e}", program.display()),
         })?;
-    let labels = HashMap::from([(
-        LABEL_PAUSE_VERSION.to_string(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    )]);
+    let labels = HashMap::from([
+        (
+            LABEL_PAUSE_VERSION.to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        (LABEL_PAUSE_MODES.to_string(), PAUSE_MODES.to_string()),
+    ]);
     let files = [ContextFile {
         name: "kube9-node",
         data: &binary,

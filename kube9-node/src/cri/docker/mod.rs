@@ -433,6 +433,39 @@ impl ContainerRuntime for DockerRuntime {
         self.inspect_ours("container", id.as_str()).await?;
         io::exec(&self.docker, id, command).await
     }
+
+    /// `/pause du /volumes/<volume>...` in the sandbox, which mounts every volume of its pod
+    /// there (see [`crate::usage`]).
+    async fn volume_usage(&self, sandbox: &SandboxId, volumes: &[String]) -> Result<Vec<u64>> {
+        if volumes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let paths: Vec<String> = volumes
+            .iter()
+            .map(|v| format!("{}/{v}", create::SANDBOX_VOLUMES_DIR))
+            .collect();
+        let mut command = vec![
+            image::PAUSE_PROGRAM.to_string(),
+            crate::usage::SUBCOMMAND.to_string(),
+        ];
+        command.extend(paths.iter().cloned());
+        let id = ContainerId(sandbox.0.clone());
+        self.inspect_ours("sandbox", id.as_str()).await?;
+        let out = io::exec(&self.docker, &id, &command).await?;
+        let failed = |why: String| Error::Engine {
+            action: format!("measure the volumes of sandbox {sandbox}"),
+            source: why.into(),
+        };
+        if out.exit_code != 0 {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(failed(format!(
+                "{command:?} exited {}: {}",
+                out.exit_code,
+                stderr.trim()
+            )));
+        }
+        crate::usage::parse(&String::from_utf8_lossy(&out.stdout), &paths).map_err(failed)
+    }
 }
 
 #[cfg(test)]
