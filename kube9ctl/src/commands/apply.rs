@@ -345,4 +345,61 @@ mod tests {
         let err = read_manifests(&[pod.clone(), pod]).unwrap_err();
         assert!(err.to_string().contains("is also defined in"), "{err}");
     }
+
+    #[test]
+    fn manifests_of_every_kind_take_the_commands_namespace_unless_they_name_one() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\
+                    apiVersion: v1\nkind: ConfigMap\nmetadata: {name: game}\ndata: {lives: '3'}\n---\n\
+                    apiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: a}\n\
+                    stringData: {password: s3cr3t}\n";
+        let mut objects = kube9_proto::manifest::parse_manifests(text).unwrap();
+        resolve_namespaces(&mut objects, &ns("a", true)).unwrap();
+        let identities: Vec<_> = objects.iter().map(identity).collect();
+        assert_eq!(
+            identities,
+            [
+                (Kind::Namespace, "", "a"),
+                (Kind::ConfigMap, "a", "game"),
+                (Kind::Secret, "a", "db")
+            ]
+        );
+        let mut objects = kube9_proto::manifest::parse_manifests(text).unwrap();
+        resolve_namespaces(&mut objects, &ns("default", false)).unwrap();
+        assert_eq!(identity(&objects[1]), (Kind::ConfigMap, "default", "game"));
+        assert_eq!(identity(&objects[2]), (Kind::Secret, "a", "db"));
+        let mut objects = kube9_proto::manifest::parse_manifests(text).unwrap();
+        let err = resolve_namespaces(&mut objects, &ns("b", true)).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("the namespace from the provided object \"a\""));
+        assert!(!err.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn one_name_in_two_namespaces_is_two_objects() {
+        let dir = std::env::temp_dir().join(format!("kube9ctl-apply-ns-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, namespace: &str| {
+            let path = dir.join(name);
+            std::fs::write(
+                &path,
+                format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: game, namespace: {namespace}}}\n"
+                ),
+            )
+            .unwrap();
+            path.display().to_string()
+        };
+        let (a, b, again) = (
+            file("a.yaml", "a"),
+            file("b.yaml", "b"),
+            file("c.yaml", "a"),
+        );
+        let two = read_manifests(&[a.clone(), b]);
+        let twice = read_manifests(&[a, again]);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(two.unwrap().objects.len(), 2);
+        let err = twice.unwrap_err();
+        assert!(err.to_string().contains("is also defined in"), "{err}");
+    }
 }

@@ -24,7 +24,9 @@ use crate::output::objects::{ConfigMapObject, NamespaceObject};
 use anyhow::Context as _;
 use kube9_proto::pb;
 use kube9_proto::quantity::{parse_cpu, parse_memory};
-use kube9_proto::validate::{validate_name, validate_node_spec};
+use kube9_proto::validate::{
+    validate_config_map, validate_name, validate_node_spec, validate_secret, ValidationError,
+};
 use std::path::Path;
 
 pub async fn run(ctx: &Context, command: CreateCommand) -> anyhow::Result<()> {
@@ -225,6 +227,7 @@ pub fn config_map(
             Err(bytes) => _ = config_map.binary_data.insert(key, bytes.into_bytes()),
         }
     }
+    validate_config_map(&config_map).map_err(flag_error)?;
     Ok(config_map)
 }
 
@@ -251,7 +254,18 @@ pub fn secret(
         }
         secret.data.insert(key, value);
     }
+    // Its messages name keys, never values.
+    validate_secret(&secret).map_err(flag_error)?;
     Ok(secret)
+}
+
+/// A check kube9d would fail, pointing at the flag rather than the manifest field.
+fn flag_error(e: ValidationError) -> anyhow::Error {
+    match e.field.as_str() {
+        "metadata.name" => anyhow::anyhow!("NAME: {}", e.message),
+        "metadata.namespace" => anyhow::anyhow!("-n/--namespace: {}", e.message),
+        field => anyhow::anyhow!("{field}: {}", e.message),
+    }
 }
 
 /// Every `(key, value)` of `--from-file` and then `--from-literal` (kubectl's order), keys
@@ -600,10 +614,12 @@ mod tests {
             "t",
             "default",
             Some("kubernetes.io/tls"),
-            &sources(&[], &[]),
+            &sources(&["tls.crt=c", "tls.key=k"], &[]),
         )
         .unwrap();
         assert_eq!(typed.r#type, "kubernetes.io/tls");
+        let custom = secret("t", "default", Some("example.com/x"), &sources(&[], &[])).unwrap();
+        assert_eq!(custom.r#type, "example.com/x");
         for bad in ["s3cr3t-value", "=s3cr3t-value"] {
             let err = secret("db", "default", None, &sources(&["ok=1", bad], &[])).unwrap_err();
             let text = error_text(err);
@@ -628,6 +644,46 @@ mod tests {
             text.starts_with(&format!("error reading {missing}")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn what_kube9d_would_refuse_is_refused_before_sending() {
+        let err = config_map("Game_Demo", "default", &sources(&[], &[])).unwrap_err();
+        assert!(
+            error_text(err).starts_with("NAME: invalid configmap name \"Game_Demo\""),
+            "dotted lower-case names only"
+        );
+        assert!(config_map("game.demo", "default", &sources(&[], &[])).is_ok());
+        let err = config_map("x", "Prod", &sources(&[], &[])).unwrap_err();
+        assert!(error_text(err).starts_with("-n/--namespace: "));
+        let err = secret(
+            "tls",
+            "default",
+            Some("kubernetes.io/tls"),
+            &sources(&["tls.crt=s3cr3t-cert"], &[]),
+        )
+        .unwrap_err();
+        let text = error_text(err);
+        assert!(
+            text.starts_with("data: a secret of type kubernetes.io/tls needs"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cr3t"), "{text}");
+        let big = "x".repeat(1 << 20);
+        let err = secret(
+            "big",
+            "default",
+            None,
+            &sources(&[&format!("a={big}"), "b=1"], &[]),
+        )
+        .unwrap_err();
+        let text = error_text(err);
+        assert!(
+            text.starts_with("data: "),
+            "{}",
+            &text[..80.min(text.len())]
+        );
+        assert!(!text.contains("xxxx"));
     }
 
     #[test]
