@@ -105,6 +105,14 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub eviction_interval_ms: u64,
 
+    /// Process pods of an agent running as root each get a user of their own: uid and gid
+    /// from this one on, one per pod (an agent that is not root runs pods as itself).
+    #[arg(long, env = "KUBE9_POD_UID_BASE",
+          default_value_t = crate::containers::isolation::DEFAULT_POD_UID_BASE,
+          value_parser = clap::value_parser!(u32)
+              .range(1..=i64::from(u32::MAX - crate::containers::isolation::POD_UID_SLOTS - 1)))]
+    pub pod_uid_base: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -151,6 +159,8 @@ pub struct Config {
     pub pod_network: Option<String>,
     /// How often size-limited disk emptyDirs are measured (see [`crate::containers::eviction`]).
     pub eviction_interval: Duration,
+    /// First uid (and gid) of process pods when the agent is root.
+    pub pod_uid_base: u32,
     /// Program run (as `<program> standin --image IMAGE -- ARGS`) for containers without a
     /// command: normally the agent's own binary.
     pub standin_program: PathBuf,
@@ -187,6 +197,7 @@ impl Cli {
             pod_runtime: self.pod_runtime,
             pod_network: self.pod_network.clone().filter(|n| !n.is_empty()),
             eviction_interval: Duration::from_millis(self.eviction_interval_ms),
+            pod_uid_base: self.pod_uid_base,
             standin_program: standin_program()?,
         })
     }
@@ -250,6 +261,10 @@ mod tests {
         assert_eq!(config.state_dir, PathBuf::from("/var/lib/kube9-node/n1"));
         assert_eq!(config.cluster_id, "kube9");
         assert_eq!(config.eviction_interval, Duration::from_secs(5));
+        assert_eq!(config.pod_uid_base, 200_000);
+        let cli = parse(&["--name", "n1", "--pod-uid-base", "300000"]).unwrap();
+        assert_eq!(cli.config().unwrap().pod_uid_base, 300_000);
+        assert!(parse(&["--name", "n1", "--pod-uid-base", "0"]).is_err());
         let cli = parse(&["--name", "n1", "--cluster-id", "other"]).unwrap();
         assert_eq!(cli.config().unwrap().cluster_id, "other");
     }

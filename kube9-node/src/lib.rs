@@ -63,15 +63,22 @@ where
         source,
     })?;
     let engine = pod_engine(config.pod_runtime).await?;
-    let (supervisor, updates) = Supervisor::new(SupervisorConfig {
-        state_dir: config.state_dir.clone(),
-        node_name: config.name.clone(),
-        standin_program: config.standin_program.clone(),
-        engine,
-        cluster_id: config.cluster_id.clone(),
-        pod_network: config.pod_network.clone(),
-        eviction_interval: config.eviction_interval,
-    });
+    let isolation = containers::isolation::Isolation::detect(config.pod_uid_base);
+    if engine.is_none() {
+        reachable_pod_dirs(&config.state_dir, &isolation)?;
+    }
+    let (supervisor, updates) = Supervisor::with_isolation(
+        SupervisorConfig {
+            state_dir: config.state_dir.clone(),
+            node_name: config.name.clone(),
+            standin_program: config.standin_program.clone(),
+            engine,
+            cluster_id: config.cluster_id.clone(),
+            pod_network: config.pod_network.clone(),
+            eviction_interval: config.eviction_interval,
+        },
+        isolation,
+    );
     if let Err(error) = supervisor.startup().await {
         tracing::warn!(%error, "pod runtime start-up failed");
     }
@@ -87,6 +94,28 @@ where
     Ok(agent::Agent::new(config, supervisor)
         .run(updates, stop_rx)
         .await)
+}
+
+/// Process pods of their own users must reach their working directories by path (see
+/// [`containers::isolation::PodDirs`]): the agent's state directory and `pods/` are made
+/// searchable, not readable, by others (0711); a directory above them that is not searchable
+/// is warned about (the agent leaves what is not its own alone).
+fn reachable_pod_dirs(
+    state_dir: &std::path::Path,
+    isolation: &containers::isolation::Isolation,
+) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    if !matches!(isolation.mode(), containers::isolation::Mode::PerPod { .. }) {
+        return Ok(());
+    }
+    for dir in [state_dir.to_path_buf(), state_dir.join("pods")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))
+            .map_err(|source| Error::StateDir { path: dir, source })?;
+    }
+    if let Some(dir) = containers::isolation::unreachable_ancestor(&state_dir.join("pods")) {
+        tracing::warn!(dir = %dir.display(), "pods cannot reach their directories: {} is not searchable by other users (chmod o+x)", dir.display());
+    }
+    Ok(())
 }
 
 /// The engine pods run through, per `--pod-runtime`: `None` for processes.

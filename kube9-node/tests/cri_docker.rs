@@ -190,8 +190,9 @@ impl TestPod {
             .ensure_image(&container.image, PullPolicy::Never)
             .await
             .unwrap();
-        let config =
+        let mut config =
             spec::container_config(&self.meta, &self.pod, &container, &image.id, 0).unwrap();
+        config.security.image_user = image.user.clone();
         let id = self
             .runtime
             .create_container(&self.sandbox, &config)
@@ -1188,5 +1189,134 @@ mod supervised {
         status_where(&mut events, |s| s.pod_name == "hog" && s.deleted).await;
         supervisor.delete_pod("modest", "", DEFAULT_GRACE).await;
         assert_eq!(pod_containers(&fx, &modest_uid).await, 0);
+    }
+
+    fn secured(mut c: pb::Container, sc: pb::SecurityContext) -> pb::Container {
+        c.security_context = Some(sc);
+        image(c, BUSYBOX, "Never")
+    }
+
+    fn drop_all() -> pb::SecurityContext {
+        pb::SecurityContext {
+            capabilities_drop: vec!["ALL".into()],
+            ..Default::default()
+        }
+    }
+
+    /// What `/proc/self/status` says of capabilities and no_new_privs.
+    const CAPS: &str = "grep -E 'CapEff|NoNewPrivs' /proc/self/status";
+
+    #[tokio::test]
+    async fn the_security_context_is_applied_by_the_engine() {
+        let fx = Fixture::new().await;
+        let (supervisor, mut events) = supervisor(&fx);
+        let user = secured(
+            shell(
+                "user",
+                &format!("id -u; id -g; touch /x 2>&1 || echo ro; {CAPS}"),
+            ),
+            pb::SecurityContext {
+                run_as_user: Some(1000),
+                run_as_group: Some(3000),
+                run_as_non_root: true,
+                read_only_root_filesystem: true,
+                ..drop_all()
+            },
+        );
+        // As root, so that the capabilities left are the ones asked for.
+        let dropped = secured(
+            shell("dropped", &format!("id -u; touch /x && echo rw; {CAPS}")),
+            pb::SecurityContext {
+                allow_privilege_escalation: Some(false),
+                ..drop_all()
+            },
+        );
+        let net_admin = secured(
+            shell("netadmin", CAPS),
+            pb::SecurityContext {
+                capabilities_add: vec!["NET_ADMIN".into()],
+                ..drop_all()
+            },
+        );
+        let plain = image(shell("plain", CAPS), BUSYBOX, "Never");
+        let spec = pod("secure", "Never", vec![user, dropped, net_admin, plain]);
+        supervisor.run_pod(spec);
+        let done = status_where(&mut events, |s| {
+            matches!(s.phase(), PodPhase::Succeeded | PodPhase::Failed)
+        })
+        .await;
+        let mut out = HashMap::new();
+        for name in ["user", "dropped", "netadmin", "plain"] {
+            let log = supervisor.fetch_logs("secure", name, 0, false).await;
+            let log = String::from_utf8_lossy(&log.unwrap()).into_owned();
+            out.insert(name, log);
+        }
+        assert_eq!(done.phase(), PodPhase::Succeeded, "{done:?}\n{out:?}");
+        let lines = |name: &str| -> Vec<String> {
+            (out[name].lines())
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect()
+        };
+        assert_eq!(
+            lines("user"),
+            [
+                "1000",
+                "3000",
+                "touch: /x: Read-only file system",
+                "ro",
+                "CapEff: 0000000000000000",
+                "NoNewPrivs: 0",
+            ]
+        );
+        assert_eq!(
+            lines("dropped"),
+            ["0", "rw", "CapEff: 0000000000000000", "NoNewPrivs: 1"]
+        );
+        // NET_ADMIN is capability 12.
+        assert_eq!(
+            lines("netadmin"),
+            ["CapEff: 0000000000001000", "NoNewPrivs: 0"]
+        );
+        let plain = lines("plain");
+        assert_ne!(plain[0], "CapEff: 0000000000000000", "{plain:?}");
+        assert_eq!(plain[1], "NoNewPrivs: 0");
+        supervisor.delete_pod("secure", "", DEFAULT_GRACE).await;
+    }
+
+    #[tokio::test]
+    async fn run_as_non_root_on_an_image_that_runs_as_root_waits_in_create_container_config_error()
+    {
+        let fx = Fixture::new().await;
+        let (supervisor, mut events) = supervisor(&fx);
+        let main = secured(
+            shell("main", "id -u"),
+            pb::SecurityContext {
+                run_as_non_root: true,
+                ..Default::default()
+            },
+        );
+        let spec = pod("rooty", "Always", vec![main]);
+        let uid = spec.uid.clone();
+        supervisor.run_pod(spec);
+        let waiting = status_where(&mut events, |s| {
+            s.containers[0].reason == "CreateContainerConfigError"
+        })
+        .await;
+        let main = &waiting.containers[0];
+        assert_eq!(main.state(), ContainerState::Waiting);
+        assert!(
+            main.message
+                .starts_with("container has runAsNonRoot and image will run as root"),
+            "{main:?}"
+        );
+        assert_eq!(waiting.status_reason, "CreateContainerConfigError");
+        // Still waiting a while later, and its container was never created: only the sandbox.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = supervisor.snapshot();
+        let now = now.iter().find(|s| s.pod_name == "rooty").unwrap();
+        assert_eq!(now.containers[0].reason, "CreateContainerConfigError");
+        assert_eq!(now.containers[0].restarts, 0);
+        assert_eq!(pod_containers(&fx, &uid).await, 1);
+        supervisor.delete_pod("rooty", "", DEFAULT_GRACE).await;
     }
 }

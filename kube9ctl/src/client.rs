@@ -14,6 +14,12 @@ use tonic::transport::{Channel, Endpoint};
 /// How long dialing may take before kube9d counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest request kube9d accepts: gRPC's default message limit.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// The largest reply kube9ctl reads (a list of many pods can pass gRPC's 4 MiB default).
+const MAX_REPLY_BYTES: usize = 256 * 1024 * 1024;
+
 /// A connected ClusterService client and the URL it dialed.
 pub struct Client {
     pub client: ClusterServiceClient<Channel>,
@@ -32,7 +38,7 @@ impl Client {
             cause: root_cause(&e),
         })?;
         Ok(Client {
-            client: ClusterServiceClient::new(channel),
+            client: ClusterServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
             url,
         })
     }
@@ -55,11 +61,31 @@ pub fn status_error(url: &str, status: tonic::Status) -> anyhow::Error {
         }
         .into();
     }
+    let message = match status.message() {
+        m if m.contains("message length too large") => format!(
+            "the request is larger than the {} MiB kube9d accepts in one call ({m}): split the manifest into smaller files and apply them one by one",
+            MAX_REQUEST_BYTES >> 20
+        ),
+        m => m.to_string(),
+    };
     ServerError {
         code: status.code(),
-        message: status.message().to_string(),
+        message,
     }
     .into()
+}
+
+/// Refuses, before anything is sent, a request over [`MAX_REQUEST_BYTES`], with what to do.
+pub fn check_request_size(what: &str, request: &impl prost::Message) -> anyhow::Result<()> {
+    let size = request.encoded_len();
+    if size > MAX_REQUEST_BYTES {
+        anyhow::bail!(
+            "{what} is {:.1} MiB; kube9d accepts at most {} MiB in one call: split it into smaller files and apply them one by one (nothing was applied)",
+            size as f64 / (1024.0 * 1024.0),
+            MAX_REQUEST_BYTES >> 20
+        );
+    }
+    Ok(())
 }
 
 /// `http://127.0.0.1:7209` from `127.0.0.1:7209`, `127.0.0.1` or a full URL.

@@ -106,6 +106,17 @@ pub struct Config {
     /// they register; 0 moves such pods at once (they may then run twice).
     #[arg(long, env = "KUBE9_NODE_FENCE_MS", default_value_t = 60_000)]
     pub node_fence_ms: u64,
+
+    /// Admit pods that can take the node over: a container with `securityContext.privileged`,
+    /// or a hostPath volume of the container engine's socket (or a directory holding it). Off
+    /// by default: such pods are refused at apply.
+    #[arg(long, env = "KUBE9_ALLOW_PRIVILEGED")]
+    pub allow_privileged: bool,
+
+    /// Let process pods run as root (`securityContext.runAsUser: 0`); sent to agents in
+    /// Registered. Off by default: such a container waits with CreateContainerConfigError.
+    #[arg(long, env = "KUBE9_ALLOW_ROOT_PROCESS_PODS")]
+    pub allow_root_process_pods: bool,
 }
 
 fn parse_memory(s: &str) -> Result<i64, String> {
@@ -133,11 +144,13 @@ impl Config {
                 self.crash_backoff_max_ms.max(self.crash_backoff_ms.max(1)),
             ),
             node_fence: Duration::from_millis(self.node_fence_ms),
+            allow_privileged: self.allow_privileged,
+            allow_root_process_pods: self.allow_root_process_pods,
         }
     }
 }
 
-/// Timings of the control loops.
+/// Timings of the control loops, and what admission allows.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub heartbeat_interval: Duration,
@@ -155,6 +168,11 @@ pub struct Settings {
     /// How long after its last heartbeat an unreachable agent has stopped its pods (see
     /// [`Config::node_fence_ms`]), sent to agents.
     pub node_fence: Duration,
+    /// Admit privileged containers and hostPaths of the engine's socket
+    /// ([`Config::allow_privileged`]).
+    pub allow_privileged: bool,
+    /// Process pods may run as root ([`Config::allow_root_process_pods`]), sent to agents.
+    pub allow_root_process_pods: bool,
 }
 
 impl Default for Settings {

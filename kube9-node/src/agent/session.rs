@@ -184,6 +184,7 @@ fn register(agent: &Agent) -> pb::Register {
         memory_capacity_bytes: 0,
         pod_runtime: agent.supervisor.runtime_kind().into(),
         adoptable_pod_uids: agent.supervisor.adoptable(),
+        pod_isolation: agent.supervisor.pod_isolation(),
     }
 }
 
@@ -308,6 +309,9 @@ async fn establish(
         backoff.max = Duration::from_millis(registered.crash_backoff_max_ms);
     }
     agent.supervisor.set_backoff(backoff);
+    agent
+        .supervisor
+        .set_allow_root_pods(registered.allow_root_pods);
     // Before any RunPod is handled: what is not taken over goes.
     agent
         .supervisor

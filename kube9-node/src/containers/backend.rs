@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 use super::exec::{self as process_exec, ExecOutcome};
+use super::isolation::{self, Identity, Isolation, PodDirs};
 use super::logs;
 use super::spawn::{self, SpawnContext};
 use crate::config::is_path_component;
@@ -167,10 +168,59 @@ pub trait PodBackend: Send + Sync {
 // ----------------------------------------------------------------------------------------------
 
 /// Pods as processes on the node: each container a process group with its output in a log
-/// file, the pod directory as working directory. The image is not run.
+/// file, the pod's `work/` directory as working directory, as the pod's own user when the
+/// agent is root (see [`isolation`]). The image is not run.
 pub struct ProcessBackend {
     pub ctx: SpawnContext,
     pub state_dir: PathBuf,
+    pub isolation: Arc<Isolation>,
+}
+
+impl ProcessBackend {
+    /// The user `container` of `pod` runs as (`None`: the agent's), or why it may not run.
+    fn identity(
+        &self,
+        pod: &pb::Pod,
+        container: &pb::Container,
+    ) -> Result<Option<Identity>, StartError> {
+        self.isolation
+            .container_identity(pod, container)
+            .map_err(|message| StartError::Waiting {
+                reason: isolation::CONFIG_ERROR.into(),
+                message,
+            })
+    }
+
+    fn work_dir(&self, pod: &pb::Pod) -> PathBuf {
+        PodDirs::work(&logs::pod_dir(&self.state_dir, &pod.key()))
+    }
+
+    /// SIGTERM to the pod's process groups, SIGKILL after `grace` to what is left of them.
+    async fn stop_processes(&self, pod: &pb::Pod, running: Vec<String>, grace: Duration) {
+        let pids: Vec<Pid> = running.iter().filter_map(|id| pid_of(id)).collect();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in &pids {
+            signal_group(*pid, Signal::SIGTERM);
+        }
+        let gone = |pids: &[Pid]| pids.iter().all(|p| !process_exists(*p));
+        let deadline = tokio::time::Instant::now() + grace;
+        while !gone(&pids) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !gone(&pids) {
+            warn!(pod = %pod.name, "grace period over, killing");
+        }
+        // The leaders are gone or get SIGKILL now; whatever they left in their groups too.
+        for pid in &pids {
+            signal_group(*pid, Signal::SIGKILL);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while !gone(&pids) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 fn pid_of(id: &str) -> Option<Pid> {
@@ -199,12 +249,30 @@ impl PodBackend for ProcessBackend {
         "process"
     }
 
+    async fn startup(&self) -> Result<(), String> {
+        // No process pod outlives the agent that started it; its files go before its uid is
+        // handed out again.
+        if matches!(self.isolation.mode(), isolation::Mode::PerPod { .. }) {
+            PodDirs::remove_all_work(&self.state_dir.join("pods"));
+        }
+        Ok(())
+    }
+
     async fn prepare(&self, pod: &pb::Pod) -> Result<Prepared, String> {
         if !is_path_component(&pod.name) || !is_path_component(pod.ns()) {
             return Err(format!("invalid pod name {:?}", pod.key()));
         }
         let dir = logs::pod_dir(&self.state_dir, &pod.key());
-        std::fs::create_dir_all(&dir)
+        // The working directory belongs to the pod's own user (none: the agent's user).
+        let owner = match self.isolation.mode() {
+            isolation::Mode::AgentUser(_) => None,
+            isolation::Mode::PerPod { .. } => Some(
+                self.isolation
+                    .pod_identity(&pod.uid)
+                    .ok_or_else(|| "no pod uid left on this node".to_string())?,
+            ),
+        };
+        PodDirs::create(&self.state_dir.join("pods"), &dir, owner)
             .map_err(|e| format!("failed to create pod directory {}: {e}", dir.display()))?;
         Ok(Prepared::default())
     }
@@ -224,14 +292,15 @@ impl PodBackend for ProcessBackend {
                 format!("invalid container name {:?}", container.name),
             ));
         }
+        let identity = self.identity(pod, container)?;
         let log = logs::log_path(&self.state_dir, &pod.key(), &container.name);
         if restart {
             // The previous run's output stays readable with --previous.
             let previous = logs::previous_log_path(&self.state_dir, &pod.key(), &container.name);
             let _ = std::fs::rename(&log, previous);
         }
-        let pod_dir = logs::pod_dir(&self.state_dir, &pod.key());
-        match spawn::spawn(pod, container, &pod_dir, &log, &self.ctx) {
+        let work_dir = self.work_dir(pod);
+        match spawn::spawn(pod, container, &work_dir, &log, &self.ctx, identity) {
             Ok(started) => {
                 let pid = started.pid.as_raw();
                 let exit = started
@@ -277,37 +346,34 @@ impl PodBackend for ProcessBackend {
     }
 
     async fn teardown(&self, pod: &pb::Pod, running: Vec<String>, grace: Duration) {
-        let pids: Vec<Pid> = running.iter().filter_map(|id| pid_of(id)).collect();
-        if pids.is_empty() {
-            return;
+        self.stop_processes(pod, running, grace).await;
+        // Whatever left the pod's process groups (a daemon, `setsid`) still has its uid.
+        if let Some(own) = self.isolation.existing_pod_identity(&pod.uid) {
+            if matches!(self.isolation.mode(), isolation::Mode::PerPod { .. }) {
+                let strays = isolation::processes_of(own.uid);
+                if !strays.is_empty() {
+                    warn!(pod = %pod.key(), uid = own.uid, count = strays.len(), "killing what the pod left running");
+                }
+                for pid in strays {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
+            }
         }
-        for pid in &pids {
-            signal_group(*pid, Signal::SIGTERM);
+        // Its files go with it, before its uid can go to another pod.
+        let dir = logs::pod_dir(&self.state_dir, &pod.key());
+        if let Err(error) = PodDirs::remove_work(&dir) {
+            warn!(pod = %pod.key(), %error, "failed to remove the pod's working directory");
         }
-        let gone = |pids: &[Pid]| pids.iter().all(|p| !process_exists(*p));
-        let deadline = tokio::time::Instant::now() + grace;
-        while !gone(&pids) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if !gone(&pids) {
-            warn!(pod = %pod.name, "grace period over, killing");
-        }
-        // The leaders are gone or get SIGKILL now; whatever they left in their groups too.
-        for pid in &pids {
-            signal_group(*pid, Signal::SIGKILL);
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        while !gone(&pids) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.isolation.release(&pod.uid);
     }
 
     fn prober(&self, pod: &pb::Pod, slot: Slot, _id: &str) -> (String, Arc<dyn probe::Exec>) {
         let exec = ProcessExec {
             pod: pod.clone(),
             slot,
-            pod_dir: logs::pod_dir(&self.state_dir, &pod.key()),
+            work_dir: self.work_dir(pod),
             ctx: self.ctx.clone(),
+            isolation: self.isolation.clone(),
         };
         // A process listens on the node's loopback.
         ("127.0.0.1".into(), Arc::new(exec))
@@ -356,29 +422,34 @@ impl PodBackend for ProcessBackend {
             .iter()
             .find(|c| c.name == container)
             .ok_or_else(|| format!("container {container} not found in pod {}", pod.name))?;
-        let pod_dir = logs::pod_dir(&self.state_dir, &pod.key());
-        process_exec::exec(pod, c, &pod_dir, &self.ctx, command).await
+        let identity = (self.isolation.container_identity(pod, c))
+            .map_err(|e| format!("container {container} cannot run: {e}"))?;
+        process_exec::exec(pod, c, &self.work_dir(pod), &self.ctx, identity, command).await
     }
 }
 
-/// Probe commands of a process container: run as the container's own process is.
+/// Probe commands of a process container: run as the container's own process is (same user).
 struct ProcessExec {
     pod: pb::Pod,
     slot: Slot,
-    pod_dir: PathBuf,
+    work_dir: PathBuf,
     ctx: SpawnContext,
+    isolation: Arc<Isolation>,
 }
 
 impl probe::Exec for ProcessExec {
     fn exec(&self, command: Vec<String>) -> BoxFuture<'static, Result<i32, String>> {
-        let (pod, pod_dir, ctx, slot) = (
+        let (pod, work_dir, ctx, slot) = (
             self.pod.clone(),
-            self.pod_dir.clone(),
+            self.work_dir.clone(),
             self.ctx.clone(),
             self.slot,
         );
+        let identity = self.isolation.container_identity(&pod, slot.of(&pod));
         Box::pin(async move {
-            let outcome = process_exec::exec(&pod, slot.of(&pod), &pod_dir, &ctx, &command);
+            let identity = identity?;
+            let outcome =
+                process_exec::exec(&pod, slot.of(&pod), &work_dir, &ctx, identity, &command);
             outcome.await.map(|o| o.exit_code)
         })
     }

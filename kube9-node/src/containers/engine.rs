@@ -361,6 +361,8 @@ impl PodBackend for CriBackend {
             }
             Err(e) => return Err(waiting(reason::ERR_IMAGE_PULL, e.to_string())),
         };
+        cri::spec::verify_run_as_non_root(pod, container, &image)
+            .map_err(|message| waiting(reason::CREATE_CONTAINER_CONFIG_ERROR, message))?;
         let (sandbox, attempt, ip) = {
             let pods = self.pods.lock();
             let record = pods.get(&pod.key()).filter(|r| r.uid == pod.uid);
@@ -382,8 +384,9 @@ impl PodBackend for CriBackend {
             pod_ip: ip.unwrap_or_default(),
             ..pod.clone()
         };
-        let config = cri::spec::container_config(&meta, pod, container, &image.id, attempt)
+        let mut config = cri::spec::container_config(&meta, pod, container, &image.id, attempt)
             .map_err(|e| waiting(reason::CREATE_ERROR, e.to_string()))?;
+        config.security.image_user = image.user.clone();
         let id = self
             .runtime
             .create_container(&sandbox, &config)

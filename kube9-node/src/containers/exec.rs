@@ -5,6 +5,7 @@
 //! process group. Following a log reads its file as it grows.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use kube9_proto::pb;
 use tokio::sync::mpsc;
 
+use super::isolation::Identity;
 use super::logs;
 use super::reaper::Reaper;
 use super::spawn::{self, SpawnContext};
@@ -27,20 +29,21 @@ pub struct ExecOutcome {
     pub exit_code: i32,
 }
 
-/// Runs `command` as container `container` of `pod` runs: its environment and working
-/// directory (the pod directory unless the container names one).
+/// Runs `command` as container `container` of `pod` runs: its environment, working directory
+/// (`work_dir` unless the container names one) and user (`identity`; `None`: the agent's).
 pub async fn exec(
     pod: &pb::Pod,
     container: &pb::Container,
-    pod_dir: &Path,
+    work_dir: &Path,
     ctx: &SpawnContext,
+    identity: Option<Identity>,
     command: &[String],
 ) -> Result<ExecOutcome, String> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| "exec needs a command".to_string())?;
     let working_dir = match container.working_dir.as_str() {
-        "" => pod_dir.to_path_buf(),
+        "" => work_dir.to_path_buf(),
         dir => dir.into(),
     };
     let mut cmd = Command::new(program);
@@ -52,7 +55,9 @@ pub async fn exec(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    use std::os::unix::process::CommandExt;
+    if let Some(id) = identity {
+        spawn::run_as(&mut cmd, id);
+    }
     let (exit, stdout, stderr) = Reaper::global()
         .spawn_piped(&mut cmd)
         .map_err(|e| format!("failed to start {program}: {e}"))?;
@@ -185,6 +190,7 @@ mod tests {
             &container,
             &dir,
             &ctx,
+            None,
             &cmd("echo $GREETING; echo oops >&2; exit 3"),
         )
         .await
@@ -192,10 +198,28 @@ mod tests {
         assert_eq!(out.stdout, b"hi\n");
         assert_eq!(out.stderr, b"oops\n");
         assert_eq!(out.exit_code, 3);
-        let missing = exec(&pod, &container, &dir, &ctx, &["/no/such/program".into()]).await;
+        let missing = exec(
+            &pod,
+            &container,
+            &dir,
+            &ctx,
+            None,
+            &["/no/such/program".into()],
+        )
+        .await;
         assert!(missing
             .unwrap_err()
             .contains("failed to start /no/such/program"));
+        if nix::unistd::geteuid().is_root() {
+            // As the container's user, without the agent's groups.
+            let id = Identity {
+                uid: 310_500,
+                gid: 310_501,
+            };
+            let script = cmd("id -u; id -G");
+            let out = exec(&pod, &container, &dir, &ctx, Some(id), &script).await;
+            assert_eq!(out.unwrap().stdout, b"310500\n310501\n");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

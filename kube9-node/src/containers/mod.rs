@@ -11,6 +11,7 @@
 //! - [`eviction`]: evicting a pod whose disk emptyDir passes its `sizeLimit`.
 //! - [`spawn`]: container spec to process (command line, environment, log file).
 //! - [`exec`]: exec and log following for processes.
+//! - [`isolation`]: the user each process pod runs as, and its directories.
 //! - [`reaper`]: the process-wide `waitpid(-1)` loop that collects every child and orphan.
 //! - [`logs`]: log file paths and FetchLogs (tail, container choice).
 //!
@@ -22,6 +23,7 @@ pub mod backend;
 pub mod engine;
 pub mod eviction;
 pub mod exec;
+pub mod isolation;
 pub mod logs;
 pub mod pod;
 pub mod reaper;
@@ -80,6 +82,8 @@ pub struct Supervisor {
 struct SupervisorShared {
     state_dir: PathBuf,
     backend: Arc<dyn PodBackend>,
+    /// Users of process pods; `None` with an engine.
+    isolation: Option<Arc<isolation::Isolation>>,
     pods: Mutex<HashMap<String, PodEntry>>,
     /// Bindings being stopped, by pod key; a new binding of the key waits for them.
     stopping: Mutex<HashMap<String, Stopping>>,
@@ -95,14 +99,26 @@ struct PodEntry {
 }
 
 impl Supervisor {
-    /// A supervisor with no pods, and the receiver of its status updates.
+    /// A supervisor with no pods, and the receiver of its status updates. Process pods get
+    /// users from [`isolation::DEFAULT_POD_UID_BASE`] on when the agent is root.
     pub fn new(config: SupervisorConfig) -> (Self, mpsc::UnboundedReceiver<pb::PodStatus>) {
+        let isolation = isolation::Isolation::detect(isolation::DEFAULT_POD_UID_BASE);
+        Self::with_isolation(config, isolation)
+    }
+
+    /// [`Supervisor::new`], process pods isolated as `isolation` says.
+    pub fn with_isolation(
+        config: SupervisorConfig,
+        isolation: isolation::Isolation,
+    ) -> (Self, mpsc::UnboundedReceiver<pb::PodStatus>) {
         let (events, updates) = mpsc::unbounded_channel();
+        let isolation = Arc::new(isolation);
         let path = std::env::var("PATH")
             .ok()
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| spawn::DEFAULT_PATH.to_string());
         let measures_volumes = config.engine.is_some();
+        let process_isolation = config.engine.is_none().then(|| isolation.clone());
         let backend: Arc<dyn PodBackend> = match config.engine {
             Some(engine) => {
                 let mut cri = CriBackend::new(engine, &config.cluster_id, &config.node_name);
@@ -116,11 +132,13 @@ impl Supervisor {
                     path,
                 },
                 state_dir: config.state_dir.clone(),
+                isolation,
             }),
         };
         let shared = SupervisorShared {
             state_dir: config.state_dir,
             backend,
+            isolation: process_isolation,
             pods: Mutex::new(HashMap::new()),
             stopping: Mutex::new(HashMap::new()),
             events,
@@ -155,6 +173,21 @@ impl Supervisor {
     /// How pods run here: `process` or `docker`.
     pub fn runtime_kind(&self) -> &'static str {
         self.shared.backend.kind()
+    }
+
+    /// How pods are kept apart here, for Register (`pod_isolation`).
+    pub fn pod_isolation(&self) -> String {
+        match &self.shared.isolation {
+            Some(isolation) => isolation.describe(),
+            None => "pods run in containers".to_string(),
+        }
+    }
+
+    /// kube9d's `allow_root_pods`: whether process pods may run as root (`runAsUser: 0`).
+    pub fn set_allow_root_pods(&self, allow: bool) {
+        if let Some(isolation) = &self.shared.isolation {
+            isolation.set_allow_root(allow);
+        }
     }
 
     /// Sets the crash-loop back-off of pods started from now on.

@@ -1,12 +1,15 @@
 //! Turning a container spec into a running process.
 //!
 //! A container is a plain process in its own process group (so stopping it signals everything
-//! it started), with stdout and stderr appended to `<state-dir>/pods/<pod>/<container>.log`,
-//! stdin null, a clean environment and the pod directory as working directory. A container
-//! without a command runs the agent's stand-in (`<agent> standin --image IMAGE -- ARGS`).
+//! it started), with stdout and stderr appended to `<state-dir>/pods/<pod>/<container>.log`
+//! (mode 0600, opened by the agent), stdin null, a clean environment and the pod's `work/`
+//! directory as working directory, as the user [`super::isolation`] chose (std's
+//! `Command::uid`/`gid`, which also clear the supplementary groups). A container without a
+//! command runs the agent's stand-in (`<agent> standin --image IMAGE -- ARGS`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,6 +18,7 @@ use kube9_proto::pb;
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
+use super::isolation::Identity;
 use super::reaper::{Exit, Reaper};
 
 /// Used for children when the agent itself has no PATH (the node image has busybox in /bin).
@@ -87,20 +91,27 @@ pub fn environment(
     env
 }
 
-/// Starts one container of `pod`, logging to `log_path`, in `pod_dir` unless the container
-/// names a working directory.
+/// Starts one container of `pod`, logging to `log_path`, in `work_dir` unless the container
+/// names a working directory, as `identity` (`None`: the agent's own user).
 pub fn spawn(
     pod: &pb::Pod,
     container: &pb::Container,
-    pod_dir: &Path,
+    work_dir: &Path,
     log_path: &Path,
     ctx: &SpawnContext,
+    identity: Option<Identity>,
 ) -> Result<Started, SpawnFailure> {
     let log = open_log(log_path).map_err(|error| SpawnFailure {
         exit_code: 126,
         message: format!("failed to open log file {}: {error}", log_path.display()),
     })?;
-    let result = build(pod, container, pod_dir, &log, ctx)
+    let result = build(pod, container, work_dir, &log, ctx)
+        .map(|mut command| {
+            if let Some(id) = identity {
+                run_as(&mut command, id);
+            }
+            command
+        })
         .and_then(|mut command| Reaper::global().spawn(&mut command));
     match result {
         Ok((pid, exit)) => Ok(Started { pid, exit }),
@@ -121,20 +132,34 @@ pub fn spawn(
     }
 }
 
+/// Runs `command` as `id`. std does it in the child, in this order: `setgid`, `setgroups(0,
+/// NULL)` (no `groups` given: the agent's supplementary groups are dropped), `setuid`, then
+/// `chdir` and exec; see [`super::isolation`].
+pub fn run_as(command: &mut Command, id: Identity) {
+    command.uid(id.uid).gid(id.gid);
+}
+
+/// The agent's file, not the pod's: only the agent (and root) can read it, whatever the
+/// agent's umask; a link in its place is not followed.
 fn open_log(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
 }
 
 fn build(
     pod: &pb::Pod,
     container: &pb::Container,
-    pod_dir: &Path,
+    work_dir: &Path,
     log: &File,
     ctx: &SpawnContext,
 ) -> io::Result<Command> {
     let (program, args) = command_line(container, &ctx.standin_program);
     let working_dir = match container.working_dir.as_str() {
-        "" => pod_dir.to_path_buf(),
+        "" => work_dir.to_path_buf(),
         dir => PathBuf::from(dir),
     };
     let mut command = Command::new(program);

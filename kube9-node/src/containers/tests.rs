@@ -19,9 +19,21 @@ fn temp_state_dir() -> PathBuf {
     dir
 }
 
+/// A process supervisor whose pods run as the test's own user, so they can write where the
+/// test reads (per-pod users: [`pods_of_a_root_agent_run_as_their_own_user`]).
 fn supervisor() -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf) {
+    let me = isolation::Identity {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    };
+    isolated_supervisor(isolation::Isolation::new(isolation::Mode::AgentUser(me)))
+}
+
+fn isolated_supervisor(
+    isolation: isolation::Isolation,
+) -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf) {
     let state_dir = temp_state_dir();
-    let (supervisor, events) = Supervisor::new(SupervisorConfig {
+    let config = SupervisorConfig {
         state_dir: state_dir.clone(),
         node_name: "test-node".into(),
         standin_program: PathBuf::from("/nonexistent/kube9-node"),
@@ -29,7 +41,8 @@ fn supervisor() -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf)
         cluster_id: "test".into(),
         pod_network: None,
         eviction_interval: eviction::EVICTION_INTERVAL,
-    });
+    };
+    let (supervisor, events) = Supervisor::with_isolation(config, isolation);
     (supervisor, events, state_dir)
 }
 
@@ -226,8 +239,88 @@ async fn containers_see_the_pod_environment() {
     supervisor.run_pod(spec);
     wait_for_status(&mut events, |s| s.phase() == PodPhase::Succeeded).await;
     let log = std::fs::read_to_string(logs::log_path(&state_dir, "envy", "main")).unwrap();
-    let pod_dir = logs::pod_dir(&state_dir, "envy");
-    assert_eq!(log, format!("envy test-node hi\n{}\n", pod_dir.display()));
+    let work_dir = isolation::PodDirs::work(&logs::pod_dir(&state_dir, "envy"));
+    assert_eq!(log, format!("envy test-node hi\n{}\n", work_dir.display()));
+}
+
+#[tokio::test]
+async fn pods_of_a_root_agent_run_as_their_own_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let iso = isolation::Isolation::new(isolation::Mode::PerPod { base: 310_000 });
+    let (supervisor, mut events, state_dir) = isolated_supervisor(iso);
+    assert_eq!(
+        supervisor.pod_isolation(),
+        "pods run as uid 310000+ (one per pod)"
+    );
+    let script =
+        "id -u; id -g; id -G; echo x > mine && cat mine; cat ../main.log || echo log-denied; \
+                  setsid sleep 1000 &";
+    supervisor.run_pod(pod("a", &["sh", "-c", script]));
+    wait_for_status(&mut events, |s| s.phase() == PodPhase::Succeeded).await;
+    let log = std::fs::read_to_string(logs::log_path(&state_dir, "a", "main")).unwrap();
+    assert_eq!(
+        log.lines().collect::<Vec<_>>()[..3],
+        ["310000", "310000", "310000"],
+        "{log}"
+    );
+    assert!(
+        log.contains("x\n"),
+        "the pod writes its own directory: {log}"
+    );
+    assert!(log.contains("log-denied"), "{log}");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(logs::log_path(&state_dir, "a", "main")).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o600));
+
+    // A second pod gets the next uid and sees nothing of the first.
+    let spy =
+        "id -u; ls ../../a/work || echo work-denied; cat ../../a/work/mine || echo file-denied";
+    supervisor.run_pod(pod("b", &["sh", "-c", spy]));
+    wait_for_status(&mut events, |s| {
+        s.pod_name == "b" && s.phase() == PodPhase::Succeeded
+    })
+    .await;
+    let log = std::fs::read_to_string(logs::log_path(&state_dir, "b", "main")).unwrap();
+    assert!(log.starts_with("310001\n"), "{log}");
+    assert!(
+        log.contains("work-denied") && log.contains("file-denied"),
+        "{log}"
+    );
+
+    // runAsUser 0 waits until kube9d allows it.
+    let mut root = pod("r", &["sh", "-c", "id -u"]);
+    root.containers[0].security_context = Some(pb::SecurityContext {
+        run_as_user: Some(0),
+        ..Default::default()
+    });
+    supervisor.run_pod(root);
+    let waiting = wait_for_status(&mut events, |s| {
+        s.pod_name == "r" && s.containers[0].reason == isolation::CONFIG_ERROR
+    })
+    .await;
+    assert_eq!(waiting.containers[0].message, isolation::ROOT_REFUSED);
+
+    // Deleted: its working directory goes, its uid is free again (after the others).
+    let work = isolation::PodDirs::work(&logs::pod_dir(&state_dir, "a"));
+    assert!(work.exists());
+    assert_eq!(
+        std::fs::metadata(&work).unwrap().permissions().mode() & 0o777,
+        0o770
+    );
+    assert!(
+        !isolation::processes_of(310_000).is_empty(),
+        "the stray runs"
+    );
+    supervisor.delete_pod("a", "", DEFAULT_GRACE).await;
+    assert!(!work.exists());
+    // What left the pod's process groups went with it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(isolation::processes_of(310_000), Vec::<i32>::new());
+    supervisor.stop_all(Duration::from_secs(2)).await;
+    let _ = std::fs::remove_dir_all(&state_dir);
 }
 
 fn container(name: &str, script: &str) -> pb::Container {

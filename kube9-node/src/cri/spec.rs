@@ -11,6 +11,9 @@
 //!   engine volume (so a secret never reaches the node's disk) holding the files kube9d
 //!   resolved for it (`pb::Volume::files`), written through the sandbox once it runs; app
 //!   containers always mount it read-only, as Kubernetes does.
+//! - `securityContext` (the pod's is merged into each container by the manifest parser) is
+//!   carried over as [`Security`]; `runAsNonRoot` is checked against the image's user by
+//!   [`verify_run_as_non_root`] before the container is created, as the kubelet does.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path};
@@ -20,8 +23,8 @@ use kube9_proto::pb;
 use super::expand::{expand_all, expand_env};
 use super::labels;
 use super::types::{
-    ContainerConfig, EmptyDir, FileToWrite, Medium, Mount, MountSource, PodMeta, PodSandboxConfig,
-    Resources,
+    ContainerConfig, EmptyDir, FileToWrite, ImageRef, Medium, Mount, MountSource, PodMeta,
+    PodSandboxConfig, Resources, Security,
 };
 use super::{Error, Result};
 
@@ -186,7 +189,80 @@ pub fn container_config(
         resources: resources(container),
         mounts,
         env,
+        security: security(container)?,
     })
+}
+
+/// The container's `securityContext` as the runtime applies it. A `runAsUser` or `runAsGroup`
+/// outside 0..2³²−1 is refused. [`Security::image_user`] is left empty: the caller knows the
+/// image.
+pub fn security(container: &pb::Container) -> Result<Security> {
+    let Some(sc) = &container.security_context else {
+        return Ok(Security::default());
+    };
+    let id = |field: &str, v: Option<i64>| {
+        v.map(|v| {
+            u32::try_from(v).map_err(|_| {
+                invalid(
+                    format!("container {}", container.name),
+                    format!("securityContext.{field} {v} is not a valid id"),
+                )
+            })
+        })
+        .transpose()
+    };
+    Ok(Security {
+        run_as_user: id("runAsUser", sc.run_as_user)?,
+        run_as_group: id("runAsGroup", sc.run_as_group)?,
+        read_only_root_filesystem: sc.read_only_root_filesystem,
+        capabilities_add: sc.capabilities_add.clone(),
+        capabilities_drop: sc.capabilities_drop.clone(),
+        no_new_privileges: sc.allow_privilege_escalation == Some(false),
+        privileged: sc.privileged,
+        image_user: String::new(),
+    })
+}
+
+/// The kubelet's `runAsNonRoot` check: with `runAsNonRoot`, a container whose `runAsUser` is 0,
+/// or that has none and whose image runs as root (no `USER`, `root`, `0`), or as a user name
+/// that cannot be checked, is not created. The error is the kubelet's message (the container
+/// then waits with `CreateContainerConfigError`).
+pub fn verify_run_as_non_root(
+    pod: &pb::Pod,
+    container: &pb::Container,
+    image: &ImageRef,
+) -> std::result::Result<(), String> {
+    let Some(sc) = container
+        .security_context
+        .as_ref()
+        .filter(|s| s.run_as_non_root)
+    else {
+        return Ok(());
+    };
+    let whose = format!(
+        "(pod: \"{}_{}({})\", container: {})",
+        pod.name,
+        pod.ns(),
+        pod.uid,
+        container.name
+    );
+    match sc.run_as_user {
+        Some(0) => Err(format!(
+            "container's runAsUser breaks non-root policy {whose}"
+        )),
+        Some(_) => Ok(()),
+        None if image.runs_as_root() => Err(format!(
+            "container has runAsNonRoot and image will run as root {whose}"
+        )),
+        None => {
+            let user = image.user.split(':').next().unwrap_or_default().trim();
+            if user.parse::<u32>().is_ok() {
+                Ok(())
+            } else {
+                Err(format!("container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root {whose}"))
+            }
+        }
+    }
 }
 
 /// The container's environment before expansion (see the module docs).
@@ -321,6 +397,100 @@ mod tests {
         assert_eq!(config.env[0], ("KUBE9_POD_NAME".into(), "web".into()));
         assert_eq!(config.working_dir.as_deref(), Some("/srv"));
         assert_eq!((config.attempt, config.image.as_str()), (3, "sha256:1"));
+    }
+
+    fn secure(sc: pb::SecurityContext) -> pb::Container {
+        pb::Container {
+            name: "app".into(),
+            security_context: Some(sc),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_security_context_is_carried_over() {
+        let plain = pb::Container {
+            name: "app".into(),
+            ..Default::default()
+        };
+        let config = container_config(&meta(), &pod(), &plain, "img", 0).unwrap();
+        assert_eq!(config.security, Security::default());
+        let container = secure(pb::SecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(3000),
+            read_only_root_filesystem: true,
+            capabilities_add: vec!["NET_ADMIN".into()],
+            capabilities_drop: vec!["ALL".into()],
+            allow_privilege_escalation: Some(false),
+            ..Default::default()
+        });
+        let config = container_config(&meta(), &pod(), &container, "img", 0).unwrap();
+        assert_eq!(
+            config.security,
+            Security {
+                run_as_user: Some(1000),
+                run_as_group: Some(3000),
+                read_only_root_filesystem: true,
+                capabilities_add: vec!["NET_ADMIN".into()],
+                capabilities_drop: vec!["ALL".into()],
+                no_new_privileges: true,
+                privileged: false,
+                image_user: String::new(),
+            }
+        );
+        // allowPrivilegeEscalation unset or true: allowed.
+        for allow in [None, Some(true)] {
+            let c = secure(pb::SecurityContext {
+                allow_privilege_escalation: allow,
+                ..Default::default()
+            });
+            assert!(!security(&c).unwrap().no_new_privileges);
+        }
+        let c = secure(pb::SecurityContext {
+            run_as_user: Some(-1),
+            ..Default::default()
+        });
+        let err = container_config(&meta(), &pod(), &c, "img", 0).unwrap_err();
+        assert!(err.to_string().contains("runAsUser -1"), "{err}");
+    }
+
+    #[test]
+    fn run_as_non_root_refuses_what_would_run_as_root() {
+        let image = |user: &str| ImageRef {
+            name: "busybox".into(),
+            id: "sha256:1".into(),
+            pulled: false,
+            user: user.into(),
+        };
+        let check = |sc: pb::SecurityContext, user: &str| {
+            verify_run_as_non_root(&pod(), &secure(sc), &image(user))
+        };
+        let non_root = |uid: Option<i64>| pb::SecurityContext {
+            run_as_non_root: true,
+            run_as_user: uid,
+            ..Default::default()
+        };
+        for user in ["", "root", "0", "0:0", "root:staff"] {
+            let err = check(non_root(None), user).unwrap_err();
+            assert_eq!(
+                err,
+                "container has runAsNonRoot and image will run as root (pod: \"web_default(00000001)\", container: app)"
+            );
+        }
+        let err = check(non_root(Some(0)), "1000").unwrap_err();
+        assert!(
+            err.starts_with("container's runAsUser breaks non-root policy"),
+            "{err}"
+        );
+        let err = check(non_root(None), "nobody").unwrap_err();
+        assert!(err.contains("non-numeric user (nobody)"), "{err}");
+        assert!(check(non_root(Some(1000)), "").is_ok());
+        assert!(check(non_root(None), "1000").is_ok());
+        assert!(check(non_root(None), "1000:1000").is_ok());
+        // Without runAsNonRoot anything goes.
+        assert!(check(pb::SecurityContext::default(), "").is_ok());
+        let plain = pb::Container::default();
+        assert!(verify_run_as_non_root(&pod(), &plain, &image("")).is_ok());
     }
 
     #[test]

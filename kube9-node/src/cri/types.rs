@@ -65,6 +65,19 @@ pub struct ImageRef {
     pub id: String,
     /// Whether it was pulled just now (`false`: already present on the node).
     pub pulled: bool,
+    /// The image's `USER` (`1000`, `app:staff`; empty: root), which a container runs as
+    /// unless its [`Security::run_as_user`] is set.
+    pub user: String,
+}
+
+impl ImageRef {
+    /// Whether the image's `USER` is root: unset, `root` or uid 0 (a group after `:` does
+    /// not matter). A user name other than `root` is taken for non-root, as the engine
+    /// resolves it only inside the image.
+    pub fn runs_as_root(&self) -> bool {
+        let user = self.user.split(':').next().unwrap_or_default().trim();
+        user.is_empty() || user == "root" || user.parse::<u64>() == Ok(0)
+    }
 }
 
 /// A pod's sandbox: the container that holds the network namespace (and keeps the pod's
@@ -161,6 +174,49 @@ pub struct ContainerConfig {
     pub resources: Resources,
     /// Volume mounts.
     pub mounts: Vec<Mount>,
+    /// What the container may do (its `securityContext`).
+    pub security: Security,
+}
+
+/// A container's `securityContext`, as the runtime applies it. The default is the engine's
+/// default: the image's user, a writable root filesystem, the engine's capabilities.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Security {
+    /// `runAsUser`: the uid the process runs as (the image's `USER` when unset).
+    pub run_as_user: Option<u32>,
+    /// `runAsGroup`: its primary gid (the user's, or 0, when unset).
+    pub run_as_group: Option<u32>,
+    /// `readOnlyRootFilesystem`: the root filesystem is mounted read-only (volumes are not).
+    pub read_only_root_filesystem: bool,
+    /// `capabilities.add`, as Kubernetes writes them (`NET_ADMIN`, `ALL`).
+    pub capabilities_add: Vec<String>,
+    /// `capabilities.drop`.
+    pub capabilities_drop: Vec<String>,
+    /// `allowPrivilegeEscalation: false`: the process and its children can never gain
+    /// privileges (`no_new_privs`: setuid binaries and file capabilities do nothing).
+    pub no_new_privileges: bool,
+    /// `privileged` (kube9d admits it only with `--allow-privileged`).
+    pub privileged: bool,
+    /// The image's `USER` ([`ImageRef::user`]), for a `runAsGroup` without `runAsUser`.
+    pub image_user: String,
+}
+
+impl Security {
+    /// The engine's `User` (`uid`, `uid:gid`), or `None` to keep the image's. A `runAsGroup`
+    /// without `runAsUser` keeps the image's user ([`Self::image_user`]; root when the image
+    /// has none) with that group.
+    pub fn user(&self) -> Option<String> {
+        match (self.run_as_user, self.run_as_group) {
+            (Some(uid), Some(gid)) => Some(format!("{uid}:{gid}")),
+            (Some(uid), None) => Some(uid.to_string()),
+            (None, Some(gid)) => {
+                let user = self.image_user.split(':').next().unwrap_or_default().trim();
+                let user = if user.is_empty() { "0" } else { user };
+                Some(format!("{user}:{gid}"))
+            }
+            (None, None) => None,
+        }
+    }
 }
 
 /// CPU and memory of one container; `None` means not set.

@@ -77,6 +77,8 @@ pub mod reason {
     pub const IMAGE_PULL_BACKOFF: &str = "ImagePullBackOff";
     pub const ERR_IMAGE_NEVER_PULL: &str = "ErrImageNeverPull";
     pub const CREATE_ERROR: &str = "CreateContainerError";
+    /// The container's config cannot be applied (`runAsNonRoot` on an image that runs as root).
+    pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
     pub const COMPLETED: &str = "Completed";
     pub const ERROR: &str = "Error";
     pub const OOM_KILLED: &str = "OOMKilled";

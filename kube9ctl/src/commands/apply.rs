@@ -26,11 +26,10 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
     if objects.is_empty() {
         anyhow::bail!("no objects passed to apply");
     }
+    let request = apply_request(objects, args.dry_run);
+    crate::client::check_request_size("the manifest", &request)?;
     let mut cluster = ctx.connect().await?;
-    let response = cluster
-        .client
-        .apply(apply_request(objects, args.dry_run))
-        .await;
+    let response = cluster.client.apply(request).await;
     let response = cluster.check(response)?;
     let mut out = String::new();
     for result in &response.results {

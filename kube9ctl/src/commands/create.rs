@@ -185,6 +185,7 @@ async fn apply(
     cluster: &mut Client,
     request: pb::ApplyRequest,
 ) -> anyhow::Result<Vec<pb::ApplyResult>> {
+    crate::client::check_request_size("the object", &request)?;
     let response = cluster.client.apply(request).await;
     Ok(cluster.check(response)?.results)
 }

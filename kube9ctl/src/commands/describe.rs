@@ -205,7 +205,8 @@ pub fn describe_node(node: &pb::Node, events: &[pb::Event], now_ms: i64) -> Stri
     } else {
         "not connected".to_string()
     };
-    s.field("Agent", agent);
+    s.field("Agent", agent)
+        .field("Pod isolation", or_none(&node.pod_isolation));
     match &node.runtime {
         Some(r) => {
             s.line("Runtime:")

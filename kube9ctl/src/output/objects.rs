@@ -90,6 +90,43 @@ pub struct ContainerSpec {
     pub readiness_probe: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub startup_probe: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<serde_json::Value>,
+}
+
+/// A container's securityContext in the manifest's form; unset fields are left out.
+fn security_spec(sc: &Option<pb::SecurityContext>) -> Option<serde_json::Value> {
+    let sc = sc.as_ref()?;
+    let mut m = serde_json::Map::new();
+    if let Some(uid) = sc.run_as_user {
+        m.insert("runAsUser".into(), uid.into());
+    }
+    if let Some(gid) = sc.run_as_group {
+        m.insert("runAsGroup".into(), gid.into());
+    }
+    if sc.run_as_non_root {
+        m.insert("runAsNonRoot".into(), true.into());
+    }
+    if sc.read_only_root_filesystem {
+        m.insert("readOnlyRootFilesystem".into(), true.into());
+    }
+    if let Some(allow) = sc.allow_privilege_escalation {
+        m.insert("allowPrivilegeEscalation".into(), allow.into());
+    }
+    if sc.privileged {
+        m.insert("privileged".into(), true.into());
+    }
+    if !sc.capabilities_add.is_empty() || !sc.capabilities_drop.is_empty() {
+        let mut caps = serde_json::Map::new();
+        if !sc.capabilities_add.is_empty() {
+            caps.insert("add".into(), sc.capabilities_add.clone().into());
+        }
+        if !sc.capabilities_drop.is_empty() {
+            caps.insert("drop".into(), sc.capabilities_drop.clone().into());
+        }
+        m.insert("capabilities".into(), caps.into());
+    }
+    Some(m.into())
 }
 
 /// A probe in the manifest's form (`httpGet: {path, port}`, ...); unset numbers are left out.
@@ -493,6 +530,7 @@ fn container_spec(c: &pb::Container) -> ContainerSpec {
         liveness_probe: probe_spec(&c.liveness_probe),
         readiness_probe: probe_spec(&c.readiness_probe),
         startup_probe: probe_spec(&c.startup_probe),
+        security_context: security_spec(&c.security_context),
     }
 }
 
@@ -1127,6 +1165,27 @@ mod tests {
         prod.namespace = "prod".into();
         let value = serde_json::to_value(PodObject::new(&prod)).unwrap();
         assert_eq!(value["metadata"]["namespace"], "prod");
+    }
+
+    #[test]
+    fn a_security_context_is_written_as_in_the_manifest() {
+        let sc = pb::SecurityContext {
+            run_as_user: Some(1000),
+            run_as_non_root: true,
+            allow_privilege_escalation: Some(false),
+            capabilities_drop: vec!["ALL".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            security_spec(&Some(sc)).unwrap(),
+            serde_json::json!({
+                "runAsUser": 1000,
+                "runAsNonRoot": true,
+                "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"]}
+            })
+        );
+        assert_eq!(security_spec(&None), None);
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl Cluster {
         let entry = self.nodes.get_mut(&name).expect("present");
         entry.agent = Some(conn);
         entry.node.agent_version = reg.agent_version.clone();
+        entry.node.pod_isolation = reg.pod_isolation.clone();
         if reg.cpu_capacity_millis > 0
             && entry
                 .node
@@ -203,6 +204,7 @@ fn registered(node: &str, settings: &Settings, adopt_pod_uids: Vec<String>) -> p
             crash_backoff_max_ms: settings.crash_backoff_max.as_millis() as u64,
             adopt_pod_uids,
             fence_ms: settings.node_fence.as_millis() as u64,
+            allow_root_pods: settings.allow_root_process_pods,
         })),
     }
 }

@@ -23,6 +23,10 @@ use crate::scheduler::Resources;
 /// How much longer than its grace period a deletion waits for the agent to confirm.
 pub const TERMINATING_MARGIN: Duration = Duration::from_secs(10);
 
+/// Where container engines listen: a container that can reach one of these can start any
+/// container on the node, so mounting it is as good as `privileged`.
+pub const ENGINE_SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/docker.sock"];
+
 /// What `apply` did with one object.
 pub enum Admission {
     Created,
@@ -45,6 +49,9 @@ impl Cluster {
         creating: &std::collections::HashSet<String>,
     ) -> Result<Admission> {
         kube9_proto::validate::validate_pod(pod).map_err(|e| Error::Invalid(e.to_string()))?;
+        if !self.settings.allow_privileged {
+            refuse_privileged(pod)?;
+        }
         self.admit_into_with(pod.ns(), creating)?;
         let (name, ns) = (&pod.name, pod.ns());
         match self.pods.get(&pod.key()) {
@@ -390,6 +397,51 @@ fn copy_statuses(containers: &mut [pb::Container], statuses: &[pb::ContainerStat
 }
 
 /// Whether two pods have the same user-written spec.
+/// Refuses what would give `pod` the node (kube9d without `--allow-privileged`): a privileged
+/// container or init container, and a hostPath volume of the engine's socket or of a
+/// directory that holds it.
+fn refuse_privileged(pod: &pb::Pod) -> Result<()> {
+    let name = &pod.name;
+    let containers = (pod.init_containers.iter().map(|c| ("init container", c)))
+        .chain(pod.containers.iter().map(|c| ("container", c)));
+    for (kind, c) in containers {
+        if c.security_context.as_ref().is_some_and(|s| s.privileged) {
+            return Err(Error::Invalid(format!(
+                "pod \"{name}\": {kind} \"{}\" sets securityContext.privileged, which kube9d refuses unless it runs with --allow-privileged",
+                c.name
+            )));
+        }
+    }
+    for v in pod.volumes.iter().filter(|v| v.kind == "hostPath") {
+        if let Some(socket) = exposed_socket(&v.source) {
+            return Err(Error::Invalid(format!(
+                "pod \"{name}\": volume \"{}\" is hostPath {:?}, which exposes the container engine's socket {socket}; kube9d refuses it unless it runs with --allow-privileged",
+                v.name, v.source
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The engine socket `host_path` is, or holds (`/var/run`, `/`); paths are compared after
+/// `.`, `..` and repeated or trailing slashes are resolved.
+fn exposed_socket(host_path: &str) -> Option<&'static str> {
+    use std::path::{Component, Path, PathBuf};
+    let mut path = PathBuf::from("/");
+    for component in Path::new(host_path).components() {
+        match component {
+            Component::Normal(part) => path.push(part),
+            Component::ParentDir => {
+                path.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    ENGINE_SOCKETS
+        .into_iter()
+        .find(|socket| Path::new(socket).starts_with(&path))
+}
+
 fn same_spec(a: &pb::Pod, b: &pb::Pod) -> bool {
     let strip = |p: &pb::Pod| {
         let spec = |cs: &[pb::Container]| cs.iter().map(spec_only).collect::<Vec<_>>();

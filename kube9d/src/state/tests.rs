@@ -735,3 +735,99 @@ fn a_pod_waits_for_its_secret_and_is_sent_once_it_exists() {
     assert!(c.pods["default/app"].containers[0].env[0].value.is_empty());
     assert!(!c.events.iter().any(|e| e.message.contains("hunter2")));
 }
+
+fn privileged(mut p: pb::Pod, init: bool) -> pb::Pod {
+    let c = pb::Container {
+        name: "root".into(),
+        image: "busybox".into(),
+        security_context: Some(pb::SecurityContext {
+            privileged: true,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if init {
+        p.init_containers.push(c);
+    } else {
+        p.containers.push(c);
+    }
+    p
+}
+
+fn host_path(mut p: pb::Pod, path: &str) -> pb::Pod {
+    p.volumes.push(pb::Volume {
+        name: "engine".into(),
+        kind: "hostPath".into(),
+        source: path.into(),
+        ..Default::default()
+    });
+    p
+}
+
+#[test]
+fn privileged_containers_are_refused_unless_allowed() {
+    let mut c = cluster();
+    for init in [false, true] {
+        let err = c.admit_pod(&privileged(pod("p", 100), init)).err();
+        let err = err.expect("refused");
+        assert!(matches!(err, super::Error::Invalid(_)), "{err:?}");
+        let kind = if init { "init container" } else { "container" };
+        assert_eq!(
+            err.to_string(),
+            format!("pod \"p\": {kind} \"root\" sets securityContext.privileged, which kube9d refuses unless it runs with --allow-privileged")
+        );
+    }
+    // Set but false is fine.
+    let mut p = pod("p", 100);
+    p.containers[0].security_context = Some(pb::SecurityContext {
+        privileged: false,
+        run_as_user: Some(0),
+        ..Default::default()
+    });
+    assert!(c.admit_pod(&p).is_ok());
+    c.settings.allow_privileged = true;
+    assert!(c.admit_pod(&privileged(pod("p", 100), false)).is_ok());
+    assert!(c.admit_pod(&privileged(pod("p", 100), true)).is_ok());
+}
+
+#[test]
+fn a_host_path_of_the_engine_socket_is_refused_unless_allowed() {
+    let mut c = cluster();
+    for path in [
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/run/docker.sock/",
+        "//var//run/",
+        "/var/run",
+        "/run",
+        "/var",
+        "/",
+        "/srv/../run/./",
+    ] {
+        let err = c.admit_pod(&host_path(pod("p", 100), path)).err();
+        let err = err.unwrap_or_else(|| panic!("{path} admitted"));
+        assert!(matches!(err, super::Error::Invalid(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("volume \"engine\""), "{msg}");
+        assert!(msg.contains("docker.sock"), "{msg}");
+        assert!(msg.contains("--allow-privileged"), "{msg}");
+    }
+    for path in ["/var/log", "/run/user", "/var/run/docker.sock.d", "/srv"] {
+        assert!(
+            c.admit_pod(&host_path(pod("p", 100), path)).is_ok(),
+            "{path} refused"
+        );
+    }
+    c.settings.allow_privileged = true;
+    assert!(c
+        .admit_pod(&host_path(pod("p", 100), "/var/run/docker.sock"))
+        .is_ok());
+}
+
+#[test]
+fn allow_privileged_is_off_by_default() {
+    assert!(!Settings::default().allow_privileged);
+    use clap::Parser;
+    let config = crate::config::Config::parse_from(["kube9d", "--allow-privileged"]);
+    assert!(config.settings().allow_privileged);
+}

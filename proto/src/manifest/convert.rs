@@ -13,7 +13,7 @@
 use super::base64;
 use super::raw::{
     Quantity, RawContainer, RawEnvFromSource, RawEnvVar, RawKeyToPath, RawObject, RawProbe,
-    RawVolume, TextMap,
+    RawSecurityContext, RawVolume, TextMap,
 };
 use crate::pb;
 use crate::quantity::{parse_cpu, parse_memory, QuantityError};
@@ -31,13 +31,20 @@ pub(super) fn pod_from(raw: RawObject) -> Result<pb::Pod, ValidationError> {
         restart_policy: spec.restart_policy,
         ..Default::default()
     };
+    let pod_security = spec.security_context.unwrap_or_default();
     for (i, c) in spec.containers.into_iter().enumerate() {
-        pod.containers
-            .push(container_from(&format!("spec.containers[{i}]"), c)?);
+        let at = format!("spec.containers[{i}]");
+        let security = security_context(&at, &pod_security, c.security_context.clone())?;
+        let mut container = container_from(&at, c)?;
+        container.security_context = security;
+        pod.containers.push(container);
     }
     for (i, c) in spec.init_containers.into_iter().enumerate() {
-        pod.init_containers
-            .push(container_from(&format!("spec.initContainers[{i}]"), c)?);
+        let at = format!("spec.initContainers[{i}]");
+        let security = security_context(&at, &pod_security, c.security_context.clone())?;
+        let mut container = container_from(&at, c)?;
+        container.security_context = security;
+        pod.init_containers.push(container);
     }
     for (i, v) in spec.volumes.into_iter().enumerate() {
         pod.volumes
@@ -45,6 +52,58 @@ pub(super) fn pod_from(raw: RawObject) -> Result<pb::Pod, ValidationError> {
     }
     normalize_pod(&mut pod);
     Ok(pod)
+}
+
+/// A container's securityContext with the pod's merged in (the container's own fields win, as
+/// in Kubernetes); `None` when neither says anything.
+fn security_context(
+    at: &str,
+    pod: &RawSecurityContext,
+    own: Option<RawSecurityContext>,
+) -> Result<Option<pb::SecurityContext>, ValidationError> {
+    let own = own.unwrap_or_default();
+    let id = |field: &str, v: Option<i64>| match v {
+        Some(n) if !(0..=i64::from(u32::MAX - 1)).contains(&n) => Err(ValidationError::new(
+            format!("{at}.securityContext.{field}"),
+            format!("{n} is not a user or group id (0 to 4294967294)"),
+        )),
+        v => Ok(v),
+    };
+    let caps = own.capabilities.unwrap_or_default();
+    for (field, names) in [("add", &caps.add), ("drop", &caps.drop)] {
+        for (i, name) in names.iter().enumerate() {
+            let bare = name.strip_prefix("CAP_").unwrap_or(name);
+            if bare.is_empty() || !bare.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                return Err(ValidationError::new(
+                    format!("{at}.securityContext.capabilities.{field}[{i}]"),
+                    format!("{name:?} is not a capability name (like NET_ADMIN or ALL)"),
+                ));
+            }
+        }
+    }
+    let sc = pb::SecurityContext {
+        run_as_user: id("runAsUser", own.run_as_user.or(pod.run_as_user))?,
+        run_as_group: id("runAsGroup", own.run_as_group.or(pod.run_as_group))?,
+        run_as_non_root: own.run_as_non_root.or(pod.run_as_non_root).unwrap_or(false),
+        read_only_root_filesystem: own.read_only_root_filesystem.unwrap_or(false),
+        capabilities_add: caps.add,
+        capabilities_drop: caps.drop,
+        allow_privilege_escalation: own.allow_privilege_escalation,
+        privileged: own.privileged.unwrap_or(false),
+    };
+    if sc.run_as_non_root && sc.run_as_user == Some(0) {
+        return Err(ValidationError::new(
+            format!("{at}.securityContext.runAsNonRoot"),
+            "runAsNonRoot and runAsUser: 0 contradict each other",
+        ));
+    }
+    if sc.privileged && sc.allow_privilege_escalation == Some(false) {
+        return Err(ValidationError::new(
+            format!("{at}.securityContext.allowPrivilegeEscalation"),
+            "cannot be false when privileged is true",
+        ));
+    }
+    Ok((sc != pb::SecurityContext::default()).then_some(sc))
 }
 
 fn container_from(at: &str, c: RawContainer) -> Result<pb::Container, ValidationError> {

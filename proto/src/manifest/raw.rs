@@ -69,6 +69,9 @@ pub(super) struct RawSpec {
     pub(super) volumes: Vec<RawVolume>,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) restart_policy: String,
+    /// The pod's securityContext: its fields apply to every container that does not set them.
+    #[serde(default)]
+    pub(super) security_context: Option<RawSecurityContext>,
     // Node.
     #[serde(default, deserialize_with = "nullable")]
     pub(super) capacity: RawResourceList,
@@ -110,6 +113,39 @@ pub(super) struct RawContainer {
     pub(super) readiness_probe: Option<RawProbe>,
     #[serde(default)]
     pub(super) startup_probe: Option<RawProbe>,
+    #[serde(default)]
+    pub(super) security_context: Option<RawSecurityContext>,
+}
+
+/// `securityContext`, of a pod or of a container (a pod's has no capabilities,
+/// readOnlyRootFilesystem, allowPrivilegeEscalation or privileged; Kube-9 reads them only from
+/// containers).
+#[derive(Deserialize, Default, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawSecurityContext {
+    #[serde(default)]
+    pub(super) run_as_user: Option<i64>,
+    #[serde(default)]
+    pub(super) run_as_group: Option<i64>,
+    #[serde(default)]
+    pub(super) run_as_non_root: Option<bool>,
+    #[serde(default)]
+    pub(super) read_only_root_filesystem: Option<bool>,
+    #[serde(default)]
+    pub(super) allow_privilege_escalation: Option<bool>,
+    #[serde(default)]
+    pub(super) privileged: Option<bool>,
+    #[serde(default)]
+    pub(super) capabilities: Option<RawCapabilities>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RawCapabilities {
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) add: Vec<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub(super) drop: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -1126,3 +1126,85 @@ fn fields_of_other_kinds_and_immutable_are_warned_about() {
         ]
     );
 }
+
+#[test]
+fn security_context_of_the_pod_applies_to_containers_that_do_not_set_their_own() {
+    let text = "apiVersion: v1
+kind: Pod
+metadata: {name: security-context-demo}
+spec:
+  securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000}
+  containers:
+  - name: sec-ctx-demo
+    image: busybox:1.36
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {add: [NET_ADMIN], drop: [ALL]}
+  - name: other
+    image: busybox:1.36
+    securityContext: {runAsUser: 2000, runAsNonRoot: true}
+";
+    let (objects, warnings) = parse_manifests_with_warnings(text).unwrap();
+    let Object::Pod(pod) = &objects[0] else {
+        panic!("a pod")
+    };
+    let first = pod.containers[0].security_context.clone().unwrap();
+    assert_eq!(
+        (first.run_as_user, first.run_as_group),
+        (Some(1000), Some(3000))
+    );
+    assert_eq!(first.allow_privilege_escalation, Some(false));
+    assert!(first.read_only_root_filesystem && !first.privileged);
+    assert_eq!(first.capabilities_add, ["NET_ADMIN"]);
+    assert_eq!(first.capabilities_drop, ["ALL"]);
+    let second = pod.containers[1].security_context.clone().unwrap();
+    assert_eq!(
+        (second.run_as_user, second.run_as_group),
+        (Some(2000), Some(3000))
+    );
+    assert!(second.run_as_non_root);
+    let named: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    assert!(
+        named
+            .iter()
+            .any(|w| w.contains("spec.securityContext.fsGroup")),
+        "fsGroup is not applied, and says so: {named:?}"
+    );
+}
+
+#[test]
+fn a_security_context_that_cannot_be_applied_is_refused_with_its_field() {
+    let pod = |sc: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {sc}\n"
+        )
+    };
+    for (sc, field) in [
+        (
+            "{runAsUser: -1}",
+            "spec.containers[0].securityContext.runAsUser",
+        ),
+        (
+            "{runAsUser: 0, runAsNonRoot: true}",
+            "spec.containers[0].securityContext.runAsNonRoot",
+        ),
+        (
+            "{capabilities: {add: [net_admin]}}",
+            "spec.containers[0].securityContext.capabilities.add[0]",
+        ),
+        (
+            "{privileged: true, allowPrivilegeEscalation: false}",
+            "spec.containers[0].securityContext.allowPrivilegeEscalation",
+        ),
+    ] {
+        let err = parse_manifests(&pod(sc)).unwrap_err().to_string();
+        assert!(err.contains(field), "{sc}: {err}");
+    }
+    let plain = parse_manifests(&pod("{}")).unwrap();
+    let Object::Pod(p) = &plain[0] else { panic!() };
+    assert_eq!(
+        p.containers[0].security_context, None,
+        "an empty one is none"
+    );
+}

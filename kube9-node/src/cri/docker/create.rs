@@ -14,6 +14,11 @@
 //!   IPC is `shareable`), and keep their own PID namespace.
 //! - Logs: `json-file`, 10 MB × 3 per container, whatever the engine's default driver is, so
 //!   `logs` always works and a chatty container cannot fill the disk.
+//! - `securityContext` (see [`crate::cri::Security`]): `runAsUser`/`runAsGroup` become `User`
+//!   (`uid[:gid]`), `readOnlyRootFilesystem` `ReadonlyRootfs`, capabilities `CapAdd`/`CapDrop`
+//!   (the engine takes `NET_ADMIN` and `CAP_NET_ADMIN` alike, and `ALL`; it applies the drops
+//!   first, so `drop: [ALL], add: [NET_ADMIN]` keeps only that one), `allowPrivilegeEscalation:
+//!   false` the `no-new-privileges` security option, and `privileged` `Privileged`.
 
 use std::collections::HashMap;
 
@@ -78,14 +83,24 @@ pub fn container_body(
         .cpu_limit_millis
         .map(|millis| (millis as i64 * CPU_PERIOD_US / 1000).max(MIN_CPU_QUOTA_US));
     let memory = resources.memory_limit_bytes.map(|bytes| bytes as i64);
+    let security = &config.security;
+    let list = |names: &[String]| Some(names.to_vec()).filter(|n| !n.is_empty());
     Ok(ContainerCreateBody {
         image: Some(config.image.clone()),
         entrypoint: Some(config.command.clone()).filter(|c| !c.is_empty()),
         cmd: Some(config.args.clone()).filter(|a| !a.is_empty()),
         env: Some(config.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         working_dir: config.working_dir.clone(),
+        user: security.user(),
         labels: Some(labels),
         host_config: Some(HostConfig {
+            readonly_rootfs: Some(security.read_only_root_filesystem).filter(|&ro| ro),
+            cap_add: list(&security.capabilities_add),
+            cap_drop: list(&security.capabilities_drop),
+            security_opt: security
+                .no_new_privileges
+                .then(|| vec!["no-new-privileges".to_string()]),
+            privileged: Some(security.privileged).filter(|&p| p),
             network_mode: Some(join.clone()),
             ipc_mode: Some(join),
             binds: Some(binds).filter(|b| !b.is_empty()),
@@ -152,7 +167,7 @@ fn log_config() -> HostConfigLogConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cri::types::{Mount, Resources};
+    use crate::cri::types::{Mount, Resources, Security};
 
     fn pod() -> PodMeta {
         PodMeta {
@@ -240,6 +255,50 @@ mod tests {
             body(&config).host_config.unwrap().binds.unwrap(),
             ["vol:/m", "/var/lib/v/_data/a/b:/m:ro", "/srv/x:/m"]
         );
+    }
+
+    #[test]
+    fn the_security_context_is_applied() {
+        let mut config = ContainerConfig {
+            name: "app".into(),
+            ..Default::default()
+        };
+        let b = body(&config);
+        let host = b.host_config.unwrap();
+        assert_eq!(b.user, None);
+        assert_eq!(
+            (host.readonly_rootfs, host.cap_add, host.cap_drop),
+            (None, None, None)
+        );
+        assert_eq!((host.security_opt, host.privileged), (None, None));
+
+        config.security = Security {
+            run_as_user: Some(1000),
+            run_as_group: Some(3000),
+            read_only_root_filesystem: true,
+            capabilities_add: vec!["NET_ADMIN".into()],
+            capabilities_drop: vec!["ALL".into()],
+            no_new_privileges: true,
+            privileged: true,
+            image_user: String::new(),
+        };
+        let b = body(&config);
+        let host = b.host_config.unwrap();
+        assert_eq!(b.user.as_deref(), Some("1000:3000"));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_add.unwrap(), ["NET_ADMIN"]);
+        assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
+        assert_eq!(host.security_opt.unwrap(), ["no-new-privileges"]);
+        assert_eq!(host.privileged, Some(true));
+
+        config.security.run_as_group = None;
+        assert_eq!(body(&config).user.as_deref(), Some("1000"));
+        // A group alone keeps the image's user (root when it has none).
+        config.security.run_as_user = None;
+        config.security.run_as_group = Some(3000);
+        assert_eq!(body(&config).user.as_deref(), Some("0:3000"));
+        config.security.image_user = "app:staff".into();
+        assert_eq!(body(&config).user.as_deref(), Some("app:3000"));
     }
 
     #[test]

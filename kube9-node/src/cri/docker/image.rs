@@ -47,34 +47,41 @@ static PAUSE_BUILD: Mutex<()> = Mutex::const_new(());
 
 /// Applies `policy` to `image` (see [`crate::cri::ContainerRuntime::ensure_image`]).
 pub(super) async fn ensure(docker: &Docker, image: &str, policy: PullPolicy) -> Result<ImageRef> {
-    let present = image_id(docker, image).await?;
-    let found = |id: String, pulled| ImageRef {
+    let present = image_info(docker, image).await?;
+    let found = |(id, user): (String, String), pulled| ImageRef {
         name: image.to_string(),
         id,
         pulled,
+        user,
     };
     match (policy, present) {
-        (PullPolicy::Never | PullPolicy::IfNotPresent, Some(id)) => Ok(found(id, false)),
+        (PullPolicy::Never | PullPolicy::IfNotPresent, Some(info)) => Ok(found(info, false)),
         (PullPolicy::Never, None) => Err(Error::ImageNeverPull {
             image: image.to_string(),
         }),
         (PullPolicy::IfNotPresent, None) | (PullPolicy::Always, _) => {
             pull(docker, image).await?;
-            let id = image_id(docker, image)
+            let info = image_info(docker, image)
                 .await?
                 .ok_or_else(|| Error::ImagePull {
                     image: image.to_string(),
                     message: "the engine reported success but does not have the image".into(),
                 })?;
-            Ok(found(id, true))
+            Ok(found(info, true))
         }
     }
 }
 
-/// The engine's id of `image`, or `None` when it does not have it.
-pub(super) async fn image_id(docker: &Docker, image: &str) -> Result<Option<String>> {
+/// The engine's id of `image` and its `USER` (empty when it has none), or `None` when the
+/// engine does not have it.
+pub(super) async fn image_info(docker: &Docker, image: &str) -> Result<Option<(String, String)>> {
     match docker.inspect_image(image).await {
-        Ok(found) => Ok(Some(found.id.unwrap_or_else(|| image.to_string()))),
+        Ok(found) => {
+            let user = (found.config.as_ref())
+                .and_then(|c| c.user.clone())
+                .unwrap_or_default();
+            Ok(Some((found.id.unwrap_or_else(|| image.to_string()), user)))
+        }
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(engine(format!("inspect image {image}"))(e)),
     }

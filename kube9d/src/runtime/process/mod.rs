@@ -3,6 +3,9 @@
 //! Each agent gets `<data_dir>/nodes/<name>/` as its state directory and `agent.log` there for
 //! its output. The agent calls `setsid()` itself, so its session id is its pid and every pod
 //! process it starts stays in that session: killing a node means killing that session.
+//! Agents run as kube9d's user; as root they run each pod as a user of its own, which must
+//! pass through `<data_dir>` and `nodes/` to reach its directory: `prepare` makes those two
+//! 0711 (searchable, not listable) when kube9d is root.
 //!
 //! Agents outlive kube9d on purpose, like containers do. After a kube9d restart an agent is no
 //! longer our child, so it is recognised through `/proc`: alive, not a zombie, and started
@@ -23,6 +26,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -193,7 +197,18 @@ impl NodeRuntime for ProcessRuntime {
     }
 
     async fn prepare(&self) -> Result<()> {
-        tokio::fs::create_dir_all(self.config.data_dir.join("nodes")).await?;
+        let nodes = self.config.data_dir.join("nodes");
+        tokio::fs::create_dir_all(&nodes).await?;
+        if nix::unistd::geteuid().is_root() {
+            // Our agents run as root and give each process pod a user of its own, whose
+            // working directory is under `nodes/<node>/pods/`: the pod must be able to pass
+            // through the data directory and `nodes/` (x for others), not to list them (no r).
+            // Everything in them stays private: `store/` 0700, files 0600. The store makes the
+            // data directory 0700 again at each start, before this runs.
+            for dir in [&self.config.data_dir, &nodes] {
+                tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).await?;
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,648 @@
+//! Who a process pod runs as, and where its files are.
+//!
+//! An agent running as root gives every process pod a user of its own: uid and gid
+//! `--pod-uid-base` + a slot number, allocated when the pod is set up and freed when it is torn
+//! down (round robin, so a freed uid is not handed out again at once), and claimed host-wide
+//! ([`DEFAULT_CLAIMS_DIR`]) so that the agents of one host (kube9d's process nodes) never give
+//! two pods the same uid. At teardown every process still running as the pod's uid is killed. A container runs as its
+//! `securityContext.runAsUser` / `runAsGroup` when set; the group defaults to the pod's.
+//! `runAsUser: 0` is refused (`CreateContainerConfigError`) unless kube9d allows it
+//! (`--allow-root-process-pods`, sent in `Registered`).
+//!
+//! An agent that is not root cannot change users: its pods run as its own user, and a
+//! `runAsUser`/`runAsGroup` other than its own is refused. It says so in `Register`
+//! (`pod_isolation`).
+//!
+//! Dropping privileges is std's `Command::uid`/`gid`, no `pre_exec` (the workspace forbids
+//! unsafe code). Checked in the std source of Rust 1.95 (`sys/process/unix/unix.rs`,
+//! `do_exec`): in the child it calls `setgid`, then, since no `groups` were given,
+//! `setgroups(0, NULL)` (ignoring only EPERM, i.e. when it is not root), then `setuid`, and
+//! only after that `chdir` to the working directory and `execvp`. So a pod process keeps no
+//! supplementary group of the agent (root's included), and the pod's user must be able to
+//! reach its working directory by path: see [`PodDirs`].
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kube9_proto::pb;
+use parking_lot::Mutex;
+
+/// The first pod uid (and gid) of an agent running as root, unless `--pod-uid-base` says.
+pub const DEFAULT_POD_UID_BASE: u32 = 200_000;
+
+/// How many pods can have a user at once: uids `base .. base + POD_UID_SLOTS`.
+pub const POD_UID_SLOTS: u32 = 65_536;
+
+/// The reason a container that may not run as asked waits with.
+pub const CONFIG_ERROR: &str = "CreateContainerConfigError";
+
+/// The message of a container refused `runAsUser: 0`.
+pub const ROOT_REFUSED: &str =
+    "runAsUser 0 is not allowed on process nodes (kube9d --allow-root-process-pods)";
+
+/// A user and group a process runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// How this agent keeps process pods apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The agent is root: each pod gets uid/gid `base + slot`.
+    PerPod { base: u32 },
+    /// The agent is not root: pods run as its own user.
+    AgentUser(Identity),
+}
+
+/// Per-pod users of one node: the mode, what kube9d allows, and the slots in use.
+#[derive(Debug)]
+pub struct Isolation {
+    mode: Mode,
+    allow_root: AtomicBool,
+    slots: Mutex<Slots>,
+    /// Where the uids in use on this host are claimed (`None`: only this agent's are known).
+    claims: Option<Claims>,
+}
+
+/// Where the agents of this host claim pod uids: kube9d's process nodes all run on one host,
+/// as may agents of other clusters, and a uid two pods share is no isolation. A claim is a
+/// file named after the uid holding the claiming agent's pid, created exclusively; the claim
+/// of an agent that is gone is taken over.
+pub const DEFAULT_CLAIMS_DIR: &str = "/run/kube9-node/pod-uids";
+
+#[derive(Debug)]
+struct Claims {
+    dir: PathBuf,
+}
+
+impl Claims {
+    fn open(dir: &Path) -> io::Result<Claims> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        Ok(Claims {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Claims `uid` for this process; false when a live agent holds it.
+    fn claim(&self, uid: u32) -> bool {
+        use std::io::Write;
+        let path = self.dir.join(uid.to_string());
+        let me = std::process::id();
+        for _ in 0..2 {
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            match created {
+                Ok(mut file) => return writeln!(file, "{me}").is_ok(),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(_) => return false,
+            }
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            match holder.trim().parse::<u32>() {
+                Ok(pid) if alive(pid) => return false,
+                // Its agent is gone (or the file is half written and that agent died).
+                _ => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        false
+    }
+
+    fn release(&self, uid: u32) {
+        let _ = std::fs::remove_file(self.dir.join(uid.to_string()));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Slots in use by pod uid, and where the next search starts.
+#[derive(Debug, Default)]
+struct Slots {
+    by_pod: HashMap<String, u32>,
+    used: HashSet<u32>,
+    next: u32,
+}
+
+impl Isolation {
+    /// Isolation as this process can do it: per pod when it runs as root (effective uid 0),
+    /// uids claimed host-wide in [`DEFAULT_CLAIMS_DIR`].
+    pub fn detect(uid_base: u32) -> Self {
+        if !nix::unistd::geteuid().is_root() {
+            return Self::new(Mode::AgentUser(Identity {
+                uid: nix::unistd::geteuid().as_raw(),
+                gid: nix::unistd::getegid().as_raw(),
+            }));
+        }
+        let mut isolation = Self::new(Mode::PerPod { base: uid_base });
+        match Claims::open(Path::new(DEFAULT_CLAIMS_DIR)) {
+            Ok(claims) => isolation.claims = Some(claims),
+            Err(error) => tracing::warn!(dir = DEFAULT_CLAIMS_DIR, %error,
+                "cannot claim pod uids host-wide: another agent on this host may give its pods the same uids"),
+        }
+        isolation
+    }
+
+    /// Isolation in `mode`, knowing only this agent's uids.
+    pub fn new(mode: Mode) -> Self {
+        Isolation {
+            mode,
+            allow_root: AtomicBool::new(false),
+            slots: Mutex::new(Slots::default()),
+            claims: None,
+        }
+    }
+
+    /// [`Isolation::new`], claiming uids host-wide in `dir`.
+    pub fn with_claims(mode: Mode, dir: &Path) -> io::Result<Self> {
+        let mut isolation = Self::new(mode);
+        isolation.claims = Some(Claims::open(dir)?);
+        Ok(isolation)
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// kube9d's `allow_root_pods` (from `Registered`): whether `runAsUser: 0` may run.
+    pub fn set_allow_root(&self, allow: bool) {
+        self.allow_root.store(allow, Ordering::Relaxed);
+    }
+
+    /// One sentence for `Register.pod_isolation` and `kubectl describe node`.
+    pub fn describe(&self) -> String {
+        match self.mode {
+            Mode::PerPod { base } => format!("pods run as uid {base}+ (one per pod)"),
+            Mode::AgentUser(me) => format!(
+                "pods run as this agent's user (uid {}): the agent is not root",
+                me.uid
+            ),
+        }
+    }
+
+    /// The pod's own user (allocating a slot the first time it is asked for `pod_uid`); the
+    /// agent's user when it is not root. `None`: every slot is taken.
+    pub fn pod_identity(&self, pod_uid: &str) -> Option<Identity> {
+        let base = match self.mode {
+            Mode::AgentUser(me) => return Some(me),
+            Mode::PerPod { base } => base,
+        };
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.by_pod.get(pod_uid) {
+            return Some(per_pod(base, *slot));
+        }
+        let claims = self.claims.as_ref();
+        let slot = (0..POD_UID_SLOTS)
+            .map(|i| (slots.next + i) % POD_UID_SLOTS)
+            .filter(|slot| !slots.used.contains(slot))
+            .find(|slot| claims.is_none_or(|c| c.claim(base + slot)))?;
+        slots.next = (slot + 1) % POD_UID_SLOTS;
+        slots.used.insert(slot);
+        slots.by_pod.insert(pod_uid.to_string(), slot);
+        Some(per_pod(base, slot))
+    }
+
+    /// The pod's user, if it has one now (no allocation).
+    pub fn existing_pod_identity(&self, pod_uid: &str) -> Option<Identity> {
+        match self.mode {
+            Mode::AgentUser(me) => Some(me),
+            Mode::PerPod { base } => {
+                (self.slots.lock().by_pod.get(pod_uid)).map(|s| per_pod(base, *s))
+            }
+        }
+    }
+
+    /// Frees the pod's slot (its uid may go to another pod later).
+    pub fn release(&self, pod_uid: &str) {
+        let mut slots = self.slots.lock();
+        if let Some(slot) = slots.by_pod.remove(pod_uid) {
+            slots.used.remove(&slot);
+            if let (Some(claims), Mode::PerPod { base }) = (&self.claims, self.mode) {
+                claims.release(base + slot);
+            }
+        }
+    }
+
+    /// Who `container` of `pod` runs as: `Some` is set on the process (the agent is root),
+    /// `None` runs it as the agent's own user. `Err` is the message of a container that may
+    /// not run as its securityContext asks ([`CONFIG_ERROR`]).
+    pub fn container_identity(
+        &self,
+        pod: &pb::Pod,
+        container: &pb::Container,
+    ) -> Result<Option<Identity>, String> {
+        let sc = container.security_context.clone().unwrap_or_default();
+        let user = sc.run_as_user.map(|u| id_of("runAsUser", u)).transpose()?;
+        let group = sc
+            .run_as_group
+            .map(|g| id_of("runAsGroup", g))
+            .transpose()?;
+        if user == Some(0) {
+            if sc.run_as_non_root {
+                return Err(format!(
+                    "container's runAsUser breaks non-root policy (pod: {:?}, container: {})",
+                    pod.key(),
+                    container.name
+                ));
+            }
+            if !self.allow_root.load(Ordering::Relaxed) {
+                return Err(ROOT_REFUSED.to_string());
+            }
+        }
+        match self.mode {
+            Mode::AgentUser(me) => {
+                let cannot = |what: &str, id: u32| {
+                    format!(
+                        "{what} {id} cannot be applied: the agent is not root, so pods run as its user (uid {}, gid {})",
+                        me.uid, me.gid
+                    )
+                };
+                match (user, group) {
+                    (Some(u), _) if u != me.uid => Err(cannot("runAsUser", u)),
+                    (_, Some(g)) if g != me.gid => Err(cannot("runAsGroup", g)),
+                    _ => Ok(None),
+                }
+            }
+            Mode::PerPod { base } => {
+                // Another pod's uid would give access to its files and processes.
+                let range = base..base.saturating_add(POD_UID_SLOTS);
+                for (what, id) in [("runAsUser", user), ("runAsGroup", group)] {
+                    if let Some(id) = id.filter(|id| range.contains(id)) {
+                        return Err(format!(
+                            "{what} {id} is in this node's range of pod uids ({}-{}), given one per pod",
+                            range.start,
+                            range.end - 1
+                        ));
+                    }
+                }
+                // Allocated when the pod is set up, freed when it is torn down.
+                let own = self
+                    .existing_pod_identity(&pod.uid)
+                    .ok_or_else(|| format!("pod {} is not set up on this node", pod.key()))?;
+                Ok(Some(Identity {
+                    uid: user.unwrap_or(own.uid),
+                    gid: group.unwrap_or(own.gid),
+                }))
+            }
+        }
+    }
+}
+
+fn per_pod(base: u32, slot: u32) -> Identity {
+    Identity {
+        uid: base + slot,
+        gid: base + slot,
+    }
+}
+
+fn id_of(what: &str, id: i64) -> Result<u32, String> {
+    u32::try_from(id)
+        .ok()
+        .filter(|id| *id != u32::MAX)
+        .ok_or_else(|| format!("invalid {what} {id}"))
+}
+
+/// Where a process pod's files are, and who may see them.
+///
+/// `<state-dir>/pods/<namespace>/<name>/` is the agent's (mode 0711): the container logs, mode
+/// 0600, written by the agent through the descriptor it opens before the exec. The pod cannot
+/// read them by path, and cannot swap them for a link (the directory is not its own), so a
+/// FetchLogs never reads what a pod pointed it at. Its `work/` subdirectory is the pod's working
+/// directory: owned by the pod's user and group, mode 0770, so only the pod's containers (and
+/// root) can list or read it; it is removed when the pod is torn down, before its uid can go to
+/// another pod.
+///
+/// The pod's user must reach `work/` by path (std changes directory after dropping
+/// privileges), so every directory above it must be searchable by others (x) without being
+/// readable: the agent makes its state directory, `pods/` and each namespace directory 0711.
+/// Above the state directory the agent changes nothing; kube9d's process runtime, whose agents
+/// live in `<data-dir>/nodes/<node>`, makes `<data-dir>` and `nodes/` 0711 when it runs as
+/// root (everything in them stays 0700/0600, `store/` included). [`unreachable_ancestor`]
+/// finds a directory on the way that is not, for a warning at start-up.
+pub struct PodDirs;
+
+impl PodDirs {
+    /// The working directory of the pod in `pod_dir`.
+    pub fn work(pod_dir: &Path) -> PathBuf {
+        pod_dir.join("work")
+    }
+
+    /// Creates the pod's directories (see [`PodDirs`]), with a new, empty `work/` (what an
+    /// earlier binding left there goes); `owner`: chown `work/` to it.
+    pub fn create(pods_root: &Path, pod_dir: &Path, owner: Option<Identity>) -> io::Result<()> {
+        std::fs::create_dir_all(pod_dir)?;
+        Self::remove_work(pod_dir)?;
+        // pods/, <namespace>/ and the pod's directory: searchable, not listable.
+        let mut dir = pod_dir;
+        while dir.starts_with(pods_root) {
+            set_mode(dir, 0o711)?;
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => break,
+            }
+        }
+        let work = Self::work(pod_dir);
+        match std::fs::create_dir(&work) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        // A link planted by someone there is not followed (lchown, and the mode is checked).
+        if std::fs::symlink_metadata(&work)?.file_type().is_symlink() {
+            return Err(io::Error::other(format!("{} is a link", work.display())));
+        }
+        match owner {
+            Some(id) => {
+                std::os::unix::fs::lchown(&work, Some(id.uid), Some(id.gid))?;
+                set_mode(&work, 0o770)
+            }
+            None => set_mode(&work, 0o700),
+        }
+    }
+
+    /// Removes the working directories under `pods_root` an earlier agent left (it may have
+    /// died before tearing its pods down): their owners' uids go to new pods.
+    pub fn remove_all_work(pods_root: &Path) {
+        let dirs = |dir: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(dir)
+                .map(|entries| entries.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default()
+        };
+        for namespace in dirs(pods_root) {
+            for pod_dir in dirs(&namespace) {
+                if let Err(error) = Self::remove_work(&pod_dir) {
+                    tracing::warn!(dir = %pod_dir.display(), %error, "failed to remove an old pod working directory");
+                }
+            }
+        }
+    }
+
+    /// Removes the pod's working directory (its logs stay).
+    pub fn remove_work(pod_dir: &Path) -> io::Result<()> {
+        match std::fs::remove_dir_all(Self::work(pod_dir)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Live processes whose real, effective, saved or filesystem uid is `uid` (from `/proc`).
+pub fn processes_of(uid: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name));
+            // A zombie is dead already (its parent has not collected it yet).
+            !field("State:").is_some_and(|state| state.trim_start().starts_with('Z'))
+                && field("Uid:")
+                    .is_some_and(|ids| ids.split_whitespace().any(|id| id == uid.to_string()))
+        })
+        .collect()
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// The first directory from `/` down to `dir` that others cannot search (no `x` for others),
+/// so that a pod's user could not reach `dir`.
+pub fn unreachable_ancestor(dir: &Path) -> Option<PathBuf> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let mut ancestors: Vec<&Path> = dir.ancestors().collect();
+    ancestors.reverse();
+    ancestors
+        .into_iter()
+        .find(|d| {
+            std::fs::metadata(d)
+                .map(|m| m.permissions().mode() & 0o001 == 0)
+                .unwrap_or(true)
+        })
+        .map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(uid: &str) -> pb::Pod {
+        pb::Pod {
+            name: "web".into(),
+            uid: uid.into(),
+            ..Default::default()
+        }
+    }
+
+    fn container(user: Option<i64>, group: Option<i64>, non_root: bool) -> pb::Container {
+        pb::Container {
+            name: "app".into(),
+            security_context: Some(pb::SecurityContext {
+                run_as_user: user,
+                run_as_group: group,
+                run_as_non_root: non_root,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_pod_gets_its_own_uid_and_freed_uids_come_back_last() {
+        let iso = Isolation::new(Mode::PerPod { base: 1000 });
+        let a = iso.pod_identity("a").unwrap();
+        assert_eq!(
+            a,
+            Identity {
+                uid: 1000,
+                gid: 1000
+            }
+        );
+        assert_eq!(iso.pod_identity("a"), Some(a), "stable for the same pod");
+        assert_eq!(iso.pod_identity("b").unwrap().uid, 1001);
+        iso.release("a");
+        assert_eq!(iso.existing_pod_identity("a"), None);
+        // Round robin: slot 0 is free again but the next one is handed out first.
+        assert_eq!(iso.pod_identity("c").unwrap().uid, 1002);
+    }
+
+    #[test]
+    fn agents_of_one_host_never_share_a_uid() {
+        let dir = std::env::temp_dir().join(format!("kube9-claims-{}", std::process::id()));
+        let one = Isolation::with_claims(Mode::PerPod { base: 1000 }, &dir).unwrap();
+        let two = Isolation::with_claims(Mode::PerPod { base: 1000 }, &dir).unwrap();
+        // Both are this process here: a claim by a live other pid is what stops `two`.
+        std::fs::write(dir.join("1000"), "1\n").unwrap();
+        assert_eq!(one.pod_identity("a").unwrap().uid, 1001);
+        std::fs::write(dir.join("1002"), "1\n").unwrap();
+        assert_eq!(two.pod_identity("b").unwrap().uid, 1003);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("1003")).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        two.release("b");
+        assert!(!dir.join("1003").exists());
+        // The claim of a process that is gone is taken over.
+        std::fs::write(dir.join("1004"), "999999999\n").unwrap();
+        assert_eq!(two.pod_identity("c").unwrap().uid, 1004);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn slots_wrap_around_and_run_out() {
+        let iso = Isolation::new(Mode::PerPod { base: 10 });
+        for i in 0..POD_UID_SLOTS {
+            assert_eq!(iso.pod_identity(&format!("p{i}")).unwrap().uid, 10 + i);
+        }
+        assert_eq!(iso.pod_identity("one-too-many"), None);
+        iso.release("p5");
+        assert_eq!(iso.pod_identity("again").unwrap().uid, 15);
+    }
+
+    #[test]
+    fn containers_run_as_the_pod_unless_they_say_otherwise() {
+        let iso = Isolation::new(Mode::PerPod { base: 5000 });
+        let p = pod("u1");
+        let plain = pb::Container::default();
+        assert!(iso
+            .container_identity(&p, &plain)
+            .unwrap_err()
+            .contains("not set up"));
+        iso.pod_identity("u1").unwrap();
+        assert_eq!(
+            iso.container_identity(&p, &plain).unwrap(),
+            Some(Identity {
+                uid: 5000,
+                gid: 5000
+            })
+        );
+        let user = container(Some(1234), None, true);
+        assert_eq!(
+            iso.container_identity(&p, &user).unwrap(),
+            Some(Identity {
+                uid: 1234,
+                gid: 5000
+            })
+        );
+        let both = container(Some(1234), Some(77), false);
+        assert_eq!(
+            iso.container_identity(&p, &both).unwrap(),
+            Some(Identity { uid: 1234, gid: 77 })
+        );
+        assert!(iso
+            .container_identity(&p, &container(Some(-1), None, false))
+            .unwrap_err()
+            .contains("invalid runAsUser -1"));
+        assert!(iso
+            .container_identity(&p, &container(Some(5001), None, false))
+            .unwrap_err()
+            .contains("runAsUser 5001 is in this node's range of pod uids (5000-70535)"));
+    }
+
+    #[test]
+    fn root_needs_kube9d_to_allow_it() {
+        let iso = Isolation::new(Mode::PerPod { base: 5000 });
+        iso.pod_identity("u").unwrap();
+        let root = container(Some(0), None, false);
+        assert_eq!(
+            iso.container_identity(&pod("u"), &root).unwrap_err(),
+            ROOT_REFUSED
+        );
+        iso.set_allow_root(true);
+        assert_eq!(
+            iso.container_identity(&pod("u"), &root).unwrap(),
+            Some(Identity { uid: 0, gid: 5000 })
+        );
+        // runAsNonRoot wins over kube9d's permission.
+        let contradiction = container(Some(0), None, true);
+        assert!(iso
+            .container_identity(&pod("u"), &contradiction)
+            .unwrap_err()
+            .contains("breaks non-root policy"));
+    }
+
+    #[test]
+    fn an_agent_that_is_not_root_runs_pods_as_itself() {
+        let me = Identity {
+            uid: 1000,
+            gid: 100,
+        };
+        let iso = Isolation::new(Mode::AgentUser(me));
+        assert_eq!(
+            iso.describe(),
+            "pods run as this agent's user (uid 1000): the agent is not root"
+        );
+        assert_eq!(iso.pod_identity("x"), Some(me));
+        let p = pod("u");
+        assert_eq!(
+            iso.container_identity(&p, &pb::Container::default()),
+            Ok(None)
+        );
+        assert_eq!(
+            iso.container_identity(&p, &container(Some(1000), Some(100), true)),
+            Ok(None)
+        );
+        assert!(iso
+            .container_identity(&p, &container(Some(1001), None, false))
+            .unwrap_err()
+            .contains("runAsUser 1001 cannot be applied: the agent is not root"));
+        assert_eq!(
+            iso.container_identity(&p, &container(Some(0), None, false)),
+            Err(ROOT_REFUSED.to_string())
+        );
+        let per_pod = Isolation::new(Mode::PerPod { base: 200_000 });
+        assert_eq!(per_pod.describe(), "pods run as uid 200000+ (one per pod)");
+    }
+
+    #[test]
+    fn processes_are_found_by_uid() {
+        let me = nix::unistd::getuid().as_raw();
+        assert!(processes_of(me).contains(&(std::process::id() as i32)));
+        assert!(!processes_of(4_000_000_000).contains(&(std::process::id() as i32)));
+    }
+
+    #[test]
+    fn pod_directories_are_searchable_but_not_listable() {
+        let root = std::env::temp_dir().join(format!("kube9-iso-{}", std::process::id()));
+        let pods = root.join("pods");
+        let pod_dir = pods.join("default").join("web");
+        PodDirs::create(&pods, &pod_dir, None).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&pods), 0o711);
+        assert_eq!(mode(&pods.join("default")), 0o711);
+        assert_eq!(mode(&pod_dir), 0o711);
+        assert_eq!(mode(&PodDirs::work(&pod_dir)), 0o700);
+        // Again (a new binding): fine, and empty.
+        std::fs::write(PodDirs::work(&pod_dir).join("f"), "x").unwrap();
+        PodDirs::create(&pods, &pod_dir, None).unwrap();
+        assert!(!PodDirs::work(&pod_dir).join("f").exists());
+        std::fs::write(PodDirs::work(&pod_dir).join("f"), "x").unwrap();
+        PodDirs::remove_all_work(&pods);
+        assert!(!PodDirs::work(&pod_dir).exists());
+        assert!(!PodDirs::work(&pod_dir).exists());
+        PodDirs::remove_work(&pod_dir).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(unreachable_ancestor(&pod_dir), Some(root.clone()));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
