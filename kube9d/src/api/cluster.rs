@@ -179,7 +179,7 @@ impl ClusterService for ClusterApi {
             c.pods
                 .values()
                 .filter(|p| r.node.is_empty() || p.node == r.node)
-                .filter(|p| super::objects::in_namespace(&r.namespace, &p.namespace))
+                .filter(|p| super::lookup::in_namespace(&r.namespace, &p.namespace))
                 .filter(|p| selector.matches(&p.labels))
                 .cloned()
                 .collect()
@@ -195,7 +195,7 @@ impl ClusterService for ClusterApi {
         let r = request.into_inner();
         let pod = self
             .control
-            .read(|c| super::objects::pod(c, &r.namespace, &r.name))?;
+            .read(|c| super::lookup::pod(c, &r.namespace, &r.name))?;
         Ok(Response::new(pod))
     }
 
@@ -212,7 +212,7 @@ impl ClusterService for ClusterApi {
             };
             let key = kube9_proto::namespace::key(&r.namespace, &r.name);
             if !c.pods.contains_key(&key) {
-                return Err(super::objects::pod_not_found(&r.namespace, &r.name));
+                return Err(super::lookup::pod_not_found(&r.namespace, &r.name));
             }
             c.delete_pod(&key, grace)
         });
@@ -269,7 +269,7 @@ impl ClusterService for ClusterApi {
             })
         });
         resp.map(Response::new)
-            .ok_or_else(|| super::objects::pod_not_found(&r.namespace, &r.name).into())
+            .ok_or_else(|| super::lookup::pod_not_found(&r.namespace, &r.name).into())
     }
 
     async fn get_logs(

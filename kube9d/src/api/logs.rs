@@ -23,7 +23,7 @@ impl ClusterApi {
     /// The node running `pod` and the container meant: `container`, or the pod's only one.
     /// Init containers can be named too.
     fn target(&self, ns: &str, pod: &str, container: &str) -> Result<(String, String), Error> {
-        let pod = self.control.read(|c| super::objects::pod(c, ns, pod))?;
+        let pod = self.control.read(|c| super::lookup::pod(c, ns, pod))?;
         if pod.node.is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "pod {} is not on a node yet ({})",

@@ -4,6 +4,7 @@ mod agent;
 mod apply;
 mod cluster;
 mod logs;
+mod lookup;
 mod nodes;
 mod objects;
 mod status;

@@ -38,6 +38,13 @@ impl Cluster {
         }
     }
 
+    /// Whether namespace `ns` is being deleted.
+    pub fn namespace_terminating(&self, ns: &str) -> bool {
+        self.namespaces
+            .get(ns)
+            .is_some_and(|n| n.phase == TERMINATING)
+    }
+
     /// Whether objects may be created in `ns`: it exists (or is in `creating`, the namespaces
     /// the same request creates) and is not being deleted.
     pub fn admit_into(&self, ns: &str) -> Result<()> {

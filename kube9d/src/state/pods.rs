@@ -241,11 +241,7 @@ impl Cluster {
         self.forget_pod_record(pod.clone());
         self.event("Pod", name, false, "Deleted", msg.to_string());
         self.place_pending();
-        if self
-            .namespaces
-            .get(pod.ns())
-            .is_some_and(|n| n.phase == super::config::TERMINATING)
-        {
+        if self.namespace_terminating(pod.ns()) {
             self.finish_namespaces();
         }
         pod
