@@ -113,7 +113,8 @@ fn reachable_pod_dirs(
             .map_err(|source| Error::StateDir { path: dir, source })?;
     }
     if let Some(dir) = containers::isolation::unreachable_ancestor(&state_dir.join("pods")) {
-        tracing::warn!(dir = %dir.display(), "pods cannot reach their directories: {} is not searchable by other users (chmod o+x)", dir.display());
+        tracing::info!(dir = %dir.display(), work_root = containers::isolation::FALLBACK_WORK_ROOT,
+            "the state directory is below a directory other users cannot pass through; pods work in the fallback root");
     }
     Ok(())
 }

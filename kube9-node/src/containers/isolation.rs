@@ -338,10 +338,26 @@ fn id_of(what: &str, id: i64) -> Result<u32, String> {
 /// finds a directory on the way that is not, for a warning at start-up.
 pub struct PodDirs;
 
+/// Where working directories go when the agent's state directory sits below a directory others
+/// cannot pass through (a checkout in a 0700 home, a `mktemp -d`): one directory per pod, named
+/// by a hash of its directory in the state directory.
+pub const FALLBACK_WORK_ROOT: &str = "/var/lib/kube9-node/work";
+
 impl PodDirs {
-    /// The working directory of the pod in `pod_dir`.
+    /// The working directory of the pod in `pod_dir` (`<state-dir>/pods/<namespace>/<name>`):
+    /// its `work/`, or, when a directory above the state directory is closed to others (the
+    /// pod's user could not reach `work/` there), one under [`FALLBACK_WORK_ROOT`].
     pub fn work(pod_dir: &Path) -> PathBuf {
-        pod_dir.join("work")
+        let above_state_dir = pod_dir.ancestors().nth(4);
+        match above_state_dir.and_then(unreachable_ancestor) {
+            None => pod_dir.join("work"),
+            Some(_) => {
+                use std::hash::{Hash, Hasher};
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                pod_dir.hash(&mut hasher);
+                Path::new(FALLBACK_WORK_ROOT).join(format!("{:016x}", hasher.finish()))
+            }
+        }
     }
 
     /// Creates the pod's directories (see [`PodDirs`]), with a new, empty `work/` (what an
@@ -359,6 +375,13 @@ impl PodDirs {
             }
         }
         let work = Self::work(pod_dir);
+        if let Some(root) = work.parent().filter(|r| !r.starts_with(pod_dir)) {
+            // The fallback root: searchable by pods, listable by nobody but root.
+            std::fs::create_dir_all(root)?;
+            for dir in [root, root.parent().unwrap_or(root)] {
+                set_mode(dir, 0o711)?;
+            }
+        }
         match std::fs::create_dir(&work) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -445,6 +468,27 @@ pub fn unreachable_ancestor(dir: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_directory_pods_cannot_reach_puts_their_work_in_the_fallback_root() {
+        let top = std::env::temp_dir().join(format!("kube9-work-{}", std::process::id()));
+        let pod_dir = top.join("home/state/pods/default/web");
+        std::fs::create_dir_all(&pod_dir).unwrap();
+        set_mode(&top.join("home"), 0o755).unwrap();
+        assert_eq!(PodDirs::work(&pod_dir), pod_dir.join("work"));
+        // A 0700 directory above the state directory, like a home or a `mktemp -d`.
+        set_mode(&top.join("home"), 0o700).unwrap();
+        let work = PodDirs::work(&pod_dir);
+        assert!(work.starts_with(FALLBACK_WORK_ROOT), "{}", work.display());
+        assert_eq!(
+            work,
+            PodDirs::work(&pod_dir),
+            "the same directory every time"
+        );
+        let other = top.join("home/state/pods/default/db");
+        assert_ne!(PodDirs::work(&other), work, "one per pod");
+        let _ = std::fs::remove_dir_all(&top);
+    }
 
     fn pod(uid: &str) -> pb::Pod {
         pb::Pod {

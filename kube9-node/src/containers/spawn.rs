@@ -119,7 +119,7 @@ pub fn spawn(
             let (program, _) = command_line(container, &ctx.standin_program);
             let mut message = format!("failed to start {}: {error}", program.display());
             if let (io::ErrorKind::PermissionDenied, Some(id)) = (error.kind(), identity) {
-                if let Some(closed) = closed_ancestor(work_dir) {
+                if let Some(closed) = super::isolation::unreachable_ancestor(work_dir) {
                     message.push_str(&format!(
                         ": the pod's user (uid {}) cannot reach its working directory, because {} is not passable by others; make it so (chmod o+x) or move kube9d's --data-dir (the agent's --state-dir) elsewhere",
                         id.uid,
@@ -140,22 +140,6 @@ pub fn spawn(
             Err(failure)
         }
     }
-}
-
-/// The first directory above `dir` (or `dir` itself) that others may not pass through: a pod
-/// with its own uid cannot reach `dir` then.
-pub fn closed_ancestor(dir: &Path) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut closed = None;
-    for ancestor in dir.ancestors().skip(1) {
-        let passable = std::fs::metadata(ancestor)
-            .map(|m| m.permissions().mode() & 0o001 != 0)
-            .unwrap_or(true);
-        if !passable {
-            closed = Some(ancestor.to_path_buf());
-        }
-    }
-    closed
 }
 
 /// Runs `command` as `id`. std does it in the child, in this order: `setgid`, `setgroups(0,
@@ -204,19 +188,6 @@ fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_directory_others_cannot_pass_is_named() {
-        use std::os::unix::fs::PermissionsExt;
-        let top = std::env::temp_dir().join(format!("kube9-closed-{}", std::process::id()));
-        let work = top.join("a/b/work");
-        std::fs::create_dir_all(&work).unwrap();
-        std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o711)).unwrap();
-        assert_eq!(closed_ancestor(&work), None);
-        std::fs::set_permissions(top.join("a"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        assert_eq!(closed_ancestor(&work), Some(top.join("a")));
-        let _ = std::fs::remove_dir_all(&top);
-    }
 
     fn ctx() -> SpawnContext {
         SpawnContext {
