@@ -286,10 +286,7 @@ async fn a_store_written_by_the_previous_release_loads_with_its_pods_in_default(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_map_and_secret_volumes_are_files_in_the_container() {
     let c = TestCluster::start(Options::process()).await;
-    let dir = c.data_dir.join("docker-node");
-    let mut agent = hand_started_agent(&c, "dnode", &dir, &["--pod-runtime", "docker"]);
-    c.wait_node_status("dnode", kube9_proto::pb::NodeStatus::Healthy, secs(30))
-        .await;
+    let mut agent = docker_agent(&c, &[]).await;
     c.apply(&format!(
         "{}---
 apiVersion: v1

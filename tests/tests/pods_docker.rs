@@ -89,10 +89,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_image_shows_err_image_pull_then_image_pull_back_off() {
     let c = TestCluster::start(Options::process().arg("--crash-backoff-ms=300")).await;
-    let dir = c.data_dir.join("docker-node");
-    let mut agent = hand_started_agent(&c, "dnode", &dir, &["--pod-runtime", "docker"]);
-    c.wait_node_status("dnode", kube9_proto::pb::NodeStatus::Healthy, secs(30))
-        .await;
+    let mut agent = docker_agent(&c, &[]).await;
     c.apply(
         "apiVersion: v1
 kind: Pod
@@ -136,9 +133,7 @@ async fn pod_containers_outlive_a_killed_agent_and_a_restarted_kube9d_and_are_ta
     let mut c = TestCluster::start(Options::process()).await;
     let dir = c.data_dir.join("docker-node");
     let args = ["--pod-runtime", "docker"];
-    let mut agent = hand_started_agent(&c, "dnode", &dir, &args);
-    c.wait_node_status("dnode", kube9_proto::pb::NodeStatus::Healthy, secs(30))
-        .await;
+    let mut agent = docker_agent(&c, &[]).await;
     let pod = |name: &str| {
         format!(
             "apiVersion: v1
@@ -228,11 +223,7 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_whose_disk_empty_dir_passes_its_size_limit_is_evicted() {
     let c = TestCluster::start(Options::process()).await;
-    let dir = c.data_dir.join("docker-node");
-    let args = ["--pod-runtime", "docker", "--eviction-interval-ms", "300"];
-    let mut agent = hand_started_agent(&c, "dnode", &dir, &args);
-    c.wait_node_status("dnode", kube9_proto::pb::NodeStatus::Healthy, secs(30))
-        .await;
+    let mut agent = docker_agent(&c, &["--eviction-interval-ms", "300"]).await;
     let pod = |name: &str, mib: u32| {
         format!(
             "apiVersion: v1

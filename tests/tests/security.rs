@@ -5,7 +5,7 @@
 
 mod support;
 
-use kube9_proto::pb::{NodeStatus, PodPhase};
+use kube9_proto::pb::PodPhase;
 use support::*;
 
 fn privileged_pod(name: &str) -> String {
@@ -56,24 +56,10 @@ fn refused(c: &TestCluster, manifest: &str) -> String {
     stderr
 }
 
-/// A hand-joined agent running pods as Docker containers.
-async fn docker_node(c: &TestCluster) -> std::process::Child {
-    let dir = c.data_dir.join("docker-node");
-    let agent = hand_started_agent(
-        c,
-        "dnode",
-        &dir,
-        &["--pod-runtime", "docker", "--cpu-millis", "2000"],
-    );
-    c.wait_node_status("dnode", NodeStatus::Healthy, secs(30))
-        .await;
-    agent
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_privileged_pod_and_a_host_path_of_the_engine_socket_are_refused_and_not_stored() {
     let c = TestCluster::start(Options::process()).await;
-    let mut agent = docker_node(&c).await;
+    let mut agent = docker_agent(&c, &["--cpu-millis", "2000"]).await;
 
     let stderr = refused(&c, &privileged_pod("root"));
     assert!(
@@ -122,7 +108,7 @@ async fn a_privileged_pod_and_a_host_path_of_the_engine_socket_are_refused_and_n
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_privileged_admits_a_privileged_pod_and_a_host_path_of_the_engine_socket() {
     let c = TestCluster::start(Options::process().arg("--allow-privileged")).await;
-    let mut agent = docker_node(&c).await;
+    let mut agent = docker_agent(&c, &["--cpu-millis", "2000"]).await;
     c.apply(&privileged_pod("root"));
     c.apply(&socket_pod("sock", "/var/run/docker.sock"));
     // Admitted, stored and sent to the node. (Whether the engine can run a privileged
@@ -150,7 +136,7 @@ async fn allow_privileged_admits_a_privileged_pod_and_a_host_path_of_the_engine_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pods_security_context_is_applied_on_the_engine() {
     let c = TestCluster::start(Options::process()).await;
-    let mut agent = docker_node(&c).await;
+    let mut agent = docker_agent(&c, &["--cpu-millis", "2000"]).await;
     c.apply(&format!(
         "apiVersion: v1
 kind: Pod

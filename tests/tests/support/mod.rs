@@ -539,6 +539,18 @@ pub fn hand_started_agent(c: &TestCluster, name: &str, state_dir: &Path, extra: 
         .expect("start kube9-node")
 }
 
+/// Starts the hand-joined agent `dnode` that runs pods through the engine
+/// (`--pod-runtime docker`, plus `extra`), its state beside the cluster's data, and waits until
+/// it is Healthy.
+pub async fn docker_agent(c: &TestCluster, extra: &[&str]) -> Child {
+    let mut args = vec!["--pod-runtime", "docker"];
+    args.extend_from_slice(extra);
+    let agent = hand_started_agent(c, "dnode", &c.data_dir.join("docker-node"), &args);
+    c.wait_node_status("dnode", pb::NodeStatus::Healthy, secs(30))
+        .await;
+    agent
+}
+
 /// Copies directory `from` to `to` (files and subdirectories).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
