@@ -510,24 +510,7 @@ mod tests {
         }
     }
 
-    /// Standard base64, with `=` padding.
-    fn base64(data: &[u8]) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for c in data.chunks(3) {
-            let n = (c[0] as u32) << 16
-                | (*c.get(1).unwrap_or(&0) as u32) << 8
-                | *c.get(2).unwrap_or(&0) as u32;
-            for i in 0..4 {
-                out.push(if i <= c.len() {
-                    A[(n >> (18 - 6 * i) & 63) as usize] as char
-                } else {
-                    '='
-                });
-            }
-        }
-        out
-    }
+    use kube9_proto::base64::encode as base64;
 
     /// What a grep for `value` in base64 could find: its encoding padded and unpadded, and,
     /// for a value inside longer base64 text, the characters that depend on it alone at each

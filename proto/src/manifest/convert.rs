@@ -8,13 +8,13 @@
 //! (`spec.containers[0].resources.requests.cpu`); the pipeline in `mod.rs` adds which document
 //! it is in. No message quotes a value of a secret.
 //!
-//! Imports only [`super::raw`] and [`super::base64`] from the rest of `manifest`.
+//! Imports only [`super::raw`] from the rest of `manifest` (and [`crate::base64`]).
 
-use super::base64;
 use super::raw::{
     Quantity, RawContainer, RawEnvFromSource, RawEnvVar, RawKeyToPath, RawObject, RawProbe,
     RawSecurityContext, RawVolume, TextMap,
 };
+use crate::base64;
 use crate::pb;
 use crate::quantity::{parse_cpu, parse_memory, QuantityError};
 use crate::validate::{check_config_key, normalize_pod, ValidationError, MAX_FILE_MODE};

@@ -44,21 +44,18 @@
 //! # Files
 //!
 //! Dependencies run one way, `mod.rs` → `convert.rs` / `diagnose.rs` → `raw.rs` (and
-//! `convert.rs` → `base64.rs`):
+//! `convert.rs` → [`crate::base64`]):
 //!
 //! - `mod.rs`: the public entry points ([`parse_manifests`], [`parse_manifests_with_warnings`],
 //!   [`apply_request`], [`Object`]) and the pipeline that runs each document through the others.
 //! - `raw.rs`: the serde mirror of the Kubernetes v1 objects, as far as Kube-9 reads them.
 //! - `convert.rs`: mirror structs into wire types (quantities, volume and environment sources,
 //!   file modes, base64, normalization).
-//! - `base64.rs`: standard base64 decoding, for a Secret's `data` and a ConfigMap's
-//!   `binaryData`.
 //! - `diagnose.rs`: the errors and warnings: [`ManifestError`], [`DocumentRef`],
 //!   [`ManifestWarning`], the `apiVersion`/`kind` check, the fallback read that explains a
 //!   document that does not fit the mirror, and the ignored-field report.
 //! - `tests.rs`: the unit tests, run against the public entry points.
 
-mod base64;
 mod convert;
 mod diagnose;
 mod raw;

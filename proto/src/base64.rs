@@ -1,5 +1,6 @@
-//! Standard base64 (RFC 4648, with padding) decoding, as Kubernetes reads a Secret's `data` and
-//! a ConfigMap's `binaryData`.
+//! Standard base64 (RFC 4648, with padding), as Kubernetes reads and writes a Secret's `data`
+//! and a ConfigMap's `binaryData`: one codec for the manifest reader, kube9ctl's output and
+//! the tests that look for encoded secrets.
 //!
 //! Like Go's `encoding/base64` (which Kubernetes uses), line breaks are skipped, so a value
 //! wrapped by `base64` and written as a YAML block scalar reads; padding is required. The
@@ -7,8 +8,31 @@
 //!
 //! This module is a leaf: it imports nothing.
 
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// `bytes` in standard base64, padded with `=`.
+pub fn encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// The bytes `text` encodes, or `None` when it is not standard padded base64.
-pub(super) fn decode(text: &str) -> Option<Vec<u8>> {
+pub fn decode(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = text
         .bytes()
         .filter(|b| !matches!(b, b'\r' | b'\n'))
@@ -49,7 +73,17 @@ fn value(b: u8) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::{decode, encode};
+
+    #[test]
+    fn encodes_what_it_decodes() {
+        assert_eq!(encode(b"hello"), "aGVsbG8=");
+        assert_eq!(encode(b"hi"), "aGk=");
+        assert_eq!(encode(b""), "");
+        for data in [&b"f"[..], b"fo", b"foo", b"\xff\xfe\x00\x89"] {
+            assert_eq!(decode(&encode(data)).unwrap(), data);
+        }
+    }
 
     #[test]
     fn decodes_standard_padded_base64() {
