@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-/// Where kube9d listens unless told otherwise.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7209";
+/// Where kube9d listens unless told otherwise (TLS unless `--insecure`).
+pub const DEFAULT_SERVER: &str = "127.0.0.1:7209";
 
 /// kube9d's default cluster id; kube9d refuses an agent whose cluster id differs from its own.
 pub const DEFAULT_CLUSTER_ID: &str = "kube9";
@@ -35,6 +35,9 @@ pub enum Error {
     /// The agent cannot find its own binary (needed to run stand-in containers).
     #[error("failed to find the agent's own executable: {0}")]
     CurrentExe(#[source] std::io::Error),
+    /// Credentials or TLS settings that cannot work; the message names the flag.
+    #[error("{0}")]
+    Security(String),
 }
 
 /// The command line of `kube9-node`.
@@ -46,7 +49,8 @@ pub enum Error {
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
-    /// kube9d address (`http://host:port`, or `host:port`).
+    /// kube9d address: `host:port` (TLS), `https://host:port`, or `http://host:port` with
+    /// `--insecure`.
     #[arg(long, env = "KUBE9_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
 
@@ -78,9 +82,28 @@ pub struct Cli {
     #[arg(long, env = "KUBE9_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// Join token sent in Register.
-    #[arg(long, env = "KUBE9_TOKEN", default_value = "", hide_env_values = true)]
-    pub token: String,
+    /// Join token (`<id>.<secret>`; `kube9ctl token join-command` prints a whole line).
+    /// Prefer --token-file: a flag shows in the process list.
+    #[arg(long, env = "KUBE9_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// A file holding the join token.
+    #[arg(long, env = "KUBE9_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// The cluster CA (PEM) that kube9d's certificate must chain to.
+    #[arg(long, env = "KUBE9_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// `sha256:<hex>` of the cluster CA's certificate: the agent fetches the CA from kube9d
+    /// and accepts it only with this hash (as kubeadm's --discovery-token-ca-cert-hash).
+    #[arg(long, env = "KUBE9_CA_CERT_HASH")]
+    pub ca_cert_hash: Option<String>,
+
+    /// Talk plain text to a kube9d started with --insecure (the token and pod specs cross the
+    /// network unencrypted).
+    #[arg(long, env = "KUBE9_INSECURE")]
+    pub insecure: bool,
 
     /// Instance id to register with (kube9d sets it for the agents it starts); random when
     /// not given.
@@ -149,8 +172,10 @@ pub struct Config {
     pub fence: Duration,
     /// Pod directories and logs live under `<state_dir>/pods`.
     pub state_dir: PathBuf,
-    /// Join token sent in Register.
-    pub token: String,
+    /// Join token sent as `authorization: Bearer` on every call.
+    pub token: Option<String>,
+    /// How kube9d is verified.
+    pub tls: Tls,
     /// Instance id given by kube9d, if any.
     pub instance_id: Option<String>,
     /// How pods run.
@@ -173,7 +198,9 @@ impl Cli {
         if !is_path_component(&name) {
             return Err(Error::InvalidName(name));
         }
-        let server = normalize_server(&self.server);
+        let server = kube9_proto::client::tls::server_url(&self.server, !self.insecure);
+        let tls = self.tls(&server)?;
+        let token = self.token()?;
         if let Err(source) = tonic::transport::Endpoint::from_shared(server.clone()) {
             return Err(Error::InvalidServer {
                 address: server,
@@ -192,7 +219,8 @@ impl Cli {
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
             fence: Duration::from_millis(self.fence_ms),
             state_dir,
-            token: self.token.clone(),
+            token,
+            tls,
             instance_id: self.instance_id.clone().filter(|id| !id.is_empty()),
             pod_runtime: self.pod_runtime,
             pod_network: self.pod_network.clone().filter(|n| !n.is_empty()),
@@ -200,6 +228,97 @@ impl Cli {
             pod_uid_base: self.pod_uid_base,
             standin_program: standin_program()?,
         })
+    }
+}
+
+impl Cli {
+    /// The join token: `--token` or the file `--token-file`, checked for form (never echoed).
+    fn token(&self) -> Result<Option<String>, Error> {
+        let text = match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Security(
+                    "give the join token once: --token or --token-file, not both".into(),
+                ))
+            }
+            (Some(t), None) => t.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file).map_err(|e| {
+                Error::Security(format!(
+                    "failed to read --token-file {}: {e}",
+                    file.display()
+                ))
+            })?,
+            (None, None) => return Ok(None),
+        };
+        let token = kube9_proto::client::Token::parse(&text)
+            .map_err(|e| Error::Security(format!("the join token is malformed: {e}")))?;
+        Ok(Some(token.to_string()))
+    }
+
+    /// How kube9d at `server` is verified: refuses settings that cannot work.
+    fn tls(&self, server: &str) -> Result<Tls, Error> {
+        use kube9_proto::client::tls::{ca_hash, parse_pin};
+        let https = server.starts_with("https://");
+        if self.insecure {
+            if https {
+                return Err(Error::Security(format!(
+                    "--insecure talks plain text, but --server {server} is https: use http:// or drop --insecure"
+                )));
+            }
+            return Ok(Tls::Insecure);
+        }
+        if !https {
+            return Err(Error::Security(format!(
+                "--server {server} is plain text: kube9d serves TLS by default; plain text needs --insecure"
+            )));
+        }
+        let pin = match &self.ca_cert_hash {
+            Some(p) => {
+                Some(parse_pin(p).map_err(|e| Error::Security(format!("--ca-cert-hash: {e}")))?)
+            }
+            None => None,
+        };
+        match (&self.ca_file, pin) {
+            (Some(file), pin) => {
+                let pem = std::fs::read(file).map_err(|e| {
+                    Error::Security(format!("failed to read --ca-file {}: {e}", file.display()))
+                })?;
+                let hash = ca_hash(&pem).map_err(|e| {
+                    Error::Security(format!("--ca-file {}: {e}", file.display()))
+                })?;
+                if pin.as_ref().is_some_and(|p| *p != hash) {
+                    return Err(Error::Security(format!(
+                        "--ca-file {} has hash {hash}, not the --ca-cert-hash given",
+                        file.display()
+                    )));
+                }
+                Ok(Tls::Ca(pem))
+            }
+            (None, Some(pin)) => Ok(Tls::Pin(pin)),
+            (None, None) => Err(Error::Security(
+                "kube9d serves TLS: give --ca-cert-hash (kube9ctl token join-command prints the whole line) or --ca-file".into(),
+            )),
+        }
+    }
+}
+
+/// How the agent verifies kube9d.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain text (`--insecure`).
+    Insecure,
+    /// Against this CA (PEM).
+    Ca(Vec<u8>),
+    /// Against the CA kube9d presents whose hash is this (`sha256:<hex>`).
+    Pin(String),
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Tls::Insecure => f.write_str("Insecure"),
+            Tls::Ca(_) => f.write_str("Ca(..)"),
+            Tls::Pin(p) => write!(f, "Pin({p})"),
+        }
     }
 }
 
@@ -221,16 +340,6 @@ fn standin_program() -> Result<PathBuf, Error> {
     std::env::current_exe().map_err(Error::CurrentExe)
 }
 
-/// Adds `http://` to a bare `host:port`.
-pub fn normalize_server(server: &str) -> String {
-    let server = server.trim();
-    if server.contains("://") {
-        server.to_string()
-    } else {
-        format!("http://{server}")
-    }
-}
-
 /// True when `name` can be used as one path component (no `/`, not `.` or `..`).
 pub(crate) fn is_path_component(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
@@ -244,15 +353,85 @@ mod tests {
         Cli::try_parse_from(std::iter::once("kube9-node").chain(args.iter().copied()))
     }
 
+    const PIN: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn security_error(args: &[&str]) -> String {
+        match parse(args).unwrap().config() {
+            Err(Error::Security(m)) => m,
+            other => panic!("expected a security error for {args:?}, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn bare_host_port_gets_a_scheme() {
-        assert_eq!(normalize_server("10.0.0.1:7209"), "http://10.0.0.1:7209");
-        assert_eq!(normalize_server("https://kube9:1"), "https://kube9:1");
+    fn tls_is_the_default_and_plain_text_must_be_asked_for() {
+        let cli = parse(&[
+            "--name",
+            "n1",
+            "--server",
+            "10.0.0.1:7209",
+            "--ca-cert-hash",
+            PIN,
+        ])
+        .unwrap();
+        let config = cli.config().unwrap();
+        assert_eq!(config.server, "https://10.0.0.1:7209");
+        assert_eq!(config.tls, Tls::Pin(PIN.into()));
+        let cli = parse(&["--name", "n1", "--server", "10.0.0.1:7209", "--insecure"]).unwrap();
+        let config = cli.config().unwrap();
+        assert_eq!(
+            (config.server.as_str(), config.tls),
+            ("http://10.0.0.1:7209", Tls::Insecure)
+        );
+        assert!(
+            security_error(&["--name", "n", "--server", "http://h:1"]).contains("needs --insecure")
+        );
+        assert!(
+            security_error(&["--name", "n", "--server", "https://h:1", "--insecure"])
+                .contains("drop --insecure")
+        );
+        assert!(security_error(&["--name", "n"]).contains("--ca-cert-hash"));
+        assert!(
+            security_error(&["--name", "n", "--ca-cert-hash", "sha256:12"])
+                .contains("--ca-cert-hash")
+        );
+    }
+
+    #[test]
+    fn tokens_are_checked_and_never_echoed() {
+        let token = kube9_proto::client::Token::generate().to_string();
+        let cli = parse(&["--name", "n", "--insecure", "--token", &token]).unwrap();
+        assert_eq!(cli.config().unwrap().token.as_deref(), Some(token.as_str()));
+        let bad = "abcdef.not-a-secret-value";
+        let m = security_error(&["--name", "n", "--insecure", "--token", bad]);
+        assert!(
+            m.contains("malformed") && !m.contains("not-a-secret"),
+            "{m}"
+        );
+        let file = std::env::temp_dir().join(format!("kube9-node-token-{}", std::process::id()));
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        let f = file.to_str().unwrap();
+        let cli = parse(&["--name", "n", "--insecure", "--token-file", f]).unwrap();
+        assert_eq!(cli.config().unwrap().token.as_deref(), Some(token.as_str()));
+        assert!(security_error(&[
+            "--name",
+            "n",
+            "--insecure",
+            "--token-file",
+            f,
+            "--token",
+            &token
+        ])
+        .contains("not both"));
+        std::fs::remove_file(&file).unwrap();
+        assert!(
+            security_error(&["--name", "n", "--insecure", "--token-file", f])
+                .contains("--token-file")
+        );
     }
 
     #[test]
     fn defaults_fill_in_everything_but_the_name() {
-        let cli = parse(&["--name", "n1", "--server", "localhost:9"]).unwrap();
+        let cli = parse(&["--name", "n1", "--server", "localhost:9", "--insecure"]).unwrap();
         let config = cli.config().unwrap();
         assert_eq!(config.server, "http://localhost:9");
         assert_eq!(config.cpu_millis, 4000);
@@ -262,10 +441,10 @@ mod tests {
         assert_eq!(config.cluster_id, "kube9");
         assert_eq!(config.eviction_interval, Duration::from_secs(5));
         assert_eq!(config.pod_uid_base, 200_000);
-        let cli = parse(&["--name", "n1", "--pod-uid-base", "300000"]).unwrap();
+        let cli = parse(&["--name", "n1", "--insecure", "--pod-uid-base", "300000"]).unwrap();
         assert_eq!(cli.config().unwrap().pod_uid_base, 300_000);
         assert!(parse(&["--name", "n1", "--pod-uid-base", "0"]).is_err());
-        let cli = parse(&["--name", "n1", "--cluster-id", "other"]).unwrap();
+        let cli = parse(&["--name", "n1", "--insecure", "--cluster-id", "other"]).unwrap();
         assert_eq!(cli.config().unwrap().cluster_id, "other");
     }
 

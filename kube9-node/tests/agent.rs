@@ -98,6 +98,11 @@ async fn the_agent_registers_runs_pods_reconnects_and_deregisters_on_sigterm() {
     );
 
     let mut conn = server.accept().await;
+    // The join token rides every call as a bearer token, not in Register.
+    assert_eq!(
+        conn.authorization.as_deref(),
+        Some(format!("Bearer {}", support::test_token()).as_str())
+    );
     let register = accept_register(&mut conn, 100).await;
     assert_eq!(register.node_name, "e2e-node");
     assert_eq!(register.cluster_id, "test-cluster");
@@ -518,4 +523,51 @@ async fn a_stream_on_which_nothing_is_acknowledged_is_taken_for_dead_and_the_age
     drop(conn);
     assert!(agent.logged("kube9d acknowledged no heartbeat in time"));
     assert_registers_without_pods(&mut server).await;
+}
+
+/// The agent's stderr and exit status when it is started with `args` and must refuse them.
+fn refused_start(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kube9-node"))
+        .args([
+            "--name",
+            "cfg-node",
+            "--state-dir",
+            "/tmp/kube9-node-cfg-unused",
+        ])
+        .args(args)
+        .env_remove("KUBE9_SERVER")
+        .env_remove("KUBE9_TOKEN")
+        .env_remove("KUBE9_INSECURE")
+        .env_remove("KUBE9_CA_FILE")
+        .env_remove("KUBE9_CA_CERT_HASH")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_agent_refuses_settings_that_would_talk_plain_text_or_trust_anyone() {
+    let (status, err) = refused_start(&["--server", "http://127.0.0.1:9"]);
+    assert!(!status.success());
+    assert!(err.contains("plain text needs --insecure"), "{err}");
+    let (status, err) = refused_start(&["--server", "127.0.0.1:9"]);
+    assert!(!status.success());
+    assert!(
+        err.contains("--ca-cert-hash") && err.contains("--ca-file"),
+        "{err}"
+    );
+    let secret = "0123456789abcdef-not-hex";
+    let (status, err) = refused_start(&[
+        "--insecure",
+        "--server",
+        "http://127.0.0.1:9",
+        "--token",
+        &format!("abcdef.{secret}"),
+    ]);
+    assert!(!status.success());
+    assert!(err.contains("malformed") && !err.contains(secret), "{err}");
 }

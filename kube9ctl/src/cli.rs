@@ -6,16 +6,31 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Default value of `--server`.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7209";
-
 /// kube9ctl controls a Kube-9 cluster.
 #[derive(Debug, Parser)]
 #[command(name = "kube9ctl", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Address of kube9d: http://host:port, or host:port.
-    #[arg(long, global = true, env = "KUBE9_SERVER", default_value = DEFAULT_SERVER)]
-    pub server: String,
+    /// Address of kube9d, instead of the context's: host:port (TLS), https://host:port, or
+    /// http://host:port for a kube9d started with --insecure.
+    #[arg(long, global = true, env = "KUBE9_SERVER")]
+    pub server: Option<String>,
+
+    /// Bearer token, instead of the context's.
+    #[arg(long, global = true, env = "KUBE9_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The client config file (kubeconfig's shape; kube9d writes its context there) [default:
+    /// $KUBE9_CONFIG, else ~/.kube9/config].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+
+    /// The context of the client config to use, instead of its current one.
+    #[arg(long, global = true, env = "KUBE9_CONTEXT")]
+    pub context: Option<String>,
+
+    /// A CA file (PEM) to verify kube9d with, instead of the context's.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub certificate_authority: Option<std::path::PathBuf>,
 
     /// Output format, where the command prints objects.
     #[arg(short = 'o', long, global = true, value_enum)]
@@ -65,8 +80,85 @@ pub enum Command {
     /// Inject failures into nodes, recover and clean them up, check their health.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Manage bearer tokens: join tokens for nodes, viewer and admin tokens for people.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Show or change the client config's contexts.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print the client version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// List tokens: ids, roles, age, expiry, last use (never secrets).
+    List,
+    /// Create a token and print it (it is shown this once).
+    Create(TokenCreateArgs),
+    /// Revoke tokens, by id or whole token.
+    Delete {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Create a node token and print the kube9-node command line that joins with it.
+    JoinCommand(TokenLifetime),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// node (joins a node), viewer (reads, no Secret data, no exec) or admin (everything).
+    #[arg(long, default_value = "node", value_parser = parse_role)]
+    pub role: kube9_proto::client::Role,
+    #[command(flatten)]
+    pub lifetime: TokenLifetime,
+    /// Print the kube9-node command line that joins with the token (node tokens).
+    #[arg(long)]
+    pub print_join_command: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenLifetime {
+    /// How long the token works (e.g. 24h, 30m); 0, the default, never expires.
+    #[arg(long, value_parser = parse_duration)]
+    pub ttl: Option<Duration>,
+    /// What the token is for, shown by `token list`.
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+fn parse_role(s: &str) -> Result<kube9_proto::client::Role, String> {
+    s.parse()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the client config (tokens and CA data hidden unless --raw).
+    View {
+        /// Show tokens and CA data as they are.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// List the contexts.
+    GetContexts,
+    /// Print the current context's name.
+    CurrentContext,
+    /// Make a context the current one.
+    UseContext { name: String },
+    /// Create or change a context (its namespace, cluster or user).
+    SetContext {
+        /// The context (default: with --current, the current one).
+        name: Option<String>,
+        /// Change the current context.
+        #[arg(long)]
+        current: bool,
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -421,7 +513,7 @@ mod tests {
     fn global_flags_go_anywhere() {
         let cli = parse(&["get", "pods", "-o", "wide", "--server", "10.0.0.1:7209"]);
         assert_eq!(cli.output, Some(Format::Wide));
-        assert_eq!(cli.server, "10.0.0.1:7209");
+        assert_eq!(cli.server.as_deref(), Some("10.0.0.1:7209"));
         let cli = parse(&["-o", "json", "get", "no"]);
         assert_eq!(cli.output, Some(Format::Json));
         assert!(fails(&["get", "pods", "-o", "xml"]).contains("invalid value 'xml'"));
@@ -668,10 +760,16 @@ mod tests {
     }
 
     #[test]
-    fn the_server_comes_from_the_environment_or_the_default() {
-        // Only the default is checked here: tests must not mutate the process environment.
+    fn the_server_comes_from_the_flag_or_the_environment_or_the_config() {
+        // Only the unset case is checked here: tests must not mutate the process environment.
         if std::env::var_os("KUBE9_SERVER").is_none() {
-            assert_eq!(parse(&["version"]).server, DEFAULT_SERVER);
+            assert_eq!(parse(&["version"]).server, None);
         }
+        let cli = parse(&["get", "pods", "--context", "lab", "--kubeconfig", "/tmp/c"]);
+        assert_eq!(cli.context.as_deref(), Some("lab"));
+        assert_eq!(
+            cli.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/tmp/c"))
+        );
     }
 }

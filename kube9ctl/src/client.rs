@@ -5,11 +5,10 @@
 //! sent into a [`ServerError`].
 
 use crate::error::{ConnectError, ServerError};
+use kube9_proto::client::{AuthChannel, Bearer};
 use kube9_proto::pb::cluster_service_client::ClusterServiceClient;
-use kube9_proto::DEFAULT_PORT;
 use std::error::Error as _;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
 
 /// How long dialing may take before kube9d counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,25 +19,47 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// The largest reply kube9ctl reads (a list of many pods can pass gRPC's 4 MiB default).
 const MAX_REPLY_BYTES: usize = 256 * 1024 * 1024;
 
+/// What to dial and with what: resolved from the client config and the overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// `https://host:port` (or `http://` for a kube9d started with --insecure).
+    pub url: String,
+    /// The CA kube9d's certificate must chain to.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Where the CA came from, for messages.
+    pub ca_source: String,
+    pub token: Option<String>,
+}
+
 /// A connected ClusterService client and the URL it dialed.
 pub struct Client {
-    pub client: ClusterServiceClient<Channel>,
+    pub client: ClusterServiceClient<AuthChannel>,
     pub url: String,
 }
 
 impl Client {
-    /// Dials `server` (`http://host:port`, `host:port` or `host`).
-    pub async fn connect(server: &str) -> anyhow::Result<Self> {
-        let url = server_url(server);
-        let endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|e| anyhow::anyhow!("invalid --server {server:?}: {e}"))?
+    /// Dials `target`.
+    pub async fn connect(target: &Target) -> anyhow::Result<Self> {
+        let url = target.url.clone();
+        let endpoint = kube9_proto::client::tls::endpoint(&url, target.ca_pem.as_deref())
+            .map_err(|e| match e {
+                kube9_proto::client::tls::TlsError::NoCa(_) => anyhow::anyhow!(
+                    "kube9d at {url} serves TLS but there is no CA to verify it with: the client config's cluster has no certificate-authority-data (or give --certificate-authority)"
+                ),
+                e => anyhow::anyhow!("{e}"),
+            })?
             .connect_timeout(CONNECT_TIMEOUT);
         let channel = endpoint.connect().await.map_err(|e| ConnectError {
             url: url.clone(),
             cause: root_cause(&e),
+            ca_source: target.ca_source.clone(),
         })?;
         Ok(Client {
-            client: ClusterServiceClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES),
+            client: ClusterServiceClient::with_interceptor(
+                channel,
+                Bearer::new(target.token.as_deref()),
+            )
+            .max_decoding_message_size(MAX_REPLY_BYTES),
             url,
         })
     }
@@ -54,10 +75,13 @@ impl Client {
 /// Turns a status into the error kube9ctl prints: statuses raised by the client's own transport
 /// (the connection dropped) say kube9d is unreachable, the rest are the server's words.
 pub fn status_error(url: &str, status: tonic::Status) -> anyhow::Error {
-    if status.code() == tonic::Code::Unavailable && status.source().is_some() {
+    // Plain text to a TLS port: the server's TLS alert reads as a broken HTTP/2 connection.
+    let broken_h2 = url.starts_with("http://") && status.message().contains("h2 protocol error");
+    if broken_h2 || (status.code() == tonic::Code::Unavailable && status.source().is_some()) {
         return ConnectError {
             url: url.to_string(),
             cause: root_cause(&status),
+            ca_source: String::new(),
         }
         .into();
     }
@@ -88,22 +112,6 @@ pub fn check_request_size(what: &str, request: &impl prost::Message) -> anyhow::
     Ok(())
 }
 
-/// `http://127.0.0.1:7209` from `127.0.0.1:7209`, `127.0.0.1` or a full URL.
-pub fn server_url(server: &str) -> String {
-    let server = server.trim().trim_end_matches('/');
-    if server.contains("://") {
-        return server.to_string();
-    }
-    let has_port = server.rsplit_once(':').is_some_and(|(host, port)| {
-        !host.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
-    });
-    if has_port {
-        format!("http://{server}")
-    } else {
-        format!("http://{server}:{DEFAULT_PORT}")
-    }
-}
-
 /// The innermost message of an error chain: `Connection refused (os error 111)` rather than
 /// `transport error`.
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -124,15 +132,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn server_urls_accept_host_port_and_full_urls() {
-        assert_eq!(server_url("http://127.0.0.1:7209"), "http://127.0.0.1:7209");
-        assert_eq!(
-            server_url("https://kube9.example:443/"),
-            "https://kube9.example:443"
+    fn plain_text_to_a_tls_port_says_to_use_https() {
+        let err = status_error(
+            "http://h:1",
+            tonic::Status::internal("h2 protocol error: http2 error"),
         );
-        assert_eq!(server_url("10.0.0.5:9000"), "http://10.0.0.5:9000");
-        assert_eq!(server_url("localhost"), "http://localhost:7209");
-        assert_eq!(server_url("[::1]:7209"), "http://[::1]:7209");
+        let text = err.to_string();
+        assert!(
+            text.contains("serves TLS") && text.contains("https://"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -150,15 +159,26 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_server_says_how_to_fix_it() {
         // Port 1 on localhost: nothing listens there.
-        let err = Client::connect("127.0.0.1:1").await.err().unwrap();
+        let target = Target {
+            url: "https://127.0.0.1:1".into(),
+            ca_pem: Some(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".to_vec()),
+            ..Default::default()
+        };
+        let err = Client::connect(&target).await.err().unwrap();
         let text = crate::error::render(&err).unwrap();
         assert!(
-            text.starts_with("error: cannot reach kube9d at http://127.0.0.1:1: "),
+            text.starts_with("error: cannot reach kube9d at https://127.0.0.1:1: "),
             "{text}"
         );
         assert!(
             text.ends_with("(is kube9d running? set --server or KUBE9_SERVER)"),
             "{text}"
         );
+        let plain = Target {
+            url: "https://127.0.0.1:1".into(),
+            ..Default::default()
+        };
+        let text = Client::connect(&plain).await.err().unwrap().to_string();
+        assert!(text.contains("no CA to verify it with"), "{text}");
     }
 }

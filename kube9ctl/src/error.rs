@@ -26,12 +26,41 @@ impl ServerError {
     }
 }
 
-/// kube9d could not be reached at all.
+/// kube9d could not be reached, or not trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot reach kube9d at {url}: {cause} (is kube9d running? set --server or KUBE9_SERVER)")]
 pub struct ConnectError {
     pub url: String,
+    /// The innermost error: `Connection refused (os error 111)`, a TLS alert, ...
     pub cause: String,
+    /// Where the CA came from (for a certificate kube9ctl does not trust).
+    pub ca_source: String,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (url, cause) = (&self.url, &self.cause);
+        let plain = url.strip_prefix("https://").unwrap_or(url);
+        let source = match self.ca_source.as_str() {
+            "" => "the configured CA",
+            s => s,
+        };
+        if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
+            write!(f, "kube9d at {url} does not speak TLS (started with --insecure?): use http://{plain} ({cause})")
+        } else if cause.contains("UnknownIssuer") || cause.contains("BadSignature") {
+            write!(f, "kube9d's certificate at {url} is not signed by the CA in {source}: is this the cluster the client config names? ({cause})")
+        } else if cause.contains("NotValidForName") {
+            write!(f, "kube9d's certificate at {url} does not name that address: dial an address it serves, or start kube9d with --tls-san for it ({cause})")
+        } else if url.starts_with("http://")
+            && (cause.contains("frame")
+                || cause.contains("reset")
+                || cause.contains("h2 protocol")
+                || cause.contains("connection closed"))
+        {
+            write!(f, "kube9d at {url} did not answer in plain text; it serves TLS unless started with --insecure: use https:// (or no scheme) ({cause})")
+        } else {
+            write!(f, "cannot reach kube9d at {url}: {cause} (is kube9d running? set --server or KUBE9_SERVER)")
+        }
+    }
 }
 
 /// The failure was already printed (one line per failed object); just exit 1.
@@ -52,6 +81,46 @@ impl ExitStatus {
             Some(ExitStatus(code)) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
             None => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use super::ConnectError;
+
+    fn text(url: &str, cause: &str) -> String {
+        ConnectError {
+            url: url.into(),
+            cause: cause.into(),
+            ca_source: "the client config /c".into(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn tls_failures_say_what_to_change() {
+        let t = text(
+            "https://h:1",
+            "received corrupt message of type InvalidContentType",
+        );
+        assert!(
+            t.contains("does not speak TLS") && t.contains("use http://h:1"),
+            "{t}"
+        );
+        let t = text("https://h:1", "invalid peer certificate: UnknownIssuer");
+        assert!(
+            t.contains("not signed by the CA in the client config /c"),
+            "{t}"
+        );
+        let t = text("https://h:1", "invalid peer certificate: NotValidForName");
+        assert!(t.contains("--tls-san"), "{t}");
+        let t = text("http://h:1", "connection reset by peer");
+        assert!(
+            t.contains("serves TLS") && t.contains("use https://"),
+            "{t}"
+        );
+        let t = text("https://h:1", "Connection refused (os error 111)");
+        assert!(t.starts_with("cannot reach kube9d at https://h:1"), "{t}");
     }
 }
 
@@ -143,6 +212,7 @@ mod tests {
         let err = anyhow::Error::new(ConnectError {
             url: "http://127.0.0.1:7209".into(),
             cause: "Connection refused (os error 111)".into(),
+            ca_source: String::new(),
         });
         assert_eq!(
             render(&err).unwrap(),

@@ -35,6 +35,35 @@ pub struct Config {
     #[arg(long, env = "KUBE9_SECRET_KEY_FILE")]
     pub secret_key_file: Option<PathBuf>,
 
+    /// Serve plain text: no TLS, tokens and pod specs cross the network readable by anyone on
+    /// the path. Logged as a warning at start and on every connection. Tokens are still
+    /// required.
+    #[arg(long, env = "KUBE9_INSECURE")]
+    pub insecure: bool,
+
+    /// Extra names or addresses for the server certificate (repeatable, or comma-separated):
+    /// what clients and hand-joined agents dial when it is not one of this host's addresses.
+    #[arg(long = "tls-san", env = "KUBE9_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+
+    /// The client config kube9d writes its context into at start (server, CA, an admin
+    /// token). Default: `$KUBE9_CONFIG`, else `~/.kube9/config`.
+    #[arg(long = "client-config", value_name = "PATH")]
+    pub client_config: Option<PathBuf>,
+
+    /// Streams (logs -f, exec, watches) one token may hold open at once.
+    #[arg(long, env = "KUBE9_MAX_STREAMS_PER_CLIENT", default_value_t = 64)]
+    pub max_streams_per_client: usize,
+
+    /// Calls one connection may have in flight at once.
+    #[arg(long, env = "KUBE9_MAX_CALLS_PER_CONNECTION", default_value_t = 256)]
+    pub max_calls_per_connection: usize,
+
+    /// Seconds a call may take before kube9d answers DeadlineExceeded (streams: until their
+    /// first reply).
+    #[arg(long, env = "KUBE9_REQUEST_TIMEOUT", default_value_t = 120)]
+    pub request_timeout_secs: u64,
+
     /// Node runtime.
     #[arg(long, env = "KUBE9_RUNTIME", value_enum, default_value = "auto")]
     pub runtime: RuntimeChoice,

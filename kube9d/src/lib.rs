@@ -15,12 +15,15 @@
 //! - [`runtime`]: where nodes live: Docker containers or local processes (`NodeRuntime`).
 //! - [`api`]: the gRPC services (`ClusterService`, `AgentService`), plus reflection and health;
 //!   errors become gRPC statuses in `api/status.rs` only.
+//! - [`auth`]: bearer tokens and roles checked in one layer before every call, the cluster CA
+//!   and serving certificate, the join token and client config written at start.
 //! - [`server`]: start-up (store, runtime, reconciliation) and serving until shutdown.
 //!
-//! Dependencies point one way: `api` → `nodeops` → `state` → `scheduler`/`store`/`runtime`
+//! Dependencies point one way: `api` → `auth`, `api` → `nodeops` → `state` → `scheduler`/`store`/`runtime`
 //! types; `monitor` drives `state` and `nodeops`. Nothing imports back.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod monitor;
 pub mod nodeops;

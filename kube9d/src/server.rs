@@ -6,18 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use futures::StreamExt;
 use kube9_proto::pb::{
     self, agent_service_server::AgentServiceServer, cluster_service_server::ClusterServiceServer,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::api::{AgentApi, ClusterApi};
+use crate::auth::pki::{self, Pki};
+use crate::auth::{bootstrap, Auth, AuthLayer, AuthSettings};
 use crate::config::{Config, RuntimeChoice};
 use crate::nodeops::NodeOps;
 use crate::runtime::docker::{docker_available, DockerConfig, DockerRuntime};
 use crate::runtime::process::{ProcessConfig, ProcessRuntime};
-use crate::runtime::{NodeRuntime, RuntimeKind};
+use crate::runtime::{NodeAuth, NodeRuntime, RuntimeKind};
 use crate::shutdown::Shutdown;
 use crate::state::Control;
 use crate::store::Store;
@@ -27,6 +31,8 @@ pub const DEFAULT_CLUSTER_ID: &str = "kube9";
 /// Extra time agents get to reattach after kube9d starts: their reconnect backoff is capped
 /// at 2 s, plus a margin.
 const STARTUP_GRACE: Duration = Duration::from_secs(3);
+/// HTTP/2 streams (calls) one connection may open at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 /// How long in-flight requests get to finish after shutdown was requested.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -46,7 +52,30 @@ pub async fn run(
         (config.secret_key_file.clone()).unwrap_or_else(|| config.data_dir.join("secret.key"));
     let store = Store::open_with_key(&config.data_dir, &key_file)?;
     let cluster_id = resolve_cluster_id(&store, config.cluster_id.as_deref()).await?;
-    let runtime = choose_runtime(&config, &cluster_id).await?;
+    let listen_ip = listener.local_addr()?.ip();
+    let mut pki = match config.insecure {
+        true => None,
+        false => Some(Pki::load_or_create(
+            &config.data_dir,
+            &pki::serving_names(listen_ip, &[], &config.tls_san),
+        )?),
+    };
+    let auth = Auth::load(
+        store.clone(),
+        AuthSettings {
+            max_streams_per_client: config.max_streams_per_client,
+            insecure: config.insecure,
+            ca_hash: pki.as_ref().map(|p| p.ca_hash.clone()).unwrap_or_default(),
+        },
+    )?;
+    let join_token = bootstrap::join_token(&auth, &config.data_dir).await?;
+    let node_auth = NodeAuth {
+        token: join_token.to_string(),
+        token_file: Some(bootstrap::join_token_file(&config.data_dir)),
+        ca_hash: auth.ca_hash().to_string(),
+        ca_file: pki.as_ref().map(|p| p.ca_file.clone()),
+    };
+    let runtime = choose_runtime(&config, &cluster_id, node_auth).await?;
     let (control, actions) = Control::load(
         store,
         config.settings(),
@@ -61,11 +90,16 @@ pub async fn run(
         .prepare()
         .await
         .context("failed to prepare the node runtime")?;
+    if pki.is_some() {
+        // Now that the runtime knows where its agents dial (the Docker gateway).
+        let names = pki::serving_names(listen_ip, &runtime.server_addresses(), &config.tls_san);
+        pki = Some(Pki::load_or_create(&config.data_dir, &names)?);
+    }
     let ops = NodeOps::new(control.clone(), Some(runtime.clone()));
     tokio::spawn(ops.clone().serve(actions));
     ops.reconcile().await;
 
-    let cluster_api = ClusterApi::new(ops.clone());
+    let cluster_api = ClusterApi::new(ops.clone(), auth.clone());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ClusterServiceServer<ClusterApi>>()
@@ -83,17 +117,40 @@ pub async fn run(
         .build_v1alpha()?;
 
     let mut stop = shutdown.clone();
-    let serve = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(2)))
         .http2_keepalive_timeout(Some(Duration::from_secs(4)))
+        .concurrency_limit_per_connection(config.max_calls_per_connection.max(1))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .timeout(Duration::from_secs(config.request_timeout_secs.max(1)));
+    match &pki {
+        Some(pki) => {
+            builder = builder
+                .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(
+                    &pki.chain_pem,
+                    &pki.key_pem,
+                )))
+                .context("the server certificate does not load")?;
+        }
+        None => tracing::warn!(
+            "--insecure: serving plain text; tokens, pod specs and Secret values cross the network readable by anyone on the path"
+        ),
+    }
+    let insecure = config.insecure;
+    let incoming = TcpListenerStream::new(listener).inspect(move |conn| {
+        if let (true, Ok(conn)) = (insecure, conn) {
+            let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            tracing::warn!(%peer, "plain-text connection (--insecure)");
+        }
+    });
+    let serve = builder
+        .layer(AuthLayer::new(auth.clone()))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ClusterServiceServer::new(cluster_api))
         .add_service(AgentServiceServer::new(AgentApi::new(control.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            stop.wait().await
-        });
+        .serve_with_incoming_shutdown(incoming, async move { stop.wait().await });
     let mut serve = tokio::spawn(serve);
     // Agents reattach only now that kube9d serves again: start their clocks here, before the
     // loops that judge them.
@@ -106,6 +163,16 @@ pub async fn run(
         ops.clone(),
         shutdown.clone(),
     ));
+    let client_config =
+        (config.client_config.clone()).unwrap_or_else(kube9_proto::client::config::default_path);
+    let server_url = client_url(addr, pki.is_some());
+    let ca_pem = pki.as_ref().map(|p| p.ca_pem.as_str());
+    if let Err(e) =
+        bootstrap::write_client_config(&auth, &client_config, &cluster_id, &server_url, ca_pem)
+            .await
+    {
+        tracing::warn!(error = %format!("{e:#}"), "failed to write the client config");
+    }
     write_addr_file(&config.data_dir, addr.port());
     tracing::info!(%addr, "kube9d serving");
 
@@ -171,7 +238,11 @@ async fn resolve_cluster_id(store: &Store, wanted: Option<&str>) -> anyhow::Resu
 }
 
 /// `--runtime auto|docker|process`: auto picks Docker when the engine answers.
-async fn choose_runtime(config: &Config, cluster_id: &str) -> anyhow::Result<Arc<dyn NodeRuntime>> {
+async fn choose_runtime(
+    config: &Config,
+    cluster_id: &str,
+    auth: NodeAuth,
+) -> anyhow::Result<Arc<dyn NodeRuntime>> {
     let node_binary = config
         .node_binary
         .clone()
@@ -190,7 +261,10 @@ async fn choose_runtime(config: &Config, cluster_id: &str) -> anyhow::Result<Arc
         }
     };
     if use_docker {
-        let cfg = DockerConfig::new(cluster_id, node_binary, config.busybox.clone());
+        let cfg = DockerConfig {
+            auth,
+            ..DockerConfig::new(cluster_id, node_binary, config.busybox.clone())
+        };
         Ok(Arc::new(
             DockerRuntime::connect(cfg)
                 .await
@@ -201,6 +275,7 @@ async fn choose_runtime(config: &Config, cluster_id: &str) -> anyhow::Result<Arc
             cluster_id: cluster_id.to_string(),
             node_binary,
             data_dir: config.data_dir.clone(),
+            auth,
         };
         Ok(Arc::new(ProcessRuntime::new(cfg)))
     }
@@ -212,6 +287,19 @@ fn default_node_binary() -> PathBuf {
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("kube9-node")))
         .unwrap_or_else(|| PathBuf::from("kube9-node"))
+}
+
+/// The URL kube9ctl dials for a kube9d serving on `addr`: loopback when it listens on every
+/// address.
+fn client_url(addr: std::net::SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("{scheme}://{host}:{}", addr.port())
 }
 
 /// `<data-dir>/kube9d.addr` holds the port kube9d serves on, for scripts and tests that start

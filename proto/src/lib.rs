@@ -9,9 +9,11 @@
 //! - [`validate`]: the checks kube9d applies to every object before it stores it.
 //! - [`selector`]: equality-based label selectors (`app=web,tier!=db`).
 //! - [`namespace`]: the default namespace and object keys (`namespace/name`).
+//! - [`client`]: tokens, the client config file, TLS and the CA pin, for every client.
 //! - [`base64`]: standard base64, as Kubernetes writes Secret and ConfigMap bytes.
 
 pub mod base64;
+pub mod client;
 pub mod fault;
 pub mod manifest;
 pub mod namespace;

@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use kube9_proto::pb::{NodeStatus, PodPhase};
 use support::*;
@@ -22,9 +22,9 @@ async fn logs_follow_streams_new_lines_until_interrupted() {
     c.wait_pod_phase("ticker", PodPhase::Running, secs(30))
         .await;
 
-    let mut follow = Command::new(bin("kube9ctl"))
+    let mut follow = c
+        .ctl_command()
         .args(["logs", "-f", "ticker"])
-        .env("KUBE9_SERVER", &c.server)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

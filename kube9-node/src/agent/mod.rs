@@ -24,6 +24,7 @@
 
 pub mod backoff;
 pub mod components;
+pub mod dial;
 pub mod fence;
 pub mod instance;
 pub mod session;
@@ -69,6 +70,8 @@ pub struct Agent {
     seq: u64,
     /// Contact with kube9d and the fence time it set.
     fence: Fence,
+    /// How kube9d is dialed (TLS, token).
+    dialer: dial::Dialer,
 }
 
 impl Agent {
@@ -81,6 +84,7 @@ impl Agent {
             .unwrap_or_else(instance::generate);
         Agent {
             fence: Fence::new(config.fence, Instant::now()),
+            dialer: dial::Dialer::new(&config),
             config,
             supervisor,
             instance_id,
@@ -125,6 +129,14 @@ impl Agent {
                         warn!(server = %self.config.server, %error, failures, "agent stream lost, reconnecting");
                     } else {
                         debug!(server = %self.config.server, %error, failures, "reconnect failed");
+                    }
+                    failures += 1;
+                }
+                SessionEnd::Rejected(status) if status.code() == tonic::Code::Unauthenticated => {
+                    // A token may be made or fixed meanwhile: keep trying, slowly.
+                    backoff.saturate();
+                    if failures == 0 || failures.is_power_of_two() {
+                        self.log_rejection(&status, failures);
                     }
                     failures += 1;
                 }
@@ -197,7 +209,10 @@ impl Agent {
         let node = &self.config.name;
         let server = &self.config.server;
         let detail = status.message();
-        if status.code() == tonic::Code::FailedPrecondition {
+        if status.code() == tonic::Code::Unauthenticated {
+            tracing::error!(%server, %detail, failures,
+                "kube9d refused this agent's token; check --token or --token-file (kube9ctl token join-command makes one); retrying");
+        } else if status.code() == tonic::Code::FailedPrecondition {
             warn!(%server, %node, %detail, failures,
                 "refused: another agent is attached as node {node}; retrying until it leaves");
         } else {

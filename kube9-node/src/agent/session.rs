@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::{timeout, Instant, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Streaming};
 use tracing::{debug, info, warn};
 
@@ -42,8 +41,8 @@ const LINGER: Duration = Duration::from_millis(300);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No connection to kube9d.
-    #[error("failed to connect")]
-    Connect(#[source] tonic::transport::Error),
+    #[error(transparent)]
+    Connect(#[from] super::dial::DialError),
     /// kube9d answered the attach with an error.
     #[error("failed to attach: {}: {}", .0.code(), .0.message())]
     Attach(tonic::Status),
@@ -95,7 +94,7 @@ impl From<Error> for SessionEnd {
             Error::Attach(status) | Error::Stream(status)
                 if matches!(
                     status.code(),
-                    Code::PermissionDenied | Code::FailedPrecondition
+                    Code::PermissionDenied | Code::FailedPrecondition | Code::Unauthenticated
                 ) =>
             {
                 SessionEnd::Rejected(status)
@@ -142,7 +141,7 @@ struct Session {
     /// all of them when the session ends.
     requests: Requests,
     /// Keeps the connection's client alive for as long as the session.
-    _client: AgentServiceClient<Channel>,
+    _client: AgentServiceClient<kube9_proto::client::AuthChannel>,
 }
 
 /// The session's streamed requests in flight; dropping it (the session ended) aborts them.
@@ -161,21 +160,12 @@ fn message(msg: agent_message::Msg) -> AgentMessage {
     AgentMessage { msg: Some(msg) }
 }
 
-fn endpoint(server: &str) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(server.to_string())?
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true))
-}
-
 /// Register as of now: what this node offers and runs.
 fn register(agent: &Agent) -> pb::Register {
     let config = &agent.config;
     pb::Register {
         node_name: config.name.clone(),
-        token: config.token.clone(),
+        token: String::new(),
         cpu_capacity_millis: config.cpu_millis,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         pods: agent.supervisor.snapshot(),
@@ -194,13 +184,14 @@ fn register(agent: &Agent) -> pb::Register {
 /// recover it. Register (and its pod snapshot) is built when this is called, not when awaited.
 pub fn farewell(agent: &Agent, signal: &'static str) -> impl Future<Output = ()> + 'static {
     let server = agent.config.server.clone();
+    let dialer = agent.dialer.clone();
     let register = message(agent_message::Msg::Register(register(agent)));
     let deregister = message(agent_message::Msg::Deregister(pb::Deregister {
         reason: format!("agent received {signal}"),
     }));
     async move {
         let deadline = Instant::now() + FAREWELL_BUDGET;
-        let attempt = send_farewell(&server, register, deregister, deadline);
+        let attempt = send_farewell(&dialer, register, deregister, deadline);
         match tokio::time::timeout_at(deadline, attempt).await {
             Ok(Ok(())) => info!(%server, "deregistered"),
             Ok(Err(error)) => {
@@ -213,17 +204,12 @@ pub fn farewell(agent: &Agent, signal: &'static str) -> impl Future<Output = ()>
 }
 
 async fn send_farewell(
-    server: &str,
+    dialer: &super::dial::Dialer,
     register: AgentMessage,
     deregister: AgentMessage,
     deadline: Instant,
 ) -> Result<(), Error> {
-    let channel = endpoint(server)
-        .map_err(Error::Connect)?
-        .connect()
-        .await
-        .map_err(Error::Connect)?;
-    let mut client = AgentServiceClient::new(channel);
+    let mut client = dialer.connect().await?;
     let (tx, rx) = mpsc::channel(2);
     // The receiver is alive and the channel has room for both: these cannot fail or wait.
     let _ = tx.send(register).await;
@@ -268,12 +254,7 @@ async fn establish(
     updates: &mut mpsc::UnboundedReceiver<pb::PodStatus>,
 ) -> Result<(Session, Streaming<ControlMessage>), Error> {
     let config = &agent.config;
-    let channel = endpoint(&config.server)
-        .map_err(Error::Connect)?
-        .connect()
-        .await
-        .map_err(Error::Connect)?;
-    let mut client = AgentServiceClient::new(channel);
+    let mut client = agent.dialer.connect().await?;
     let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
     // Register carries the full picture; queued updates are older than it.
     while updates.try_recv().is_ok() {}

@@ -24,6 +24,8 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 
 /// One attached agent stream, seen from the server.
 pub struct Conn {
+    /// The `authorization` metadata the agent attached with.
+    pub authorization: Option<String>,
     from_agent: Streaming<AgentMessage>,
     to_agent: mpsc::Sender<Result<ControlMessage, Status>>,
 }
@@ -107,7 +109,13 @@ impl AgentService for FakeService {
             return Err(Status::new(code, "refused by the fake kube9d"));
         }
         let (to_agent, rx) = mpsc::channel(64);
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let _ = self.conns.send(Conn {
+            authorization,
             from_agent: request.into_inner(),
             to_agent,
         });
@@ -170,6 +178,12 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The join token every test agent presents (the fake kube9d does not check it).
+pub fn test_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| kube9_proto::client::Token::generate().to_string())
+}
+
 /// The real agent binary, killed on drop; its stderr goes to `<dir>/agent.stderr` and is
 /// printed when a test fails.
 pub struct AgentProcess {
@@ -192,8 +206,14 @@ impl AgentProcess {
             ])
             .arg("--state-dir")
             .arg(dir.join("state"))
+            // The fake kube9d speaks plain text.
+            .args(["--insecure", "--token", test_token()])
             .args(extra)
             .env_remove("KUBE9_SERVER")
+            .env_remove("KUBE9_TOKEN")
+            .env_remove("KUBE9_TOKEN_FILE")
+            .env_remove("KUBE9_CA_FILE")
+            .env_remove("KUBE9_CA_CERT_HASH")
             .env_remove("KUBE9_NODE_NAME")
             .env_remove("KUBE9_STATE_DIR")
             // Processes unless `extra` says `--pod-runtime docker` (a flag beats the variable).

@@ -225,9 +225,9 @@ mod tests {
 
     fn ctx(namespace: Option<&str>) -> Context {
         Context {
-            server: String::new(),
+            conn: Default::default(),
             output: None,
-            namespace: crate::commands::Namespace::resolve(namespace.map(Into::into), None),
+            namespace: crate::commands::Namespace::resolve(namespace.map(Into::into), None, None),
         }
     }
 

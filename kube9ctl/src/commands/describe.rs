@@ -474,12 +474,23 @@ pub fn describe_secret(secret: &pb::Secret, events: &[pb::Event], now_ms: i64) -
         .field("Labels", labels(&secret.labels));
     s.line("").field("Type", secret_type(secret));
     s.line("").line("Data").line("====");
-    let sizes: Vec<(String, usize)> = secret
-        .data
-        .iter()
-        .map(|(k, v)| (k.clone(), v.len()))
-        .collect();
-    key_sizes(&mut s, sizes);
+    if secret.redacted {
+        // kube9d told a viewer the keys only: sizes would be zeros, not the truth.
+        let mut keys: Vec<&String> = secret.data.keys().collect();
+        keys.sort();
+        for key in keys {
+            s.line(&format!(
+                "{key}:  <hidden: this token may not read Secret data>"
+            ));
+        }
+    } else {
+        let sizes: Vec<(String, usize)> = secret
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect();
+        key_sizes(&mut s, sizes);
+    }
     s.line("");
     s.events(events, now_ms);
     s.0

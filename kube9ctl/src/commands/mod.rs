@@ -1,6 +1,7 @@
 //! One file per subcommand; [`run`] dispatches a parsed command line to it.
 
 pub mod apply;
+pub mod config;
 pub mod create;
 pub mod delete;
 pub mod describe;
@@ -8,10 +9,16 @@ pub mod exec;
 pub mod get;
 pub mod logs;
 pub mod node;
+pub mod token;
 pub mod version;
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use kube9_proto::client::ClientConfig;
+
 use crate::cli::{Cli, Command, Format};
-use crate::client::Client;
+use crate::client::{Client, Target};
 
 /// The environment variable naming the namespace when `-n` does not.
 pub const NAMESPACE_ENV: &str = "KUBE9_NAMESPACE";
@@ -19,15 +26,87 @@ pub const NAMESPACE_ENV: &str = "KUBE9_NAMESPACE";
 /// What every command needs besides its own arguments.
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub server: String,
+    pub conn: Connection,
     pub output: Option<Format>,
     pub namespace: Namespace,
+}
+
+/// Where kube9d is and how to prove who we are: the client config's context, with the
+/// command line's and environment's overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    /// `--server` / `KUBE9_SERVER`.
+    pub server: Option<String>,
+    /// `--token` / `KUBE9_TOKEN`.
+    pub token: Option<String>,
+    /// `--kubeconfig`, else `$KUBE9_CONFIG`, else `~/.kube9/config`.
+    pub config_path: PathBuf,
+    /// `--context` / `KUBE9_CONTEXT`.
+    pub context: Option<String>,
+    /// `--certificate-authority`.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Connection {
+    /// The client config file, if there is one.
+    pub fn load(&self) -> anyhow::Result<Option<ClientConfig>> {
+        Ok(ClientConfig::load(&self.config_path)?)
+    }
+
+    /// What to dial, with what.
+    pub fn target(&self) -> anyhow::Result<Target> {
+        let path = self.config_path.display();
+        let resolved = match self.load()? {
+            Some(config) => Some(
+                config
+                    .resolve(self.context.as_deref())
+                    .map_err(|e| anyhow::anyhow!("the client config {path}: {e}"))?,
+            ),
+            None if self.context.is_some() || self.server.is_none() => anyhow::bail!(
+                "no client config at {path}: kube9d writes one when it first starts (or set KUBE9_CONFIG, or give --server and --token)"
+            ),
+            None => None,
+        };
+        let url = match (&self.server, &resolved) {
+            (Some(server), _) => kube9_proto::client::tls::server_url(server, true),
+            (None, Some(r)) => r.server.clone(),
+            (None, None) => unreachable!("refused above"),
+        };
+        let (ca_pem, ca_source) = match (&self.ca_file, &resolved) {
+            (Some(file), _) => (
+                Some(std::fs::read(file).with_context(|| {
+                    format!("failed to read --certificate-authority {}", file.display())
+                })?),
+                format!("--certificate-authority {}", file.display()),
+            ),
+            (None, Some(r)) => (r.ca_pem.clone(), format!("the client config {path}")),
+            (None, None) => (None, String::new()),
+        };
+        let token = self
+            .token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| resolved.as_ref().and_then(|r| r.token.clone()));
+        Ok(Target {
+            url,
+            ca_pem,
+            ca_source,
+            token,
+        })
+    }
+
+    /// The current context's namespace, when the config names one (errors surface later,
+    /// when connecting).
+    fn namespace(&self) -> Option<String> {
+        let config = self.load().ok()??;
+        config.resolve(self.context.as_deref()).ok()?.namespace
+    }
 }
 
 impl Context {
     /// Dials kube9d.
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        Client::connect(&self.server).await
+        Client::connect(&self.conn.target()?).await
     }
 
     /// The `-o` format, `table` when not given.
@@ -53,12 +132,14 @@ pub struct Namespace {
 }
 
 impl Namespace {
-    /// From `-n` and `$KUBE9_NAMESPACE` (an empty value counts as not given).
-    pub fn resolve(flag: Option<String>, env: Option<String>) -> Self {
+    /// From `-n`, `$KUBE9_NAMESPACE` and the context's namespace (an empty value counts as
+    /// not given).
+    pub fn resolve(flag: Option<String>, env: Option<String>, context: Option<String>) -> Self {
         let flag = flag.filter(|n| !n.is_empty());
         let explicit = flag.is_some();
         let name = flag
             .or(env.filter(|n| !n.is_empty()))
+            .or(context.filter(|n| !n.is_empty()))
             .unwrap_or_else(|| kube9_proto::namespace::DEFAULT.to_string());
         Namespace { name, explicit }
     }
@@ -66,16 +147,26 @@ impl Namespace {
 
 impl Default for Namespace {
     fn default() -> Self {
-        Namespace::resolve(None, None)
+        Namespace::resolve(None, None, None)
     }
 }
 
 /// Runs one command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let conn = Connection {
+        server: cli.server.filter(|s| !s.is_empty()),
+        token: cli.token,
+        config_path: cli
+            .kubeconfig
+            .unwrap_or_else(kube9_proto::client::config::default_path),
+        context: cli.context.filter(|c| !c.is_empty()),
+        ca_file: cli.certificate_authority,
+    };
+    let context_ns = conn.namespace();
     let ctx = Context {
-        server: cli.server,
+        conn,
         output: cli.output,
-        namespace: Namespace::resolve(cli.namespace, std::env::var(NAMESPACE_ENV).ok()),
+        namespace: Namespace::resolve(cli.namespace, std::env::var(NAMESPACE_ENV).ok(), context_ns),
     };
     match cli.command {
         Command::Apply(args) => apply::run(&ctx, args).await,
@@ -86,6 +177,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Exec(args) => exec::run(&ctx, args).await,
         Command::Node(args) => node::run(&ctx, args).await,
+        Command::Token(args) => token::run(&ctx, args).await,
+        Command::Config(args) => config::run(&ctx, args),
         Command::Version => version::run(&ctx),
     }
 }
@@ -177,15 +270,80 @@ mod tests {
     }
 
     #[test]
-    fn the_namespace_is_the_flags_else_the_environments_else_default() {
-        let ns = |flag: Option<&str>, env: Option<&str>| {
-            let ns = Namespace::resolve(flag.map(Into::into), env.map(Into::into));
+    fn the_namespace_is_the_flags_else_the_environments_else_the_contexts_else_default() {
+        let ns = |flag: Option<&str>, env: Option<&str>, ctx: Option<&str>| {
+            let ns = Namespace::resolve(
+                flag.map(Into::into),
+                env.map(Into::into),
+                ctx.map(Into::into),
+            );
             (ns.name, ns.explicit)
         };
-        assert_eq!(ns(None, None), ("default".into(), false));
-        assert_eq!(ns(None, Some("dev")), ("dev".into(), false));
-        assert_eq!(ns(Some("prod"), Some("dev")), ("prod".into(), true));
-        assert_eq!(ns(Some(""), Some("")), ("default".into(), false));
+        assert_eq!(ns(None, None, None), ("default".into(), false));
+        assert_eq!(ns(None, Some("dev"), Some("team")), ("dev".into(), false));
+        assert_eq!(ns(Some("prod"), Some("dev"), None), ("prod".into(), true));
+        assert_eq!(ns(None, None, Some("team")), ("team".into(), false));
+        assert_eq!(ns(Some(""), Some(""), Some("")), ("default".into(), false));
+    }
+
+    fn conn(dir: &std::path::Path) -> Connection {
+        Connection {
+            config_path: dir.join("config"),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_target_is_the_contexts_with_the_overrides() {
+        let dir = std::env::temp_dir().join(format!("kube9ctl-conn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = conn(&dir).target().unwrap_err().to_string();
+        assert!(
+            e.contains("no client config at") && e.contains("KUBE9_CONFIG"),
+            "{e}"
+        );
+        let mut config = ClientConfig::empty();
+        config.upsert("a", "https://127.0.0.1:1", Some(b"CA"), "tok-a");
+        config.upsert("b", "https://127.0.0.1:2", None, "tok-b");
+        config.save(&dir.join("config")).unwrap();
+        let t = conn(&dir).target().unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.token.as_deref()),
+            ("https://127.0.0.1:1", Some("tok-a"))
+        );
+        assert_eq!(t.ca_pem.as_deref(), Some(&b"CA"[..]));
+        let t = Connection {
+            context: Some("b".into()),
+            ..conn(&dir)
+        }
+        .target()
+        .unwrap();
+        assert_eq!(t.url, "https://127.0.0.1:2");
+        let t = Connection {
+            server: Some("10.0.0.9:9".into()),
+            token: Some("mine".into()),
+            ..conn(&dir)
+        }
+        .target()
+        .unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.token.as_deref()),
+            ("https://10.0.0.9:9", Some("mine"))
+        );
+        assert_eq!(
+            t.ca_pem.as_deref(),
+            Some(&b"CA"[..]),
+            "the context's CA still vouches"
+        );
+        let e = Connection {
+            context: Some("nope".into()),
+            ..conn(&dir)
+        }
+        .target()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no context \"nope\""), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

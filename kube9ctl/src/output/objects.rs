@@ -769,6 +769,7 @@ pub struct SecretObject {
     pub metadata: ObjectMetadata,
     #[serde(rename = "type")]
     pub secret_type: String,
+    /// Keys with empty values when kube9d hid the values from this caller (a viewer).
     pub data: BTreeMap<String, String>,
 }
 
@@ -1024,6 +1025,7 @@ pub(crate) mod samples {
     pub fn secret() -> pb::Secret {
         pb::Secret {
             name: "db-user-pass".into(),
+            redacted: false,
             namespace: String::new(),
             labels: Default::default(),
             created_ms: NOW - 10 * 60_000,

@@ -10,6 +10,7 @@ use kube9_proto::pb::{
 use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tonic::{Request, Response, Status};
 
+use crate::auth::{Auth, Caller};
 use crate::nodeops::NodeOps;
 use crate::state::{not_found, Control, Error};
 
@@ -20,15 +21,22 @@ const DEFAULT_EVENT_LIMIT: usize = 1000;
 pub struct ClusterApi {
     pub(super) control: Control,
     pub(super) ops: NodeOps,
+    pub(super) auth: Auth,
 }
 
 impl ClusterApi {
-    pub fn new(ops: NodeOps) -> Self {
+    pub fn new(ops: NodeOps, auth: Auth) -> Self {
         ClusterApi {
             control: ops.control().clone(),
             ops,
+            auth,
         }
     }
+}
+
+/// Who made the call (put there by the auth layer).
+fn caller<T>(request: &Request<T>) -> Option<Caller> {
+    request.extensions().get::<Caller>().cloned()
 }
 
 /// Runs an operation to completion even if the client goes away: a runtime call abandoned
@@ -285,7 +293,9 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::GetLogsRequest>,
     ) -> Result<Response<Self::StreamLogsStream>, Status> {
-        Ok(Response::new(self.do_stream_logs(request.into_inner())?))
+        let caller = caller(&request);
+        let stream = self.do_stream_logs(request.into_inner())?;
+        Ok(Response::new(Box::pin(self.hold(caller.as_ref(), stream)?)))
     }
 
     type ExecStream = super::logs::ExecStream;
@@ -294,7 +304,9 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::ExecRequest>,
     ) -> Result<Response<Self::ExecStream>, Status> {
-        Ok(Response::new(self.do_exec(request.into_inner())?))
+        let caller = caller(&request);
+        let stream = self.do_exec(request.into_inner())?;
+        Ok(Response::new(Box::pin(self.hold(caller.as_ref(), stream)?)))
     }
 
     async fn list_namespaces(
@@ -349,14 +361,24 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::ListObjectsRequest>,
     ) -> Result<Response<pb::ListSecretsResponse>, Status> {
-        Ok(Response::new(self.do_list_secrets(request.into_inner())?))
+        let caller = caller(&request);
+        let mut list = self.do_list_secrets(request.into_inner())?;
+        list.secrets = (list.secrets.into_iter())
+            .map(|s| super::tokens::redact(s, caller.as_ref()))
+            .collect();
+        Ok(Response::new(list))
     }
 
     async fn get_secret(
         &self,
         request: Request<pb::ObjectKey>,
     ) -> Result<Response<pb::Secret>, Status> {
-        Ok(Response::new(self.do_get_secret(request.into_inner())?))
+        let caller = caller(&request);
+        let secret = self.do_get_secret(request.into_inner())?;
+        Ok(Response::new(super::tokens::redact(
+            secret,
+            caller.as_ref(),
+        )))
     }
 
     async fn delete_secret(
@@ -399,6 +421,7 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
+        let caller = caller(&request);
         let kinds: HashSet<String> = request
             .into_inner()
             .kinds
@@ -423,6 +446,31 @@ impl ClusterService for ClusterApi {
             };
             futures::future::ready(out)
         });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(self.hold(caller.as_ref(), stream)?)))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        Ok(Response::new(
+            self.do_create_token(request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_tokens(
+        &self,
+        _request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        Ok(Response::new(self.do_list_tokens()))
+    }
+
+    async fn delete_token(
+        &self,
+        request: Request<pb::DeleteTokenRequest>,
+    ) -> Result<Response<pb::TokenInfo>, Status> {
+        Ok(Response::new(
+            self.do_delete_token(request.into_inner()).await?,
+        ))
     }
 }

@@ -8,6 +8,7 @@ mod lookup;
 mod nodes;
 mod objects;
 mod status;
+mod tokens;
 
 pub use agent::AgentApi;
 pub use cluster::ClusterApi;

@@ -15,6 +15,8 @@ pub use kind::RuntimeKind;
 
 use std::time::Duration;
 
+use std::path::PathBuf;
+
 use async_trait::async_trait;
 use kube9_proto::pb::RuntimeHandle;
 
@@ -37,6 +39,33 @@ pub struct NodeLaunch {
     pub heartbeat_interval_ms: u64,
     /// Passed to the agent (`KUBE9_INSTANCE_ID`); kube9d accepts only this agent for the node.
     pub instance_id: String,
+}
+
+/// How the agents kube9d starts prove themselves and check kube9d: the join token, and the
+/// cluster CA (pinned by hash in a node container, read from its file by a node process).
+#[derive(Debug, Clone, Default)]
+pub struct NodeAuth {
+    /// The join token (`<id>.<secret>`).
+    pub token: String,
+    /// Where the join token is (process nodes read it there: nothing in argv or env).
+    pub token_file: Option<PathBuf>,
+    /// `sha256:<hex>` of the cluster CA; empty when kube9d serves plain text (`--insecure`).
+    pub ca_hash: String,
+    /// The cluster CA's file.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl NodeAuth {
+    /// Whether kube9d serves TLS.
+    pub fn tls(&self) -> bool {
+        !self.ca_hash.is_empty()
+    }
+
+    /// The URL agents dial at `host:port`.
+    pub fn server_url(&self, host: &str, port: u16) -> String {
+        let scheme = if self.tls() { "https" } else { "http" };
+        format!("{scheme}://{host}:{port}")
+    }
 }
 
 /// What the runtime observed about a node's container or process.
@@ -100,6 +129,12 @@ pub trait NodeRuntime: Send + Sync + 'static {
 
     /// One-time setup before the first launch (network, image). Safe to call again.
     async fn prepare(&self) -> Result<()>;
+
+    /// Addresses the agents dial kube9d on besides this host's own (the Docker network's
+    /// gateway), known after [`Self::prepare`]: kube9d's certificate must name them.
+    fn server_addresses(&self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Starts a node agent; returns where it runs.
     async fn launch(&self, spec: &NodeLaunch) -> Result<RuntimeHandle>;

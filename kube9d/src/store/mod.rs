@@ -19,6 +19,7 @@
 //! | `ns/`  | `ns/<namespace>`             | `pb::Namespace`                |
 //! | `cm/`  | `cm/<namespace>/<name>`      | `pb::ConfigMap`                |
 //! | `s/`   | `s/<namespace>/<name>`       | `pb::Secret`, sealed           |
+//! | `t/`   | `t/<token id>`               | `pb::StoredToken` (a hash)     |
 //!
 //! No prefix starts with another (`ns/` does not start with `n/`, nor `s/`), so a prefix scan
 //! reads exactly one kind. Values are the protobuf encodings of the wire types.
@@ -105,6 +106,10 @@ pub enum Op {
     PutSecret(pb::Secret),
     /// By key: `namespace/name`.
     DeleteSecret(String),
+    /// A bearer token's record (its secret's hash, never the secret), by id.
+    PutToken(pb::StoredToken),
+    /// By id.
+    DeleteToken(String),
 }
 
 /// Changes that become durable together.
@@ -245,6 +250,16 @@ impl Store {
                 .push((key, String::from_utf8_lossy(&v).into_owned()));
         }
         Ok(snap)
+    }
+
+    /// The bearer tokens' records.
+    pub fn load_tokens(&self) -> Result<Vec<pb::StoredToken>> {
+        let mut tokens = Vec::new();
+        for item in self.db.scan_prefix(b"t/") {
+            let (k, v) = item?;
+            tokens.push(decode("token", &k, &v)?);
+        }
+        Ok(tokens)
     }
 
     /// Queues a batch; the returned [`Commit`] resolves once it is durable. Batches become
@@ -416,6 +431,11 @@ fn writer_loop(db: sled::Db, rx: std_mpsc::Receiver<Request>, sealer: seal::Seal
                         batch.insert(k, sealed)
                     }
                     Op::DeleteSecret(k) => batch.remove(key("s/", k)),
+                    Op::PutToken(t) => {
+                        let id = t.info.as_ref().map_or("", |i| i.id.as_str());
+                        batch.insert(key("t/", id), t.encode_to_vec())
+                    }
+                    Op::DeleteToken(id) => batch.remove(key("t/", id)),
                 }
             }
         }

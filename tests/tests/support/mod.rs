@@ -9,11 +9,24 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use kube9_proto::client::{AuthChannel, Bearer, ClientConfig};
 use kube9_proto::pb::{self, cluster_service_client::ClusterServiceClient};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
-pub type Client = ClusterServiceClient<Channel>;
+pub type Client = ClusterServiceClient<AuthChannel>;
+
+/// Variables of the person running the tests that would steer kube9ctl or agents elsewhere.
+const CLIENT_VARS: &[&str] = &[
+    "KUBE9_SERVER",
+    "KUBE9_TOKEN",
+    "KUBE9_TOKEN_FILE",
+    "KUBE9_CA_FILE",
+    "KUBE9_CA_CERT_HASH",
+    "KUBE9_INSECURE",
+    "KUBE9_NAMESPACE",
+    "KUBE9_CONTEXT",
+];
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -153,6 +166,7 @@ impl TestCluster {
         .arg("--data-dir")
         .arg(&self.data_dir)
         .args(&self.opts.extra_args)
+        .env("KUBE9_CONFIG", self.config_path())
         .env(
             "RUST_LOG",
             "info,kube9d=debug,h2=warn,hyper=warn,tower=warn",
@@ -180,14 +194,77 @@ impl TestCluster {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.server = format!("http://127.0.0.1:{}", self.port);
+        let insecure = self.opts.extra_args.iter().any(|a| a == "--insecure");
+        let scheme = if insecure { "http" } else { "https" };
+        self.server = format!("{scheme}://127.0.0.1:{}", self.port);
     }
 
-    /// A gRPC client for `ClusterService`.
-    pub async fn client(&self) -> Client {
-        ClusterServiceClient::connect(self.server.clone())
+    /// The client config kube9d writes its context into (`KUBE9_CONFIG` of this cluster's
+    /// kube9d and kube9ctl).
+    pub fn config_path(&self) -> PathBuf {
+        self.data_dir.join("client-config")
+    }
+
+    /// The cluster CA's PEM.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.ca_file()).expect("the cluster CA")
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.data_dir.join("tls").join("ca.crt")
+    }
+
+    pub fn join_token_file(&self) -> PathBuf {
+        self.data_dir.join("join-token")
+    }
+
+    /// The admin token kube9d wrote into the client config.
+    pub fn admin_token(&self) -> String {
+        let config = ClientConfig::load(&self.config_path())
+            .unwrap()
+            .expect("kube9d wrote the client config");
+        config
+            .resolve(Some(&self.cluster_id))
+            .expect("kube9d's context")
+            .token
+            .expect("an admin token")
+    }
+
+    /// A channel to kube9d (TLS verified with the cluster CA unless it runs `--insecure`),
+    /// carrying no token.
+    pub async fn channel(&self) -> Channel {
+        let ca = if self.server.starts_with("https") {
+            Some(self.ca_pem())
+        } else {
+            None
+        };
+        kube9_proto::client::tls::endpoint(&self.server, ca.as_deref())
+            .expect("endpoint")
+            .connect()
             .await
             .expect("connect to kube9d")
+    }
+
+    /// A gRPC client for `ClusterService` with the admin token.
+    pub async fn client(&self) -> Client {
+        let token = self.admin_token();
+        self.client_with_token(Some(&token)).await
+    }
+
+    /// A gRPC client for `ClusterService` presenting `token` (none: no credentials).
+    pub async fn client_with_token(&self, token: Option<&str>) -> Client {
+        ClusterServiceClient::with_interceptor(self.channel().await, Bearer::new(token))
+            .max_decoding_message_size(256 << 20)
+    }
+
+    /// `kube9ctl` with this cluster's client config and nothing from the caller's environment.
+    pub fn ctl_command(&self) -> Command {
+        let mut cmd = Command::new(bin("kube9ctl"));
+        for var in CLIENT_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.env("KUBE9_CONFIG", self.config_path());
+        cmd
     }
 
     /// kube9d's log so far (last 80 lines), for failure messages.
@@ -249,9 +326,9 @@ impl TestCluster {
     /// Runs `kube9ctl` with `input` on stdin.
     pub fn ctl_stdin(&self, args: &[&str], input: Option<&str>) -> Output {
         use std::io::Write;
-        let mut child = Command::new(bin("kube9ctl"))
+        let mut child = self
+            .ctl_command()
             .args(args)
-            .env("KUBE9_SERVER", &self.server)
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
@@ -518,18 +595,32 @@ pub fn hand_started_agent(c: &TestCluster, name: &str, state_dir: &Path, extra: 
     // Beside the cluster's data, so it goes with the cluster.
     let log = std::fs::File::create(c.data_dir.join(format!("agent-{name}.log")))
         .expect("agent log file");
-    Command::new(bin("kube9-node"))
-        .args([
-            "--server",
-            &c.server,
-            "--name",
-            name,
-            "--cluster-id",
-            &c.cluster_id,
-        ])
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args(extra)
+    let mut cmd = Command::new(bin("kube9-node"));
+    for var in CLIENT_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.args([
+        "--server",
+        &c.server,
+        "--name",
+        name,
+        "--cluster-id",
+        &c.cluster_id,
+    ])
+    .arg("--state-dir")
+    .arg(state_dir);
+    // Joined with the cluster's join token and CA, unless `extra` brings its own.
+    if !extra.iter().any(|a| a.starts_with("--token")) {
+        cmd.arg("--token-file").arg(c.join_token_file());
+    }
+    let plain = c.server.starts_with("http:");
+    if !plain && !extra.iter().any(|a| a.starts_with("--ca-")) {
+        cmd.arg("--ca-file").arg(c.ca_file());
+    }
+    if plain {
+        cmd.arg("--insecure");
+    }
+    cmd.args(extra)
         // Processes unless `extra` says `--pod-runtime docker` (a flag beats the variable).
         .env("KUBE9_POD_RUNTIME", "process")
         .env("RUST_LOG", "info")

@@ -20,6 +20,8 @@ pub struct DockerConfig {
     /// Replaces the image's entrypoint (the agent). For tests that need a container which
     /// exits or stays up on its own, e.g. `["/bin/sleep", "1000"]`.
     pub entrypoint_override: Option<Vec<String>>,
+    /// The join token and CA pin the node containers get.
+    pub auth: crate::runtime::NodeAuth,
 }
 
 /// `kube9-node:<kube9d version>`.
@@ -36,6 +38,7 @@ impl DockerConfig {
             busybox,
             image_tag: default_image_tag(),
             entrypoint_override: None,
+            auth: Default::default(),
         }
     }
 

@@ -313,8 +313,12 @@ impl DockerRuntime {
         with_caps: bool,
     ) -> Result<String> {
         let net = self.network_name();
-        let env = vec![
-            format!("KUBE9_SERVER=http://{gateway}:{}", spec.server_port),
+        let auth = &self.config.auth;
+        let mut env = vec![
+            format!(
+                "KUBE9_SERVER={}",
+                auth.server_url(gateway, spec.server_port)
+            ),
             format!("KUBE9_NODE_NAME={}", spec.name),
             format!("KUBE9_CPU_MILLIS={}", spec.cpu_millis),
             format!("KUBE9_CLUSTER_ID={}", spec.cluster_id),
@@ -325,9 +329,16 @@ impl DockerRuntime {
             // cluster's network, where the agent can probe them.
             "KUBE9_POD_RUNTIME=docker".to_string(),
             format!("KUBE9_POD_NETWORK={net}"),
+            // The token is in the container's environment, readable only through the engine,
+            // which is root-equivalent anyway (SECURITY.md).
+            format!("KUBE9_TOKEN={}", auth.token),
         ];
+        if auth.tls() {
+            env.push(format!("KUBE9_CA_CERT_HASH={}", auth.ca_hash));
+        } else {
+            env.push("KUBE9_INSECURE=true".to_string());
+        }
         let (binds, engine_env) = engine_access();
-        let mut env = env;
         env.extend(engine_env);
         let endpoint = EndpointSettings {
             aliases: Some(vec![spec.name.clone()]),
@@ -365,6 +376,10 @@ impl DockerRuntime {
 impl NodeRuntime for DockerRuntime {
     fn kind(&self) -> RuntimeKind {
         RuntimeKind::Docker
+    }
+
+    fn server_addresses(&self) -> Vec<String> {
+        self.gateway().into_iter().collect()
     }
 
     async fn prepare(&self) -> Result<()> {

@@ -50,6 +50,8 @@ pub struct ProcessConfig {
     pub node_binary: PathBuf,
     /// Agents keep their state and logs under `<data_dir>/nodes/<name>/`.
     pub data_dir: PathBuf,
+    /// The join token (file) and CA (file) the agents get.
+    pub auth: crate::runtime::NodeAuth,
 }
 
 /// An agent this kube9d spawned.
@@ -142,13 +144,34 @@ impl ProcessRuntime {
             .append(true)
             .open(dir.join("agent.log"))?;
         let binary = &self.config.node_binary;
-        tokio::process::Command::new(binary)
-            .arg("--cluster-id")
+        let auth = &self.config.auth;
+        let mut cmd = tokio::process::Command::new(binary);
+        // Only what kube9d says here: not a token or server the caller's shell exported.
+        for var in [
+            "KUBE9_TOKEN",
+            "KUBE9_TOKEN_FILE",
+            "KUBE9_CA_FILE",
+            "KUBE9_CA_CERT_HASH",
+            "KUBE9_INSECURE",
+            "KUBE9_SERVER",
+        ] {
+            cmd.env_remove(var);
+        }
+        match &auth.token_file {
+            Some(file) => cmd.env("KUBE9_TOKEN_FILE", file),
+            None => cmd.env("KUBE9_TOKEN", &auth.token),
+        };
+        match (&auth.ca_file, auth.tls()) {
+            (Some(file), true) => cmd.env("KUBE9_CA_FILE", file),
+            (None, true) => cmd.env("KUBE9_CA_CERT_HASH", &auth.ca_hash),
+            (_, false) => cmd.env("KUBE9_INSECURE", "true"),
+        };
+        cmd.arg("--cluster-id")
             .arg(&self.config.cluster_id)
             .arg("--name")
             .arg(&spec.name)
             .arg("--server")
-            .arg(format!("http://127.0.0.1:{}", spec.server_port))
+            .arg(auth.server_url("127.0.0.1", spec.server_port))
             .arg("--cpu-millis")
             .arg(spec.cpu_millis.to_string())
             .arg("--heartbeat-interval-ms")

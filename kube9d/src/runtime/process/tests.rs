@@ -43,6 +43,7 @@ impl Fixture {
             cluster_id,
             node_binary,
             data_dir,
+            auth: Default::default(),
         });
         runtime.prepare().await.unwrap();
         Self { runtime }
@@ -424,6 +425,7 @@ fn the_state_dir_passed_to_agents_is_absolute() {
         cluster_id: "c1".into(),
         node_binary: "kube9-node".into(),
         data_dir: "relative-data-dir-that-does-not-exist".into(),
+        auth: Default::default(),
     });
     let dir = runtime.node_dir("n1");
     assert!(dir.is_absolute(), "{}", dir.display());
