@@ -76,7 +76,14 @@ impl Client {
 /// (the connection dropped) say kube9d is unreachable, the rest are the server's words.
 pub fn status_error(url: &str, status: tonic::Status) -> anyhow::Error {
     // Plain text to a TLS port: the server's TLS alert reads as a broken HTTP/2 connection.
-    let broken_h2 = url.starts_with("http://") && status.message().contains("h2 protocol error");
+    let broken_h2 = url.starts_with("http://")
+        && matches!(
+            status.code(),
+            tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::Unavailable
+        )
+        && ["h2 protocol error", "transport error"]
+            .iter()
+            .any(|m| status.message().contains(m));
     if broken_h2 || (status.code() == tonic::Code::Unavailable && status.source().is_some()) {
         return ConnectError {
             url: url.to_string(),

@@ -50,12 +50,7 @@ impl fmt::Display for ConnectError {
             write!(f, "kube9d's certificate at {url} is not signed by the CA in {source}: is this the cluster the client config names? ({cause})")
         } else if cause.contains("NotValidForName") {
             write!(f, "kube9d's certificate at {url} does not name that address: dial an address it serves, or start kube9d with --tls-san for it ({cause})")
-        } else if url.starts_with("http://")
-            && (cause.contains("frame")
-                || cause.contains("reset")
-                || cause.contains("h2 protocol")
-                || cause.contains("connection closed"))
-        {
+        } else if url.starts_with("http://") && plain_text_refused(cause) {
             write!(f, "kube9d at {url} did not answer in plain text; it serves TLS unless started with --insecure: use https:// (or no scheme) ({cause})")
         } else {
             write!(f, "cannot reach kube9d at {url}: {cause} (is kube9d running? set --server or KUBE9_SERVER)")
@@ -82,6 +77,21 @@ impl ExitStatus {
             None => 1,
         }
     }
+}
+
+/// Whether `cause` is what a TLS port answers to plain text (not a port nobody listens on).
+fn plain_text_refused(cause: &str) -> bool {
+    !cause.contains("refused")
+        && [
+            "frame",
+            "reset",
+            "h2 protocol",
+            "connection closed",
+            "transport error",
+            "broken pipe",
+        ]
+        .iter()
+        .any(|m| cause.contains(m))
 }
 
 #[cfg(test)]

@@ -47,7 +47,8 @@ pub fn default_path() -> PathBuf {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ClientConfig {
-    #[serde(default = "api_version")]
+    /// kubeconfig mixes cases: `apiVersion`, then kebab-case keys.
+    #[serde(default = "api_version", rename = "apiVersion")]
     pub api_version: String,
     #[serde(default = "kind")]
     pub kind: String,
@@ -377,6 +378,7 @@ mod tests {
         );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("current-context: k"), "{text}");
+        assert!(text.starts_with("apiVersion: v1\nkind: Config\n"), "{text}");
         assert!(text.contains("certificate-authority-data"), "{text}");
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(ClientConfig::load(&path).unwrap().is_none());
