@@ -697,17 +697,18 @@ async fn the_pause_image_is_built_when_missing_and_pause_exits_0_on_sigterm() {
     let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
     assert_eq!(labels[LABEL_PAUSE_VERSION], env!("CARGO_PKG_VERSION"));
     assert_eq!(labels[LABEL_PAUSE_MODES], PAUSE_MODES);
-    let started = Instant::now();
     fx.runtime
         .stop_sandbox(&pod.sandbox, Duration::from_secs(10))
         .await
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
+    // Exit 0, not the SIGKILL the engine sends after the grace period (137): pause ended on
+    // SIGTERM (no timing asserted: a loaded machine may take a while to get there).
+    let sandbox = fx.runtime.inspect_sandbox(&pod.sandbox).await.unwrap();
+    assert_eq!(
+        sandbox.container.exit_code,
+        Some(0),
         "pause ignored SIGTERM"
     );
-    let sandbox = fx.runtime.inspect_sandbox(&pod.sandbox).await.unwrap();
-    assert_eq!(sandbox.container.exit_code, Some(0));
     assert_eq!(sandbox.ip, None);
 }
 
