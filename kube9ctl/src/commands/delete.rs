@@ -5,7 +5,9 @@
 //! a namespace deletes everything in it, and waiting for it waits until kube9d has.
 //!
 //! Like kubectl, a failure on one object is printed and the others are still deleted; the exit
-//! code is 1 if any failed.
+//! code is 1 if any failed. When kube9d cannot be reached (it restarts, say), kube9ctl
+//! reconnects and tries the same object again for up to [`RECONNECT_FOR`]; a NotFound on such
+//! a retry means the earlier try got through before the connection broke.
 
 use crate::cli::{DeleteArgs, Format, Kind};
 use crate::client::Client;
@@ -20,6 +22,12 @@ use tokio::time::{sleep, Instant};
 
 /// How often to ask whether a deleted object is gone.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How long one object's delete keeps reconnecting to an unreachable kube9d.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
+/// The pause between reconnect attempts.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
 /// One object to delete: its kind, namespace (empty for nodes and namespaces) and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +57,10 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
     let mut failed = false;
     for target in targets {
         let (kind, name) = (target.kind, target.name.as_str());
-        match delete_one(&mut cluster, &target, &args).await {
+        match delete_retrying(ctx, &mut cluster, &target, &args).await {
             Ok(true) => emit(&deleted_line(kind, name, ctx.format()))?,
             Ok(false) => {}
-            // Unreachable server: the other objects would fail the same way.
+            // Still unreachable after reconnecting for a while: the others would fail the same.
             Err(e) if e.downcast_ref::<ConnectError>().is_some() => return Err(e),
             Err(e) => {
                 error::report(&e);
@@ -116,6 +124,43 @@ fn targets(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<Vec<Target>> {
         .iter()
         .map(|n| Target::new(resource.kind, ctx.ns(), n))
         .collect())
+}
+
+/// [`delete_one`], reconnecting while kube9d is unreachable (for up to [`RECONNECT_FOR`]).
+async fn delete_retrying(
+    ctx: &Context,
+    cluster: &mut Client,
+    target: &Target,
+    args: &DeleteArgs,
+) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + RECONNECT_FOR;
+    let mut retried = false;
+    loop {
+        match delete_one(cluster, target, args).await {
+            Err(e) if is_unreachable(&e) && Instant::now() < deadline => {
+                if !retried {
+                    eprintln!(
+                        "kube9d is unreachable; retrying {} {:?} for up to {}s",
+                        target.kind,
+                        target.name,
+                        RECONNECT_FOR.as_secs()
+                    );
+                }
+                retried = true;
+                sleep(RECONNECT_PAUSE).await;
+                if let Ok(fresh) = ctx.connect().await {
+                    *cluster = fresh;
+                }
+            }
+            // The try before the connection broke got through.
+            Err(e) if retried && error::is_not_found(&e) => return Ok(true),
+            other => return other,
+        }
+    }
+}
+
+fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<ConnectError>().is_some()
 }
 
 /// Deletes one object and waits for it if asked; `Ok(false)` when it did not exist and that is
