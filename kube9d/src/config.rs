@@ -146,6 +146,12 @@ pub struct Config {
     /// Registered. Off by default: such a container waits with CreateContainerConfigError.
     #[arg(long, env = "KUBE9_ALLOW_ROOT_PROCESS_PODS")]
     pub allow_root_process_pods: bool,
+
+    /// Do not replace given-up nodes. By default a node kube9d manages (made with
+    /// `create node` or `--nodes`) that is given up and reaped is replaced by a fresh
+    /// instance under the same name, so the cluster returns to its size.
+    #[arg(long, env = "KUBE9_NO_NODE_REPLACEMENT")]
+    pub no_node_replacement: bool,
 }
 
 fn parse_memory(s: &str) -> Result<i64, String> {
@@ -175,6 +181,7 @@ impl Config {
             node_fence: Duration::from_millis(self.node_fence_ms),
             allow_privileged: self.allow_privileged,
             allow_root_process_pods: self.allow_root_process_pods,
+            replace_nodes: !self.no_node_replacement,
         }
     }
 }
@@ -202,6 +209,8 @@ pub struct Settings {
     pub allow_privileged: bool,
     /// Process pods may run as root ([`Config::allow_root_process_pods`]), sent to agents.
     pub allow_root_process_pods: bool,
+    /// Replace given-up nodes kube9d manages ([`Config::no_node_replacement`]).
+    pub replace_nodes: bool,
 }
 
 impl Default for Settings {

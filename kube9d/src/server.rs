@@ -76,6 +76,12 @@ pub async fn run(
         ca_file: pki.as_ref().map(|p| p.ca_file.clone()),
     };
     let runtime = choose_runtime(&config, &cluster_id, node_auth).await?;
+    if runtime.kind() == RuntimeKind::Docker && listen_ip.is_loopback() {
+        bail!(
+            "kube9d listens on {}, which Docker nodes cannot reach: they dial the cluster network's gateway. Listen on 0.0.0.0:PORT (the default) or the gateway's address, or run the nodes as processes (--runtime process)",
+            config.listen
+        );
+    }
     let (control, actions) = Control::load(
         store,
         config.settings(),
@@ -176,6 +182,10 @@ pub async fn run(
     write_addr_file(&config.data_dir, addr.port());
     tracing::info!(%addr, "kube9d serving");
 
+    {
+        let ops = ops.clone();
+        tokio::spawn(async move { ops.replace_given_up().await });
+    }
     if config.nodes > 0 {
         let ops = ops.clone();
         let cpu = config.node_cpu as i64 * 1000;
@@ -183,7 +193,17 @@ pub async fn run(
         tokio::spawn(async move {
             for i in 1..=config.nodes {
                 let name = format!("node-{i}");
-                if ops.control().read(|c| c.nodes.contains_key(&name)) {
+                let status = ops
+                    .control()
+                    .read(|c| c.nodes.get(&name).map(|e| e.status()));
+                // A node that left (its container stopped, say by an engine restart) is part
+                // of the size asked for: start it again.
+                if status == Some(pb::NodeStatus::Left) {
+                    if let Err(e) = ops.recover(&name).await {
+                        tracing::warn!(node = %name, error = %e, "failed to start a node that left");
+                    }
+                }
+                if status.is_some() {
                     continue;
                 }
                 let spec = pb::NodeSpec {

@@ -46,6 +46,7 @@ impl pb::NodeStatus {
             Recovering => "Recovering",
             PermanentlyFailed => "PermanentlyFailed",
             Draining => "Draining",
+            Left => "Left",
         }
     }
 }

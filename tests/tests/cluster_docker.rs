@@ -107,7 +107,13 @@ async fn docker_nodes_run_their_pods_as_containers_beside_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_container_fails_its_node_with_the_reason() {
     // No recovery attempts: the failure is final, so its reason can be read at leisure.
-    let c = TestCluster::start(Options::docker().arg("--max-recovery-attempts").arg("0")).await;
+    let c = TestCluster::start(
+        Options::docker()
+            .arg("--max-recovery-attempts")
+            .arg("0")
+            .arg("--no-node-replacement"),
+    )
+    .await;
     c.healthy_nodes(&[("victim", "2")]).await;
     let docker = docker().await.unwrap();
     docker
@@ -143,7 +149,7 @@ async fn a_killed_node_container_fails_its_node_with_the_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_stop_deregisters_the_node_and_its_pods_move() {
+async fn docker_stop_is_a_leave_its_pods_move_and_docker_start_rejoins() {
     let c = TestCluster::start(Options::docker()).await;
     c.healthy_nodes(&[("s1", "2"), ("s2", "2")]).await;
     c.apply(&pod_yaml("mover", "1500m", "sleep 1000"));
@@ -151,13 +157,13 @@ async fn docker_stop_deregisters_the_node_and_its_pods_move() {
     let from = pod.node.clone();
     let to = if from == "s1" { "s2" } else { "s1" };
 
-    docker_stop(&format!("{}-{from}", c.id)).await;
-    // Marked permanently failed at once: the agent said goodbye before it exited, so no
-    // heartbeat timeout is involved (it would fail the node, not permanently fail it).
-    let node = c
-        .wait_node_status(&from, NodeStatus::PermanentlyFailed, secs(3))
-        .await;
-    assert!(node.reason.contains("deregistered"), "{}", node.reason);
+    let container = format!("{}-{from}", c.id);
+    docker_stop(&container).await;
+    // Left at once: the agent said goodbye before it exited, so no heartbeat timeout is
+    // involved (it would fail the node), and the stopped container is neither restarted nor
+    // reaped.
+    let node = c.wait_node_status(&from, NodeStatus::Left, secs(3)).await;
+    assert!(node.reason.contains("agent left"), "{}", node.reason);
     let pod = c
         .wait_for("mover to run on the other node", secs(30), || async {
             let p = c.pod("mover").await;
@@ -172,14 +178,44 @@ async fn docker_stop_deregisters_the_node_and_its_pods_move() {
         "{mover:?}"
     );
     c.assert_cpu_invariant().await;
-    // The stopped container is reaped.
-    let docker = docker().await.unwrap();
-    c.wait_for("the stopped container to be reaped", secs(15), || async {
-        let left = list_containers(&docker, &c.id).await;
-        (left.len() == 1).then_some(())
-    })
-    .await;
+    tokio::time::sleep(secs(2)).await;
+    assert_eq!(
+        c.node(&from).await.status(),
+        NodeStatus::Left,
+        "a left node stays left"
+    );
+    // Started again (docker start, or the engine coming back), the same container rejoins,
+    // empty: its pod stays where it moved.
+    docker()
+        .await
+        .unwrap()
+        .start_container(
+            &container,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .unwrap();
+    let node = c
+        .wait_node_status(&from, NodeStatus::Healthy, secs(20))
+        .await;
+    assert_eq!(node.pods, Vec::<String>::new());
+    assert_eq!(c.pod("mover").await.node, to);
+    assert!(node_reasons(&c, &from)
+        .await
+        .iter()
+        .any(|r| r == "NodeLeft"));
+    c.assert_cpu_invariant().await;
     c.finish().await;
+}
+
+/// The event reasons of node `name`, oldest first.
+async fn node_reasons(c: &TestCluster, name: &str) -> Vec<String> {
+    c.events()
+        .await
+        .into_iter()
+        .filter(|e| e.object_kind == "Node" && e.object_name == name)
+        .map(|e| e.reason)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

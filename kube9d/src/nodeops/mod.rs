@@ -111,6 +111,10 @@ impl NodeOps {
                 let result = runtime.remove(handle).await;
                 self.control
                     .mutate_detached(|c| c.reap_done(node, handle, &result));
+                if let Some(spec) = self.control.read(|c| c.replacement(node)) {
+                    let ops = self.clone();
+                    tokio::spawn(async move { ops.replace(spec).await });
+                }
             }
             // Nothing to remove (external nodes, another runtime's instance).
             _ => self.control.mutate_detached(|c| c.nothing_to_reap(node)),
@@ -221,6 +225,47 @@ impl NodeOps {
         });
         commit.wait().await?;
         specs.iter().map(|s| self.node_view(&s.name)).collect()
+    }
+
+    /// Replaces every given-up node that a previous run reaped but did not replace.
+    pub async fn replace_given_up(&self) {
+        let names: Vec<String> = self.control.read(|c| {
+            (c.nodes.keys())
+                .filter(|n| c.replacement(n).is_some())
+                .cloned()
+                .collect()
+        });
+        for name in names {
+            if let Some(spec) = self.control.read(|c| c.replacement(&name)) {
+                self.replace(spec).await;
+            }
+        }
+    }
+
+    /// Replaces a given-up, reaped node kube9d manages with a fresh instance under the same
+    /// name (new instance id, no pods), so the cluster returns to its size.
+    async fn replace(&self, spec: pb::NodeSpec) {
+        let name = spec.name.clone();
+        let (gone, commit) = self
+            .control
+            .mutate(|c| c.replacement(&name).is_some() && c.forget_node(&name).is_some());
+        if !gone || commit.wait().await.is_err() {
+            return;
+        }
+        match self.create_nodes(vec![spec]).await {
+            Ok(_) => self.control.mutate_detached(|c| {
+                let msg =
+                    "replaced the given-up node with a fresh instance under the same name".into();
+                c.event("Node", &name, false, "NodeReplaced", msg);
+            }),
+            Err(e) => {
+                tracing::error!(node = %name, error = %e, "failed to replace a given-up node");
+                self.control.mutate_detached(|c| {
+                    let msg = format!("failed to replace the given-up node: {e}");
+                    c.event("Node", &name, true, "NodeReplacementFailed", msg);
+                });
+            }
+        }
     }
 
     /// Deletes a node: drains it (its pods move, its agent is told to go), waits for any

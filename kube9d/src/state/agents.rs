@@ -47,6 +47,19 @@ impl Cluster {
             )));
         }
         let status = entry.status();
+        // A node that left comes back; so does a given-up node kube9d cannot remove (joined by
+        // hand): both empty, their pods having moved. A given-up node kube9d owns is being
+        // removed (and replaced): its old agent must go.
+        let owned = self.owned_handle(&name).is_some();
+        if status == NodeStatus::Left || (status == NodeStatus::PermanentlyFailed && !owned) {
+            let why = format!("its agent rejoined (it was {})", status.label());
+            self.transition(&name, NodeStatus::Initializing, &why);
+            let entry = self.nodes.get_mut(&name).expect("present");
+            entry.reaped = false;
+            entry.awaiting_fence = false;
+        }
+        let entry = self.nodes.get_mut(&name).expect("present");
+        let status = entry.status();
         if matches!(status, NodeStatus::PermanentlyFailed | NodeStatus::Draining) {
             // Not welcome back: stop whatever it still runs, then tell it to go.
             let _ = conn.tx.send(registered(&name, &self.settings, Vec::new()));
@@ -168,16 +181,21 @@ impl Cluster {
         }
     }
 
-    /// The agent said goodbye (it got SIGTERM): the node is gone for good.
+    /// The agent said goodbye (it got SIGTERM): a graceful leave. The node shows as left,
+    /// not failed, and is neither recovered nor reaped; the same agent (or its container)
+    /// started again rejoins.
     pub fn deregister(&mut self, node: &str, reason: &str) {
         let why = if reason.is_empty() {
-            "agent deregistered".to_string()
+            "agent left".to_string()
         } else {
-            format!("agent deregistered: {reason}")
+            format!("agent left: {reason}")
         };
-        self.transition(node, NodeStatus::PermanentlyFailed, &why);
         // The agent stopped its pods before it said goodbye: they move at once.
-        self.evict_pods(node, Eviction::PermanentlyFailed);
+        if self.transition(node, NodeStatus::Left, &why) {
+            self.evict_pods(node, Eviction::Left);
+        } else if self.nodes.get(node).map(|e| e.status()) == Some(NodeStatus::PermanentlyFailed) {
+            self.evict_pods(node, Eviction::PermanentlyFailed);
+        }
     }
 
     /// The stream of connection `conn_id` ended.

@@ -8,7 +8,13 @@
 //!   failed ◀───────────────────────── failed ──recovery attempt────┘
 //!                                     │ attempts used up (or deregistered, from anywhere)
 //!                                     ▼
-//!                             permanently_failed ──▶ pods rescheduled, container reaped
+//!                             permanently_failed ──▶ pods rescheduled, container reaped,
+//!                                     │              then (managed) replaced by a fresh node
+//!                                     │ its agent attaches again (a node kube9d cannot remove)
+//!                                     ▼
+//!                                initializing (empty: its pods moved)
+//! initializing, healthy, failed, recovering ──agent deregisters (SIGTERM)──▶ left
+//! left ──its agent attaches again──▶ initializing ──first heartbeat──▶ healthy (empty)
 //! any status ──delete──▶ draining ──▶ (removed)
 //! ```
 //! A failed or recovering node that heartbeats again with healthy components goes straight
@@ -29,8 +35,10 @@ pub fn allowed(from: NodeStatus, to: NodeStatus) -> bool {
     match (from, to) {
         (_, Draining) => from != Draining,
         (Draining, _) => false,
+        (Left | PermanentlyFailed, Initializing) => true,
         (PermanentlyFailed, _) => false,
         (_, PermanentlyFailed) => true,
+        (Initializing | Healthy | Failed | Recovering, Left) => true,
         (Initializing | Failed | Recovering, Healthy) => true,
         (Initializing | Healthy | Recovering, Failed) => true,
         (Failed, Recovering) => true,
@@ -155,6 +163,8 @@ impl Cluster {
             NodeStatus::Recovering => (false, "NodeRecovering"),
             NodeStatus::PermanentlyFailed => (true, "NodePermanentlyFailed"),
             NodeStatus::Draining => (false, "NodeDraining"),
+            NodeStatus::Left => (false, "NodeLeft"),
+            NodeStatus::Initializing => (false, "NodeRejoining"),
             _ => (false, "NodeStatusChanged"),
         };
         let msg = if reason.is_empty() {
@@ -192,6 +202,34 @@ impl Cluster {
 
     /// Removes a node record for good (after its pods were drained and its container removed).
     pub fn remove_node(&mut self, name: &str) -> Option<pb::Node> {
+        let view = self.forget_node(name)?;
+        self.event("Node", name, false, "NodeDeleted", "node deleted".into());
+        Some(view)
+    }
+
+    /// The spec of a fresh instance to replace `name` with, when it is a given-up node kube9d
+    /// manages whose instance was removed and whose pods moved (and replacing is on).
+    pub fn replacement(&self, name: &str) -> Option<pb::NodeSpec> {
+        let entry = self.nodes.get(name)?;
+        let managed = entry.node.runtime.as_ref().is_some_and(|h| {
+            !RuntimeKind::External.matches(h) && self.runtime_kind.is_some_and(|k| k.matches(h))
+        });
+        let ready = self.settings.replace_nodes
+            && managed
+            && entry.status() == NodeStatus::PermanentlyFailed
+            && entry.reaped
+            && !entry.is_busy()
+            && !self.holds_pods(name);
+        ready.then(|| pb::NodeSpec {
+            name: name.to_string(),
+            cpu_millis: entry.node.cpu_capacity_millis,
+            labels: entry.node.labels.clone(),
+            memory_bytes: entry.node.memory_capacity_bytes,
+        })
+    }
+
+    /// Removes node `name`'s record (its pods no longer point at it), without an event.
+    pub fn forget_node(&mut self, name: &str) -> Option<pb::Node> {
         let entry = self.nodes.remove(name)?;
         self.scheduler.remove(name);
         self.reap_retry_at.remove(name);
@@ -207,7 +245,6 @@ impl Cluster {
         self.forget_node_record(view.clone());
         // "0/N nodes ..." changed for everything still waiting.
         self.explain_pending();
-        self.event("Node", name, false, "NodeDeleted", "node deleted".into());
         Some(view)
     }
 }

@@ -18,6 +18,8 @@ pub enum Eviction {
     Deleted,
     /// A previous kube9d left the node initializing; it is removed at start-up.
     LeftInitializing,
+    /// The node's agent said goodbye (it stopped its pods first).
+    Left,
 }
 
 impl Eviction {
@@ -26,6 +28,7 @@ impl Eviction {
             Eviction::PermanentlyFailed => format!("node {node} permanently failed"),
             Eviction::Deleted => format!("node {node} deleted"),
             Eviction::LeftInitializing => "node left initializing by a previous run".into(),
+            Eviction::Left => format!("node {node} left"),
         }
     }
 }

@@ -124,7 +124,8 @@ fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
     );
     assert_cpu_invariant(&c);
 
-    // The failed node comes back, still running the old copy: it is stopped, then sent away.
+    // The node (joined by hand: kube9d cannot remove it) comes back, still running the old
+    // copy: it rejoins empty, and the copy is stopped.
     let (tx, mut rx) = unbounded_channel();
     let stale = pb::PodStatus {
         pod_name: "p".into(),
@@ -137,11 +138,38 @@ fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
         pods: vec![stale],
         ..Default::default()
     };
-    assert!(c.attach(&reg, conn(3, tx)).is_err());
+    c.attach(&reg, conn(3, tx)).unwrap();
     let msgs = drain(&mut rx);
     assert!(deletes(&msgs, "p"));
-    assert!(matches!(msgs.last(), Some(Msg::Terminate(_))));
+    assert!(!msgs.iter().any(|m| matches!(m, Msg::Terminate(_))));
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Initializing);
+    assert!(c.nodes["n1"].pods.is_empty());
     assert_eq!(c.pods["default/p"].node, "n2");
+    assert_cpu_invariant(&c);
+}
+
+#[test]
+fn a_node_that_left_rejoins_empty() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    let _n2 = join(&mut c, "n2", 2000, 2);
+    add(&mut c, pod("p", 1000));
+    c.deregister("n1", "agent received SIGTERM");
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Left);
+    // A left node is not judged: no failure, no recovery, no reap.
+    c.health_tick(Instant::now() + Duration::from_secs(600));
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Left);
+    let (tx, _rx) = unbounded_channel();
+    let reg = pb::Register {
+        node_name: "n1".into(),
+        ..Default::default()
+    };
+    c.attach(&reg, conn(3, tx)).unwrap();
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Initializing);
+    c.heartbeat("n1", 3, pb::Heartbeat::default());
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Healthy);
+    assert_eq!(c.pods["default/p"].node, "n2");
+    assert!(node_events(&c, "n1", "NodeLeft").len() == 1);
     assert_cpu_invariant(&c);
 }
 
@@ -418,7 +446,7 @@ fn a_deregistered_nodes_pods_move_at_once() {
     assert_eq!(c.pods["default/p"].node, "n1");
     // The agent stopped its pods before it said goodbye.
     c.deregister("n1", "agent received SIGTERM");
-    assert_eq!(c.nodes["n1"].status(), NodeStatus::PermanentlyFailed);
+    assert_eq!(c.nodes["n1"].status(), NodeStatus::Left);
     assert_eq!(c.pods["default/p"].node, "n2");
     assert!(runs(&drain(&mut n2), "p"));
     c.health_tick(Instant::now());
