@@ -697,6 +697,20 @@ async fn the_pause_image_is_built_when_missing_and_pause_exits_0_on_sigterm() {
     let labels = image.config.and_then(|c| c.labels).unwrap_or_default();
     assert_eq!(labels[LABEL_PAUSE_VERSION], env!("CARGO_PKG_VERSION"));
     assert_eq!(labels[LABEL_PAUSE_MODES], PAUSE_MODES);
+    // A signal that reaches PID 1 before it set itself up is dropped (PID 1 ignores what it
+    // has no handler for): stop it only once pause waits for signals.
+    let pid = fx
+        .runtime
+        .inspect_sandbox(&pod.sandbox)
+        .await
+        .unwrap()
+        .container
+        .pid
+        .expect("pause runs");
+    eventually("pause to wait for signals", || async {
+        waits_for_signals(pid).then_some(())
+    })
+    .await;
     fx.runtime
         .stop_sandbox(&pod.sandbox, Duration::from_secs(10))
         .await
@@ -1320,4 +1334,11 @@ mod supervised {
         assert_eq!(pod_containers(&fx, &uid).await, 1);
         supervisor.delete_pod("rooty", "", DEFAULT_GRACE).await;
     }
+}
+
+/// Whether process `pid` sleeps in `sigtimedwait` (its wait channel in /proc): while it
+/// does, the kernel shows the waited-for signals as unblocked, so `SigBlk` cannot tell.
+fn waits_for_signals(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+        .is_ok_and(|w| w.starts_with("do_sigtimedwait"))
 }
