@@ -11,21 +11,22 @@ use std::time::Duration;
 #[command(name = "kube9ctl", version, about, propagate_version = true)]
 pub struct Cli {
     /// Address of kube9d, instead of the context's: host:port (TLS), https://host:port, or
-    /// http://host:port for a kube9d started with --insecure.
-    #[arg(long, global = true, env = "KUBE9_SERVER")]
+    /// http://host:port for a kube9d started with --insecure [env: KUBE9_SERVER].
+    #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
 
-    /// Bearer token, instead of the context's.
-    #[arg(long, global = true, env = "KUBE9_TOKEN", hide_env_values = true)]
+    /// Bearer token (`<id>.<secret>`), instead of the context's [env: KUBE9_TOKEN].
+    #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
 
-    /// The client config file (kubeconfig's shape; kube9d writes its context there) [default:
-    /// $KUBE9_CONFIG, else ~/.kube9/config].
-    #[arg(long, global = true, value_name = "PATH")]
-    pub kubeconfig: Option<std::path::PathBuf>,
+    /// The client config file (kubeconfig's shape; kube9d writes its context there)
+    /// [env: KUBE9_CONFIG] [default: ~/.kube9/config].
+    #[arg(long, global = true, value_name = "PATH", visible_alias = "kubeconfig")]
+    pub config: Option<std::path::PathBuf>,
 
-    /// The context of the client config to use, instead of its current one.
-    #[arg(long, global = true, env = "KUBE9_CONTEXT")]
+    /// The context of the client config to use, instead of its current one
+    /// [env: KUBE9_CONTEXT].
+    #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
 
     /// A CA file (PEM) to verify kube9d with, instead of the context's.
@@ -37,7 +38,8 @@ pub struct Cli {
     pub output: Option<Format>,
 
     /// The namespace of pods, config maps, secrets and events (default: $KUBE9_NAMESPACE, else
-    /// "default"). Nodes and namespaces are cluster-wide and ignore it.
+    /// the context's namespace, else "default"). Nodes and namespaces are cluster-wide and
+    /// ignore it.
     #[arg(short = 'n', long, global = true, value_name = "NS")]
     pub namespace: Option<String>,
 
@@ -93,12 +95,15 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// List tokens: ids, roles, age, expiry, last use (never secrets).
+    #[command(visible_alias = "ls")]
     List,
-    /// Create a token and print it (it is shown this once).
+    /// Create a token and print it alone (it is shown this once).
     Create(TokenCreateArgs),
     /// Revoke tokens, by id or whole token.
+    #[command(visible_alias = "rm")]
     Delete {
-        #[arg(required = true, value_name = "ID")]
+        /// Token ids, or whole `<id>.<secret>` tokens (only the id is sent).
+        #[arg(required = true, value_name = "ID|TOKEN")]
         ids: Vec<String>,
     },
     /// Create a node token and print the kube9-node command line that joins with it.
@@ -112,23 +117,35 @@ pub struct TokenCreateArgs {
     pub role: kube9_proto::client::Role,
     #[command(flatten)]
     pub lifetime: TokenLifetime,
-    /// Print the kube9-node command line that joins with the token (node tokens).
+    /// Print the kube9-node command line that joins with the token (node tokens), instead of
+    /// the token alone.
     #[arg(long)]
     pub print_join_command: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct TokenLifetime {
-    /// How long the token works (e.g. 24h, 30m); 0, the default, never expires.
-    #[arg(long, value_parser = parse_duration)]
-    pub ttl: Option<Duration>,
+    /// How long the token works: 24h, 30m, 1h30m; 0 never expires.
+    #[arg(long, default_value = "0", value_parser = parse_ttl, value_name = "DURATION")]
+    pub ttl: Duration,
     /// What the token is for, shown by `token list`.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", value_name = "TEXT")]
     pub description: String,
 }
 
 fn parse_role(s: &str) -> Result<kube9_proto::client::Role, String> {
     s.parse()
+}
+
+/// A token's `--ttl`: a duration (`24h`, `30m`, `1h30m`), `0` for a token that never
+/// expires. kube9d counts whole seconds, so a fraction of one is refused rather than rounded
+/// into a token that lives longer or shorter than asked.
+pub fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let ttl = parse_duration(s)?;
+    if ttl.subsec_nanos() != 0 {
+        return Err("a token lives whole seconds (e.g. 30s, 24h; 0 never expires)".into());
+    }
+    Ok(ttl)
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,15 +164,19 @@ pub enum ConfigCommand {
     UseContext { name: String },
     /// Create or change a context (its namespace, cluster or user).
     SetContext {
-        /// The context (default: with --current, the current one).
+        /// The context to create or change.
+        #[arg(required_unless_present = "current", conflicts_with = "current")]
         name: Option<String>,
         /// Change the current context.
         #[arg(long)]
         current: bool,
-        #[arg(long)]
+        /// The namespace commands use in this context when -n names none ("" unsets it).
+        #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// The cluster entry of the client config this context dials.
         #[arg(long)]
         cluster: Option<String>,
+        /// The user entry of the client config whose token this context presents.
         #[arg(long)]
         user: Option<String>,
     },
@@ -462,28 +483,52 @@ impl FromStr for ResourceKind {
     }
 }
 
-/// `60s`, `2m`, `1h`, `500ms`, or plain seconds.
+/// `60s`, `2m`, `1h`, `500ms`, `1h30m` (Go's form, as kubectl and kubeadm take it), or plain
+/// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 60s, 2m, 500ms"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration {s:?}: unknown unit {unit:?} (ms, s, m, h)"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {s:?}: {e}"))
+    let invalid = || format!("invalid duration {s:?}: expected e.g. 60s, 2m, 1h30m, 500ms");
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    if let Ok(seconds) = s.parse::<f64>() {
+        return seconds_to_duration(s, seconds);
+    }
+    let mut total = 0.0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let (number, after) = split_at_first(rest, |c| !c.is_ascii_digit() && c != '.');
+        let (unit, after) = split_at_first(after, |c| c.is_ascii_digit() || c == '.');
+        let value: f64 = number.parse().map_err(|_| invalid())?;
+        total += value * unit_seconds(s, unit)?;
+        rest = after;
+    }
+    seconds_to_duration(s, total)
+}
+
+/// `text` split before the first character matching `at` (all of it when none does).
+fn split_at_first(text: &str, at: impl Fn(char) -> bool) -> (&str, &str) {
+    text.split_at(text.find(at).unwrap_or(text.len()))
+}
+
+/// Seconds in one `unit` of a duration.
+fn unit_seconds(whole: &str, unit: &str) -> Result<f64, String> {
+    match unit {
+        "ms" => Ok(0.001),
+        "s" => Ok(1.0),
+        "m" => Ok(60.0),
+        "h" => Ok(3600.0),
+        "" => Err(format!(
+            "invalid duration {whole:?}: every number needs a unit (ms, s, m, h)"
+        )),
+        _ => Err(format!(
+            "invalid duration {whole:?}: unknown unit {unit:?} (ms, s, m, h)"
+        )),
+    }
+}
+
+fn seconds_to_duration(whole: &str, seconds: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration {whole:?}: {e}"))
 }
 
 /// `key=value`, for `--label`.
@@ -761,15 +806,142 @@ mod tests {
 
     #[test]
     fn the_server_comes_from_the_flag_or_the_environment_or_the_config() {
-        // Only the unset case is checked here: tests must not mutate the process environment.
-        if std::env::var_os("KUBE9_SERVER").is_none() {
-            assert_eq!(parse(&["version"]).server, None);
-        }
+        // The variables are read by `Connection::from_cli`, not clap: the flags alone here.
+        assert_eq!(parse(&["version"]).server, None);
         let cli = parse(&["get", "pods", "--context", "lab", "--kubeconfig", "/tmp/c"]);
         assert_eq!(cli.context.as_deref(), Some("lab"));
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("/tmp/c")));
+        let cli = parse(&["--config", "/tmp/d", "config", "view"]);
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("/tmp/d")));
+    }
+
+    #[test]
+    fn token_create_defaults_to_a_node_token_that_never_expires() {
+        let Command::Token(TokenCommand::Create(t)) = parse(&["token", "create"]).command else {
+            panic!()
+        };
+        assert_eq!(t.role, kube9_proto::client::Role::Node);
+        assert_eq!(t.lifetime.ttl, Duration::ZERO);
+        assert_eq!(t.lifetime.description, "");
+        assert!(!t.print_join_command);
+        let Command::Token(TokenCommand::Create(t)) = parse(&[
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--ttl",
+            "24h",
+            "--description",
+            "ci reader",
+            "--print-join-command",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(t.role, kube9_proto::client::Role::Viewer);
+        assert_eq!(t.lifetime.ttl, Duration::from_secs(86_400));
+        assert_eq!(t.lifetime.description, "ci reader");
+        assert!(t.print_join_command);
+        assert!(fails(&["token", "create", "--role", "root"]).contains("node, viewer, admin"));
+        assert!(fails(&["token", "create", "--ttl", "soon"]).contains("invalid duration"));
+    }
+
+    #[test]
+    fn token_delete_and_join_command_parse() {
+        let Command::Token(TokenCommand::Delete { ids }) =
+            parse(&["token", "delete", "abcdef", "ghijkl.00"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(ids, ["abcdef", "ghijkl.00"]);
+        assert!(fails(&["token", "delete"]).contains("required"));
+        let Command::Token(TokenCommand::JoinCommand(l)) =
+            parse(&["token", "join-command", "--ttl", "30m"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(l.ttl, Duration::from_secs(1800));
+        let Command::Token(TokenCommand::List) = parse(&["token", "list", "-o", "yaml"]).command
+        else {
+            panic!()
+        };
+    }
+
+    #[test]
+    fn ttls_are_whole_durations_and_zero_is_never() {
+        assert_eq!(parse_ttl("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_ttl("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_ttl("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_ttl("24h0m0s"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_ttl("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_ttl("1500ms").unwrap_err().contains("whole seconds"));
+        assert!(parse_ttl("-1h").is_err());
+        assert!(parse_ttl("7d").unwrap_err().contains("unknown unit \"d\""));
+        assert!(parse_ttl("1h30").unwrap_err().contains("needs a unit"));
+        assert!(parse_ttl("").is_err());
+        assert!(parse_ttl("h").is_err());
+    }
+
+    #[test]
+    fn config_commands_parse() {
+        let Command::Config(ConfigCommand::View { raw }) =
+            parse(&["config", "view", "--raw"]).command
+        else {
+            panic!()
+        };
+        assert!(raw);
+        let Command::Config(ConfigCommand::UseContext { name }) =
+            parse(&["config", "use-context", "lab"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(name, "lab");
+        let Command::Config(ConfigCommand::SetContext {
+            name,
+            current,
+            namespace,
+            ..
+        }) = parse(&["config", "set-context", "--current", "--namespace", "team"]).command
+        else {
+            panic!()
+        };
         assert_eq!(
-            cli.kubeconfig.as_deref(),
-            Some(std::path::Path::new("/tmp/c"))
+            (name, current, namespace.as_deref()),
+            (None, true, Some("team"))
         );
+        let Command::Config(ConfigCommand::SetContext { namespace, .. }) =
+            parse(&["config", "set-context", "--current", "-n", "team"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(namespace.as_deref(), Some("team"));
+        let Command::Config(ConfigCommand::SetContext {
+            name,
+            cluster,
+            user,
+            ..
+        }) = parse(&[
+            "config",
+            "set-context",
+            "lab",
+            "--cluster",
+            "c",
+            "--user",
+            "u",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (name.as_deref(), cluster.as_deref(), user.as_deref()),
+            (Some("lab"), Some("c"), Some("u"))
+        );
+        assert!(
+            fails(&["config", "set-context", "lab", "--current"]).contains("cannot be used with")
+        );
+        assert!(fails(&["config", "set-context", "--namespace", "x"]).contains("required"));
     }
 }

@@ -34,26 +34,122 @@ pub struct ConnectError {
     pub cause: String,
     /// Where the CA came from (for a certificate kube9ctl does not trust).
     pub ca_source: String,
+    /// What went wrong, as far as the cause tells.
+    pub failure: Failure,
+}
+
+impl ConnectError {
+    /// A failure to reach `url`; `answered` says kube9d had already answered on this
+    /// connection (then a broken connection is not a wrong scheme).
+    pub fn new(url: &str, cause: String, ca_source: &str, answered: bool) -> Self {
+        ConnectError {
+            failure: classify(url, &cause, answered),
+            url: url.to_string(),
+            cause,
+            ca_source: ca_source.to_string(),
+        }
+    }
+}
+
+/// Why a connection to kube9d failed, read from its root cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// https:// to a plain-text server (a kube9d started with --insecure).
+    NotTls,
+    /// http:// to a TLS server.
+    ServesTls,
+    /// The certificate does not chain to the CA kube9ctl was given.
+    UnknownCa,
+    /// The certificate does not name the address dialed.
+    WrongName,
+    /// The certificate is outside its validity (or this machine's clock is).
+    Expired,
+    /// The connection broke after kube9d had answered.
+    Lost,
+    /// Nothing answered (refused, timed out, no route, ...).
+    Unreachable,
+}
+
+/// The one place that maps a root cause's text to a [`Failure`]. The texts are rustls's
+/// (`InvalidContentType`, `InvalidCertificate(UnknownIssuer)`, ...), h2's and hyper's, as
+/// they reach kube9ctl through tonic; the unit tests hold the ones seen against a real kube9d.
+pub fn classify(url: &str, cause: &str, answered: bool) -> Failure {
+    let has = |needles: &[&str]| needles.iter().any(|n| cause.contains(n));
+    let https = url.starts_with("https://");
+    if https && has(&["InvalidContentType", "corrupt message"]) {
+        Failure::NotTls
+    } else if has(&["UnknownIssuer", "BadSignature"]) {
+        Failure::UnknownCa
+    } else if has(&["NotValidForName", "not valid for name"]) {
+        Failure::WrongName
+    } else if has(&[
+        "Expired",
+        "NotValidYet",
+        "certificate expired",
+        "not valid yet",
+    ]) {
+        Failure::Expired
+    } else if answered {
+        Failure::Lost
+    } else if !https && !has(&["refused"]) && tls_refused_plain_text(cause) {
+        Failure::ServesTls
+    } else {
+        Failure::Unreachable
+    }
+}
+
+/// Whether `cause` is what a TLS port answers to plain-text HTTP/2: the TLS alert read as an
+/// HTTP/2 frame (`frame with invalid size`), or the connection dropped under the request.
+fn tls_refused_plain_text(cause: &str) -> bool {
+    [
+        "frame",
+        "reset",
+        "h2 protocol",
+        "connection closed",
+        "transport error",
+        "broken pipe",
+    ]
+    .iter()
+    .any(|m| cause.contains(m))
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (url, cause) = (&self.url, &self.cause);
-        let plain = url.strip_prefix("https://").unwrap_or(url);
-        let source = match self.ca_source.as_str() {
-            "" => "the configured CA",
-            s => s,
+        let address = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        let ca = match self.ca_source.as_str() {
+            "" => "the configured CA".to_string(),
+            source => format!("the CA in {source}"),
         };
-        if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
-            write!(f, "kube9d at {url} does not speak TLS (started with --insecure?): use http://{plain} ({cause})")
-        } else if cause.contains("UnknownIssuer") || cause.contains("BadSignature") {
-            write!(f, "kube9d's certificate at {url} is not signed by the CA in {source}: is this the cluster the client config names? ({cause})")
-        } else if cause.contains("NotValidForName") {
-            write!(f, "kube9d's certificate at {url} does not name that address: dial an address it serves, or start kube9d with --tls-san for it ({cause})")
-        } else if url.starts_with("http://") && plain_text_refused(cause) {
-            write!(f, "kube9d at {url} did not answer in plain text; it serves TLS unless started with --insecure: use https:// (or no scheme) ({cause})")
-        } else {
-            write!(f, "cannot reach kube9d at {url}: {cause} (is kube9d running? set --server or KUBE9_SERVER)")
+        match self.failure {
+            Failure::NotTls => write!(
+                f,
+                "kube9d at {url} does not speak TLS (started with --insecure?): use http://{address} ({cause})"
+            ),
+            Failure::ServesTls => write!(
+                f,
+                "kube9d at {url} serves TLS: use https://{address} (or no scheme) ({cause})"
+            ),
+            Failure::UnknownCa => write!(
+                f,
+                "kube9d's certificate at {url} is not signed by {ca} ({cause}): give the CA of the kube9d at that address (its <data-dir>/tls/ca.crt)"
+            ),
+            Failure::WrongName => write!(
+                f,
+                "kube9d's certificate at {url} does not name the address dialed ({cause}): dial a name it lists, or restart kube9d with --tls-san for this one"
+            ),
+            Failure::Expired => write!(
+                f,
+                "kube9d's certificate at {url} is not valid now ({cause}): check this machine's clock, or restart kube9d to renew its certificate"
+            ),
+            Failure::Lost => write!(
+                f,
+                "lost the connection to kube9d at {url}: {cause} (is kube9d still running?)"
+            ),
+            Failure::Unreachable => write!(
+                f,
+                "cannot reach kube9d at {url}: {cause} (is kube9d running? set --server or KUBE9_SERVER)"
+            ),
         }
     }
 }
@@ -76,61 +172,6 @@ impl ExitStatus {
             Some(ExitStatus(code)) => u8::try_from(*code).ok().filter(|c| *c != 0).unwrap_or(1),
             None => 1,
         }
-    }
-}
-
-/// Whether `cause` is what a TLS port answers to plain text (not a port nobody listens on).
-fn plain_text_refused(cause: &str) -> bool {
-    !cause.contains("refused")
-        && [
-            "frame",
-            "reset",
-            "h2 protocol",
-            "connection closed",
-            "transport error",
-            "broken pipe",
-        ]
-        .iter()
-        .any(|m| cause.contains(m))
-}
-
-#[cfg(test)]
-mod connect_tests {
-    use super::ConnectError;
-
-    fn text(url: &str, cause: &str) -> String {
-        ConnectError {
-            url: url.into(),
-            cause: cause.into(),
-            ca_source: "the client config /c".into(),
-        }
-        .to_string()
-    }
-
-    #[test]
-    fn tls_failures_say_what_to_change() {
-        let t = text(
-            "https://h:1",
-            "received corrupt message of type InvalidContentType",
-        );
-        assert!(
-            t.contains("does not speak TLS") && t.contains("use http://h:1"),
-            "{t}"
-        );
-        let t = text("https://h:1", "invalid peer certificate: UnknownIssuer");
-        assert!(
-            t.contains("not signed by the CA in the client config /c"),
-            "{t}"
-        );
-        let t = text("https://h:1", "invalid peer certificate: NotValidForName");
-        assert!(t.contains("--tls-san"), "{t}");
-        let t = text("http://h:1", "connection reset by peer");
-        assert!(
-            t.contains("serves TLS") && t.contains("use https://"),
-            "{t}"
-        );
-        let t = text("https://h:1", "Connection refused (os error 111)");
-        assert!(t.starts_with("cannot reach kube9d at https://h:1"), "{t}");
     }
 }
 
@@ -219,16 +260,110 @@ mod tests {
             render(&err).unwrap(),
             "error: cannot read pods.yaml: No such file or directory"
         );
-        let err = anyhow::Error::new(ConnectError {
-            url: "http://127.0.0.1:7209".into(),
-            cause: "Connection refused (os error 111)".into(),
-            ca_source: String::new(),
-        });
+        let err = anyhow::Error::new(ConnectError::new(
+            "http://127.0.0.1:7209",
+            "Connection refused (os error 111)".into(),
+            "",
+            false,
+        ));
         assert_eq!(
             render(&err).unwrap(),
             "error: cannot reach kube9d at http://127.0.0.1:7209: Connection refused (os error 111) \
              (is kube9d running? set --server or KUBE9_SERVER)"
         );
         assert_eq!(render(&anyhow::Error::new(Reported)), None);
+    }
+}
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+
+    /// Root causes as kube9ctl saw them against a real kube9d (rustls 0.23, h2 0.4, hyper 1).
+    const NOT_TLS: &str = "received corrupt message of type InvalidContentType";
+    const OTHER_CA: &str = "invalid peer certificate: BadSignature";
+    const NO_CA: &str = "invalid peer certificate: UnknownIssuer";
+    const WRONG_NAME: &str = "invalid peer certificate: certificate not valid for name \"127.0.0.2\"; certificate is only valid for IpAddress(127.0.0.1) or DnsName(\"localhost\")";
+    const EXPIRED: &str = "invalid peer certificate: certificate expired: verification time 1800000000 (UNIX), but certificate is not valid after 1700000000 (100000000 seconds ago)";
+    const TLS_ANSWER: [&str; 4] = [
+        "connection error detected: frame with invalid size",
+        "stream closed because of a broken pipe",
+        "connection closed",
+        "Connection reset by peer (os error 104)",
+    ];
+    const REFUSED: &str = "Connection refused (os error 111)";
+
+    fn text(url: &str, cause: &str) -> String {
+        ConnectError::new(url, cause.into(), "--certificate-authority /ca.crt", false).to_string()
+    }
+
+    #[test]
+    fn causes_map_to_failures() {
+        let https = "https://h:1";
+        let http = "http://h:1";
+        assert_eq!(classify(https, NOT_TLS, false), Failure::NotTls);
+        assert_eq!(classify(https, OTHER_CA, false), Failure::UnknownCa);
+        assert_eq!(classify(https, NO_CA, false), Failure::UnknownCa);
+        assert_eq!(classify(https, WRONG_NAME, false), Failure::WrongName);
+        assert_eq!(
+            classify(https, "invalid peer certificate: NotValidForName", false),
+            Failure::WrongName
+        );
+        assert_eq!(classify(https, EXPIRED, false), Failure::Expired);
+        for cause in TLS_ANSWER {
+            assert_eq!(classify(http, cause, false), Failure::ServesTls, "{cause}");
+            // Once kube9d has answered in plain text, a broken connection is only that.
+            assert_eq!(classify(http, cause, true), Failure::Lost, "{cause}");
+            assert_eq!(
+                classify(https, cause, false),
+                Failure::Unreachable,
+                "{cause}"
+            );
+        }
+        assert_eq!(classify(http, REFUSED, false), Failure::Unreachable);
+        assert_eq!(classify(https, REFUSED, false), Failure::Unreachable);
+        assert_eq!(
+            classify(https, "deadline has elapsed", false),
+            Failure::Unreachable
+        );
+    }
+
+    #[test]
+    fn each_failure_says_what_to_change() {
+        assert_eq!(
+            text("https://h:1", NOT_TLS),
+            format!("kube9d at https://h:1 does not speak TLS (started with --insecure?): use http://h:1 ({NOT_TLS})")
+        );
+        assert_eq!(
+            text("http://h:1", TLS_ANSWER[0]),
+            format!(
+                "kube9d at http://h:1 serves TLS: use https://h:1 (or no scheme) ({})",
+                TLS_ANSWER[0]
+            )
+        );
+        let t = text("https://h:1", OTHER_CA);
+        assert!(
+            t.starts_with("kube9d's certificate at https://h:1 is not signed by the CA in --certificate-authority /ca.crt (invalid peer certificate: BadSignature)"),
+            "{t}"
+        );
+        let t = text("https://h:1", WRONG_NAME);
+        assert!(
+            t.contains("does not name the address") && t.contains("--tls-san"),
+            "{t}"
+        );
+        let t = text("https://h:1", EXPIRED);
+        assert!(t.contains("clock"), "{t}");
+        let t = ConnectError::new("http://h:1", TLS_ANSWER[1].into(), "", true).to_string();
+        assert!(
+            t.starts_with("lost the connection to kube9d at http://h:1"),
+            "{t}"
+        );
+        let t = text("https://h:1", REFUSED);
+        assert!(
+            t.starts_with("cannot reach kube9d at https://h:1: Connection refused"),
+            "{t}"
+        );
+        let t = ConnectError::new("https://h:1", NO_CA.into(), "", false).to_string();
+        assert!(t.contains("is not signed by the configured CA ("), "{t}");
     }
 }

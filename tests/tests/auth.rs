@@ -568,6 +568,33 @@ async fn kube9ctl_manages_tokens_and_says_what_a_refusal_means() {
         "{line}"
     );
     assert!(line.contains(&format!("--ca-cert-hash {hash}")), "{line}");
+    // Run as printed (with a name for NODE), it joins.
+    let args: Vec<String> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|a| {
+            if a == "NODE" {
+                "joined".to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let mut joined = std::process::Command::new(bin("kube9-node"))
+        .args(&args)
+        .arg("--state-dir")
+        .arg(c.data_dir.join("joined-state"))
+        .env_remove("KUBE9_TOKEN")
+        .env_remove("KUBE9_SERVER")
+        .env("KUBE9_POD_RUNTIME", "process")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.wait_node_status("joined", pb::NodeStatus::Healthy, secs(30))
+        .await;
+    let _ = joined.kill();
+    let _ = joined.wait();
 
     // Wrong scheme or CA: a sentence that says what to change.
     let plain = format!("http://127.0.0.1:{}", c.port);

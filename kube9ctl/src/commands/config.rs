@@ -6,7 +6,6 @@ use kube9_proto::client::ClientConfig;
 
 use crate::cli::{ConfigCommand, Format};
 use crate::commands::Context;
-use crate::error::ServerError;
 use crate::output::{emit, listing::encode, table};
 
 pub fn run(ctx: &Context, command: ConfigCommand) -> anyhow::Result<()> {
@@ -14,7 +13,7 @@ pub fn run(ctx: &Context, command: ConfigCommand) -> anyhow::Result<()> {
     let load = || -> anyhow::Result<ClientConfig> {
         ctx.conn.load()?.ok_or_else(|| {
             anyhow::anyhow!(
-                "no client config at {}: kube9d writes one when it first starts",
+                "no client config at {}: kube9d writes one when it first starts (or set KUBE9_CONFIG, or --config)",
                 path.display()
             )
         })
@@ -45,7 +44,10 @@ pub fn run(ctx: &Context, command: ConfigCommand) -> anyhow::Result<()> {
         ConfigCommand::UseContext { name } => {
             let mut config = load()?;
             if !config.contexts.iter().any(|c| c.name == name) {
-                return Err(ServerError::not_found("context", &name).into());
+                anyhow::bail!(
+                    "no context exists with the name: {name:?} in the client config {} (kube9ctl config get-contexts lists them)",
+                    path.display()
+                );
             }
             config.current_context = name.clone();
             config.save(path)?;
@@ -53,20 +55,20 @@ pub fn run(ctx: &Context, command: ConfigCommand) -> anyhow::Result<()> {
         }
         ConfigCommand::SetContext {
             name,
-            current,
+            current: _,
             namespace,
             cluster,
             user,
         } => {
             let mut config = ctx.conn.load()?.unwrap_or_else(ClientConfig::empty);
-            let name = match (name, current) {
-                (Some(_), true) => anyhow::bail!("give a context name or --current, not both"),
-                (Some(n), false) => n,
-                (None, true) if !config.current_context.is_empty() => {
-                    config.current_context.clone()
-                }
-                (None, true) => anyhow::bail!("there is no current context"),
-                (None, false) => anyhow::bail!("name the context, or give --current"),
+            // clap lets through a name or --current, never both.
+            let name = match name {
+                Some(n) => n,
+                None if !config.current_context.is_empty() => config.current_context.clone(),
+                None => anyhow::bail!(
+                    "the client config {} names no current context: name the context to set",
+                    path.display()
+                ),
             };
             if let Some(ns) = &namespace {
                 if !ns.is_empty() {

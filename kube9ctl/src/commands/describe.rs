@@ -474,35 +474,45 @@ pub fn describe_secret(secret: &pb::Secret, events: &[pb::Event], now_ms: i64) -
         .field("Labels", labels(&secret.labels));
     s.line("").field("Type", secret_type(secret));
     s.line("").line("Data").line("====");
-    if secret.redacted {
-        // kube9d told a viewer the keys only: sizes would be zeros, not the truth.
-        let mut keys: Vec<&String> = secret.data.keys().collect();
-        keys.sort();
-        for key in keys {
-            s.line(&format!(
-                "{key}:  <hidden: this token may not read Secret data>"
-            ));
-        }
-    } else {
-        let sizes: Vec<(String, usize)> = secret
-            .data
-            .iter()
-            .map(|(k, v)| (k.clone(), v.len()))
-            .collect();
-        key_sizes(&mut s, sizes);
-    }
+    let mut values: Vec<(String, String)> = secret
+        .data
+        .iter()
+        .map(|(k, v)| {
+            // kube9d told a viewer the keys only: sizes would be zeros, not the truth.
+            let value = if secret.redacted {
+                HIDDEN.to_string()
+            } else {
+                format!("{} bytes", v.len())
+            };
+            (k.clone(), value)
+        })
+        .collect();
+    values.sort();
+    key_values(&mut s, values);
     s.line("");
     s.events(events, now_ms);
     s.0
 }
 
+/// What `describe secret` shows for a value kube9d withheld from this caller.
+pub const HIDDEN: &str = "<hidden: your token may not read Secret data>";
+
 /// `KEY:  N bytes` lines, sorted, the sizes aligned.
 fn key_sizes(s: &mut Sheet, mut sizes: Vec<(String, usize)>) {
     sizes.sort();
-    let width = sizes.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
-    for (key, size) in sizes {
+    let lines = sizes
+        .into_iter()
+        .map(|(key, size)| (key, format!("{size} bytes")))
+        .collect();
+    key_values(s, lines);
+}
+
+/// `KEY:  VALUE` lines in the order given, the values aligned.
+fn key_values(s: &mut Sheet, lines: Vec<(String, String)>) {
+    let width = lines.iter().map(|(k, _)| k.len() + 1).max().unwrap_or(0);
+    for (key, value) in lines {
         let key = format!("{key}:");
-        s.line(&format!("{key:<width$}  {size} bytes"));
+        s.line(&format!("{key:<width$}  {value}"));
     }
 }
 
@@ -625,6 +635,26 @@ mod tests {
         assert!(!text.contains(SECRET_PASSWORD), "{text}");
         assert!(!text.contains(SECRET_USER), "{text}");
         assert!(!text.contains(&crate::output::objects::base64(SECRET_PASSWORD.as_bytes())));
+    }
+
+    #[test]
+    fn secrets_a_viewer_reads_show_their_keys_and_say_the_values_are_hidden() {
+        let mut secret = secret();
+        secret.redacted = true;
+        for value in secret.data.values_mut() {
+            value.clear();
+        }
+        let text = describe_secret(&secret, &[], NOW);
+        assert!(
+            text.contains(&format!(
+                "Data\n\
+                 ====\n\
+                 password:  {HIDDEN}\n\
+                 username:  {HIDDEN}\n"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("bytes"), "{text}");
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::io::Write;
 
 use crate::cli::ExecArgs;
-use crate::client::status_error;
 use crate::commands::Context;
 use crate::error::ExitStatus;
 use crate::output::emit_bytes;
@@ -24,7 +23,7 @@ pub async fn run(ctx: &Context, args: ExecArgs) -> anyhow::Result<()> {
     let response = cluster.client.exec(request).await;
     let mut stream = cluster.check(response)?;
     while let Some(out) = stream.message().await.transpose() {
-        let out = out.map_err(|status| status_error(&cluster.url, status))?;
+        let out = out.map_err(|status| cluster.error(status))?;
         emit_bytes(&out.stdout)?;
         if !out.stderr.is_empty() {
             let mut err = std::io::stderr().lock();

@@ -2,7 +2,6 @@
 //! `-f` the stream goes on until the container's node ends it or the user interrupts.
 
 use crate::cli::LogsArgs;
-use crate::client::status_error;
 use crate::commands::Context;
 use crate::output::emit_bytes;
 use kube9_proto::pb;
@@ -21,7 +20,7 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<()> {
         let response = cluster.client.stream_logs(request).await;
         let mut stream = cluster.check(response)?;
         while let Some(chunk) = stream.message().await.transpose() {
-            let chunk = chunk.map_err(|status| status_error(&cluster.url, status))?;
+            let chunk = chunk.map_err(|status| cluster.error(status))?;
             emit_bytes(&chunk.content)?;
         }
         return Ok(());

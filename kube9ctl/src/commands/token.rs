@@ -1,5 +1,7 @@
 //! `kube9ctl token list|create|delete|join-command`, in the spirit of `kubeadm token`.
 
+use std::time::Duration;
+
 use kube9_proto::client::Role;
 use kube9_proto::pb;
 use serde::Serialize;
@@ -104,37 +106,60 @@ async fn create(ctx: &Context, args: TokenCreateArgs) -> anyhow::Result<()> {
     let TokenLifetime { ttl, description } = args.lifetime;
     if args.print_join_command && args.role != Role::Node {
         anyhow::bail!(
-            "--print-join-command is for node tokens; a {} token does not join nodes",
+            "--print-join-command is for node tokens; a {} token does not join nodes (use --role node)",
             args.role
         );
     }
     let mut c = ctx.connect().await?;
     let request = pb::CreateTokenRequest {
         role: args.role.to_string(),
-        ttl_seconds: ttl.map_or(0, |t| t.as_secs().max(1) as i64),
+        ttl_seconds: ttl_seconds(ttl),
         description,
     };
     let result = c.client.create_token(request).await;
     let created = c.check(result)?;
     let line = if args.print_join_command {
-        join_command(&c.url, &created.token, &created.ca_cert_hash)
+        join_command(
+            &c.url,
+            &created.token,
+            &created.ca_cert_hash,
+            &created.cluster_id,
+        )
     } else {
         created.token
     };
     emit(&format!("{line}\n"))
 }
 
+/// `--ttl` as the wire counts it: whole seconds, 0 for never.
+fn ttl_seconds(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)
+}
+
 /// `kube9-node --server HOST:PORT --token T --ca-cert-hash sha256:…` for the kube9d at `url`
-/// (plain text: `--insecure` instead of the hash).
-fn join_command(url: &str, token: &str, ca_hash: &str) -> String {
-    let host_port = url.split_once("://").map_or(url, |(_, rest)| rest);
+/// (the address kube9ctl dialed, so a node that can reach it the same way joins with the line
+/// as it is). A kube9d serving plain text has no CA to pin: `http://` and `--insecure` then.
+/// kube9-node needs a `--name`, which only the person running it can choose: `NODE` marks it.
+/// The agent's cluster id must be kube9d's: named unless it is the default.
+pub fn join_command(url: &str, token: &str, ca_hash: &str, cluster_id: &str) -> String {
+    let host_port = host_port(url);
+    let cluster = match cluster_id {
+        "" | "kube9" => String::new(),
+        id => format!(" --cluster-id {id}"),
+    };
     if ca_hash.is_empty() {
-        format!("kube9-node --server http://{host_port} --insecure --token {token} --name NODE")
+        format!("kube9-node --server http://{host_port} --insecure --token {token}{cluster} --name NODE")
     } else {
         format!(
-            "kube9-node --server {host_port} --token {token} --ca-cert-hash {ca_hash} --name NODE"
+            "kube9-node --server {host_port} --token {token} --ca-cert-hash {ca_hash}{cluster} --name NODE"
         )
     }
+}
+
+/// `host:port` of a URL `https://host:port[/...]`.
+fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 async fn delete(ctx: &Context, ids: &[String]) -> anyhow::Result<()> {
@@ -171,13 +196,31 @@ mod tests {
     #[test]
     fn the_join_command_pins_the_ca_or_says_insecure() {
         assert_eq!(
-            join_command("https://10.0.0.1:7209", "abcdef.00", "sha256:ff"),
+            join_command("https://10.0.0.1:7209", "abcdef.00", "sha256:ff", "kube9"),
             "kube9-node --server 10.0.0.1:7209 --token abcdef.00 --ca-cert-hash sha256:ff --name NODE"
         );
         assert_eq!(
-            join_command("http://10.0.0.1:7209", "abcdef.00", ""),
+            join_command("https://[fd00::2]:7300/", "abcdef.00", "sha256:ff", "lab"),
+            "kube9-node --server [fd00::2]:7300 --token abcdef.00 --ca-cert-hash sha256:ff --cluster-id lab --name NODE"
+        );
+        assert_eq!(
+            join_command("http://10.0.0.1:7209", "abcdef.00", "", ""),
             "kube9-node --server http://10.0.0.1:7209 --insecure --token abcdef.00 --name NODE"
         );
+    }
+
+    #[test]
+    fn ttls_go_on_the_wire_in_whole_seconds() {
+        assert_eq!(ttl_seconds(Duration::ZERO), 0);
+        assert_eq!(ttl_seconds(Duration::from_secs(86_400)), 86_400);
+        assert_eq!(ttl_seconds(Duration::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn the_expiry_column_says_never_expired_or_when() {
+        assert_eq!(expires(1000, 0), "<never>");
+        assert_eq!(expires(1000, 1000), "expired");
+        assert_eq!(expires(0, 30 * 60_000), "in 30m");
     }
 
     #[test]

@@ -785,10 +785,19 @@ impl SecretObject {
                 secret.created_ms,
             ),
             secret_type: secret_type(secret).to_string(),
+            // A redacted value is empty on the wire already; it stays empty here rather than
+            // becoming base64 of nothing that reads like a value.
             data: secret
                 .data
                 .iter()
-                .map(|(k, v)| (k.clone(), base64(v)))
+                .map(|(k, v)| {
+                    let value = if secret.redacted {
+                        String::new()
+                    } else {
+                        base64(v)
+                    };
+                    (k.clone(), value)
+                })
                 .collect(),
         }
     }
@@ -1287,6 +1296,22 @@ mod tests {
         let mut untyped = secret();
         untyped.r#type.clear();
         assert_eq!(SecretObject::new(&untyped).secret_type, "Opaque");
+    }
+
+    #[test]
+    fn a_redacted_secret_keeps_its_keys_with_empty_values() {
+        let mut redacted = secret();
+        redacted.redacted = true;
+        for value in redacted.data.values_mut() {
+            value.clear();
+        }
+        let value = serde_json::to_value(SecretObject::new(&redacted)).unwrap();
+        assert_eq!(value["data"], json!({"password": "", "username": ""}));
+        let text = crate::output::to_yaml(&SecretObject::new(&redacted)).unwrap();
+        assert!(
+            text.ends_with("data:\n  password: ''\n  username: ''\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ impl ClusterApi {
             info: Some(info),
             token: token.to_string(),
             ca_cert_hash: self.auth.ca_hash().to_string(),
+            cluster_id: self.control.cluster_id().to_string(),
         })
     }
 
