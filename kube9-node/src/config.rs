@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use kube9_proto::client::Token;
 
 /// Where kube9d listens unless told otherwise (TLS unless `--insecure`).
 pub const DEFAULT_SERVER: &str = "127.0.0.1:7209";
@@ -85,7 +86,7 @@ pub struct Cli {
     /// Join token (`<id>.<secret>`; `kube9ctl token join-command` prints a whole line).
     /// Prefer --token-file: a flag shows in the process list.
     #[arg(long, env = "KUBE9_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 
     /// A file holding the join token.
     #[arg(long, env = "KUBE9_TOKEN_FILE")]
@@ -101,8 +102,9 @@ pub struct Cli {
     pub ca_cert_hash: Option<String>,
 
     /// Talk plain text to a kube9d started with --insecure (the token and pod specs cross the
-    /// network unencrypted).
-    #[arg(long, env = "KUBE9_INSECURE")]
+    /// network unencrypted). KUBE9_INSECURE takes true/false, 1/0, yes/no or on/off.
+    #[arg(long, env = "KUBE9_INSECURE", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure: bool,
 
     /// Instance id to register with (kube9d sets it for the agents it starts); random when
@@ -172,8 +174,8 @@ pub struct Config {
     pub fence: Duration,
     /// Pod directories and logs live under `<state_dir>/pods`.
     pub state_dir: PathBuf,
-    /// Join token sent as `authorization: Bearer` on every call.
-    pub token: Option<String>,
+    /// Join token sent as `authorization: Bearer` on every call (Debug hides its secret).
+    pub token: Option<Token>,
     /// How kube9d is verified.
     pub tls: Tls,
     /// Instance id given by kube9d, if any.
@@ -232,26 +234,34 @@ impl Cli {
 }
 
 impl Cli {
-    /// The join token: `--token` or the file `--token-file`, checked for form (never echoed).
-    fn token(&self) -> Result<Option<String>, Error> {
-        let text = match (&self.token, &self.token_file) {
-            (Some(_), Some(_)) => {
-                return Err(Error::Security(
-                    "give the join token once: --token or --token-file, not both".into(),
-                ))
-            }
-            (Some(t), None) => t.clone(),
-            (None, Some(file)) => std::fs::read_to_string(file).map_err(|e| {
+    /// The join token: `--token` or the file `--token-file`, checked for form. The errors
+    /// name the flag, never the token.
+    fn token(&self) -> Result<Option<Token>, Error> {
+        match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => Err(Error::Security(
+                "give the join token once: --token or --token-file, not both".into(),
+            )),
+            (Some(Secret(text)), None) => Token::parse(text).map(Some).map_err(|e| {
                 Error::Security(format!(
-                    "failed to read --token-file {}: {e}",
-                    file.display()
+                    "--token (KUBE9_TOKEN): the join token is malformed: {e}"
                 ))
-            })?,
-            (None, None) => return Ok(None),
-        };
-        let token = kube9_proto::client::Token::parse(&text)
-            .map_err(|e| Error::Security(format!("the join token is malformed: {e}")))?;
-        Ok(Some(token.to_string()))
+            }),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    Error::Security(format!(
+                        "failed to read --token-file {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                Token::parse(&text).map(Some).map_err(|e| {
+                    Error::Security(format!(
+                        "--token-file {} holds a malformed join token: {e}",
+                        file.display()
+                    ))
+                })
+            }
+            (None, None) => Ok(None),
+        }
     }
 
     /// How kube9d at `server` is verified: refuses settings that cannot work.
@@ -298,6 +308,24 @@ impl Cli {
                 "kube9d serves TLS: give --ca-cert-hash (kube9ctl token join-command prints the whole line) or --ca-file".into(),
             )),
         }
+    }
+}
+
+/// A command-line value that is a secret (`--token`): taken as given, never shown by Debug.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
     }
 }
 
@@ -400,7 +428,11 @@ mod tests {
     fn tokens_are_checked_and_never_echoed() {
         let token = kube9_proto::client::Token::generate().to_string();
         let cli = parse(&["--name", "n", "--insecure", "--token", &token]).unwrap();
-        assert_eq!(cli.config().unwrap().token.as_deref(), Some(token.as_str()));
+        assert!(
+            !format!("{cli:?}").contains(&token),
+            "Debug shows the token"
+        );
+        assert_eq!(cli.config().unwrap().token.unwrap().to_string(), token);
         let bad = "abcdef.not-a-secret-value";
         let m = security_error(&["--name", "n", "--insecure", "--token", bad]);
         assert!(
@@ -411,7 +443,7 @@ mod tests {
         std::fs::write(&file, format!("{token}\n")).unwrap();
         let f = file.to_str().unwrap();
         let cli = parse(&["--name", "n", "--insecure", "--token-file", f]).unwrap();
-        assert_eq!(cli.config().unwrap().token.as_deref(), Some(token.as_str()));
+        assert_eq!(cli.config().unwrap().token.unwrap().to_string(), token);
         assert!(security_error(&[
             "--name",
             "n",
@@ -426,6 +458,37 @@ mod tests {
         assert!(
             security_error(&["--name", "n", "--insecure", "--token-file", f])
                 .contains("--token-file")
+        );
+    }
+
+    #[test]
+    fn a_ca_file_must_match_the_pin_when_both_are_given() {
+        use kube9_proto::client::tls::{ca_hash, pem_certificate};
+        let dir = std::env::temp_dir().join(format!("kube9-node-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ca.crt");
+        // A certificate's hash is over its DER bytes: any DER will do here.
+        let pem = pem_certificate(&[0x30, 0x03, 0x02, 0x01, 0x01]);
+        std::fs::write(&file, &pem).unwrap();
+        let f = file.to_str().unwrap();
+        let hash = ca_hash(pem.as_bytes()).unwrap();
+        let config = parse(&["--name", "n", "--ca-file", f, "--ca-cert-hash", &hash])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!(config.tls, Tls::Ca(pem.clone().into_bytes()));
+        let config = parse(&["--name", "n", "--ca-file", f])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!(config.tls, Tls::Ca(pem.into_bytes()));
+        let m = security_error(&["--name", "n", "--ca-file", f, "--ca-cert-hash", PIN]);
+        assert!(m.contains(&hash) && m.contains("--ca-cert-hash"), "{m}");
+        std::fs::write(&file, "not a certificate").unwrap();
+        assert!(security_error(&["--name", "n", "--ca-file", f]).contains("--ca-file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            security_error(&["--name", "n", "--ca-file", f]).contains("failed to read --ca-file")
         );
     }
 

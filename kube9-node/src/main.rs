@@ -44,11 +44,10 @@ async fn agent() -> anyhow::Result<()> {
         )
         .init();
     let config = cli.config().context("invalid configuration")?;
-    let exit = kube9_node::run(config, shutdown)
+    // Shut down or terminated: both are a clean exit. A refusal by kube9d is not an exit at
+    // all; the agent logs it and keeps trying (see `kube9_node::agent`).
+    kube9_node::run(config, shutdown)
         .await
         .context("node agent failed")?;
-    if let kube9_node::agent::Exit::Refused(why) = exit {
-        anyhow::bail!("kube9d refused this agent: {why}");
-    }
     Ok(())
 }

@@ -11,7 +11,9 @@ use kube9_proto::pb::{
     self, agent_message::Msg as Up, control_message::Msg as Down, ContainerState, PodPhase,
 };
 use nix::sys::signal::Signal;
-use support::{eventually, process_exists, temp_dir, AgentProcess, Conn, FakeServer};
+use support::{
+    eventually, process_exists, temp_dir, test_token, AgentProcess, Conn, FakeServer, TestPki,
+};
 
 fn pod(name: &str, uid: &str, containers: Vec<pb::Container>) -> pb::Pod {
     pb::Pod {
@@ -282,14 +284,142 @@ async fn a_node_refused_while_another_agent_holds_it_keeps_retrying() {
     assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
 }
 
+/// An agent whose every attach kube9d refuses with `code` logs why, as an error naming
+/// `hint`, and keeps trying (it neither exits nor stops presenting its token); once kube9d
+/// takes it, it registers.
+async fn refused_for_its_credentials_keeps_retrying(code: tonic::Code, tag: &str, hint: &str) {
+    let mut server = FakeServer::start(Some(code)).await;
+    let dir = temp_dir(tag);
+    let mut agent = AgentProcess::start(&server.addr.to_string(), tag, &dir, &[]);
+    eventually("a second refused attach", || server.attempts() >= 2).await;
+    let said = "kube9d refused this agent: refused by the fake kube9d; check";
+    eventually("the refusal to be logged", || {
+        agent.log_lines_with(&["ERROR", said, hint]) >= 1
+    })
+    .await;
+    assert!(
+        agent.child.try_wait().unwrap().is_none(),
+        "the agent exited"
+    );
+    let bearer = format!("Bearer {}", test_token());
+    assert!(server
+        .authorizations()
+        .iter()
+        .all(|a| a.as_deref() == Some(bearer.as_str())));
+    // The token is made (or fixed) meanwhile: the next attempt gets in.
+    server.accept_all();
+    let mut conn = server.accept().await;
+    assert_eq!(accept_register(&mut conn, 0).await.node_name, tag);
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
 #[tokio::test]
-async fn an_agent_kube9d_will_never_accept_exits_with_an_error() {
-    // PermissionDenied: e.g. the wrong cluster id. Retrying cannot help.
-    let server = FakeServer::start(Some(tonic::Code::PermissionDenied)).await;
-    let dir = temp_dir("denied");
-    let mut agent = AgentProcess::start(&server.addr.to_string(), "d-node", &dir, &[]);
-    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(1));
-    assert_eq!(server.attempts(), 1);
+async fn an_agent_whose_token_kube9d_does_not_know_says_so_and_keeps_retrying() {
+    let code = tonic::Code::Unauthenticated;
+    refused_for_its_credentials_keeps_retrying(code, "unauth-node", "--token-file").await;
+}
+
+#[tokio::test]
+async fn an_agent_kube9d_denies_says_so_and_keeps_retrying() {
+    // PermissionDenied: a token without the node role, or another cluster id.
+    let code = tonic::Code::PermissionDenied;
+    refused_for_its_credentials_keeps_retrying(code, "denied-node", "--cluster-id").await;
+}
+
+#[tokio::test]
+async fn the_agent_presents_the_token_of_its_token_file_as_a_bearer_token() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("token-file");
+    let token = kube9_proto::client::Token::generate();
+    let file = dir.join("join-token");
+    std::fs::write(&file, format!("  {token}\n")).unwrap();
+    let args = ["--insecure", "--token-file", file.to_str().unwrap()];
+    let mut agent = AgentProcess::spawn(&server.addr.to_string(), "tf-node", &dir, &args);
+    let mut conn = server.accept().await;
+    let bearer = format!("Bearer {token}");
+    assert_eq!(conn.authorization.as_deref(), Some(bearer.as_str()));
+    // The token rides the call's metadata only; Register's field stays empty.
+    assert!(accept_register(&mut conn, 0).await.token.is_empty());
+    assert!(!agent.logged(&token.secret), "the log shows the secret");
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test]
+async fn an_agent_pinning_the_ca_by_hash_fetches_it_once_and_attaches_over_tls() {
+    let pki = TestPki::new();
+    let mut server = FakeServer::start_tls(None, &pki).await;
+    let dir = temp_dir("pinned");
+    // No scheme: TLS is the default.
+    let args = ["--token", test_token(), "--ca-cert-hash", &pki.ca_hash];
+    let mut agent = AgentProcess::spawn(&server.addr.to_string(), "pin-node", &dir, &args);
+    let mut conn = server.accept().await;
+    let bearer = format!("Bearer {}", test_token());
+    assert_eq!(conn.authorization.as_deref(), Some(bearer.as_str()));
+    assert!(accept_register(&mut conn, 0).await.token.is_empty());
+    // Reconnecting uses the CA it has.
+    conn.hang_up();
+    let mut conn = server.accept().await;
+    accept_register(&mut conn, 0).await;
+    assert_eq!(agent.log_lines_with(&["fetched kube9d's CA"]), 1);
+    assert!(!agent.logged("unencrypted"));
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test]
+async fn an_agent_given_the_ca_file_attaches_over_tls() {
+    let pki = TestPki::new();
+    let mut server = FakeServer::start_tls(None, &pki).await;
+    let dir = temp_dir("ca-file");
+    let ca = pki.ca_file(&dir);
+    let args = ["--token", test_token(), "--ca-file", ca.to_str().unwrap()];
+    let mut agent = AgentProcess::spawn(&server.https_url(), "ca-node", &dir, &args);
+    let mut conn = server.accept().await;
+    assert!(conn.authorization.is_some());
+    accept_register(&mut conn, 0).await;
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_kube9d_without_the_pinned_ca_gets_no_token_and_an_error_each_attempt() {
+    let server = FakeServer::start_tls(None, &TestPki::new()).await;
+    let dir = temp_dir("wrong-pin");
+    let other = TestPki::new();
+    let args = ["--token", test_token(), "--ca-cert-hash", &other.ca_hash];
+    let mut agent = AgentProcess::spawn(&server.https_url(), "wp-node", &dir, &args);
+    eventually("two refusals of the CA, logged as errors", || {
+        agent.log_lines_with(&[
+            "ERROR",
+            "no certificate matching the CA hash",
+            "--ca-cert-hash",
+        ]) >= 2
+    })
+    .await;
+    // Nothing was sent to a server that could not prove it is kube9d.
+    assert_eq!(server.attempts(), 0);
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_kube9d_the_ca_file_does_not_vouch_for_gets_no_token_and_the_cause_is_logged() {
+    let server = FakeServer::start_tls(None, &TestPki::new()).await;
+    let dir = temp_dir("wrong-ca");
+    let ca = TestPki::new().ca_file(&dir);
+    let args = ["--token", test_token(), "--ca-file", ca.to_str().unwrap()];
+    let mut agent = AgentProcess::spawn(&server.https_url(), "wc-node", &dir, &args);
+    let cause = ["WARN", "agent stream lost", "invalid peer certificate"];
+    let hint = "not signed by the --ca-file CA";
+    eventually("the TLS failure, its cause and a hint to be logged", || {
+        agent.log_lines_with(&[&cause[..], &[hint]].concat()) >= 1
+    })
+    .await;
+    assert_eq!(server.attempts(), 0);
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
 }
 
 /// The next message must be `Deregister`; returns its reason.
@@ -525,8 +655,30 @@ async fn a_stream_on_which_nothing_is_acknowledged_is_taken_for_dead_and_the_age
     assert_registers_without_pods(&mut server).await;
 }
 
-/// The agent's stderr and exit status when it is started with `args` and must refuse them.
-fn refused_start(args: &[&str]) -> (std::process::ExitStatus, String) {
+#[tokio::test]
+async fn an_agent_speaking_the_other_protocol_is_told_which_flags_to_change() {
+    // Plain text to a kube9d serving TLS.
+    let pki = TestPki::new();
+    let tls = FakeServer::start_tls(None, &pki).await;
+    let dir = temp_dir("plain-to-tls");
+    let plain_agent = AgentProcess::start(&format!("http://{}", tls.addr), "pt-node", &dir, &[]);
+    // TLS to a kube9d started with --insecure.
+    let plain = FakeServer::start(None).await;
+    let dir = temp_dir("tls-to-plain");
+    let ca = pki.ca_file(&dir);
+    let args = ["--token", test_token(), "--ca-file", ca.to_str().unwrap()];
+    let tls_agent = AgentProcess::spawn(&plain.https_url(), "tp-node", &dir, &args);
+    eventually("both hints", || {
+        plain_agent.log_lines_with(&["WARN", "it serves TLS unless started with --insecure"]) >= 1
+            && tls_agent.log_lines_with(&["WARN", "kube9d does not speak TLS"]) >= 1
+    })
+    .await;
+    assert_eq!(tls.attempts() + plain.attempts(), 0);
+}
+
+/// The agent's stderr and exit status when it is started with `args` (and `envs`) and must
+/// refuse them.
+fn refused_start(args: &[&str], envs: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_kube9-node"))
         .args([
             "--name",
@@ -537,9 +689,11 @@ fn refused_start(args: &[&str]) -> (std::process::ExitStatus, String) {
         .args(args)
         .env_remove("KUBE9_SERVER")
         .env_remove("KUBE9_TOKEN")
+        .env_remove("KUBE9_TOKEN_FILE")
         .env_remove("KUBE9_INSECURE")
         .env_remove("KUBE9_CA_FILE")
         .env_remove("KUBE9_CA_CERT_HASH")
+        .envs(envs.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -549,25 +703,65 @@ fn refused_start(args: &[&str]) -> (std::process::ExitStatus, String) {
     )
 }
 
+/// Starts the agent with `args` and `envs`; it must exit 1 at once, saying `sentence`.
+fn assert_refused(args: &[&str], envs: &[(&str, &str)], sentence: &str) -> String {
+    let (status, err) = refused_start(args, envs);
+    assert_eq!(status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.contains(sentence), "{args:?}: {err}");
+    err
+}
+
 #[test]
 fn the_agent_refuses_settings_that_would_talk_plain_text_or_trust_anyone() {
-    let (status, err) = refused_start(&["--server", "http://127.0.0.1:9"]);
-    assert!(!status.success());
-    assert!(err.contains("plain text needs --insecure"), "{err}");
-    let (status, err) = refused_start(&["--server", "127.0.0.1:9"]);
-    assert!(!status.success());
-    assert!(
-        err.contains("--ca-cert-hash") && err.contains("--ca-file"),
-        "{err}"
+    let plain = "kube9d serves TLS by default; plain text needs --insecure";
+    assert_refused(&["--server", "http://127.0.0.1:9"], &[], plain);
+    assert_refused(&[], &[("KUBE9_SERVER", "http://127.0.0.1:9")], plain);
+    let no_ca =
+        "give --ca-cert-hash (kube9ctl token join-command prints the whole line) or --ca-file";
+    assert_refused(&["--server", "127.0.0.1:9"], &[], no_ca);
+    assert_refused(&["--server", "https://127.0.0.1:9"], &[], no_ca);
+    let https = ["--server", "https://127.0.0.1:9"];
+    assert_refused(
+        &[&https[..], &["--insecure"]].concat(),
+        &[],
+        "drop --insecure",
     );
+    // The variable takes the usual spellings of true.
+    assert_refused(&https, &[("KUBE9_INSECURE", "1")], "drop --insecure");
+    let pin = format!("sha256:{}", "0".repeat(64));
+    let ca = TestPki::new();
+    let dir = temp_dir("cfg-ca");
+    let ca_file = ca.ca_file(&dir);
+    let both = [
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+        "--ca-cert-hash",
+        &pin,
+    ];
+    assert_refused(&both, &[], "not the --ca-cert-hash given");
+}
+
+#[test]
+fn a_malformed_token_is_refused_without_showing_it() {
     let secret = "0123456789abcdef-not-hex";
-    let (status, err) = refused_start(&[
-        "--insecure",
-        "--server",
-        "http://127.0.0.1:9",
+    let token = format!("abcdef.{secret}");
+    let insecure = ["--insecure", "--server", "http://127.0.0.1:9"];
+    let err = assert_refused(
+        &[&insecure[..], &["--token", &token]].concat(),
+        &[],
         "--token",
-        &format!("abcdef.{secret}"),
-    ]);
-    assert!(!status.success());
+    );
     assert!(err.contains("malformed") && !err.contains(secret), "{err}");
+    let err = assert_refused(&insecure, &[("KUBE9_TOKEN", &token)], "malformed");
+    assert!(!err.contains(secret), "{err}");
+    let dir = temp_dir("cfg-token");
+    let file = dir.join("join-token");
+    std::fs::write(&file, &token).unwrap();
+    let with_file = [&insecure[..], &["--token-file", file.to_str().unwrap()]].concat();
+    let err = assert_refused(&with_file, &[], "--token-file");
+    assert!(err.contains("malformed") && !err.contains(secret), "{err}");
+    std::fs::remove_file(&file).unwrap();
+    assert_refused(&with_file, &[], "failed to read --token-file");
+    let both = [&with_file[..], &["--token", &token]].concat();
+    assert_refused(&both, &[], "--token or --token-file, not both");
 }

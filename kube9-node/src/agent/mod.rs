@@ -10,7 +10,8 @@
 //!
 //! ```text
 //!   connecting ──Registered──▶ serving ──stream ends / fails──▶ backing off ──▶ connecting
-//!        │ attach refused (PermissionDenied, FailedPrecondition): longest backoff, retry
+//!        │ attach refused (Unauthenticated, PermissionDenied, FailedPrecondition): logged,
+//!        │ longest backoff, retry
 //!   serving ──SIGTERM──▶ Deregister + stop pods ──▶ exit 0
 //!   connecting / backing off ──SIGTERM──▶ farewell (new stream: Register, Deregister; ≤ 1.5 s)
 //!                                          + stop pods ──▶ exit 0
@@ -21,6 +22,11 @@
 //! them after it); the next Register carries their statuses. The farewell on SIGTERM while not
 //! serving is best effort: it tells kube9d that the node was stopped on purpose (so it does not
 //! try to recover it), and gives up quietly when kube9d cannot be reached in time.
+//!
+//! A refusal is never final: a join token may be created after the agent starts, another
+//! agent may leave the node. The agent logs why (as an error for credentials: a missing,
+//! unknown or revoked token, a token without the node role, another cluster) and keeps
+//! trying; to the fence it is no contact, as a lost connection is.
 
 pub mod backoff;
 pub mod components;
@@ -53,9 +59,6 @@ pub enum Exit {
     Shutdown,
     /// kube9d sent Terminate with this reason.
     Terminated(String),
-    /// kube9d will never accept this agent (PermissionDenied: wrong cluster id, and later a bad
-    /// join token): retrying cannot help.
-    Refused(String),
 }
 
 /// The node agent: its configuration, its pods, and what survives reconnects (component
@@ -124,27 +127,11 @@ impl Agent {
                         backoff.reset();
                         failures = 0;
                     }
-                    let error = error_chain(&error);
-                    if failures == 0 || failures.is_power_of_two() {
-                        warn!(server = %self.config.server, %error, failures, "agent stream lost, reconnecting");
-                    } else {
-                        debug!(server = %self.config.server, %error, failures, "reconnect failed");
-                    }
+                    self.log_lost(&error, failures);
                     failures += 1;
-                }
-                SessionEnd::Rejected(status) if status.code() == tonic::Code::Unauthenticated => {
-                    // A token may be made or fixed meanwhile: keep trying, slowly.
-                    backoff.saturate();
-                    if failures == 0 || failures.is_power_of_two() {
-                        self.log_rejection(&status, failures);
-                    }
-                    failures += 1;
-                }
-                SessionEnd::Rejected(status) if status.code() == tonic::Code::PermissionDenied => {
-                    self.log_rejection(&status, failures);
-                    break Exit::Refused(status.message().to_string());
                 }
                 SessionEnd::Rejected(status) => {
+                    // Not welcome now; maybe later (a token made, another agent gone): slowly.
                     backoff.saturate();
                     if failures == 0 || failures.is_power_of_two() {
                         self.log_rejection(&status, failures);
@@ -205,18 +192,40 @@ impl Agent {
         info!("fenced: pods stopped; reconnecting");
     }
 
+    /// Logs a failed or lost connection: the 1st, 2nd, 3rd, 5th, 9th, ... in a row as a
+    /// warning (the others at debug), with the whole cause (a TLS failure's root cause is at
+    /// the end of the chain). A CA that does not match the pin is an error every time: it
+    /// will not fix itself, and it may be someone impersonating kube9d.
+    fn log_lost(&self, error: &session::Error, failures: u32) {
+        let server = &self.config.server;
+        let mut chain = error_chain(error);
+        if let Some(hint) = dial::hint(server, &chain) {
+            chain = format!("{chain} ({hint})");
+        }
+        if error.is_pin_mismatch() {
+            tracing::error!(%server, failures,
+                "refusing to talk to {server}: {chain}; check --ca-cert-hash (kube9ctl token join-command prints this cluster's); retrying");
+        } else if failures == 0 || failures.is_power_of_two() {
+            warn!(%server, error = %chain, failures, "agent stream lost, reconnecting");
+        } else {
+            debug!(%server, error = %chain, failures, "reconnect failed");
+        }
+    }
+
+    /// Logs a refusal in words: credentials (Unauthenticated, PermissionDenied) are errors
+    /// that name the flags to check; a node held by another agent is a warning.
     fn log_rejection(&self, status: &tonic::Status, failures: u32) {
         let node = &self.config.name;
         let server = &self.config.server;
         let detail = status.message();
-        if status.code() == tonic::Code::Unauthenticated {
-            tracing::error!(%server, %detail, failures,
-                "kube9d refused this agent's token; check --token or --token-file (kube9ctl token join-command makes one); retrying");
-        } else if status.code() == tonic::Code::FailedPrecondition {
-            warn!(%server, %node, %detail, failures,
-                "refused: another agent is attached as node {node}; retrying until it leaves");
-        } else {
-            warn!(%server, code = ?status.code(), %detail, failures, "server refused this node, retrying");
+        match status.code() {
+            tonic::Code::Unauthenticated => tracing::error!(%server, failures,
+                "kube9d refused this agent: {detail}; check --token or --token-file (kube9ctl token join-command makes a node token); retrying"),
+            tonic::Code::PermissionDenied => tracing::error!(%server, failures,
+                "kube9d refused this agent: {detail}; check --token (it must be a node token) and --cluster-id; retrying"),
+            tonic::Code::FailedPrecondition => warn!(%server, %node, %detail, failures,
+                "refused: another agent is attached as node {node}; retrying until it leaves"),
+            code => warn!(%server, ?code, %detail, failures, "server refused this node, retrying"),
         }
     }
 }
@@ -229,13 +238,17 @@ pub async fn shutdown_requested(shutdown: &mut ShutdownRx) -> &'static str {
     }
 }
 
-/// An error with its sources: "failed to connect: transport error: connection refused".
+/// An error with its sources: "failed to connect: transport error: connection refused". A
+/// cause whose text is already there (wrappers that print their source) is not repeated.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -246,5 +259,28 @@ pub fn grace_period(grace_period_ms: u64) -> Duration {
     match grace_period_ms {
         0 => DEFAULT_GRACE,
         ms => Duration::from_millis(ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to connect")]
+    struct Outer(#[source] Wrapper);
+
+    /// Prints its source, as tonic's and hyper's wrappers do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("transport error: {0}")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        let root = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        assert_eq!(
+            error_chain(&Outer(Wrapper(root))),
+            "failed to connect: transport error: invalid peer certificate: UnknownIssuer"
+        );
     }
 }

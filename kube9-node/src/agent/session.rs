@@ -44,10 +44,10 @@ pub enum Error {
     #[error(transparent)]
     Connect(#[from] super::dial::DialError),
     /// kube9d answered the attach with an error.
-    #[error("failed to attach: {}: {}", .0.code(), .0.message())]
+    #[error("failed to attach: {}: {}{}", .0.code(), .0.message(), cause(.0))]
     Attach(tonic::Status),
     /// The stream failed after registration.
-    #[error("failed to read the stream: {}: {}", .0.code(), .0.message())]
+    #[error("failed to read the stream: {}: {}{}", .0.code(), .0.message(), cause(.0))]
     Stream(tonic::Status),
     /// kube9d ended the stream.
     #[error("stream closed by the server")]
@@ -64,6 +64,26 @@ pub enum Error {
     Protocol(String),
 }
 
+/// What a status made from a transport failure says of its cause (`: http2 error: …`), empty
+/// for one kube9d sent: "Unknown: transport error" alone cannot tell a TLS port from a reset.
+fn cause(status: &tonic::Status) -> String {
+    let mut text = String::new();
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl Error {
+    /// Whether kube9d presented no CA with the pinned hash (see [`super::dial`]).
+    pub fn is_pin_mismatch(&self) -> bool {
+        matches!(self, Error::Connect(dial) if dial.is_pin_mismatch())
+    }
+}
+
 /// How a session ended.
 #[derive(Debug)]
 pub enum SessionEnd {
@@ -77,7 +97,8 @@ pub enum SessionEnd {
     },
     /// kube9d sent Terminate.
     Terminate(String),
-    /// The server refused this node (PermissionDenied / FailedPrecondition).
+    /// The server refused this node: its credentials (Unauthenticated, PermissionDenied) or,
+    /// for now, the node name (FailedPrecondition).
     Rejected(tonic::Status),
     /// Connection failed or was lost; `registered` tells whether it had been established.
     Lost {

@@ -1,5 +1,6 @@
-//! Test support: a scripted fake kube9d (AgentService only) on an ephemeral port, and the real
-//! `kube9-node` binary as a child process that is killed if a test fails.
+//! Test support: a scripted fake kube9d (AgentService only) on an ephemeral port, over plain
+//! text or TLS with a CA made per run ([`TestPki`]), and the real `kube9-node` binary as a
+//! child process that is killed if a test fails.
 
 #![allow(dead_code)]
 
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::StreamExt;
+use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Code, Request, Response, Status, Streaming};
 
 /// How long any single expectation may take.
@@ -88,12 +90,14 @@ pub struct FakeServer {
     conns: mpsc::UnboundedReceiver<Conn>,
     attempts: Arc<AtomicUsize>,
     reject: Arc<Mutex<Option<Code>>>,
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 struct FakeService {
     conns: mpsc::UnboundedSender<Conn>,
     reject: Arc<Mutex<Option<Code>>>,
     attempts: Arc<AtomicUsize>,
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 #[tonic::async_trait]
@@ -104,16 +108,21 @@ impl AgentService for FakeService {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::AttachStream>, Status> {
-        self.attempts.fetch_add(1, Ordering::SeqCst);
-        if let Some(code) = *self.reject.lock().unwrap() {
-            return Err(Status::new(code, "refused by the fake kube9d"));
-        }
-        let (to_agent, rx) = mpsc::channel(64);
         let authorization = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(String::from);
+        // Recorded before the count: a test that saw the count sees the header.
+        self.authorizations
+            .lock()
+            .unwrap()
+            .push(authorization.clone());
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if let Some(code) = *self.reject.lock().unwrap() {
+            return Err(Status::new(code, "refused by the fake kube9d"));
+        }
+        let (to_agent, rx) = mpsc::channel(64);
         let _ = self.conns.send(Conn {
             authorization,
             from_agent: request.into_inner(),
@@ -124,20 +133,39 @@ impl AgentService for FakeService {
 }
 
 impl FakeServer {
-    /// Starts a fake that accepts every stream (or refuses each with `reject`).
+    /// Starts a fake speaking plain text that accepts every stream (or refuses each with
+    /// `reject`).
     pub async fn start(reject: Option<Code>) -> FakeServer {
+        FakeServer::serve(reject, None).await
+    }
+
+    /// Starts a fake speaking TLS with `pki`'s server certificate.
+    pub async fn start_tls(reject: Option<Code>, pki: &TestPki) -> FakeServer {
+        FakeServer::serve(reject, Some(pki)).await
+    }
+
+    async fn serve(reject: Option<Code>, pki: Option<&TestPki>) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, conns) = mpsc::unbounded_channel();
         let attempts = Arc::new(AtomicUsize::new(0));
         let reject = Arc::new(Mutex::new(reject));
+        let authorizations = Arc::default();
         let service = FakeService {
             conns: tx,
             reject: reject.clone(),
             attempts: attempts.clone(),
+            authorizations: Arc::clone(&authorizations),
         };
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(pki) = pki {
+            let identity = Identity::from_pem(&pki.server_chain_pem, &pki.server_key_pem);
+            builder = builder
+                .tls_config(ServerTlsConfig::new().identity(identity))
+                .unwrap();
+        }
         tokio::spawn(
-            tonic::transport::Server::builder()
+            builder
                 .add_service(AgentServiceServer::new(service))
                 .serve_with_incoming(TcpListenerStream::new(listener)),
         );
@@ -146,7 +174,13 @@ impl FakeServer {
             conns,
             attempts,
             reject,
+            authorizations,
         }
+    }
+
+    /// `https://` and the address: what an agent dials a TLS fake with.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     /// From now on, accepts every stream.
@@ -165,6 +199,64 @@ impl FakeServer {
     /// How many attach calls were made.
     pub fn attempts(&self) -> usize {
         self.attempts.load(Ordering::SeqCst)
+    }
+
+    /// The `authorization` metadata of every attach call so far, refused ones included.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.authorizations.lock().unwrap().clone()
+    }
+}
+
+/// A cluster CA and a server certificate it signed for `127.0.0.1` and `localhost`, made per
+/// run as kube9d makes its own.
+pub struct TestPki {
+    pub ca_pem: String,
+    /// `sha256:<hex>` of the CA certificate: what `--ca-cert-hash` takes.
+    pub ca_hash: String,
+    /// The server certificate, then the CA (kube9d serves the chain: the pin finds the CA in
+    /// it).
+    pub server_chain_pem: String,
+    pub server_key_pem: String,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "kube9-node test CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let server_key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "kube9d");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let server = params.signed_by(&server_key, &issuer).unwrap();
+        let ca_pem = ca.pem();
+        TestPki {
+            ca_hash: kube9_proto::client::tls::ca_hash(ca_pem.as_bytes()).unwrap(),
+            server_chain_pem: format!("{}{ca_pem}", server.pem()),
+            server_key_pem: server_key.serialize_pem(),
+            ca_pem,
+        }
+    }
+
+    /// Writes the CA to `<dir>/ca.crt` (for `--ca-file`); returns the path.
+    pub fn ca_file(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("ca.crt");
+        std::fs::write(&path, &self.ca_pem).unwrap();
+        path
     }
 }
 
@@ -192,8 +284,15 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// Starts `kube9-node` against `server` with state under `dir`.
+    /// Starts `kube9-node` against a fake kube9d speaking plain text at `server` (so with
+    /// `--insecure` and [`test_token`]), with state under `dir`.
     pub fn start(server: &str, name: &str, dir: &Path, extra: &[&str]) -> AgentProcess {
+        let security = ["--insecure", "--token", test_token()];
+        AgentProcess::spawn(server, name, dir, &[&security[..], extra].concat())
+    }
+
+    /// Starts `kube9-node` with `args` as its only credentials and TLS settings.
+    pub fn spawn(server: &str, name: &str, dir: &Path, args: &[&str]) -> AgentProcess {
         let stderr = std::fs::File::create(dir.join("agent.stderr")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_kube9-node"))
             .args([
@@ -206,14 +305,13 @@ impl AgentProcess {
             ])
             .arg("--state-dir")
             .arg(dir.join("state"))
-            // The fake kube9d speaks plain text.
-            .args(["--insecure", "--token", test_token()])
-            .args(extra)
+            .args(args)
             .env_remove("KUBE9_SERVER")
             .env_remove("KUBE9_TOKEN")
             .env_remove("KUBE9_TOKEN_FILE")
             .env_remove("KUBE9_CA_FILE")
             .env_remove("KUBE9_CA_CERT_HASH")
+            .env_remove("KUBE9_INSECURE")
             .env_remove("KUBE9_NODE_NAME")
             .env_remove("KUBE9_STATE_DIR")
             // Processes unless `extra` says `--pod-runtime docker` (a flag beats the variable).
@@ -240,7 +338,20 @@ impl AgentProcess {
 
     /// Whether the agent's log so far contains `text`.
     pub fn logged(&self, text: &str) -> bool {
-        std::fs::read_to_string(self.dir.join("agent.stderr")).is_ok_and(|log| log.contains(text))
+        self.log().contains(text)
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.stderr")).unwrap_or_default()
+    }
+
+    /// How many lines of the agent's log so far contain every one of `texts`.
+    pub fn log_lines_with(&self, texts: &[&str]) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| texts.iter().all(|t| line.contains(t)))
+            .count()
     }
 
     /// Waits for the exit code, within `within`.
