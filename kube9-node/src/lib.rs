@@ -8,6 +8,7 @@
 //! - [`cri`]: the container runtime interface and its Docker implementation (pods as real
 //!   containers from their images, one sandbox per pod).
 //! - [`kubelet`]: Kubernetes' rules for a pod's containers (restart policy, back-off, phase).
+//! - [`logging`]: the agent's own log, which a full disk or a closed stderr cannot fail.
 //! - [`pause`]: the process of a pod's sandbox container (`kube9-node pause`).
 //! - [`standin`]: the built-in long-lived process for containers without a command.
 //! - [`usage`]: `kube9-node du`, run in a pod's sandbox to measure its emptyDir volumes.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod containers;
 pub mod cri;
 pub mod kubelet;
+pub mod logging;
 pub mod pause;
 pub mod standin;
 pub mod usage;

@@ -571,3 +571,61 @@ fn the_agent_refuses_settings_that_would_talk_plain_text_or_trust_anyone() {
     assert!(!status.success());
     assert!(err.contains("malformed") && !err.contains(secret), "{err}");
 }
+
+/// `/dev/full`: every write fails with ENOSPC, as stderr does on a full disk.
+fn full_device() -> Stdio {
+    std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full")
+        .into()
+}
+
+/// The next heartbeat, acknowledged as kube9d does (so the agent never fences).
+async fn acked_heartbeat(conn: &mut Conn) -> u64 {
+    acking_until(conn, |m| match m {
+        Up::Heartbeat(h) => Some(h.seq),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_agent_whose_log_cannot_be_written_keeps_registering_heartbeating_and_running_pods() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("full-stderr");
+    let address = format!("http://{}", server.addr);
+    let mut agent =
+        AgentProcess::start_with_stderr(&address, "full-node", &dir, &[], full_device());
+    let mut conn = server.accept().await;
+    let register = accept_register(&mut conn, 100).await;
+    assert_eq!(register.node_name, "full-node");
+
+    // Every one of these logs lines (at debug) that cannot be written.
+    conn.send(Down::RunPod(pb::RunPod {
+        pod: Some(pod("chatty", "uid-chatty", vec![standin_container()])),
+    }))
+    .await;
+    status_of(&mut conn, "chatty", |s| s.phase() == PodPhase::Running).await;
+    let first = acked_heartbeat(&mut conn).await;
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut last = first;
+    while Instant::now() < until {
+        last = acked_heartbeat(&mut conn).await;
+    }
+    assert!(
+        last >= first + 20,
+        "heartbeats every 100 ms for 4 s, got seq {first}..{last}"
+    );
+    assert!(
+        agent.child.try_wait().unwrap().is_none(),
+        "the agent exited: {:?}",
+        agent.child.try_wait()
+    );
+    let reply = fetch_logs(&mut conn, 1, "chatty", "").await;
+    assert_eq!(reply.error, "");
+    assert!(String::from_utf8_lossy(&reply.content).contains("kube9 stand-in for image nginx"));
+
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}

@@ -195,6 +195,18 @@ impl AgentProcess {
     /// Starts `kube9-node` against `server` with state under `dir`.
     pub fn start(server: &str, name: &str, dir: &Path, extra: &[&str]) -> AgentProcess {
         let stderr = std::fs::File::create(dir.join("agent.stderr")).unwrap();
+        Self::start_with_stderr(server, name, dir, extra, stderr.into())
+    }
+
+    /// [`AgentProcess::start`], the agent's log going to `stderr` (e.g. `/dev/full`) rather
+    /// than to `<dir>/agent.stderr`.
+    pub fn start_with_stderr(
+        server: &str,
+        name: &str,
+        dir: &Path,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> AgentProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_kube9-node"))
             .args([
                 "--server",
