@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use kube9_proto::client::Token;
 
+use crate::containers::logs::LogLimits;
+
 /// Where kube9d listens unless told otherwise (TLS unless `--insecure`).
 pub const DEFAULT_SERVER: &str = "127.0.0.1:7209";
 
@@ -138,8 +140,36 @@ pub struct Cli {
               .range(1..=i64::from(u32::MAX - crate::containers::isolation::POD_UID_SLOTS - 1)))]
     pub pod_uid_base: u32,
 
+    /// A container's log is rotated before it grows past this size: bytes, or with a suffix
+    /// (`512Ki`, `10Mi`, `1G`); at least 1Ki. Engine containers get it as their json-file log
+    /// driver's `max-size`.
+    #[arg(long, env = "KUBE9_CONTAINER_LOG_MAX_SIZE", default_value = "10Mi",
+          value_parser = parse_log_size)]
+    pub container_log_max_size: u64,
+
+    /// How many log files a container keeps, the current one included (2: the current file
+    /// and one rotated `.1`). Engine containers get it as their log driver's `max-file`.
+    #[arg(long, env = "KUBE9_CONTAINER_LOG_MAX_FILES",
+          default_value_t = LogLimits::DEFAULT_MAX_FILES,
+          value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub container_log_max_files: u32,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The smallest `--container-log-max-size`: below it, the agent would do little but rotate.
+const MIN_LOG_SIZE: u64 = 1024;
+
+/// `--container-log-max-size`: a size in bytes, with or without a suffix.
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    let bytes = kube9_proto::quantity::parse_memory(text).map_err(|e| {
+        format!("a log size is bytes (1048576) or a size with a suffix (512Ki, 10Mi): {e}")
+    })?;
+    match u64::try_from(bytes) {
+        Ok(bytes) if bytes >= MIN_LOG_SIZE => Ok(bytes),
+        _ => Err(format!("a log size must be at least 1Ki, not {text}")),
+    }
 }
 
 /// Subcommands (all hidden: they are for the agent's own use).
@@ -188,6 +218,8 @@ pub struct Config {
     pub eviction_interval: Duration,
     /// First uid (and gid) of process pods when the agent is root.
     pub pod_uid_base: u32,
+    /// How big container logs may grow.
+    pub log_limits: LogLimits,
     /// Program run (as `<program> standin --image IMAGE -- ARGS`) for containers without a
     /// command: normally the agent's own binary.
     pub standin_program: PathBuf,
@@ -228,6 +260,10 @@ impl Cli {
             pod_network: self.pod_network.clone().filter(|n| !n.is_empty()),
             eviction_interval: Duration::from_millis(self.eviction_interval_ms),
             pod_uid_base: self.pod_uid_base,
+            log_limits: LogLimits {
+                max_size: self.container_log_max_size,
+                max_files: self.container_log_max_files,
+            },
             standin_program: standin_program()?,
         })
     }
@@ -509,6 +545,45 @@ mod tests {
         assert!(parse(&["--name", "n1", "--pod-uid-base", "0"]).is_err());
         let cli = parse(&["--name", "n1", "--insecure", "--cluster-id", "other"]).unwrap();
         assert_eq!(cli.config().unwrap().cluster_id, "other");
+        assert_eq!(
+            config.log_limits,
+            LogLimits {
+                max_size: 10 * 1024 * 1024,
+                max_files: 2
+            }
+        );
+    }
+
+    #[test]
+    fn container_log_limits_take_sizes_with_suffixes_and_refuse_nonsense() {
+        let limits = |args: &[&str]| {
+            let mut all = vec!["--name", "n1", "--insecure"];
+            all.extend(args);
+            parse(&all).map(|cli| cli.config().unwrap().log_limits)
+        };
+        let got = limits(&[
+            "--container-log-max-size",
+            "512Ki",
+            "--container-log-max-files",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!((got.max_size, got.max_files), (512 * 1024, 5));
+        let got = limits(&["--container-log-max-size", "4096"]).unwrap();
+        assert_eq!(got.max_size, 4096);
+        assert_eq!(
+            limits(&["--container-log-max-size", "1M"])
+                .unwrap()
+                .max_size,
+            1_000_000
+        );
+        for bad in ["0", "100", "-1Mi", "10 MB", "lots"] {
+            assert!(
+                limits(&["--container-log-max-size", bad]).is_err(),
+                "{bad} was taken"
+            );
+        }
+        assert!(limits(&["--container-log-max-files", "1"]).is_err());
     }
 
     #[test]

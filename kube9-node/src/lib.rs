@@ -8,6 +8,7 @@
 //! - [`cri`]: the container runtime interface and its Docker implementation (pods as real
 //!   containers from their images, one sandbox per pod).
 //! - [`kubelet`]: Kubernetes' rules for a pod's containers (restart policy, back-off, phase).
+//! - [`logging`]: the agent's own log, which a full disk or a closed stderr cannot fail.
 //! - [`pause`]: the process of a pod's sandbox container (`kube9-node pause`).
 //! - [`standin`]: the built-in long-lived process for containers without a command.
 //! - [`usage`]: `kube9-node du`, run in a pod's sandbox to measure its emptyDir volumes.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod containers;
 pub mod cri;
 pub mod kubelet;
+pub mod logging;
 pub mod pause;
 pub mod standin;
 pub mod usage;
@@ -62,7 +64,7 @@ where
         path: pods_dir,
         source,
     })?;
-    let engine = pod_engine(config.pod_runtime).await?;
+    let engine = pod_engine(config.pod_runtime, config.log_limits).await?;
     let isolation = containers::isolation::Isolation::detect(config.pod_uid_base);
     if engine.is_none() {
         reachable_pod_dirs(&config.state_dir, &isolation)?;
@@ -76,6 +78,7 @@ where
             cluster_id: config.cluster_id.clone(),
             pod_network: config.pod_network.clone(),
             eviction_interval: config.eviction_interval,
+            log_limits: config.log_limits,
         },
         isolation,
     );
@@ -119,15 +122,21 @@ fn reachable_pod_dirs(
     Ok(())
 }
 
-/// The engine pods run through, per `--pod-runtime`: `None` for processes.
+/// The engine pods run through, per `--pod-runtime`: `None` for processes. Its containers'
+/// logs are capped by `log_limits`.
 async fn pod_engine(
     choice: config::PodRuntime,
+    log_limits: containers::logs::LogLimits,
 ) -> Result<Option<Arc<dyn cri::ContainerRuntime>>, Error> {
     use config::PodRuntime;
     if choice == PodRuntime::Process {
         return Ok(None);
     }
-    match cri::DockerRuntime::connect(cri::DockerConfig::default()).await {
+    let docker = cri::DockerConfig {
+        log_limits,
+        ..Default::default()
+    };
+    match cri::DockerRuntime::connect(docker).await {
         Ok(docker) => {
             let version = cri::ContainerRuntime::version(&docker).await.ok();
             info!(engine = ?version, "pods run as containers from their images");

@@ -1,11 +1,8 @@
 //! `kube9-node`: the Kube-9 node agent binary (see the library for everything it does).
 
-use std::io::IsTerminal;
-
 use anyhow::Context;
 use clap::Parser;
 use kube9_node::{Cli, Command};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     // Before anything else: the pod sandbox's process stays single-threaded, so the signals it
@@ -36,13 +33,7 @@ async fn agent() -> anyhow::Result<()> {
             .context("failed to write stand-in output");
     }
     kube9_node::prepare_process();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    kube9_node::logging::init();
     let config = cli.config().context("invalid configuration")?;
     // Shut down or terminated: both are a clean exit. A refusal by kube9d is not an exit at
     // all; the agent logs it and keeps trying (see `kube9_node::agent`).

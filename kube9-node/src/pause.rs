@@ -42,7 +42,7 @@ pub fn run() -> ! {
         signals.add(signal);
     }
     if let Err(error) = signals.thread_block() {
-        eprintln!("pause: failed to block signals: {error}");
+        say(format_args!("pause: failed to block signals: {error}"));
         std::process::exit(2);
     }
     loop {
@@ -50,11 +50,17 @@ pub fn run() -> ! {
             Ok(Signal::SIGCHLD) => reap_all(),
             Ok(_) => std::process::exit(0),
             Err(error) => {
-                eprintln!("pause: failed to wait for signals: {error}");
+                say(format_args!("pause: failed to wait for signals: {error}"));
                 std::process::exit(2);
             }
         }
     }
+}
+
+/// A line on stderr, if it can be written: `eprintln!` would panic when it cannot.
+fn say(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Collects every exited child (signals coalesce: one SIGCHLD may stand for many).

@@ -41,7 +41,7 @@ where
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
     let paths: Vec<PathBuf> = args.into_iter().map(PathBuf::from).collect();
     if paths.is_empty() {
-        eprintln!("du: usage: {SUBCOMMAND} PATH...");
+        say(format_args!("du: usage: {SUBCOMMAND} PATH..."));
         return 2;
     }
     let mut status = 0;
@@ -51,21 +51,27 @@ pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
         match bytes_used(path) {
             Ok(bytes) => {
                 if let Err(error) = writeln!(out, "{bytes}\t{}", path.display()) {
-                    eprintln!("du: failed to write the result: {error}");
+                    say(format_args!("du: failed to write the result: {error}"));
                     return 1;
                 }
             }
             Err(error) => {
-                eprintln!("du: {}: {error}", path.display());
+                say(format_args!("du: {}: {error}", path.display()));
                 status = 1;
             }
         }
     }
     if let Err(error) = out.flush() {
-        eprintln!("du: failed to write the result: {error}");
+        say(format_args!("du: failed to write the result: {error}"));
         return 1;
     }
     status
+}
+
+/// A line on stderr, if it can be written: `eprintln!` would panic when it cannot (the exit
+/// status still says what happened).
+fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(io::stderr(), "{line}");
 }
 
 /// The sum of the sizes of the regular files under `root` (or of `root` itself when it is a

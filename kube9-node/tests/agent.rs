@@ -765,3 +765,131 @@ fn a_malformed_token_is_refused_without_showing_it() {
     let both = [&with_file[..], &["--token", &token]].concat();
     assert_refused(&both, &[], "--token or --token-file, not both");
 }
+
+/// `/dev/full`: every write fails with ENOSPC, as stderr does on a full disk.
+fn full_device() -> Stdio {
+    std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full")
+        .into()
+}
+
+/// The next heartbeat, acknowledged as kube9d does (so the agent never fences).
+async fn acked_heartbeat(conn: &mut Conn) -> u64 {
+    acking_until(conn, |m| match m {
+        Up::Heartbeat(h) => Some(h.seq),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_agent_whose_log_cannot_be_written_keeps_registering_heartbeating_and_running_pods() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("full-stderr");
+    let address = format!("http://{}", server.addr);
+    let mut agent =
+        AgentProcess::start_with_stderr(&address, "full-node", &dir, &[], full_device());
+    let mut conn = server.accept().await;
+    let register = accept_register(&mut conn, 100).await;
+    assert_eq!(register.node_name, "full-node");
+
+    // Every one of these logs lines (at debug) that cannot be written.
+    conn.send(Down::RunPod(pb::RunPod {
+        pod: Some(pod("chatty", "uid-chatty", vec![standin_container()])),
+    }))
+    .await;
+    status_of(&mut conn, "chatty", |s| s.phase() == PodPhase::Running).await;
+    let first = acked_heartbeat(&mut conn).await;
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut last = first;
+    while Instant::now() < until {
+        last = acked_heartbeat(&mut conn).await;
+    }
+    assert!(
+        last >= first + 20,
+        "heartbeats every 100 ms for 4 s, got seq {first}..{last}"
+    );
+    assert!(
+        agent.child.try_wait().unwrap().is_none(),
+        "the agent exited: {:?}",
+        agent.child.try_wait()
+    );
+    let reply = fetch_logs(&mut conn, 1, "chatty", "").await;
+    assert_eq!(reply.error, "");
+    assert!(String::from_utf8_lossy(&reply.content).contains("kube9 stand-in for image nginx"));
+
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.exit_code(Duration::from_secs(5)).await, Some(0));
+}
+
+/// The numbers of `line-N` lines in `text`, in order.
+fn line_numbers(text: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("line-")?.parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn pod_logs_are_capped_and_rotated_and_following_goes_on_across_rotations() {
+    let mut server = FakeServer::start(None).await;
+    let dir = temp_dir("rotate");
+    let address = format!("http://{}", server.addr);
+    let flags = ["--container-log-max-size", "1Ki"];
+    let _agent = AgentProcess::start(&address, "rotate-node", &dir, &flags);
+    let mut conn = server.accept().await;
+    accept_register(&mut conn, 1000).await;
+    let script = "i=0; while :; do echo line-$i; i=$((i+1)); sleep 0.005; done";
+    let counter = pb::Container {
+        name: "count".into(),
+        image: "busybox".into(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    };
+    conn.send(Down::RunPod(pb::RunPod {
+        pod: Some(pod("counter", "uid-counter", vec![counter])),
+    }))
+    .await;
+    status_of(&mut conn, "counter", |s| s.phase() == PodPhase::Running).await;
+
+    let follow = pb::FollowLogs {
+        request_id: 7,
+        pod_name: "counter".into(),
+        ..Default::default()
+    };
+    conn.send(Down::FollowLogs(follow)).await;
+    // Ten lines are 70-80 bytes: 1 KiB rotates every dozen or so lines.
+    let mut followed = String::new();
+    while line_numbers(&followed).len() < 400 {
+        let chunk = conn
+            .next_matching(|m| match m {
+                Up::LogChunk(c) if c.request_id == 7 => Some(c),
+                _ => None,
+            })
+            .await;
+        assert!(!chunk.done, "following ended: {}", chunk.error);
+        followed.push_str(&String::from_utf8_lossy(&chunk.content));
+    }
+    let numbers = line_numbers(&followed);
+    let gaps: Vec<(u64, u64)> = numbers
+        .windows(2)
+        .filter(|w| w[1] != w[0] + 1)
+        .map(|w| (w[0], w[1]))
+        .collect();
+    assert_eq!(gaps, [], "every line once, in order, across rotations");
+
+    let log = dir.join("state/pods/default/counter/count.log");
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let rotated = dir.join("state/pods/default/counter/count.log.1");
+    assert!(size(&log) <= 1024 && size(&rotated) <= 1024);
+    assert!(size(&rotated) > 0, "rotated at least once");
+    assert!(!dir.join("state/pods/default/counter/count.log.2").exists());
+    let reply = fetch_logs(&mut conn, 8, "counter", "").await;
+    let fetched = line_numbers(&String::from_utf8_lossy(&reply.content));
+    assert!(
+        fetched.last().unwrap() >= numbers.last().unwrap(),
+        "FetchLogs shows the newest lines"
+    );
+    assert!(fetched.len() > 10, "{fetched:?}");
+}

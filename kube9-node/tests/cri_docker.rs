@@ -93,6 +93,7 @@ impl Fixture {
         let config = DockerConfig {
             pause_image: pause_image.to_string(),
             pause_program: PathBuf::from(env!("CARGO_BIN_EXE_kube9-node")),
+            ..Default::default()
         };
         Fixture {
             runtime: DockerRuntime::connect(config).await.unwrap(),
@@ -877,6 +878,7 @@ mod supervised {
             cluster_id: fx.cluster.clone(),
             pod_network: None,
             eviction_interval: Duration::from_millis(300),
+            log_limits: Default::default(),
         });
         supervisor.set_backoff(Backoff {
             base: Duration::from_millis(100),

@@ -19,6 +19,7 @@ use tracing::warn;
 use super::exec::{self as process_exec, ExecOutcome};
 use super::isolation::{self, Identity, Isolation, PodDirs};
 use super::logs;
+use super::logwriter;
 use super::spawn::{self, SpawnContext};
 use crate::config::is_path_component;
 use crate::kubelet::probe;
@@ -223,6 +224,32 @@ impl ProcessBackend {
     }
 }
 
+/// How long an exit waits for the container's output to reach its log: a process it left
+/// behind may hold the pipe open for much longer.
+const LOG_DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+/// The exit of a container process, once its output is in its log (or [`LOG_DRAIN_WAIT`] has
+/// passed): whoever sees the exit can read everything it wrote.
+async fn exited(
+    exit: tokio::sync::oneshot::Receiver<super::reaper::Exit>,
+    log_drained: tokio::sync::oneshot::Receiver<()>,
+) -> Exited {
+    let exit = exit.await;
+    let _ = tokio::time::timeout(LOG_DRAIN_WAIT, log_drained).await;
+    match exit {
+        Ok(exit) => Exited {
+            code: exit.code(),
+            oom_killed: false,
+            message: exit.describe(),
+        },
+        Err(_) => Exited {
+            code: -1,
+            oom_killed: false,
+            message: "exit status lost".into(),
+        },
+    }
+}
+
 fn pid_of(id: &str) -> Option<Pid> {
     id.strip_prefix("pid://")?.parse().ok().map(Pid::from_raw)
 }
@@ -297,27 +324,15 @@ impl PodBackend for ProcessBackend {
         if restart {
             // The previous run's output stays readable with --previous.
             let previous = logs::previous_log_path(&self.state_dir, &pod.key(), &container.name);
-            let _ = std::fs::rename(&log, previous);
+            if let Err(error) = logwriter::move_set(&log, &previous) {
+                warn!(pod = %pod.key(), container = %container.name, %error, "failed to keep the previous run's log");
+            }
         }
         let work_dir = self.work_dir(pod);
         match spawn::spawn(pod, container, &work_dir, &log, &self.ctx, identity) {
             Ok(started) => {
                 let pid = started.pid.as_raw();
-                let exit = started
-                    .exit
-                    .map(|exit| match exit {
-                        Ok(exit) => Exited {
-                            code: exit.code(),
-                            oom_killed: false,
-                            message: exit.describe(),
-                        },
-                        Err(_) => Exited {
-                            code: -1,
-                            oom_killed: false,
-                            message: "exit status lost".into(),
-                        },
-                    })
-                    .boxed();
+                let exit = exited(started.exit, started.log_drained).boxed();
                 Ok(Started {
                     id: format!("pid://{pid}"),
                     pid,

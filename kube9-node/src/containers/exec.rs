@@ -82,19 +82,15 @@ pub async fn exec(
 }
 
 /// Sends the last `tail_lines` lines of the log at `path` (all of it for 0), then every byte
-/// appended to it, until `sink` is closed.
+/// written to it, across rotations and restarts (see [`logs::Follower`]), until `sink` is
+/// closed.
 pub async fn follow(path: &Path, tail_lines: u32, sink: mpsc::Sender<Vec<u8>>) {
-    let start = {
-        let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let content = std::fs::read(&path).unwrap_or_default();
-            let shown = logs::tail(&content, tail_lines as usize).to_vec();
-            (shown, content.len() as u64)
-        })
-        .await
-        .unwrap_or_default()
+    let path = path.to_path_buf();
+    let started =
+        tokio::task::spawn_blocking(move || logs::Follower::start(&path, tail_lines as usize));
+    let Ok((mut follower, first)) = started.await else {
+        return;
     };
-    let (first, mut offset) = start;
     if !first.is_empty() && sink.send(first).await.is_err() {
         return;
     }
@@ -103,33 +99,18 @@ pub async fn follow(path: &Path, tail_lines: u32, sink: mpsc::Sender<Vec<u8>>) {
             _ = tokio::time::sleep(FOLLOW_POLL) => {}
             _ = sink.closed() => return,
         }
-        let path = path.to_path_buf();
-        let read = tokio::task::spawn_blocking(move || read_from(&path, offset))
-            .await
-            .unwrap_or_default();
-        if let Some((bytes, next)) = read {
-            offset = next;
-            if !bytes.is_empty() && sink.send(bytes).await.is_err() {
-                return;
-            }
+        let polled = tokio::task::spawn_blocking(move || {
+            let bytes = follower.poll();
+            (follower, bytes)
+        });
+        let Ok((back, bytes)) = polled.await else {
+            return;
+        };
+        follower = back;
+        if !bytes.is_empty() && sink.send(bytes).await.is_err() {
+            return;
         }
     }
-}
-
-/// The bytes of `path` from `offset` on, and the new offset; a file that shrank (rotated or
-/// truncated) is read from its start.
-fn read_from(path: &Path, offset: u64) -> Option<(Vec<u8>, u64)> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    let from = if len < offset { 0 } else { offset };
-    file.seek(SeekFrom::Start(from)).ok()?;
-    let mut bytes = Vec::new();
-    file.take(logs::MAX_LOG_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    let next = from + bytes.len() as u64;
-    Some((bytes, next))
 }
 
 #[cfg(test)]
@@ -183,6 +164,8 @@ mod tests {
             node_name: "n1".into(),
             standin_program: "/nonexistent".into(),
             path: spawn::DEFAULT_PATH.into(),
+            log_limits: logs::LogLimits::default(),
+            log_warnings: Default::default(),
         };
         let cmd = |s: &str| vec!["sh".to_string(), "-c".to_string(), s.to_string()];
         let out = exec(

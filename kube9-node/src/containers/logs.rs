@@ -1,17 +1,58 @@
-//! Container log files: where they live and how FetchLogs reads them.
+//! Container log files: where they live and how FetchLogs and `logs -f` read them.
 //!
 //! Each container's stdout and stderr go to
 //! `<state-dir>/pods/<namespace>/<pod>/<container>.log`; the files outlive the pod so logs can
 //! still be read after a deletion. Pods are named by key (`namespace/name`).
+//!
+//! The agent writes them ([`super::logwriter`]) and rotates them as the kubelet does
+//! (`containerLogMaxSize`, `containerLogMaxFiles`): a file that would grow past
+//! [`LogLimits::max_size`] becomes `<container>.log.1` (the one before that `.log.2`, and so
+//! on; the oldest goes), so a container keeps at most [`LogLimits::max_files`] files. Reading
+//! takes the rotated files before the current one, newest bytes last.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::is_path_component;
 
 /// At most this much of a log is returned, so a reply always fits a gRPC message (4 MiB).
 pub const MAX_LOG_BYTES: u64 = 2 * 1024 * 1024;
+
+/// How big a container's log may grow (`--container-log-max-size`,
+/// `--container-log-max-files`): for process pods the agent rotates the files, engine
+/// containers get the same limits as their log driver's `max-size` and `max-file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// A file is rotated before it grows past this many bytes.
+    pub max_size: u64,
+    /// Files a container keeps, the current one included (at least 2 from the command line).
+    pub max_files: u32,
+}
+
+impl LogLimits {
+    /// 10 MiB, the kubelet's `containerLogMaxSize`.
+    pub const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024;
+    /// The current file and one rotated `.1`.
+    pub const DEFAULT_MAX_FILES: u32 = 2;
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        LogLimits {
+            max_size: Self::DEFAULT_MAX_SIZE,
+            max_files: Self::DEFAULT_MAX_FILES,
+        }
+    }
+}
+
+/// `<log>.<n>`: the `n`th newest rotated file of the log at `path` (1 is the newest).
+pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
 
 /// `<state-dir>/pods/<namespace>/<name>` of pod `namespace/name` (a bare name is in
 /// `default`).
@@ -130,23 +171,134 @@ fn logged_containers(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// The file's content, or its last `limit` bytes starting at a line boundary.
+/// The log at `path` with its rotated files before it, or its last `limit` bytes starting at
+/// a line boundary. NotFound when the current file does not exist.
 fn read_end(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     let len = file.metadata()?.len();
-    let mut content = Vec::new();
-    if len <= limit {
-        file.read_to_end(&mut content)?;
-        return Ok(content);
+    read_end_of(&file, len, path, limit)
+}
+
+/// [`read_end`] with the current file already open, read up to `len`: what comes after is
+/// left for a follower to read.
+fn read_end_of(current: &File, len: u64, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    // Newest first, each the end of a file, until `limit` bytes are in.
+    let mut parts = vec![read_last(current, len, limit)?];
+    let mut left = limit - parts[0].len() as u64;
+    let mut cut = (parts[0].len() as u64) < len;
+    for n in 1.. {
+        let Ok(older) = File::open(rotated_path(path, n)) else {
+            break;
+        };
+        if left == 0 {
+            cut = true;
+            break;
+        }
+        let older_len = older.metadata()?.len();
+        let part = read_last(&older, older_len, left)?;
+        left -= part.len() as u64;
+        cut |= (part.len() as u64) < older_len;
+        parts.push(part);
     }
-    file.seek(SeekFrom::Start(len - limit))?;
-    file.take(limit).read_to_end(&mut content)?;
-    let start = content
-        .iter()
-        .position(|b| *b == b'\n')
-        .map_or(0, |i| i + 1);
-    content.drain(..start);
+    let mut content: Vec<u8> = parts.into_iter().rev().flatten().collect();
+    if cut {
+        let start = content
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        content.drain(..start);
+    }
     Ok(content)
+}
+
+/// The last `limit` bytes (at most) of the first `len` bytes of `file`.
+fn read_last(file: &File, len: u64, limit: u64) -> io::Result<Vec<u8>> {
+    let take = len.min(limit);
+    let mut bytes = vec![0; take as usize];
+    file.read_exact_at(&mut bytes, len - take)?;
+    Ok(bytes)
+}
+
+/// Follows the log at a path as it grows, across rotations and restarts (`logs -f`).
+///
+/// It keeps the file it reads open, so bytes written just before the file was rotated (or
+/// moved to `.previous.log` by a restart) are still read from it; once a new file is at the
+/// path and the old one is drained, it goes on with the new one from its start. Two rotations
+/// between polls skip the file in between.
+#[derive(Debug)]
+pub struct Follower {
+    path: PathBuf,
+    file: Option<File>,
+    offset: u64,
+}
+
+impl Follower {
+    /// Starts following `path`: the last `tail_lines` lines so far (all for 0, from the
+    /// rotated files too), and the follower that reads what comes after them.
+    pub fn start(path: &Path, tail_lines: usize) -> (Follower, Vec<u8>) {
+        let mut follower = Follower {
+            path: path.to_path_buf(),
+            file: File::open(path).ok(),
+            offset: 0,
+        };
+        let Some(file) = &follower.file else {
+            return (follower, Vec::new());
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        let content = read_end_of(file, len, path, MAX_LOG_BYTES).unwrap_or_default();
+        follower.offset = len;
+        (follower, tail(&content, tail_lines).to_vec())
+    }
+
+    /// What was written since the last call (at most [`MAX_LOG_BYTES`]; the rest comes next).
+    pub fn poll(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.file.is_none() {
+            self.switch();
+        }
+        self.read_more(&mut out);
+        if (out.len() as u64) < MAX_LOG_BYTES && self.replaced() {
+            // Written to before it was moved away, never after: drained now, it is complete.
+            self.read_more(&mut out);
+            self.switch();
+            self.read_more(&mut out);
+        }
+        out
+    }
+
+    /// Appends what the open file holds past the offset to `out`, up to [`MAX_LOG_BYTES`]; a
+    /// file that shrank (truncated) is read from its start.
+    fn read_more(&mut self, out: &mut Vec<u8>) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        if len < self.offset {
+            self.offset = 0;
+        }
+        let room = MAX_LOG_BYTES.saturating_sub(out.len() as u64);
+        let take = (len - self.offset).min(room);
+        let mut bytes = vec![0; take as usize];
+        if file.read_exact_at(&mut bytes, self.offset).is_ok() {
+            self.offset += take;
+            out.extend(bytes);
+        }
+    }
+
+    /// Whether another file than the open one is at the path now (rotated, or restarted).
+    fn replaced(&self) -> bool {
+        let (Some(file), Ok(at_path)) = (&self.file, std::fs::metadata(&self.path)) else {
+            return false;
+        };
+        file.metadata()
+            .is_ok_and(|open| (open.dev(), open.ino()) != (at_path.dev(), at_path.ino()))
+    }
+
+    /// Goes on with the file now at the path, from its start.
+    fn switch(&mut self) {
+        self.file = File::open(&self.path).ok();
+        self.offset = 0;
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +350,30 @@ mod tests {
         std::fs::create_dir_all(pod_dir(&dir, "old")).unwrap();
         std::fs::write(log_path(&dir, "old", "app"), "1\n2\n3\n").unwrap();
         assert_eq!(fetch(&dir, "old", None, "", 2, false).unwrap(), b"2\n3\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reading_a_rotated_log_takes_the_rotated_file_first_and_ends_with_the_newest_lines() {
+        let dir = std::env::temp_dir().join(format!("kube9-logs-rot-{}", std::process::id()));
+        std::fs::create_dir_all(pod_dir(&dir, "web")).unwrap();
+        let path = log_path(&dir, "web", "app");
+        std::fs::write(rotated_path(&path, 2), "1\n2\n").unwrap();
+        std::fs::write(rotated_path(&path, 1), "3\n4\n").unwrap();
+        std::fs::write(&path, "5\n6\n").unwrap();
+        assert_eq!(
+            fetch(&dir, "web", None, "", 0, false).unwrap(),
+            b"1\n2\n3\n4\n5\n6\n"
+        );
+        assert_eq!(
+            fetch(&dir, "web", None, "", 3, false).unwrap(),
+            b"4\n5\n6\n"
+        );
+        // The newest bytes win when not everything fits, cut at a line boundary.
+        assert_eq!(read_end(&path, 7).unwrap(), b"4\n5\n6\n");
+        assert_eq!(read_end(&path, 3).unwrap(), b"6\n");
+        // Rotated files are not containers.
+        assert_eq!(logged_containers(&pod_dir(&dir, "web")).unwrap(), ["app"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -13,7 +13,8 @@
 //! - [`exec`]: exec and log following for processes.
 //! - [`isolation`]: the user each process pod runs as, and its directories.
 //! - [`reaper`]: the process-wide `waitpid(-1)` loop that collects every child and orphan.
-//! - [`logs`]: log file paths and FetchLogs (tail, container choice).
+//! - [`logs`]: log file paths, FetchLogs (tail, container choice) and following a log.
+//! - [`logwriter`]: copying a process's output into its log, rotated, whatever the disk says.
 //!
 //! Status changes of running pods are sent on the channel returned by [`Supervisor::new`];
 //! the agent forwards them to kube9d.
@@ -25,6 +26,7 @@ pub mod eviction;
 pub mod exec;
 pub mod isolation;
 pub mod logs;
+pub mod logwriter;
 pub mod pod;
 pub mod reaper;
 pub mod spawn;
@@ -71,6 +73,9 @@ pub struct SupervisorConfig {
     /// How often size-limited disk emptyDirs are measured, with an engine (see [`eviction`];
     /// normally [`eviction::EVICTION_INTERVAL`]).
     pub eviction_interval: Duration,
+    /// When process containers' logs are rotated (engine containers get theirs from the
+    /// engine, see [`crate::cri::DockerConfig`]).
+    pub log_limits: logs::LogLimits,
 }
 
 /// Handle to the pods of this node; cheap to clone.
@@ -130,6 +135,8 @@ impl Supervisor {
                     node_name: config.node_name,
                     standin_program: config.standin_program,
                     path,
+                    log_limits: config.log_limits,
+                    log_warnings: Arc::default(),
                 },
                 state_dir: config.state_dir.clone(),
                 isolation,

@@ -7,8 +7,8 @@
 //!         restart policy says so, after the crash-loop back-off (CrashLoopBackOff meanwhile)
 //! ```
 //! Phase and STATUS follow Kubernetes ([`crate::kubelet::policy`]). A container that cannot be
-//! spawned counts as started and exited (127/126). On a restart the container's log moves to
-//! `<container>.previous.log` (`kube9ctl logs --previous`).
+//! spawned counts as started and exited (127/126). On a restart the container's log (with its
+//! rotated files) moves to `<container>.previous.log` (`kube9ctl logs --previous`).
 //!
 //! Starting a process and stopping the pod both take the pod's `lifecycle` lock, so a stop
 //! either sees every pid or prevents the spawn. Once stopping, the pod no longer reports

@@ -1,24 +1,27 @@
 //! Turning a container spec into a running process.
 //!
 //! A container is a plain process in its own process group (so stopping it signals everything
-//! it started), with stdout and stderr appended to `<state-dir>/pods/<pod>/<container>.log`
-//! (mode 0600, opened by the agent), stdin null, a clean environment and the pod's `work/`
-//! directory as working directory, as the user [`super::isolation`] chose (std's
-//! `Command::uid`/`gid`, which also clear the supplementary groups). A container without a
-//! command runs the agent's stand-in (`<agent> standin --image IMAGE -- ARGS`).
+//! it started), with stdout and stderr one pipe the agent copies into
+//! `<state-dir>/pods/<pod>/<container>.log` (mode 0600, capped and rotated, see
+//! [`super::logwriter`]), stdin null, a clean environment and the pod's `work/` directory as
+//! working directory, as the user [`super::isolation`] chose (std's `Command::uid`/`gid`,
+//! which also clear the supplementary groups). A container without a command runs the
+//! agent's stand-in (`<agent> standin --image IMAGE -- ARGS`).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use kube9_proto::pb;
 use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 use super::isolation::Identity;
+use super::logs::LogLimits;
+use super::logwriter::{self, LogOwner, LogWarnings, RotatingLog};
 use super::reaper::{Exit, Reaper};
 
 /// Used for children when the agent itself has no PATH (the node image has busybox in /bin).
@@ -33,6 +36,10 @@ pub struct SpawnContext {
     pub standin_program: PathBuf,
     /// PATH for containers that do not set one.
     pub path: String,
+    /// When container logs are rotated.
+    pub log_limits: LogLimits,
+    /// Pods whose log could not be written, warned about once a minute.
+    pub log_warnings: Arc<LogWarnings>,
 }
 
 /// A started container process.
@@ -42,6 +49,9 @@ pub struct Started {
     pub pid: Pid,
     /// Resolves when the reaper collects the process.
     pub exit: oneshot::Receiver<Exit>,
+    /// Resolves when everything written to the container's stdout and stderr is in its log
+    /// (every process holding the pipe has closed it).
+    pub log_drained: oneshot::Receiver<()>,
 }
 
 /// Why a container did not start: reported as a terminated container.
@@ -101,44 +111,81 @@ pub fn spawn(
     ctx: &SpawnContext,
     identity: Option<Identity>,
 ) -> Result<Started, SpawnFailure> {
-    let log = open_log(log_path).map_err(|error| SpawnFailure {
+    let failed = |message: String| SpawnFailure {
         exit_code: 126,
-        message: format!("failed to open log file {}: {error}", log_path.display()),
-    })?;
-    let result = build(pod, container, work_dir, &log, ctx)
+        message,
+    };
+    let owner = LogOwner {
+        pod: pod.key(),
+        container: container.name.clone(),
+        warnings: ctx.log_warnings.clone(),
+    };
+    // A log that cannot be opened (a full disk) costs the output, not the container.
+    let mut log = RotatingLog::new(log_path, ctx.log_limits);
+    if let Err(error) = log.ensure_open() {
+        owner.warn(&error, 0);
+    }
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|error| failed(format!("failed to create the output pipe: {error}")))?;
+    let result = build(pod, container, work_dir, File::from(write), ctx)
         .map(|mut command| {
             if let Some(id) = identity {
                 run_as(&mut command, id);
             }
             command
         })
+        // The command goes after the spawn, and with it the agent's copies of the pipe's
+        // write end: the log writer sees the output end when the container's processes do.
         .and_then(|mut command| Reaper::global().spawn(&mut command));
-    match result {
-        Ok((pid, exit)) => Ok(Started { pid, exit }),
+    let (pid, exit) = match result {
+        Ok(started) => started,
         Err(error) => {
-            let (program, _) = command_line(container, &ctx.standin_program);
-            let mut message = format!("failed to start {}: {error}", program.display());
-            if let (io::ErrorKind::PermissionDenied, Some(id)) = (error.kind(), identity) {
-                if let Some(closed) = super::isolation::unreachable_ancestor(work_dir) {
-                    message.push_str(&format!(
-                        ": the pod's user (uid {}) cannot reach its working directory, because {} is not passable by others; make it so (chmod o+x) or move kube9d's --data-dir (the agent's --state-dir) elsewhere",
-                        id.uid,
-                        closed.display()
-                    ));
-                }
-            }
-            let failure = SpawnFailure {
-                exit_code: if error.kind() == io::ErrorKind::NotFound {
-                    127
-                } else {
-                    126
-                },
-                message,
-            };
+            let failure = spawn_failure(container, work_dir, ctx, identity, error);
             // The log is where people look first; best effort, the status has it too.
-            let _ = writeln!(&log, "kube9: {}", failure.message);
-            Err(failure)
+            let _ = log.write(format!("kube9: {}\n", failure.message).as_bytes());
+            return Err(failure);
         }
+    };
+    match logwriter::start(File::from(read), log, owner) {
+        Ok(log_drained) => Ok(Started {
+            pid,
+            exit,
+            log_drained,
+        }),
+        Err(error) => {
+            // Nothing would read what it writes: it does not run at all.
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            Err(failed(format!("failed to start the log writer: {error}")))
+        }
+    }
+}
+
+/// Why `container` did not start, in words that help.
+fn spawn_failure(
+    container: &pb::Container,
+    work_dir: &Path,
+    ctx: &SpawnContext,
+    identity: Option<Identity>,
+    error: io::Error,
+) -> SpawnFailure {
+    let (program, _) = command_line(container, &ctx.standin_program);
+    let mut message = format!("failed to start {}: {error}", program.display());
+    if let (io::ErrorKind::PermissionDenied, Some(id)) = (error.kind(), identity) {
+        if let Some(closed) = super::isolation::unreachable_ancestor(work_dir) {
+            message.push_str(&format!(
+                ": the pod's user (uid {}) cannot reach its working directory, because {} is not passable by others; make it so (chmod o+x) or move kube9d's --data-dir (the agent's --state-dir) elsewhere",
+                id.uid,
+                closed.display()
+            ));
+        }
+    }
+    SpawnFailure {
+        exit_code: if error.kind() == io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        },
+        message,
     }
 }
 
@@ -149,22 +196,11 @@ pub fn run_as(command: &mut Command, id: Identity) {
     command.uid(id.uid).gid(id.gid);
 }
 
-/// The agent's file, not the pod's: only the agent (and root) can read it, whatever the
-/// agent's umask; a link in its place is not followed.
-fn open_log(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
-}
-
 fn build(
     pod: &pb::Pod,
     container: &pb::Container,
     work_dir: &Path,
-    log: &File,
+    output: File,
     ctx: &SpawnContext,
 ) -> io::Result<Command> {
     let (program, args) = command_line(container, &ctx.standin_program);
@@ -179,8 +215,8 @@ fn build(
         .envs(environment(pod, container, ctx))
         .current_dir(working_dir)
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log.try_clone()?)
+        .stdout(output.try_clone()?)
+        .stderr(output)
         .process_group(0);
     Ok(command)
 }
@@ -194,6 +230,8 @@ mod tests {
             node_name: "n1".into(),
             standin_program: PathBuf::from("/agent"),
             path: DEFAULT_PATH.into(),
+            log_limits: LogLimits::default(),
+            log_warnings: Arc::default(),
         }
     }
 

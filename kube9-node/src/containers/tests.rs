@@ -41,6 +41,7 @@ fn isolated_supervisor(
         cluster_id: "test".into(),
         pod_network: None,
         eviction_interval: eviction::EVICTION_INTERVAL,
+        log_limits: logs::LogLimits::default(),
     };
     let (supervisor, events) = Supervisor::with_isolation(config, isolation);
     (supervisor, events, state_dir)
@@ -365,6 +366,85 @@ async fn restart_policy_always_restarts_with_back_off_and_keeps_the_previous_run
     assert_eq!(previous, b"run\n");
     supervisor.delete_pod("loop", "", DEFAULT_GRACE).await;
     let _ = state_dir;
+}
+
+/// A process supervisor whose containers' logs rotate at `max_size` bytes, two files each.
+fn small_log_supervisor(
+    max_size: u64,
+) -> (Supervisor, mpsc::UnboundedReceiver<pb::PodStatus>, PathBuf) {
+    let me = isolation::Identity {
+        uid: nix::unistd::geteuid().as_raw(),
+        gid: nix::unistd::getegid().as_raw(),
+    };
+    let state_dir = temp_state_dir();
+    let config = SupervisorConfig {
+        state_dir: state_dir.clone(),
+        node_name: "test-node".into(),
+        standin_program: PathBuf::from("/nonexistent/kube9-node"),
+        engine: None,
+        cluster_id: "test".into(),
+        pod_network: None,
+        eviction_interval: eviction::EVICTION_INTERVAL,
+        log_limits: logs::LogLimits {
+            max_size,
+            max_files: 2,
+        },
+    };
+    let isolation = isolation::Isolation::new(isolation::Mode::AgentUser(me));
+    let (supervisor, events) = Supervisor::with_isolation(config, isolation);
+    (supervisor, events, state_dir)
+}
+
+#[tokio::test]
+async fn a_container_writing_past_the_log_cap_keeps_two_bounded_files_and_its_newest_lines() {
+    let (supervisor, mut events, state_dir) = small_log_supervisor(4096);
+    supervisor.run_pod(pod(
+        "chatty",
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done",
+        ],
+    ));
+    let status = wait_for_status(&mut events, |s| s.phase().is_terminal()).await;
+    assert_eq!(status.phase(), PodPhase::Succeeded);
+    let path = logs::log_path(&state_dir, "chatty", "main");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    assert!(size(&path) > 0 && size(&path) <= 4096, "{}", size(&path));
+    let rotated = logs::rotated_path(&path, 1);
+    assert!(
+        size(&rotated) > 0 && size(&rotated) <= 4096,
+        "{}",
+        size(&rotated)
+    );
+    assert!(!logs::rotated_path(&path, 2).exists(), "two files at most");
+    let last = supervisor.fetch_logs("chatty", "", 2, false).await.unwrap();
+    assert_eq!(last, b"line-2998\nline-2999\n");
+    let all = supervisor.fetch_logs("chatty", "", 0, false).await.unwrap();
+    assert!(all.len() as u64 > 4096, "the rotated file is read too");
+    let _ = std::fs::remove_dir_all(&state_dir);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_previous_run_with_its_rotated_file_and_starts_a_fresh_log() {
+    let (supervisor, mut events, state_dir) = small_log_supervisor(1024);
+    supervisor.set_backoff(crate::kubelet::policy::Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        reset: Duration::from_secs(600),
+    });
+    let mut spec = pod("again", &[]);
+    spec.restart_policy = "Always".into();
+    let script = "i=0; while [ $i -lt 300 ]; do echo run-$i; i=$((i+1)); done; exit 1";
+    spec.containers = vec![container("main", script)];
+    supervisor.run_pod(spec);
+    wait_for_status(&mut events, |s| s.containers[0].restarts >= 1).await;
+    let previous = supervisor.fetch_logs("again", "", 1, true).await.unwrap();
+    assert_eq!(previous, b"run-299\n");
+    let path = logs::previous_log_path(&state_dir, "again", "main");
+    assert!(logs::rotated_path(&path, 1).exists());
+    supervisor.delete_pod("again", "", DEFAULT_GRACE).await;
+    let _ = std::fs::remove_dir_all(&state_dir);
 }
 
 #[tokio::test]

@@ -294,6 +294,29 @@ impl AgentProcess {
     /// Starts `kube9-node` with `args` as its only credentials and TLS settings.
     pub fn spawn(server: &str, name: &str, dir: &Path, args: &[&str]) -> AgentProcess {
         let stderr = std::fs::File::create(dir.join("agent.stderr")).unwrap();
+        Self::spawn_with_stderr(server, name, dir, args, stderr.into())
+    }
+
+    /// [`AgentProcess::start`], the agent's log going to `stderr` (e.g. `/dev/full`) rather
+    /// than to `<dir>/agent.stderr`.
+    pub fn start_with_stderr(
+        server: &str,
+        name: &str,
+        dir: &Path,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> AgentProcess {
+        let security = ["--insecure", "--token", test_token()];
+        Self::spawn_with_stderr(server, name, dir, &[&security[..], extra].concat(), stderr)
+    }
+
+    fn spawn_with_stderr(
+        server: &str,
+        name: &str,
+        dir: &Path,
+        args: &[&str],
+        stderr: Stdio,
+    ) -> AgentProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_kube9-node"))
             .args([
                 "--server",

@@ -12,8 +12,9 @@
 //!   which is what Kubernetes does for a `subPath` and for an untyped hostPath.
 //! - Namespaces: app containers join the sandbox's network and IPC namespaces (the sandbox's
 //!   IPC is `shareable`), and keep their own PID namespace.
-//! - Logs: `json-file`, 10 MB × 3 per container, whatever the engine's default driver is, so
-//!   `logs` always works and a chatty container cannot fill the disk.
+//! - Logs: `json-file` whatever the engine's default driver is, so `logs` always works, with
+//!   the agent's log limits as `max-size` (in bytes) and `max-file` (10 MiB × 2 by default),
+//!   so a chatty container cannot fill the disk.
 //! - `securityContext` (see [`crate::cri::Security`]): `runAsUser`/`runAsGroup` become `User`
 //!   (`uid[:gid]`), `readOnlyRootFilesystem` `ReadonlyRootfs`, capabilities `CapAdd`/`CapDrop`
 //!   (the engine takes `NET_ADMIN` and `CAP_NET_ADMIN` alike, and `ALL`; it applies the drops
@@ -24,6 +25,7 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
+use crate::containers::logs::LogLimits;
 use crate::cri::labels;
 use crate::cri::types::{ContainerConfig, MountSource, PodMeta, PodSandboxConfig, SandboxId};
 
@@ -38,7 +40,11 @@ const MIN_CPU_SHARES: i64 = 2;
 pub const SANDBOX_VOLUMES_DIR: &str = "/volumes";
 
 /// The sandbox container: the pause image, the pod's hostname, its network, its volumes.
-pub fn sandbox_body(config: &PodSandboxConfig, image: &str) -> ContainerCreateBody {
+pub fn sandbox_body(
+    config: &PodSandboxConfig,
+    image: &str,
+    log_limits: LogLimits,
+) -> ContainerCreateBody {
     let mut labels = object_labels(&config.pod, labels::SANDBOX_CONTAINER_NAME, config.attempt);
     labels.insert(labels::SANDBOX.to_string(), "true".to_string());
     let binds = config
@@ -55,7 +61,7 @@ pub fn sandbox_body(config: &PodSandboxConfig, image: &str) -> ContainerCreateBo
             ipc_mode: Some("shareable".to_string()),
             binds: Some(binds).filter(|b| !b.is_empty()),
             cpu_shares: Some(MIN_CPU_SHARES),
-            log_config: Some(log_config()),
+            log_config: Some(log_config(log_limits)),
             ..Default::default()
         }),
         ..Default::default()
@@ -69,6 +75,7 @@ pub fn container_body(
     pod: &PodMeta,
     sandbox: &SandboxId,
     mountpoints: &HashMap<String, String>,
+    log_limits: LogLimits,
 ) -> Result<ContainerCreateBody, String> {
     let mut labels = object_labels(pod, &config.name, config.attempt);
     labels.insert(labels::SANDBOX_ID.to_string(), sandbox.to_string());
@@ -111,7 +118,7 @@ pub fn container_body(
                 .map(|millis| (millis as i64 * 1024 / 1000).max(MIN_CPU_SHARES)),
             memory,
             memory_swap: memory,
-            log_config: Some(log_config()),
+            log_config: Some(log_config(log_limits)),
             ..Default::default()
         }),
         ..Default::default()
@@ -154,12 +161,13 @@ fn bind(
     Ok(format!("{source}:{}{mode}", m.container_path))
 }
 
-fn log_config() -> HostConfigLogConfig {
+/// The json-file driver, capped by `limits` (the engine reads a bare `max-size` as bytes).
+fn log_config(limits: LogLimits) -> HostConfigLogConfig {
     HostConfigLogConfig {
         typ: Some("json-file".to_string()),
         config: Some(HashMap::from([
-            ("max-size".to_string(), "10m".to_string()),
-            ("max-file".to_string(), "3".to_string()),
+            ("max-size".to_string(), limits.max_size.to_string()),
+            ("max-file".to_string(), limits.max_files.to_string()),
         ])),
     }
 }
@@ -181,7 +189,15 @@ mod tests {
 
     fn body(config: &ContainerConfig) -> ContainerCreateBody {
         let mountpoints = HashMap::from([("vol".to_string(), "/var/lib/v/_data".to_string())]);
-        container_body(config, &pod(), &SandboxId("sb".into()), &mountpoints).unwrap()
+        let limits = LogLimits::default();
+        container_body(
+            config,
+            &pod(),
+            &SandboxId("sb".into()),
+            &mountpoints,
+            limits,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -325,12 +341,50 @@ mod tests {
             network: None,
             volumes: vec!["k9v_data".into()],
         };
-        let b = sandbox_body(&config, "kube9/pause:1");
+        let b = sandbox_body(&config, "kube9/pause:1", LogLimits::default());
         let labels = b.labels.unwrap();
         assert_eq!(labels[labels::SANDBOX], "true");
         assert_eq!(labels[labels::CONTAINER_NAME], "POD");
         let host = b.host_config.unwrap();
         assert_eq!(host.binds.unwrap(), ["k9v_data:/volumes/k9v_data"]);
         assert_eq!(host.network_mode, None);
+    }
+
+    #[test]
+    fn logs_are_json_files_capped_by_the_agents_limits() {
+        let limits = LogLimits {
+            max_size: 4096,
+            max_files: 5,
+        };
+        let config = ContainerConfig {
+            name: "app".into(),
+            image: "img".into(),
+            ..Default::default()
+        };
+        let b = container_body(
+            &config,
+            &pod(),
+            &SandboxId("sb".into()),
+            &HashMap::new(),
+            limits,
+        );
+        let log = b.unwrap().host_config.unwrap().log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        let options = log.config.unwrap();
+        assert_eq!(
+            (options["max-size"].as_str(), options["max-file"].as_str()),
+            ("4096", "5")
+        );
+        let sandbox = PodSandboxConfig {
+            pod: pod(),
+            attempt: 0,
+            hostname: "p".into(),
+            network: None,
+            volumes: Vec::new(),
+        };
+        let b = sandbox_body(&sandbox, "kube9/pause:1", LogLimits::default());
+        let options = b.host_config.unwrap().log_config.unwrap().config.unwrap();
+        assert_eq!(options["max-size"], (10 * 1024 * 1024).to_string());
+        assert_eq!(options["max-file"], "2");
     }
 }

@@ -36,6 +36,7 @@ use futures::StreamExt;
 use tracing::{debug, info};
 
 use self::errors::{engine, is_not_found, on, status_of};
+use crate::containers::logs::LogLimits;
 use crate::cri::types::{
     ContainerConfig, ContainerId, ContainerInfo, EmptyDir, ExecOutput, FileToWrite, ImageRef,
     Labels, LogStream, Medium, MountSource, PodMeta, PodSandboxConfig, SandboxId, SandboxInfo,
@@ -51,6 +52,9 @@ pub struct DockerConfig {
     /// The static `kube9-node` binary the pause image is built from (default: this process's
     /// own executable).
     pub pause_program: PathBuf,
+    /// The `max-size` and `max-file` of every container's json-file log (the agent's
+    /// `--container-log-max-size` and `--container-log-max-files`).
+    pub log_limits: LogLimits,
 }
 
 impl Default for DockerConfig {
@@ -58,6 +62,7 @@ impl Default for DockerConfig {
         DockerConfig {
             pause_image: format!("kube9/pause:{}", env!("CARGO_PKG_VERSION")),
             pause_program: PathBuf::from("/proc/self/exe"),
+            log_limits: LogLimits::default(),
         }
     }
 }
@@ -256,7 +261,7 @@ impl ContainerRuntime for DockerRuntime {
         image::ensure_pause(&self.docker, image, &self.config.pause_program).await?;
         let name = labels::sandbox_name(&config.pod, config.attempt);
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
-        let body = create::sandbox_body(config, image);
+        let body = create::sandbox_body(config, image, self.config.log_limits);
         let created = (self.docker.create_container(Some(options), body).await)
             .map_err(engine(format!("create sandbox {name}")))?;
         let id = SandboxId(created.id);
@@ -319,11 +324,11 @@ impl ContainerRuntime for DockerRuntime {
             .expect("inspect_ours checked the pod labels");
         let name = labels::container_name(&pod, &config.name, config.attempt);
         let mountpoints = self.sub_path_mountpoints(config).await?;
-        let body = create::container_body(config, &pod, sandbox, &mountpoints).map_err(|why| {
-            Error::InvalidConfig {
-                what: format!("container {}", config.name),
-                why,
-            }
+        let limits = self.config.log_limits;
+        let body = create::container_body(config, &pod, sandbox, &mountpoints, limits);
+        let body = body.map_err(|why| Error::InvalidConfig {
+            what: format!("container {}", config.name),
+            why,
         })?;
         let options = CreateContainerOptionsBuilder::new().name(&name).build();
         let created = (self.docker.create_container(Some(options), body).await).map_err(on(
