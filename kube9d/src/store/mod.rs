@@ -41,13 +41,19 @@
 //! the commit counter ([`watermark`]) with the one recorded beside the store, so each of these
 //! ends in one [`Error::Damaged`] saying what to do; kube9d exits with [`DAMAGED_EXIT_CODE`] (3).
 //!
+//! Snapshots: [`Store::export`] reads every record between two commits on the writer thread
+//! (so no batch lands half-way) into a snapshot file ([`snapshot_file`]); [`restore`] writes a
+//! new store from one, offline.
+//!
 //! Upgrade: stores written before namespaces existed hold pods at `p/<pod>`, without a
 //! namespace. [`Store::open`] moves each to `p/default/<pod>` with namespace `default`, in
 //! one atomic, flushed batch, before anything else reads or writes the store; the next open
 //! finds nothing left to move.
 
 mod guard;
+pub mod restore;
 pub mod seal;
+pub mod snapshot_file;
 mod watermark;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -83,6 +89,8 @@ pub enum Error {
     },
     #[error("failed to write the store: {0}")]
     Write(#[from] sled::Error),
+    #[error("failed to read the store: {0}")]
+    Read(sled::Error),
     #[error("failed to open {path}: {source}")]
     File {
         path: String,
@@ -204,11 +212,24 @@ struct Request {
     ack: Option<oneshot::Sender<Result<()>>>,
 }
 
+/// Every record of the store, as sled holds them (cheap to clone).
+type Records = Vec<(sled::IVec, sled::IVec)>;
+
+type ExportReply = oneshot::Sender<Result<Records>>;
+
+/// What the writer thread does, in the order asked.
+enum Job {
+    /// A batch to make durable (an empty one: wait for those before it).
+    Write(Request),
+    /// Read every record, after the batches submitted before and before any after.
+    Export(ExportReply),
+}
+
 /// Cheap-to-clone handle to the durable store.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    tx: std_mpsc::Sender<Request>,
+    tx: std_mpsc::Sender<Job>,
     sealer: seal::Sealer,
     /// The data directory, for messages.
     dir: Arc<Path>,
@@ -252,12 +273,13 @@ impl Store {
         let (mark, commits) = check_intact(dir, &store_dir, &db)?;
         let sealer = seal::Sealer::from_key_file(key_file)?;
         upgrade_legacy_pods(&db)?;
-        let (tx, rx) = std_mpsc::channel::<Request>();
+        let (tx, rx) = std_mpsc::channel::<Job>();
         let writer = Writer {
             db: db.clone(),
             sealer: sealer.clone(),
             mark,
             commits,
+            dir: dir.into(),
         };
         thread::Builder::new()
             .name("kube9-store-writer".into())
@@ -341,6 +363,20 @@ impl Store {
         }
     }
 
+    /// Every record (but the commit counter) at one point between two commits, encoded as a
+    /// snapshot file. The writer thread reads them, so no batch lands half-way through, and
+    /// goes back to committing while the file is encoded here. Secrets stay sealed.
+    pub async fn export(&self) -> Result<snapshot_file::Encoded> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Export(reply))
+            .map_err(|_| Error::Closed)?;
+        let records = rx.await.unwrap_or(Err(Error::Closed))?;
+        Ok(snapshot_file::encode(
+            records.iter().map(|(k, v)| (&k[..], &v[..])),
+        ))
+    }
+
     /// Queues a batch; the returned [`Commit`] resolves once it is durable. Batches become
     /// durable in the order they were submitted.
     pub fn submit(&self, batch: Batch) -> Commit {
@@ -350,10 +386,10 @@ impl Store {
         let (ack, rx) = oneshot::channel();
         if self
             .tx
-            .send(Request {
+            .send(Job::Write(Request {
                 batch,
                 ack: Some(ack),
-            })
+            }))
             .is_err()
         {
             return Commit::done_with_error();
@@ -364,7 +400,7 @@ impl Store {
     /// Queues a batch without waiting for it (status updates nobody is waiting on).
     pub fn submit_detached(&self, batch: Batch) {
         if !batch.is_empty() {
-            let _ = self.tx.send(Request { batch, ack: None });
+            let _ = self.tx.send(Job::Write(Request { batch, ack: None }));
         }
     }
 
@@ -372,10 +408,10 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.tx
-            .send(Request {
+            .send(Job::Write(Request {
                 batch: Batch::default(),
                 ack: Some(ack),
-            })
+            }))
             .map_err(|_| Error::Closed)?;
         rx.await.unwrap_or(Err(Error::Closed))
     }
@@ -532,21 +568,20 @@ struct Writer {
     mark: watermark::Watermark,
     /// The last commit's counter.
     commits: u64,
+    dir: Arc<Path>,
 }
 
 impl Writer {
-    fn run(mut self, rx: std_mpsc::Receiver<Request>) {
-        // Block for the first request, then take whatever else is already queued: one fsync
-        // for all.
+    fn run(mut self, rx: std_mpsc::Receiver<Job>) {
+        // Block for the first job, then take whatever else is already queued: one fsync for all.
         while let Ok(first) = rx.recv() {
-            let mut group = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                group.push(more);
-                if group.len() >= 4096 {
-                    break;
-                }
+            let (group, export) = take_group(first, &rx);
+            if !group.is_empty() {
+                self.commit(group);
             }
-            self.commit(group);
+            if let Some(reply) = export {
+                let _ = reply.send(self.export());
+            }
         }
     }
 
@@ -576,6 +611,40 @@ impl Writer {
             }
         }
     }
+
+    /// Every record but the commit counter. A panic here ends the export, not the writer.
+    fn export(&self) -> Result<Records> {
+        let read = guard::catching(|| {
+            (self.db.iter())
+                .filter(|item| !matches!(item, Ok((k, _)) if k.starts_with(watermark::PREFIX)))
+                .collect::<Result<Records, _>>()
+        });
+        match read {
+            Ok(records) => records.map_err(Error::Read),
+            Err(panic) => Err(damaged(
+                &self.dir,
+                format!("sled gave up reading it: {panic}"),
+            )),
+        }
+    }
+}
+
+/// `first` and whatever else is queued: batches up to 4096, or up to an export, which must
+/// see exactly the batches submitted before it.
+fn take_group(first: Job, rx: &std_mpsc::Receiver<Job>) -> (Vec<Request>, Option<ExportReply>) {
+    let mut group = Vec::new();
+    let mut next = Some(first);
+    while let Some(job) = next {
+        match job {
+            Job::Write(req) => group.push(req),
+            Job::Export(reply) => return (group, Some(reply)),
+        }
+        if group.len() >= 4096 {
+            break;
+        }
+        next = rx.try_recv().ok();
+    }
+    (group, None)
 }
 
 /// Adds one op to a sled batch; Secrets are sealed on the way.
@@ -1045,6 +1114,50 @@ mod tests {
         std::fs::remove_file(dir.join("store").join(watermark::FILE)).unwrap();
         let store = open_when_free(&dir).unwrap();
         assert_eq!(store.load().unwrap().nodes.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_export_holds_whole_batches_only() {
+        let dir = tempdir();
+        let store = Store::open(&dir).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..50 {
+                        // Two keys per batch: an export sees both or neither.
+                        let mut b = Batch::default();
+                        b.push(Op::PutNode(node(&format!("a-{w}-{i}"))));
+                        b.push(Op::PutNamespace(pb::Namespace {
+                            name: format!("b-{w}-{i}"),
+                            ..Default::default()
+                        }));
+                        store.submit(b).wait().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut sizes = vec![];
+        for _ in 0..20 {
+            let exported = store.export().await.unwrap();
+            let records = snapshot_file::decode(&exported.bytes).unwrap();
+            let nodes = records.iter().filter(|(k, _)| k.starts_with(b"n/")).count();
+            let spaces = records
+                .iter()
+                .filter(|(k, _)| k.starts_with(b"ns/"))
+                .count();
+            assert_eq!(nodes, spaces, "an export split a batch");
+            assert!(records.iter().all(|(k, _)| !k.starts_with(b"g/")));
+            assert_eq!(exported.records as usize, records.len());
+            sizes.push(nodes);
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+        let last = store.export().await.unwrap();
+        assert_eq!(last.records, 400);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

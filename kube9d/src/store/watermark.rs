@@ -11,7 +11,8 @@
 //! acknowledged.
 //!
 //! A store without the file (new, or written by a release before this one) has nothing to be
-//! checked against; its first commit writes the file.
+//! checked against; its first commit writes the file. The counter is kube9d's bookkeeping, not
+//! state: snapshots leave it out, and a restored store starts without file or counter.
 
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
@@ -20,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 /// The counter's key in sled (`g/`: no other prefix starts with it, nor it with another).
 pub(super) const KEY: &[u8] = b"g/commit";
+/// The prefix of keys kept out of snapshots.
+pub(super) const PREFIX: &[u8] = b"g/";
 /// The counter's file, in sled's directory so that it moves with the store.
 pub(super) const FILE: &str = "kube9.commit";
 
