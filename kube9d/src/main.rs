@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use kube9d::config::{Command, RestoreArgs, SnapshotCommand};
 use kube9d::store::{self, DAMAGED_EXIT_CODE};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -19,7 +20,11 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    match serve(config).await {
+    let result = match config.command.clone() {
+        Some(Command::Snapshot(SnapshotCommand::Restore(args))) => restore(&args),
+        None => serve(config).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", render(&e));
@@ -45,6 +50,14 @@ async fn serve(config: kube9d::Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to listen on {}", config.listen))?;
     kube9d::run(config, listener, shutdown).await
+}
+
+/// `kube9d snapshot restore FILE --data-dir DIR`.
+fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
+    let restored =
+        store::restore::restore(&args.file, &args.data_dir, args.secret_key_file.as_deref())?;
+    print!("{}", restored.summary(&args.data_dir));
+    Ok(())
 }
 
 /// `context: cause: root cause`, without repeating a cause its context already quotes (store
