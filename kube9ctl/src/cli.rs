@@ -88,6 +88,10 @@ pub enum Command {
     /// Show or change the client config's contexts.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Save a consistent copy of kube9d's store (admin); restore it offline with `kube9d
+    /// snapshot restore FILE --data-dir DIR`.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Print the client version.
     Version,
 }
@@ -146,6 +150,17 @@ pub fn parse_ttl(s: &str) -> Result<Duration, String> {
         return Err("a token lives whole seconds (e.g. 30s, 24h; 0 never expires)".into());
     }
     Ok(ttl)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Write every object of the running kube9d's store, at one point in time, to FILE (mode
+    /// 0600; an existing FILE is refused). Secrets stay sealed with the cluster's key, which
+    /// is not in the file.
+    Save {
+        /// The file to write.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -687,6 +702,17 @@ mod tests {
         assert_eq!(s.name, "db");
         assert_eq!(s.secret_type.as_deref(), Some("kubernetes.io/basic-auth"));
         assert!(fails(&["create", "secret", "db"]).contains("unrecognized subcommand"));
+    }
+
+    #[test]
+    fn snapshot_save_takes_a_file() {
+        let Command::Snapshot(SnapshotCommand::Save { file }) =
+            parse(&["snapshot", "save", "backup.db"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(file, std::path::Path::new("backup.db"));
+        assert!(fails(&["snapshot", "save"]).contains("<FILE>"));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Which runtime hosts the nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -21,6 +21,10 @@ pub enum RuntimeChoice {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "kube9d", version, about)]
 pub struct Config {
+    /// Without a command, kube9d serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address the gRPC API (and agents) connect to. Docker nodes need an address reachable
     /// from the cluster network, hence 0.0.0.0 by default.
     #[arg(long, env = "KUBE9_LISTEN", default_value = "0.0.0.0:7209")]
@@ -152,6 +156,38 @@ pub struct Config {
     /// instance under the same name, so the cluster returns to its size.
     #[arg(long, env = "KUBE9_NO_NODE_REPLACEMENT")]
     pub no_node_replacement: bool,
+}
+
+/// What kube9d does instead of serving.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Store snapshots (take one from a running kube9d with `kube9ctl snapshot save FILE`).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SnapshotCommand {
+    /// Write a new store from a snapshot file into a data directory that holds none (offline:
+    /// kube9d then starts on it with `--data-dir DIR`).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RestoreArgs {
+    /// The snapshot file `kube9ctl snapshot save` wrote.
+    pub file: PathBuf,
+
+    /// The data directory to restore into; refused when it already holds a store.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// The key the snapshot's Secrets are sealed with (the secret.key of the cluster it was
+    /// taken from): every Secret must open with it. Default: `<data-dir>/secret.key` when it
+    /// exists; without one the Secrets are restored unchecked, and kube9d needs that key to
+    /// read them.
+    #[arg(long, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
 }
 
 fn parse_memory(s: &str) -> Result<i64, String> {

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod get;
 pub mod logs;
 pub mod node;
+pub mod snapshot;
 pub mod token;
 pub mod version;
 
@@ -279,6 +280,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(args) => node::run(&ctx, args).await,
         Command::Token(args) => token::run(&ctx, args).await,
         Command::Config(args) => config::run(&ctx, args),
+        Command::Snapshot(args) => snapshot::run(&ctx, args).await,
         Command::Version => version::run(&ctx),
     }
 }

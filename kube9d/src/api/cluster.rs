@@ -473,4 +473,16 @@ impl ClusterService for ClusterApi {
             self.do_delete_token(request.into_inner()).await?,
         ))
     }
+
+    type SnapshotStream = super::snapshot::SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let caller = caller(&request);
+        let chunks = self.do_snapshot(caller.as_ref()).await?;
+        let stream = futures::stream::iter(chunks.into_iter().map(Ok));
+        Ok(Response::new(Box::pin(self.hold(caller.as_ref(), stream)?)))
+    }
 }

@@ -20,6 +20,7 @@
 //! | `cm/`  | `cm/<namespace>/<name>`      | `pb::ConfigMap`                |
 //! | `s/`   | `s/<namespace>/<name>`       | `pb::Secret`, sealed           |
 //! | `t/`   | `t/<token id>`               | `pb::StoredToken` (a hash)     |
+//! | `g/`   | `g/commit`                   | the commit counter, 8 bytes    |
 //!
 //! No prefix starts with another (`ns/` does not start with `n/`, nor `s/`), so a prefix scan
 //! reads exactly one kind. Values are the protobuf encodings of the wire types.
@@ -34,28 +35,67 @@
 //! kube9d runs with umask 077, so what sled creates later is private as well. The rest of the
 //! data directory (agents' state under `nodes/`) keeps its modes.
 //!
+//! Damage: sled panics on some damaged files, reports others as corrupt, and silently cuts a
+//! log whose checksum fails at the damage (opening a store damaged near its start *empty*).
+//! [`Store::open`] catches the panics ([`guard`]), reads every key and value once, and compares
+//! the commit counter ([`watermark`]) with the one recorded beside the store, so each of these
+//! ends in one [`Error::Damaged`] saying what to do; kube9d exits with [`DAMAGED_EXIT_CODE`] (3).
+//!
+//! Snapshots: [`Store::export`] reads every record between two commits on the writer thread
+//! (so no batch lands half-way) into a snapshot file ([`snapshot_file`]); [`restore`] writes a
+//! new store from one, offline.
+//!
 //! Upgrade: stores written before namespaces existed hold pods at `p/<pod>`, without a
 //! namespace. [`Store::open`] moves each to `p/default/<pod>` with namespace `default`, in
 //! one atomic, flushed batch, before anything else reads or writes the store; the next open
 //! finds nothing left to move.
 
+mod guard;
+pub mod restore;
 pub mod seal;
+pub mod snapshot_file;
+mod watermark;
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::thread;
 
 use kube9_proto::pb;
 use prost::Message;
 use tokio::sync::oneshot;
 
+/// kube9d's exit code when its store is damaged ([`Error::Damaged`]), so that scripts and
+/// service managers can tell it apart: other errors exit with 1, and 2 is clap's, for a
+/// command line it refuses.
+pub const DAMAGED_EXIT_CODE: u8 = 3;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("failed to open the store at {path}: {source}")]
     Open { path: String, source: sled::Error },
+    /// The store cannot be trusted: sled found it corrupt or panicked reading it, its log lost
+    /// acknowledged commits, or a value does not decode.
+    #[error(
+        "the store in {data_dir} is damaged ({cause}): move {store_dir} aside and restore a \
+         snapshot with `kube9d snapshot restore FILE --data-dir {data_dir}`, or move {data_dir} \
+         aside to start an empty cluster"
+    )]
+    Damaged {
+        data_dir: String,
+        store_dir: String,
+        cause: String,
+    },
     #[error("failed to write the store: {0}")]
     Write(#[from] sled::Error),
+    #[error("failed to read the store: {0}")]
+    Read(sled::Error),
+    #[error("failed to open {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("failed to decode stored {kind} {key}: {source}")]
     Decode {
         kind: &'static str,
@@ -82,6 +122,31 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether the store is damaged (kube9d exits with [`DAMAGED_EXIT_CODE`]).
+    pub fn is_damaged(&self) -> bool {
+        matches!(self, Error::Damaged { .. })
+    }
+}
+
+/// The store of data directory `dir` is damaged, because of `cause`.
+fn damaged(dir: &Path, cause: impl Into<String>) -> Error {
+    Error::Damaged {
+        data_dir: dir.display().to_string(),
+        store_dir: dir.join("store").display().to_string(),
+        cause: cause.into(),
+    }
+}
+
+/// What a sled error says about a store it reads.
+fn sled_cause(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Corruption { .. } => "sled read corrupted data".to_string(),
+        sled::Error::ReportableBug(what) => format!("sled found it inconsistent: {what}"),
+        other => format!("sled could not read it: {other}"),
+    }
+}
 
 /// One change to durable state.
 #[derive(Debug, Clone)]
@@ -147,12 +212,27 @@ struct Request {
     ack: Option<oneshot::Sender<Result<()>>>,
 }
 
+/// Every record of the store, as sled holds them (cheap to clone).
+type Records = Vec<(sled::IVec, sled::IVec)>;
+
+type ExportReply = oneshot::Sender<Result<Records>>;
+
+/// What the writer thread does, in the order asked.
+enum Job {
+    /// A batch to make durable (an empty one: wait for those before it).
+    Write(Request),
+    /// Read every record, after the batches submitted before and before any after.
+    Export(ExportReply),
+}
+
 /// Cheap-to-clone handle to the durable store.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    tx: std_mpsc::Sender<Request>,
+    tx: std_mpsc::Sender<Job>,
     sealer: seal::Sealer,
+    /// The data directory, for messages.
+    dir: Arc<Path>,
 }
 
 /// Resolves when a submitted batch is durable.
@@ -186,34 +266,39 @@ impl Store {
         private_dir(dir)?;
         let store_dir = dir.join("store");
         private_dir(&store_dir)?;
-        let db = sled::Config::new()
-            .path(&store_dir)
-            // sled's own background flush is a safety net; durability comes from group commit.
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|source| Error::Open {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        let db = open_db(dir, &store_dir)?;
         // After sled's open: it holds the lock (one process gets here), and what it created is
         // there to fix.
         make_private(&store_dir)?;
+        let (mark, commits) = check_intact(dir, &store_dir, &db)?;
         let sealer = seal::Sealer::from_key_file(key_file)?;
         upgrade_legacy_pods(&db)?;
-        let (tx, rx) = std_mpsc::channel::<Request>();
-        let writer_db = db.clone();
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let writer = Writer {
+            db: db.clone(),
+            sealer: sealer.clone(),
+            mark,
+            commits,
+            dir: dir.into(),
+        };
         thread::Builder::new()
             .name("kube9-store-writer".into())
-            .spawn({
-                let sealer = sealer.clone();
-                move || writer_loop(writer_db, rx, sealer)
-            })
+            .spawn(move || writer.run(rx))
             .expect("failed to spawn the store writer thread");
-        Ok(Store { db, tx, sealer })
+        Ok(Store {
+            db,
+            tx,
+            sealer,
+            dir: dir.into(),
+        })
     }
 
     /// Reads everything back.
     pub fn load(&self) -> Result<Snapshot> {
+        self.reading(|| self.read_all())
+    }
+
+    fn read_all(&self) -> Result<Snapshot> {
         let mut snap = Snapshot::default();
         for item in self.db.scan_prefix(b"n/") {
             let (k, v) = item?;
@@ -254,12 +339,42 @@ impl Store {
 
     /// The bearer tokens' records.
     pub fn load_tokens(&self) -> Result<Vec<pb::StoredToken>> {
-        let mut tokens = Vec::new();
-        for item in self.db.scan_prefix(b"t/") {
-            let (k, v) = item?;
-            tokens.push(decode("token", &k, &v)?);
+        self.reading(|| {
+            let mut tokens = Vec::new();
+            for item in self.db.scan_prefix(b"t/") {
+                let (k, v) = item?;
+                tokens.push(decode("token", &k, &v)?);
+            }
+            Ok(tokens)
+        })
+    }
+
+    /// Runs a read of the stored state; what fails because the store is damaged (a sled error
+    /// or panic, a value that does not decode) says so, with what to do.
+    fn reading<T>(&self, read: impl FnOnce() -> Result<T>) -> Result<T> {
+        match guard::catching(read) {
+            Err(panic) => Err(damaged(
+                &self.dir,
+                format!("sled gave up reading it: {panic}"),
+            )),
+            Ok(Err(Error::Write(e))) => Err(damaged(&self.dir, sled_cause(&e))),
+            Ok(Err(e @ Error::Decode { .. })) => Err(damaged(&self.dir, e.to_string())),
+            Ok(result) => result,
         }
-        Ok(tokens)
+    }
+
+    /// Every record (but the commit counter) at one point between two commits, encoded as a
+    /// snapshot file. The writer thread reads them, so no batch lands half-way through, and
+    /// goes back to committing while the file is encoded here. Secrets stay sealed.
+    pub async fn export(&self) -> Result<snapshot_file::Encoded> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Export(reply))
+            .map_err(|_| Error::Closed)?;
+        let records = rx.await.unwrap_or(Err(Error::Closed))?;
+        Ok(snapshot_file::encode(
+            records.iter().map(|(k, v)| (&k[..], &v[..])),
+        ))
     }
 
     /// Queues a batch; the returned [`Commit`] resolves once it is durable. Batches become
@@ -271,10 +386,10 @@ impl Store {
         let (ack, rx) = oneshot::channel();
         if self
             .tx
-            .send(Request {
+            .send(Job::Write(Request {
                 batch,
                 ack: Some(ack),
-            })
+            }))
             .is_err()
         {
             return Commit::done_with_error();
@@ -285,7 +400,7 @@ impl Store {
     /// Queues a batch without waiting for it (status updates nobody is waiting on).
     pub fn submit_detached(&self, batch: Batch) {
         if !batch.is_empty() {
-            let _ = self.tx.send(Request { batch, ack: None });
+            let _ = self.tx.send(Job::Write(Request { batch, ack: None }));
         }
     }
 
@@ -293,10 +408,10 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.tx
-            .send(Request {
+            .send(Job::Write(Request {
                 batch: Batch::default(),
                 ack: Some(ack),
-            })
+            }))
             .map_err(|_| Error::Closed)?;
         rx.await.unwrap_or(Err(Error::Closed))
     }
@@ -307,6 +422,52 @@ impl Commit {
         let (tx, rx) = oneshot::channel();
         let _ = tx.send(Err(Error::Closed));
         Commit(Some(rx))
+    }
+}
+
+/// sled's open; its panics and corruption errors mean a damaged store.
+fn open_db(dir: &Path, store_dir: &Path) -> Result<sled::Db> {
+    let opened = guard::catching(|| {
+        sled::Config::new()
+            .path(store_dir)
+            // sled's own background flush is a safety net; durability comes from group commit.
+            .flush_every_ms(Some(1000))
+            .open()
+    });
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Err(panic) => Err(damaged(dir, format!("sled gave up opening it: {panic}"))),
+        Ok(Err(e @ (sled::Error::Corruption { .. } | sled::Error::ReportableBug(_)))) => {
+            Err(damaged(dir, sled_cause(&e)))
+        }
+        Ok(Err(source)) => Err(Error::Open {
+            path: dir.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// Reads every key and value once, so that a damaged page fails now, at start, with the advice,
+/// rather than in some later read; then checks that the log kept every commit ([`watermark`]).
+/// Returns the counter file and the last commit.
+fn check_intact(
+    dir: &Path,
+    store_dir: &Path,
+    db: &sled::Db,
+) -> Result<(watermark::Watermark, u64)> {
+    match guard::catching(|| db.iter().try_for_each(|item| item.map(drop))) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(damaged(dir, sled_cause(&e))),
+        Err(panic) => return Err(damaged(dir, format!("sled gave up reading it: {panic}"))),
+    }
+    let stored = watermark::stored(db).map_err(|e| damaged(dir, sled_cause(&e)))?;
+    let (mark, recorded) = watermark::Watermark::open(store_dir).map_err(|source| Error::File {
+        path: store_dir.join(watermark::FILE).display().to_string(),
+        source,
+    })?;
+    match watermark::check(stored, recorded) {
+        Some(why) => Err(damaged(dir, why)),
+        None => Ok((mark, stored)),
     }
 }
 
@@ -400,54 +561,117 @@ fn make_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn writer_loop(db: sled::Db, rx: std_mpsc::Receiver<Request>, sealer: seal::Sealer) {
-    // Block for the first request, then take whatever else is already queued: one fsync for all.
-    while let Ok(first) = rx.recv() {
-        let mut group = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            group.push(more);
-            if group.len() >= 4096 {
-                break;
+/// The one thread that writes the store.
+struct Writer {
+    db: sled::Db,
+    sealer: seal::Sealer,
+    mark: watermark::Watermark,
+    /// The last commit's counter.
+    commits: u64,
+    dir: Arc<Path>,
+}
+
+impl Writer {
+    fn run(mut self, rx: std_mpsc::Receiver<Job>) {
+        // Block for the first job, then take whatever else is already queued: one fsync for all.
+        while let Ok(first) = rx.recv() {
+            let (group, export) = take_group(first, &rx);
+            if !group.is_empty() {
+                self.commit(group);
+            }
+            if let Some(reply) = export {
+                let _ = reply.send(self.export());
             }
         }
+    }
+
+    /// Applies the group's batches as one sled batch with the next commit counter, fsyncs,
+    /// records the counter, and acknowledges every batch.
+    fn commit(&mut self, group: Vec<Request>) {
         let mut batch = sled::Batch::default();
-        for req in &group {
-            for op in &req.batch.ops {
-                match op {
-                    Op::PutNode(n) => batch.insert(key("n/", &n.name), n.encode_to_vec()),
-                    Op::DeleteNode(name) => batch.remove(key("n/", name)),
-                    Op::PutPod(p) => batch.insert(key("p/", &p.key()), p.encode_to_vec()),
-                    Op::DeletePod(k) => batch.remove(key("p/", k)),
-                    Op::PutEvent(e) => batch.insert(event_key(e.id), e.encode_to_vec()),
-                    Op::DeleteEvent(id) => batch.remove(event_key(*id)),
-                    Op::PutMeta(k, v) => batch.insert(key("m/", k), v.as_bytes()),
-                    Op::PutNamespace(n) => batch.insert(key("ns/", &n.name), n.encode_to_vec()),
-                    Op::DeleteNamespace(name) => batch.remove(key("ns/", name)),
-                    Op::PutConfigMap(c) => batch.insert(key("cm/", &c.key()), c.encode_to_vec()),
-                    Op::DeleteConfigMap(k) => batch.remove(key("cm/", k)),
-                    Op::PutSecret(s) => {
-                        let k = key("s/", &s.key());
-                        let sealed = sealer.seal(&k, &s.encode_to_vec());
-                        batch.insert(k, sealed)
-                    }
-                    Op::DeleteSecret(k) => batch.remove(key("s/", k)),
-                    Op::PutToken(t) => {
-                        let id = t.info.as_ref().map_or("", |i| i.id.as_str());
-                        batch.insert(key("t/", id), t.encode_to_vec())
-                    }
-                    Op::DeleteToken(id) => batch.remove(key("t/", id)),
-                }
-            }
+        let mut changes = false;
+        for op in group.iter().flat_map(|req| &req.batch.ops) {
+            stage(&mut batch, op, &self.sealer);
+            changes = true;
         }
+        if changes {
+            self.commits += 1;
+            batch.insert(watermark::KEY, &watermark::encode(self.commits)[..]);
+        }
+        let db = &self.db;
         let result = db.apply_batch(batch).and_then(|_| db.flush().map(|_| ()));
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "store write failed");
+        match &result {
+            Err(e) => tracing::error!(error = %e, "store write failed"),
+            Ok(()) if changes => self.mark.record(self.commits),
+            Ok(()) => {}
         }
         for req in group {
             if let Some(ack) = req.ack {
                 let _ = ack.send(result.clone().map_err(Error::Write));
             }
         }
+    }
+
+    /// Every record but the commit counter. A panic here ends the export, not the writer.
+    fn export(&self) -> Result<Records> {
+        let read = guard::catching(|| {
+            (self.db.iter())
+                .filter(|item| !matches!(item, Ok((k, _)) if k.starts_with(watermark::PREFIX)))
+                .collect::<Result<Records, _>>()
+        });
+        match read {
+            Ok(records) => records.map_err(Error::Read),
+            Err(panic) => Err(damaged(
+                &self.dir,
+                format!("sled gave up reading it: {panic}"),
+            )),
+        }
+    }
+}
+
+/// `first` and whatever else is queued: batches up to 4096, or up to an export, which must
+/// see exactly the batches submitted before it.
+fn take_group(first: Job, rx: &std_mpsc::Receiver<Job>) -> (Vec<Request>, Option<ExportReply>) {
+    let mut group = Vec::new();
+    let mut next = Some(first);
+    while let Some(job) = next {
+        match job {
+            Job::Write(req) => group.push(req),
+            Job::Export(reply) => return (group, Some(reply)),
+        }
+        if group.len() >= 4096 {
+            break;
+        }
+        next = rx.try_recv().ok();
+    }
+    (group, None)
+}
+
+/// Adds one op to a sled batch; Secrets are sealed on the way.
+fn stage(batch: &mut sled::Batch, op: &Op, sealer: &seal::Sealer) {
+    match op {
+        Op::PutNode(n) => batch.insert(key("n/", &n.name), n.encode_to_vec()),
+        Op::DeleteNode(name) => batch.remove(key("n/", name)),
+        Op::PutPod(p) => batch.insert(key("p/", &p.key()), p.encode_to_vec()),
+        Op::DeletePod(k) => batch.remove(key("p/", k)),
+        Op::PutEvent(e) => batch.insert(event_key(e.id), e.encode_to_vec()),
+        Op::DeleteEvent(id) => batch.remove(event_key(*id)),
+        Op::PutMeta(k, v) => batch.insert(key("m/", k), v.as_bytes()),
+        Op::PutNamespace(n) => batch.insert(key("ns/", &n.name), n.encode_to_vec()),
+        Op::DeleteNamespace(name) => batch.remove(key("ns/", name)),
+        Op::PutConfigMap(c) => batch.insert(key("cm/", &c.key()), c.encode_to_vec()),
+        Op::DeleteConfigMap(k) => batch.remove(key("cm/", k)),
+        Op::PutSecret(s) => {
+            let k = key("s/", &s.key());
+            let sealed = sealer.seal(&k, &s.encode_to_vec());
+            batch.insert(k, sealed)
+        }
+        Op::DeleteSecret(k) => batch.remove(key("s/", k)),
+        Op::PutToken(t) => {
+            let id = t.info.as_ref().map_or("", |i| i.id.as_str());
+            batch.insert(key("t/", id), t.encode_to_vec())
+        }
+        Op::DeleteToken(id) => batch.remove(key("t/", id)),
     }
 }
 
@@ -804,6 +1028,136 @@ mod tests {
         let pods = store.load().unwrap().pods;
         assert_eq!(pods.len(), 1, "not duplicated: {pods:?}");
         assert_eq!(pods[0].key(), "default/web");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// [`Store::open`] once sled's lock of a dropped store is released: its result.
+    fn open_when_free(dir: &Path) -> Result<Store> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(dir) {
+                Err(Error::Open { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Writes `len` pseudo-random bytes at `offset` of sled's log file.
+    fn damage(dir: &Path, offset: u64, len: usize) {
+        use std::os::unix::fs::FileExt;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("store").join("db"))
+            .unwrap();
+        file.write_all_at(&bytes, offset).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_store_damaged_near_its_start_is_refused_not_opened_empty() {
+        let dir = tempdir();
+        {
+            let store = Store::open(&dir).unwrap();
+            for i in 0..20 {
+                let mut b = Batch::default();
+                b.push(Op::PutNode(node(&format!("n{i}"))));
+                store.submit(b).wait().await.unwrap();
+            }
+        }
+        // Undamaged, it opens with everything (and the counter file was written).
+        let snap = open_when_free(&dir).unwrap().load().unwrap();
+        assert_eq!(snap.nodes.len(), 20);
+        assert!(dir.join("store").join(watermark::FILE).exists());
+        damage(&dir, 100, 64);
+        for _ in 0..2 {
+            // sled alone would open it with the nodes gone; twice: the refusal sticks.
+            let err = open_when_free(&dir)
+                .err()
+                .expect("a damaged store is refused");
+            assert!(err.is_damaged(), "{err}");
+            let text = err.to_string();
+            let data_dir = dir.display();
+            assert!(
+                text.starts_with(&format!("the store in {data_dir} is damaged (")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "restore a snapshot with `kube9d snapshot restore FILE --data-dir {data_dir}`"
+                )),
+                "{text}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_store_without_a_counter_file_opens_as_before() {
+        // What a release before the counter left: nothing to check against.
+        let dir = tempdir();
+        {
+            let store = Store::open(&dir).unwrap();
+            let mut b = Batch::default();
+            b.push(Op::PutNode(node("n1")));
+            store.submit(b).wait().await.unwrap();
+        }
+        std::fs::remove_file(dir.join("store").join(watermark::FILE)).unwrap();
+        let store = open_when_free(&dir).unwrap();
+        assert_eq!(store.load().unwrap().nodes.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn an_export_holds_whole_batches_only() {
+        let dir = tempdir();
+        let store = Store::open(&dir).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..50 {
+                        // Two keys per batch: an export sees both or neither.
+                        let mut b = Batch::default();
+                        b.push(Op::PutNode(node(&format!("a-{w}-{i}"))));
+                        b.push(Op::PutNamespace(pb::Namespace {
+                            name: format!("b-{w}-{i}"),
+                            ..Default::default()
+                        }));
+                        store.submit(b).wait().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut sizes = vec![];
+        for _ in 0..20 {
+            let exported = store.export().await.unwrap();
+            let records = snapshot_file::decode(&exported.bytes).unwrap();
+            let nodes = records.iter().filter(|(k, _)| k.starts_with(b"n/")).count();
+            let spaces = records
+                .iter()
+                .filter(|(k, _)| k.starts_with(b"ns/"))
+                .count();
+            assert_eq!(nodes, spaces, "an export split a batch");
+            assert!(records.iter().all(|(k, _)| !k.starts_with(b"g/")));
+            assert_eq!(exported.records as usize, records.len());
+            sizes.push(nodes);
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+        let last = store.export().await.unwrap();
+        assert_eq!(last.records, 400);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
