@@ -30,6 +30,8 @@ pub mod dispatch;
 pub mod health;
 pub mod nodes;
 pub mod pods;
+#[cfg(test)]
+mod proptests;
 pub mod reaping;
 pub mod reschedule;
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::{AgentConn, Cluster};
 use crate::config::Settings;
 
-fn cluster() -> Cluster {
+pub(super) fn cluster() -> Cluster {
     let mut c = Cluster {
         settings: Settings::default(),
         ..Default::default()
@@ -38,7 +38,10 @@ fn join(
 }
 
 /// A connection of the agent process "agent".
-fn conn(id: u64, tx: tokio::sync::mpsc::UnboundedSender<pb::ControlMessage>) -> AgentConn {
+pub(super) fn conn(
+    id: u64,
+    tx: tokio::sync::mpsc::UnboundedSender<pb::ControlMessage>,
+) -> AgentConn {
     AgentConn {
         id,
         instance: "agent".into(),
@@ -47,7 +50,7 @@ fn conn(id: u64, tx: tokio::sync::mpsc::UnboundedSender<pb::ControlMessage>) -> 
     }
 }
 
-fn pod(name: &str, cpu: i64) -> pb::Pod {
+pub(super) fn pod(name: &str, cpu: i64) -> pb::Pod {
     pb::Pod {
         name: name.into(),
         cpu_request_millis: cpu,
@@ -61,7 +64,7 @@ fn pod(name: &str, cpu: i64) -> pb::Pod {
     }
 }
 
-fn add(c: &mut Cluster, p: pb::Pod) {
+pub(super) fn add(c: &mut Cluster, p: pb::Pod) {
     c.insert_pod(p);
     c.place_pending();
     c.explain_pending();
@@ -86,7 +89,7 @@ fn deletes(msgs: &[Msg], pod: &str) -> bool {
         .any(|m| matches!(m, Msg::DeletePod(d) if d.pod_name == pod))
 }
 
-fn assert_cpu_invariant(c: &Cluster) {
+pub(super) fn assert_cpu_invariant(c: &Cluster) {
     for (name, entry) in &c.nodes {
         let sum: i64 = c
             .pods
