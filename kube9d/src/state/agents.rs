@@ -101,6 +101,10 @@ impl Cluster {
         {
             entry.node.cpu_capacity_millis = reg.cpu_capacity_millis;
             entry.node.memory_capacity_bytes = reg.memory_capacity_bytes;
+            // The scheduler places by free capacity: it must see the new size at once.
+            let free = crate::scheduler::Resources::free(&entry.node, entry.allocated);
+            let schedulable = entry.status() == NodeStatus::Healthy;
+            self.scheduler.upsert(&name, free, schedulable);
         }
         tracing::info!(node = %name, %address, pods = reg.pods.len(), "agent attached");
         self.resync(&name, &reg.pods, &adopt);

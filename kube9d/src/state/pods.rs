@@ -316,9 +316,12 @@ impl Cluster {
         pod.status_reason = status.status_reason.clone();
         let from = pod.phase();
         let to = status.phase();
+        // A finished pod stays finished (as in Kubernetes): a report that would start it again
+        // is stale, and would run it without its resources counted.
         if to != PodPhase::Unspecified
             && to != from
             && !matches!(to, PodPhase::Pending | PodPhase::Terminating)
+            && (!from.is_terminal() || to.is_terminal())
         {
             pod.set_phase(to);
             pod.reason = status.message.clone();

