@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use kube9_proto::client::Token;
 
 use crate::containers::logs::LogLimits;
+use crate::paths::is_path_component;
 
 /// Where kube9d listens unless told otherwise (TLS unless `--insecure`).
 pub const DEFAULT_SERVER: &str = "127.0.0.1:7209";
@@ -402,11 +403,6 @@ fn standin_program() -> Result<PathBuf, Error> {
         return Ok(proc_exe);
     }
     std::env::current_exe().map_err(Error::CurrentExe)
-}
-
-/// True when `name` can be used as one path component (no `/`, not `.` or `..`).
-pub(crate) fn is_path_component(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod containers;
 pub mod cri;
 pub mod kubelet;
 pub mod logging;
+mod paths;
 pub mod pause;
 pub mod standin;
 pub mod usage;

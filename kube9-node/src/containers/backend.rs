@@ -21,8 +21,8 @@ use super::isolation::{self, Identity, Isolation, PodDirs};
 use super::logs;
 use super::logwriter;
 use super::spawn::{self, SpawnContext};
-use crate::config::is_path_component;
 use crate::kubelet::probe;
+use crate::paths::is_path_component;
 
 /// Which container of a pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

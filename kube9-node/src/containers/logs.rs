@@ -15,7 +15,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::is_path_component;
+use crate::paths::is_path_component;
 
 /// At most this much of a log is returned, so a reply always fits a gRPC message (4 MiB).
 pub const MAX_LOG_BYTES: u64 = 2 * 1024 * 1024;

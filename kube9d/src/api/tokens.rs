@@ -8,7 +8,7 @@ use kube9_proto::client::Role;
 use kube9_proto::pb;
 use tonic::Status;
 
-use super::cluster::ClusterApi;
+use super::ClusterApi;
 use crate::auth::{Caller, StreamPermit};
 
 impl ClusterApi {
