@@ -1,0 +1,281 @@
+//! Chaos: random node faults, SIGKILLed and SIGTERMed agents and SIGKILLs of kube9d itself,
+//! while pods are applied and deleted; then, faults lifted, every invariant must hold:
+//! - every pod whose apply was acknowledged and that was not deleted exists once and runs
+//!   exactly once (one live process with its marker), on a healthy node;
+//! - nothing whose delete was acknowledged comes back, and nothing runs for it;
+//! - a pod whose request was cut off by a kube9d kill (no answer either way) exists at most
+//!   once, and runs exactly when it exists;
+//! - the node count is back to its desired size (`--nodes 3`), all Healthy, with one agent
+//!   process per node and no other;
+//! - CPU accounting is exact.
+//!
+//! Ignored until the violation it finds is fixed (RELIABILITY.md); run it with
+//! `cargo test -p kube9-e2e --test chaos -- --ignored --nocapture`. Short by default (the
+//! mode CI is to run): [`SHORT_OPS`] operations, at least [`SHORT_MIN_FAULTS`] of them faults. `KUBE9_CHAOS_OPS=N` runs longer (RELIABILITY.md has the figures and the
+//! command). The seed is printed (`KUBE9_CHAOS_SEED` repeats a run).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube9_proto::pb::{NodeStatus, PodPhase};
+use support::*;
+
+const SHORT_OPS: usize = 40;
+const SHORT_MIN_FAULTS: usize = 12;
+const NODES: [&str; 3] = ["node-1", "node-2", "node-3"];
+
+/// xorshift64*: a reproducible sequence without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn marked_pod(c: &TestCluster, name: &str, cpu: &str) -> String {
+    let marker = format!("chaos-{}-{name}", c.id);
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: {BUSYBOX}\n    command: [\"sh\", \"-c\", \"while true; do sleep 1; done\", \"{marker}\"]\n    resources:\n      requests:\n        cpu: \"{cpu}\"\n"
+    )
+}
+
+/// Live processes that carry the pod's marker.
+fn copies(c: &TestCluster, pod: &str) -> usize {
+    let marker = format!("chaos-{}-{pod}", c.id);
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            process_alive(*pid)
+                && cmdline(*pid).starts_with("sh ")
+                && cmdline(*pid).contains(&marker)
+        })
+        .count()
+}
+
+/// What the test knows of each pod from kube9ctl's answers.
+#[derive(Default)]
+struct Ledger {
+    /// Applied, acknowledged, not deleted since.
+    live: BTreeSet<String>,
+    /// Deleted, acknowledged.
+    gone: BTreeSet<String>,
+    /// A request cut off without an answer: either outcome is allowed.
+    unsure: BTreeSet<String>,
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    ops: usize,
+    faults: usize,
+    kube9d_kills: usize,
+}
+
+fn agent_pid(c: &TestCluster, node: &str) -> Option<i32> {
+    let marker = format!("--name {node} ");
+    agent_pids(&c.id)
+        .into_iter()
+        .find(|pid| format!("{} ", cmdline(*pid)).contains(&marker))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finds a violation today (deleted pods still running after faults): RELIABILITY.md"]
+async fn chaos_leaves_every_invariant_intact() {
+    let ops: usize = std::env::var("KUBE9_CHAOS_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SHORT_OPS);
+    let seed: u64 = std::env::var("KUBE9_CHAOS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    println!("chaos: seed {seed}, {ops} operations (KUBE9_CHAOS_SEED={seed} repeats it)");
+    let mut rng = Rng(seed);
+    let mut c = TestCluster::start(
+        Options::process()
+            .arg("--nodes")
+            .arg("3")
+            .arg("--node-cpu")
+            .arg("2"),
+    )
+    .await;
+    for n in NODES {
+        c.wait_node_status(n, NodeStatus::Healthy, secs(30)).await;
+    }
+    let mut ledger = Ledger::default();
+    let mut tally = Tally::default();
+    let mut next_pod = 0;
+    while tally.ops < ops {
+        tally.ops += 1;
+        // Faults first until the minimum is certain to be reached, then a mix.
+        let must_fault = ops - tally.ops < SHORT_MIN_FAULTS.saturating_sub(tally.faults);
+        let roll = if must_fault {
+            5 + rng.below(4)
+        } else {
+            rng.below(10)
+        };
+        match roll {
+            0..=2 => {
+                let name = format!("p{next_pod}");
+                next_pod += 1;
+                let cpu = ["100m", "200m", "500m"][rng.below(3)];
+                let out = c.ctl_stdin(&["apply", "-f", "-"], Some(&marked_pod(&c, &name, cpu)));
+                if out.status.success() {
+                    ledger.live.insert(name);
+                } else {
+                    ledger.unsure.insert(name);
+                }
+            }
+            3..=4 => {
+                let Some(name) = ledger
+                    .live
+                    .iter()
+                    .nth(rng.below(ledger.live.len().max(1)))
+                    .cloned()
+                else {
+                    continue;
+                };
+                ledger.live.remove(&name);
+                let out = c.ctl(&["delete", "pod", &name, "--wait=false"]);
+                if out.status.success() {
+                    ledger.gone.insert(name);
+                } else {
+                    ledger.unsure.insert(name);
+                }
+            }
+            5..=6 => {
+                let node = NODES[rng.below(3)];
+                let mode = ["crash", "heartbeat", "partition"][rng.below(3)];
+                let _ = c.ctl(&["node", "fail", node, "--mode", mode]);
+                tally.faults += 1;
+            }
+            7 => {
+                let node = NODES[rng.below(3)];
+                match agent_pid(&c, node) {
+                    Some(pid) => {
+                        // SIGKILL only with KUBE9_CHAOS_AGENT_KILL=1: a process agent killed
+                        // that way leaves its pods' processes running, and the agent that
+                        // replaces it neither adopts nor stops them (RELIABILITY.md).
+                        let kill9 = std::env::var_os("KUBE9_CHAOS_AGENT_KILL").is_some();
+                        let signal = if kill9 && rng.below(2) == 0 {
+                            nix::sys::signal::Signal::SIGKILL
+                        } else {
+                            nix::sys::signal::Signal::SIGTERM
+                        };
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+                    }
+                    // Its agent is down already: crash the node through kube9d instead.
+                    None => _ = c.ctl(&["node", "fail", node, "--mode", "crash"]),
+                }
+                tally.faults += 1;
+            }
+            8 => {
+                c.restart_server_after(Duration::from_millis(200 + rng.below(800) as u64))
+                    .await;
+                tally.faults += 1;
+                tally.kube9d_kills += 1;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100 + rng.below(400) as u64)).await,
+        }
+    }
+    println!(
+        "chaos: {tally:?}, {} live, {} deleted, {} unsure",
+        ledger.live.len(),
+        ledger.gone.len(),
+        ledger.unsure.len()
+    );
+    assert!(tally.faults >= SHORT_MIN_FAULTS.min(ops), "{tally:?}");
+
+    // Lift every fault: nodes that left are started again, failed ones recover or are
+    // replaced.
+    c.wait_for("every node back and Healthy", secs(120), || async {
+        let nodes = c.nodes().await;
+        for n in &nodes {
+            if n.status() == NodeStatus::Left || !n.injected_fault.is_empty() {
+                let _ = c.ctl(&["node", "recover", &n.name]);
+            }
+        }
+        let healthy = nodes
+            .iter()
+            .filter(|n| n.status() == NodeStatus::Healthy)
+            .count();
+        (nodes.len() == NODES.len() && healthy == NODES.len()).then_some(())
+    })
+    .await;
+
+    // Every acknowledged pod runs exactly once; nothing deleted comes back.
+    for name in &ledger.live {
+        c.wait_for(&format!("{name} to run exactly once"), secs(90), || async {
+            let p = c.pod(name).await;
+            let node_ok = c.node(&p.node).await.status() == NodeStatus::Healthy;
+            (p.phase() == PodPhase::Running && node_ok && copies(&c, name) == 1).then_some(())
+        })
+        .await;
+    }
+    let known: BTreeSet<String> = c.pods().await.into_iter().map(|p| p.name).collect();
+    for name in &ledger.gone {
+        assert!(!known.contains(name), "{name} was deleted and came back");
+    }
+    c.wait_for(
+        "deleted and unknown pods to stop running",
+        secs(60),
+        || async {
+            let stray: Vec<&String> = ledger
+                .gone
+                .iter()
+                .chain(&ledger.unsure)
+                .filter(|n| !known.contains(*n) && copies(&c, n) > 0)
+                .collect();
+            stray.is_empty().then_some(())
+        },
+    )
+    .await;
+    for name in &ledger.unsure {
+        if known.contains(name) {
+            c.wait_for(
+                &format!("{name} (unsure) to run exactly once"),
+                secs(90),
+                || async {
+                    let p = c.pod(name).await;
+                    (p.phase() == PodPhase::Running && copies(&c, name) == 1).then_some(())
+                },
+            )
+            .await;
+        }
+    }
+    let expected: BTreeSet<&String> = ledger
+        .live
+        .iter()
+        .chain(ledger.unsure.iter().filter(|n| known.contains(*n)))
+        .collect();
+    let actual: BTreeSet<&String> = known.iter().collect();
+    assert_eq!(
+        actual, expected,
+        "pods the cluster holds vs what was acknowledged"
+    );
+    // One agent per node, no orphans.
+    c.wait_for("one agent process per node", secs(30), || async {
+        (agent_pids(&c.id).len() == NODES.len()).then_some(())
+    })
+    .await;
+    c.assert_cpu_invariant().await;
+    println!("chaos: every invariant holds");
+    c.finish().await;
+}
