@@ -682,16 +682,20 @@ pub fn cmdline(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-/// Pids of the agent processes of cluster `id`.
+/// Pids of the agent processes of test cluster `id`: started with its cluster id, or with
+/// their state in its data directory (a cluster started on a store made elsewhere keeps that
+/// store's cluster id).
 pub fn agent_pids(id: &str) -> Vec<i32> {
     let marker = format!("--cluster-id {id} ");
+    let data_dir = format!("kube9-e2e-{id}/");
     let mut pids = vec![];
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
         let cmd = cmdline(pid) + " ";
-        if cmd.contains("kube9-node") && cmd.contains(&marker) && process_alive(pid) {
+        let ours = cmd.contains(&marker) || cmd.contains(&data_dir);
+        if cmd.contains("kube9-node") && ours && process_alive(pid) {
             pids.push(pid);
         }
     }
