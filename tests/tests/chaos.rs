@@ -51,17 +51,7 @@ fn marked_pod(c: &TestCluster, name: &str, cpu: &str) -> String {
 
 /// Live processes that carry the pod's marker.
 fn copies(c: &TestCluster, pod: &str) -> usize {
-    let marker = format!("chaos-{}-{pod}", c.id);
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| {
-            process_alive(*pid)
-                && cmdline(*pid).starts_with("sh ")
-                && cmdline(*pid).contains(&marker)
-        })
-        .count()
+    marked_copies(&format!("chaos-{}-{pod}", c.id))
 }
 
 /// What the test knows of each pod from kube9ctl's answers.

@@ -19,17 +19,7 @@ fn marked_pod(c: &TestCluster, name: &str, cpu: &str) -> String {
 
 /// Live processes whose command line carries the pod's marker.
 fn copies(c: &TestCluster, pod: &str) -> usize {
-    let marker = format!("mark-{}-{pod}", c.id);
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| {
-            process_alive(*pid)
-                && cmdline(*pid).contains(&marker)
-                && cmdline(*pid).starts_with("sh ")
-        })
-        .count()
+    marked_copies(&format!("mark-{}-{pod}", c.id))
 }
 
 /// Waits until every pod runs exactly once, on a healthy node.

@@ -305,19 +305,6 @@ async fn cut_or_altered_snapshots_are_refused_and_viewers_cannot_take_one() {
     c.finish().await;
 }
 
-/// Copies directory `from` to `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_store_stops_kube9d_with_one_sentence_and_exit_code_3() {
     let mut c = TestCluster::start(Options::process()).await;

@@ -643,7 +643,7 @@ pub async fn docker_agent(c: &TestCluster, extra: &[&str]) -> Child {
 }
 
 /// Copies directory `from` to `to` (files and subdirectories).
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
         let target = to.join(entry.file_name());
@@ -653,6 +653,21 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
+}
+
+/// Live pod processes (`sh …`) whose command line carries `marker`: how many copies of a
+/// marked pod run, whatever kube9d thinks.
+pub fn marked_copies(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            process_alive(*pid)
+                && cmdline(*pid).starts_with("sh ")
+                && cmdline(*pid).contains(marker)
+        })
+        .count()
 }
 
 /// Whether process `pid` is alive (and not a zombie).
