@@ -59,7 +59,7 @@ impl ClusterApi {
 
     /// Sends `msg` to `node`'s agent, or says why it cannot be reached.
     fn send_to_agent(&self, node: &str, msg: Msg) -> Result<(), Error> {
-        if self.control.read(|c| c.send(node, msg)) {
+        if self.control.read(|c| c.send_now(node, msg)) {
             Ok(())
         } else {
             Err(Error::Unavailable(format!(
@@ -112,7 +112,7 @@ impl ClusterApi {
         let to = node.to_string();
         self.control.relay().subscribe(node, move |id| {
             let cancel = Msg::Cancel(pb::CancelRequest { request_id: id });
-            control.read(|c| c.send(&to, cancel));
+            control.read(|c| c.send_now(&to, cancel));
         })
     }
 

@@ -19,6 +19,8 @@ impl From<Error> for Status {
             Error::Cancelled(_) => Status::cancelled(msg),
             Error::Aborted(_) => Status::aborted(msg),
             Error::Internal(_) => Status::internal(msg),
+            // As etcd answers once its space is exceeded: writes refused until an operator acts.
+            Error::Store(crate::store::Error::ReadOnly { .. }) => Status::resource_exhausted(msg),
             Error::Store(_) => Status::internal(msg),
             Error::Runtime(crate::runtime::Error::Unsupported(..)) => Status::unimplemented(msg),
             Error::Runtime(_) => Status::unavailable(msg),

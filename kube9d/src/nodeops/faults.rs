@@ -37,7 +37,7 @@ impl NodeOps {
         match &fault {
             Fault::Heartbeat => {
                 self.control
-                    .read(|c| c.send(name, Msg::StopHeartbeats(pb::StopHeartbeats {})));
+                    .read(|c| c.send_now(name, Msg::StopHeartbeats(pb::StopHeartbeats {})));
             }
             Fault::Component(component) => {
                 let known: Vec<&str> = node.components.iter().map(|c| c.name.as_str()).collect();
@@ -52,7 +52,7 @@ impl NodeOps {
                     healthy: false,
                     message: "injected failure".into(),
                 });
-                self.control.read(|c| c.send(name, msg));
+                self.control.read(|c| c.send_now(name, msg));
             }
             Fault::Crash => {
                 let (runtime, handle) = runtime.ok_or_else(|| {
@@ -113,7 +113,7 @@ impl NodeOps {
         match &fault {
             Some(Fault::Heartbeat) => {
                 self.control
-                    .read(|c| c.send(name, Msg::ResumeHeartbeats(pb::ResumeHeartbeats {})));
+                    .read(|c| c.send_now(name, Msg::ResumeHeartbeats(pb::ResumeHeartbeats {})));
             }
             Some(Fault::Component(component)) => {
                 let msg = Msg::SetComponent(pb::SetComponentHealth {
@@ -121,7 +121,7 @@ impl NodeOps {
                     healthy: true,
                     message: String::new(),
                 });
-                self.control.read(|c| c.send(name, msg));
+                self.control.read(|c| c.send_now(name, msg));
             }
             Some(Fault::Partition) => {
                 if let Some((runtime, handle)) = self.runtime.as_ref().zip(owned) {

@@ -81,23 +81,29 @@ impl Harness {
 
     /// One health tick, and the runtime work it queued, carried out.
     async fn tick(&mut self) {
-        self.control()
-            .mutate_detached(|c| c.health_tick(tokio::time::Instant::now()));
+        let ((), commit) = self
+            .control()
+            .mutate(|c| c.health_tick(tokio::time::Instant::now()));
+        // Actions go out once their change is durable.
+        commit.wait().await.unwrap();
         while let Ok(action) = self.actions.try_recv() {
             self.ops.execute(action).await;
         }
     }
 
-    fn transition(&self, to: NodeStatus, why: &str) {
-        self.control()
-            .mutate_detached(|c| assert!(c.transition("n1", to, why)));
+    async fn transition(&self, to: NodeStatus, why: &str) {
+        let ((), commit) = self
+            .control()
+            .mutate(|c| assert!(c.transition("n1", to, why)));
+        commit.wait().await.unwrap();
     }
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_that_fails_fails_the_node_again_and_frees_it() {
     let mut h = harness(FakeRuntime::new()).await;
-    h.transition(NodeStatus::Failed, "missed 2 heartbeats");
+    h.transition(NodeStatus::Failed, "missed 2 heartbeats")
+        .await;
     h.fake
         .fail_next_restart(RuntimeError::Other("engine said no".into()));
     tokio::time::advance(Duration::from_secs(1)).await;
@@ -130,7 +136,7 @@ async fn a_reap_that_fails_is_tried_again_until_it_succeeds() {
     let mut h = harness(FakeRuntime::new()).await;
     let handle = h.fake.handle_of("n1").unwrap();
     h.fake.fail_removes(1);
-    h.transition(NodeStatus::PermanentlyFailed, "gave up");
+    h.transition(NodeStatus::PermanentlyFailed, "gave up").await;
     h.tick().await;
     assert_eq!(h.fake.calls_of(Op::Remove).len(), 1);
     assert!(h.events("NodeReaped").is_empty());
@@ -270,7 +276,7 @@ async fn pods_of_a_node_given_up_move_only_once_its_instance_is_removed() {
     let on = |h: &Harness| h.control().read(|c| c.pods["default/p"].node.clone());
     assert_eq!(on(&h), "n1");
 
-    h.transition(NodeStatus::PermanentlyFailed, "gave up");
+    h.transition(NodeStatus::PermanentlyFailed, "gave up").await;
     assert_eq!(
         on(&h),
         "n1",

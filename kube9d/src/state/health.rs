@@ -34,7 +34,7 @@ impl Cluster {
         let status = entry.status();
         // The agent dates its contact from when it sent this heartbeat, so it stops its pods
         // no later than they may move.
-        self.send(node, Msg::HeartbeatAck(pb::HeartbeatAck { seq: hb.seq }));
+        self.send_now(node, Msg::HeartbeatAck(pb::HeartbeatAck { seq: hb.seq }));
         self.update_components(node, hb.components);
         match (status, self.failed_component(node)) {
             (

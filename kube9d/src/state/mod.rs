@@ -35,6 +35,8 @@ mod proptests;
 pub mod reaping;
 pub mod reschedule;
 #[cfg(test)]
+mod rollback_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -206,6 +208,11 @@ pub struct Cluster {
     batch: Batch,
     /// Watch notifications produced by the current mutation.
     watch_out: Vec<pb::WatchEvent>,
+    /// Agent commands produced by the current mutation, delivered once it is durable.
+    commands: Vec<(
+        mpsc::UnboundedSender<pb::ControlMessage>,
+        pb::ControlMessage,
+    )>,
     /// Runtime work the current mutation asks for, handed to the node operations outside the lock.
     pub actions: Vec<Action>,
     /// Pods waiting for their agent to confirm deletion, and when kube9d stops waiting.
@@ -374,9 +381,32 @@ impl Cluster {
             .push(Op::PutMeta(key.to_string(), value.to_string()));
     }
 
-    /// Sends a command to a node's agent if it is connected. Sent while the lock is held, so
-    /// commands reach each agent in the order the state changed.
-    pub fn send(&self, node: &str, msg: pb::control_message::Msg) -> bool {
+    /// Queues a command for a node's agent, if it is connected: it is delivered once the
+    /// change that made it is durable (never, if that change is rolled back), and commands
+    /// reach each agent in the order the state changed. Returns whether the agent is connected.
+    pub fn send(&mut self, node: &str, msg: pb::control_message::Msg) -> bool {
+        match self.nodes.get(node).and_then(|n| n.agent.as_ref()) {
+            Some(agent) if !agent.tx.is_closed() => {
+                let msg = pb::ControlMessage { msg: Some(msg) };
+                self.commands.push((agent.tx.clone(), msg));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Tests of the lifecycle logic without a store: delivers the queued agent commands as a
+    /// durable change would.
+    #[cfg(test)]
+    pub fn deliver_commands(&mut self) {
+        for (tx, msg) in self.commands.drain(..) {
+            let _ = tx.send(msg);
+        }
+    }
+
+    /// Sends a message to a node's agent now, if it is connected: for what changes no state
+    /// (heartbeat acknowledgements, log requests, injected faults).
+    pub fn send_now(&self, node: &str, msg: pb::control_message::Msg) -> bool {
         match self.nodes.get(node).and_then(|n| n.agent.as_ref()) {
             Some(agent) => agent.tx.send(pb::ControlMessage { msg: Some(msg) }).is_ok(),
             None => false,
@@ -406,6 +436,44 @@ impl Cluster {
                 _ => {}
             }
         }
+    }
+
+    /// Replaces the stored state with `snap` (what is durable), after a change the store
+    /// refused: nodes keep their agents, clocks and runtime claims, and the bookkeeping that
+    /// lives only in memory stays for the pods and nodes that are still there.
+    fn roll_back_to(&mut self, snap: Snapshot) {
+        let mut fresh = Cluster {
+            settings: self.settings.clone(),
+            runtime_kind: self.runtime_kind,
+            ..Default::default()
+        };
+        fresh.restore(snap);
+        // Only what `snap` holds: a store so old it lacks them is rolled back to as it is.
+        fresh.batch = Batch::default();
+        fresh.watch_out.clear();
+        for (name, entry) in fresh.nodes.iter_mut() {
+            if let Some(old) = self.nodes.get_mut(name) {
+                entry.last_heartbeat = old.last_heartbeat;
+                entry.since = old.since;
+                entry.next_attempt_at = old.next_attempt_at;
+                entry.attempt_deadline = old.attempt_deadline;
+                entry.busy = old.busy;
+                entry.awaiting_fence = old.awaiting_fence;
+                entry.agent = old.agent.take();
+            }
+        }
+        fresh.next_seq = self.next_seq;
+        fresh.instance_epoch = self.instance_epoch;
+        let pods = &fresh.pods;
+        fresh.terminating = std::mem::take(&mut self.terminating);
+        (fresh.terminating).retain(|k, _| {
+            pods.get(k)
+                .is_some_and(|p| p.phase() == pb::PodPhase::Terminating)
+        });
+        fresh.displaced = std::mem::take(&mut self.displaced);
+        (fresh.displaced).retain(|k, _| pods.get(k).is_some_and(|p| p.node.is_empty()));
+        fresh.reap_retry_at = std::mem::take(&mut self.reap_retry_at);
+        *self = fresh;
     }
 
     /// Rebuilds memory from a snapshot: derived fields (allocations, pod lists, the scheduler
@@ -472,6 +540,36 @@ impl Cluster {
     }
 }
 
+/// What one change makes known outside, held until the change is durable.
+struct Outbox {
+    watch: Vec<pb::WatchEvent>,
+    commands: Vec<(
+        mpsc::UnboundedSender<pb::ControlMessage>,
+        pb::ControlMessage,
+    )>,
+    actions: Vec<Action>,
+}
+
+impl Outbox {
+    fn is_empty(&self) -> bool {
+        self.watch.is_empty() && self.commands.is_empty() && self.actions.is_empty()
+    }
+
+    fn publish(self, inner: &Shared) {
+        for ev in self.watch {
+            let _ = inner.watch.send(ev);
+        }
+        for (tx, msg) in self.commands {
+            // An agent that went away resynchronises when it attaches again.
+            let _ = tx.send(msg);
+        }
+        for action in self.actions {
+            // Nobody takes actions only in unit tests and at shutdown.
+            let _ = inner.actions.send(action);
+        }
+    }
+}
+
 /// Shared handle to the control plane's state, store and runtime.
 #[derive(Clone)]
 pub struct Control {
@@ -523,21 +621,60 @@ impl Control {
     }
 
     /// Applies `f` to the state; returns its result and the durability of what it changed.
-    /// Runtime actions `f` asked for (restarts, reaping) go to the action receiver, to be
-    /// carried out outside the lock.
+    ///
+    /// What the change makes known outside goes out only once it is durable, in the order
+    /// changes were made: watch events, agent commands, and the runtime actions `f` asked for
+    /// (restarts, reaping; carried out by the action receiver's owner, outside the lock). A
+    /// change the store refuses is rolled back ([`Control::roll_back`]) and none of it goes
+    /// out; the returned commit then fails with the store's reason.
     pub fn mutate<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> (R, Commit) {
         let mut c = self.inner.state.lock();
         let r = f(&mut c);
         let batch = std::mem::take(&mut c.batch);
-        let commit = self.inner.store.submit(batch);
-        for ev in c.watch_out.drain(..) {
-            let _ = self.inner.watch.send(ev);
+        let out = Outbox {
+            watch: std::mem::take(&mut c.watch_out),
+            commands: std::mem::take(&mut c.commands),
+            actions: std::mem::take(&mut c.actions),
+        };
+        if batch.is_empty() && out.is_empty() {
+            return (r, Commit::done());
         }
-        for action in c.actions.drain(..) {
-            // Nobody takes actions only in unit tests and at shutdown.
-            let _ = self.inner.actions.send(action);
-        }
+        let wrote = !batch.is_empty();
+        let shared = Arc::downgrade(&self.inner);
+        // Submitted under the lock, so changes reach the store (and go out) in their order.
+        let commit = self.inner.store.submit_then(
+            batch,
+            Box::new(move |result| {
+                let Some(inner) = shared.upgrade() else {
+                    return;
+                };
+                match result {
+                    Ok(()) => out.publish(&inner),
+                    Err(e) => Control { inner }.roll_back(wrote, out, e),
+                }
+            }),
+        );
         (r, commit)
+    }
+
+    /// Undoes a change the store refused: the state is rebuilt from what is durable, keeping
+    /// what lives only in memory (connected agents, heartbeat clocks, runtime calls in
+    /// flight), and the nodes the change's actions claimed are released. Runs on the store's
+    /// writer thread, before anything submitted later is acknowledged.
+    fn roll_back(&self, wrote: bool, out: Outbox, why: &crate::store::Error) {
+        let mut c = self.inner.state.lock();
+        if wrote {
+            match self.inner.store.load() {
+                Ok(snap) => {
+                    c.roll_back_to(snap);
+                    tracing::warn!(error = %why, "a change was refused by the store and rolled back");
+                }
+                Err(e) => tracing::error!(error = %e, "cannot roll back to the durable state"),
+            }
+        }
+        for action in &out.actions {
+            c.release(action.node());
+        }
     }
 
     /// Like [`Control::mutate`] for changes nobody waits on (status reports): the store write

@@ -70,8 +70,10 @@ pub(super) fn add(c: &mut Cluster, p: pb::Pod) {
     c.explain_pending();
 }
 
-/// Every message queued for an agent so far.
-fn drain(rx: &mut UnboundedReceiver<pb::ControlMessage>) -> Vec<Msg> {
+/// Every message queued for an agent so far, once the changes that queued them are durable
+/// (here: at once).
+fn drain(c: &mut Cluster, rx: &mut UnboundedReceiver<pb::ControlMessage>) -> Vec<Msg> {
+    c.deliver_commands();
     let mut out = vec![];
     while let Ok(m) = rx.try_recv() {
         out.extend(m.msg);
@@ -111,7 +113,7 @@ fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
     add(&mut c, pod("p", 1000));
     assert_eq!(c.pods["default/p"].node, "n1", "tie goes to the first name");
     let old_uid = c.pods["default/p"].uid.clone();
-    assert!(runs(&drain(&mut n1), "p"));
+    assert!(runs(&drain(&mut c, &mut n1), "p"));
 
     c.transition("n1", NodeStatus::PermanentlyFailed, "test");
     let p = &c.pods["default/p"];
@@ -120,9 +122,9 @@ fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
         ("n2", PodPhase::Scheduled, 1)
     );
     assert_ne!(p.uid, old_uid, "a new binding gets a new uid");
-    assert!(runs(&drain(&mut n2), "p"));
+    assert!(runs(&drain(&mut c, &mut n2), "p"));
     assert!(
-        deletes(&drain(&mut n1), "p"),
+        deletes(&drain(&mut c, &mut n1), "p"),
         "the failed node is told to stop its copy"
     );
     assert_cpu_invariant(&c);
@@ -142,7 +144,7 @@ fn pods_move_off_a_permanently_failed_node_and_its_stale_copies_are_stopped() {
         ..Default::default()
     };
     c.attach(&reg, conn(3, tx)).unwrap();
-    let msgs = drain(&mut rx);
+    let msgs = drain(&mut c, &mut rx);
     assert!(deletes(&msgs, "p"));
     assert!(!msgs.iter().any(|m| matches!(m, Msg::Terminate(_))));
     assert_eq!(c.nodes["n1"].status(), NodeStatus::Initializing);
@@ -204,7 +206,7 @@ fn a_reconnecting_agent_stops_what_it_should_not_run_and_restarts_what_it_lost()
         ..Default::default()
     };
     c.attach(&reg, conn(2, tx)).unwrap();
-    let msgs = drain(&mut rx);
+    let msgs = drain(&mut c, &mut rx);
     assert!(deletes(&msgs, "gone"), "stale copy not stopped: {msgs:?}");
     assert!(runs(&msgs, "kept"), "lost pod not restarted: {msgs:?}");
     assert_eq!(c.pods["default/kept"].uid, kept_uid, "same binding");
@@ -243,7 +245,7 @@ fn a_new_agent_takes_over_only_the_pods_still_bound_to_its_node() {
         ..Default::default()
     };
     c.attach(&reg, conn(2, tx)).unwrap();
-    let msgs = drain(&mut rx);
+    let msgs = drain(&mut c, &mut rx);
     let Some(Msg::Registered(registered)) = msgs.first() else {
         panic!("Registered comes first: {msgs:?}");
     };
@@ -264,7 +266,7 @@ fn a_deleted_pod_holds_its_cpu_until_the_agent_confirms() {
     c.delete_pod("default/p", 1000).unwrap();
     assert_eq!(c.pods["default/p"].phase(), PodPhase::Terminating);
     assert_eq!(c.nodes["n1"].allocated.cpu, 1500);
-    assert!(deletes(&drain(&mut n1), "p"));
+    assert!(deletes(&drain(&mut c, &mut n1), "p"));
     c.apply_pod_status(
         "n1",
         pb::PodStatus {
@@ -403,7 +405,7 @@ fn an_unreachable_nodes_pods_move_only_once_its_agent_has_fenced_itself() {
     add(&mut c, pod("p", 1000));
     assert_eq!(c.pods["default/p"].node, "n1");
     let uid = c.pods["default/p"].uid.clone();
-    drain(&mut n1);
+    drain(&mut c, &mut n1);
     c.detach("n1", 1);
     let last_heartbeat = c.nodes["n1"].last_heartbeat.unwrap();
     let fence = c.settings.node_fence;
@@ -418,8 +420,8 @@ fn an_unreachable_nodes_pods_move_only_once_its_agent_has_fenced_itself() {
         let p = &c.pods["default/p"];
         assert_eq!((p.node.as_str(), p.uid.as_str()), ("n1", uid.as_str()));
     }
-    assert!(!deletes(&drain(&mut n1), "p"));
-    assert!(!runs(&drain(&mut n2), "p"));
+    assert!(!deletes(&drain(&mut c, &mut n1), "p"));
+    assert!(!runs(&drain(&mut c, &mut n2), "p"));
     let said = node_events(&c, "n1", "AwaitingFence");
     assert_eq!(said.len(), 1, "said once: {said:?}");
     assert!(
@@ -436,7 +438,7 @@ fn an_unreachable_nodes_pods_move_only_once_its_agent_has_fenced_itself() {
     c.health_tick(fenced);
     let p = &c.pods["default/p"];
     assert_eq!((p.node.as_str(), p.reschedules), ("n2", 1));
-    assert!(runs(&drain(&mut n2), "p"));
+    assert!(runs(&drain(&mut c, &mut n2), "p"));
     assert_cpu_invariant(&c);
 }
 
@@ -451,7 +453,7 @@ fn a_deregistered_nodes_pods_move_at_once() {
     c.deregister("n1", "agent received SIGTERM");
     assert_eq!(c.nodes["n1"].status(), NodeStatus::Left);
     assert_eq!(c.pods["default/p"].node, "n2");
-    assert!(runs(&drain(&mut n2), "p"));
+    assert!(runs(&drain(&mut c, &mut n2), "p"));
     c.health_tick(Instant::now());
     assert!(node_events(&c, "n1", "AwaitingFence").is_empty());
     assert_cpu_invariant(&c);
@@ -462,8 +464,8 @@ fn heartbeats_are_acknowledged_on_their_own_stream_only() {
     let mut c = cluster();
     let mut old = join(&mut c, "n1", 2000, 1);
     let mut new = join(&mut c, "n1", 2000, 2);
-    drain(&mut old);
-    drain(&mut new);
+    drain(&mut c, &mut old);
+    drain(&mut c, &mut new);
     let hb = |seq| pb::Heartbeat {
         seq,
         ..Default::default()
@@ -478,8 +480,8 @@ fn heartbeats_are_acknowledged_on_their_own_stream_only() {
             })
             .collect()
     };
-    assert_eq!(acks(drain(&mut new)), [7]);
-    assert!(acks(drain(&mut old)).is_empty());
+    assert_eq!(acks(drain(&mut c, &mut new)), [7]);
+    assert!(acks(drain(&mut c, &mut old)).is_empty());
 
     // Given up, with its agent still attached: its heartbeats no longer count, so the agent
     // fences itself before the pods move.
@@ -487,7 +489,7 @@ fn heartbeats_are_acknowledged_on_their_own_stream_only() {
     let before = c.nodes["n1"].last_heartbeat;
     std::thread::sleep(Duration::from_millis(2));
     c.heartbeat("n1", 2, hb(9));
-    assert!(acks(drain(&mut new)).is_empty());
+    assert!(acks(drain(&mut c, &mut new)).is_empty());
     assert_eq!(c.nodes["n1"].last_heartbeat, before);
 }
 
@@ -743,7 +745,7 @@ fn a_pod_waits_for_its_secret_and_is_sent_once_it_exists() {
         }),
     });
     add(&mut c, p);
-    let msgs = drain(&mut n1);
+    let msgs = drain(&mut c, &mut n1);
     assert!(!runs(&msgs, "app"), "sent without its secret: {msgs:?}");
     let waiting = &c.pods["default/app"];
     assert_eq!(waiting.status_reason, "CreateContainerConfigError");
@@ -754,7 +756,7 @@ fn a_pod_waits_for_its_secret_and_is_sent_once_it_exists() {
         data: [("password".to_string(), b"hunter2".to_vec())].into(),
         ..Default::default()
     });
-    let msgs = drain(&mut n1);
+    let msgs = drain(&mut c, &mut n1);
     let sent = msgs.iter().find_map(|m| match m {
         Msg::RunPod(r) => r.pod.clone(),
         _ => None,

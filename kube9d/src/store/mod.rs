@@ -41,9 +41,18 @@
 //! the commit counter ([`watermark`]) with the one recorded beside the store, so each of these
 //! ends in one [`Error::Damaged`] saying what to do; kube9d exits with [`DAMAGED_EXIT_CODE`] (3).
 //!
-//! Snapshots: [`Store::export`] reads every record between two commits on the writer thread
-//! (so no batch lands half-way) into a snapshot file ([`snapshot_file`]); [`restore`] writes a
-//! new store from one, offline.
+//! Only what is durable is read: the writer keeps a copy of every record as of its last
+//! acknowledged commit ([`Store::load`], [`Store::export`] read that copy, never sled), updated
+//! after each fsync and before any acknowledgement. A write that fails (a full disk, an I/O
+//! error) is answered [`Error::ReadOnly`], and so is every later one: sled cannot be trusted
+//! after an I/O error (it refuses every further call, and some of its reads spin), so the
+//! writer lets go of it without touching it again, and kube9d serves what was durable, read
+//! only, until it is restarted. Whoever made the refused change rolls it back
+//! ([`Store::submit_then`] says which ones).
+//!
+//! Snapshots: [`Store::export`] encodes that copy, as of one commit (so no batch lands
+//! half-way), into a snapshot file ([`snapshot_file`]); [`restore`] writes a new store from
+//! one, offline.
 //!
 //! Upgrade: stores written before namespaces existed hold pods at `p/<pod>`, without a
 //! namespace. [`Store::open`] moves each to `p/default/<pod>` with namespace `default`, in
@@ -56,6 +65,7 @@ pub mod seal;
 pub mod snapshot_file;
 mod watermark;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
@@ -63,6 +73,7 @@ use std::sync::Arc;
 use std::thread;
 
 use kube9_proto::pb;
+use parking_lot::RwLock;
 use prost::Message;
 use tokio::sync::oneshot;
 
@@ -104,6 +115,13 @@ pub enum Error {
     },
     #[error("the store writer has stopped")]
     Closed,
+    /// A write failed; nothing is written any more until kube9d restarts.
+    #[error(
+        "the store in {data_dir} could not be written ({cause}); nothing was changed, and \
+         kube9d serves reads only until it is restarted: free space or fix the disk, then \
+         restart kube9d"
+    )]
+    ReadOnly { data_dir: String, cause: String },
     /// The secret key file cannot be read or created.
     #[error(transparent)]
     Seal(#[from] seal::SealError),
@@ -207,32 +225,33 @@ pub struct Snapshot {
     pub secrets: Vec<pb::Secret>,
 }
 
+/// Run by the writer thread once a batch is durable (`Ok`) or refused (`Err`), in the order
+/// batches were submitted, before anything submitted later is acknowledged.
+pub type Then = Box<dyn FnOnce(&Result<()>) + Send>;
+
+/// A batch to make durable (an empty one: wait for those before it).
 struct Request {
     batch: Batch,
     ack: Option<oneshot::Sender<Result<()>>>,
+    then: Option<Then>,
 }
 
-/// Every record of the store, as sled holds them (cheap to clone).
-type Records = Vec<(sled::IVec, sled::IVec)>;
-
-type ExportReply = oneshot::Sender<Result<Records>>;
-
-/// What the writer thread does, in the order asked.
-enum Job {
-    /// A batch to make durable (an empty one: wait for those before it).
-    Write(Request),
-    /// Read every record, after the batches submitted before and before any after.
-    Export(ExportReply),
-}
+/// Every record of the store (but the commit counter) as of the last acknowledged commit, by
+/// key, as sled holds them (values cheap to clone).
+type Records = BTreeMap<sled::IVec, sled::IVec>;
 
 /// Cheap-to-clone handle to the durable store.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    tx: std_mpsc::Sender<Job>,
+    tx: std_mpsc::Sender<Request>,
     sealer: seal::Sealer,
     /// The data directory, for messages.
     dir: Arc<Path>,
+    /// What is durable; written by the writer thread only.
+    durable: Arc<RwLock<Records>>,
+    /// Tests: the next write fails as a full disk would.
+    #[cfg(test)]
+    fail_next: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Resolves when a submitted batch is durable.
@@ -273,105 +292,92 @@ impl Store {
         let (mark, commits) = check_intact(dir, &store_dir, &db)?;
         let sealer = seal::Sealer::from_key_file(key_file)?;
         upgrade_legacy_pods(&db)?;
-        let (tx, rx) = std_mpsc::channel::<Job>();
+        let durable = Arc::new(RwLock::new(read_records(dir, &db)?));
+        let (tx, rx) = std_mpsc::channel::<Request>();
+        #[cfg(test)]
+        let fail_next = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let writer = Writer {
-            db: db.clone(),
+            db: Some(db),
             sealer: sealer.clone(),
             mark,
             commits,
             dir: dir.into(),
+            durable: durable.clone(),
+            broken: None,
+            #[cfg(test)]
+            fail_next: fail_next.clone(),
         };
         thread::Builder::new()
             .name("kube9-store-writer".into())
             .spawn(move || writer.run(rx))
             .expect("failed to spawn the store writer thread");
         Ok(Store {
-            db,
             tx,
             sealer,
             dir: dir.into(),
+            durable,
+            #[cfg(test)]
+            fail_next,
         })
     }
 
-    /// Reads everything back.
+    /// Reads back everything durable.
     pub fn load(&self) -> Result<Snapshot> {
-        self.reading(|| self.read_all())
-    }
-
-    fn read_all(&self) -> Result<Snapshot> {
+        let records = self.durable.read();
+        let scan = |prefix: &'static [u8]| scan_prefix(&records, prefix);
         let mut snap = Snapshot::default();
-        for item in self.db.scan_prefix(b"n/") {
-            let (k, v) = item?;
-            snap.nodes.push(decode("node", &k, &v)?);
+        for (k, v) in scan(b"n/") {
+            snap.nodes.push(self.decode("node", k, v)?);
         }
-        for item in self.db.scan_prefix(b"p/") {
-            let (k, v) = item?;
-            snap.pods.push(decode("pod", &k, &v)?);
+        for (k, v) in scan(b"p/") {
+            snap.pods.push(self.decode("pod", k, v)?);
         }
-        for item in self.db.scan_prefix(b"ns/") {
-            let (k, v) = item?;
-            snap.namespaces.push(decode("namespace", &k, &v)?);
+        for (k, v) in scan(b"ns/") {
+            snap.namespaces.push(self.decode("namespace", k, v)?);
         }
-        for item in self.db.scan_prefix(b"cm/") {
-            let (k, v) = item?;
-            snap.config_maps.push(decode("config map", &k, &v)?);
+        for (k, v) in scan(b"cm/") {
+            snap.config_maps.push(self.decode("config map", k, v)?);
         }
-        for item in self.db.scan_prefix(b"s/") {
-            let (k, v) = item?;
-            let plain = self.sealer.open(&k, &v).map_err(|source| Error::Secret {
+        for (k, v) in scan(b"s/") {
+            let plain = self.sealer.open(k, v).map_err(|source| Error::Secret {
                 key: String::from_utf8_lossy(&k[2..]).into_owned(),
                 source,
             })?;
-            snap.secrets.push(decode("secret", &k, &plain)?);
+            snap.secrets.push(self.decode("secret", k, &plain)?);
         }
-        for item in self.db.scan_prefix(b"e/") {
-            let (k, v) = item?;
-            snap.events.push(decode("event", &k, &v)?);
+        for (k, v) in scan(b"e/") {
+            snap.events.push(self.decode("event", k, v)?);
         }
-        for item in self.db.scan_prefix(b"m/") {
-            let (k, v) = item?;
+        for (k, v) in scan(b"m/") {
             let key = String::from_utf8_lossy(&k[2..]).into_owned();
             snap.meta
-                .push((key, String::from_utf8_lossy(&v).into_owned()));
+                .push((key, String::from_utf8_lossy(v).into_owned()));
         }
         Ok(snap)
     }
 
     /// The bearer tokens' records.
     pub fn load_tokens(&self) -> Result<Vec<pb::StoredToken>> {
-        self.reading(|| {
-            let mut tokens = Vec::new();
-            for item in self.db.scan_prefix(b"t/") {
-                let (k, v) = item?;
-                tokens.push(decode("token", &k, &v)?);
-            }
-            Ok(tokens)
-        })
+        let records = self.durable.read();
+        (scan_prefix(&records, b"t/"))
+            .map(|(k, v)| self.decode("token", k, v))
+            .collect()
     }
 
-    /// Runs a read of the stored state; what fails because the store is damaged (a sled error
-    /// or panic, a value that does not decode) says so, with what to do.
-    fn reading<T>(&self, read: impl FnOnce() -> Result<T>) -> Result<T> {
-        match guard::catching(read) {
-            Err(panic) => Err(damaged(
-                &self.dir,
-                format!("sled gave up reading it: {panic}"),
-            )),
-            Ok(Err(Error::Write(e))) => Err(damaged(&self.dir, sled_cause(&e))),
-            Ok(Err(e @ Error::Decode { .. })) => Err(damaged(&self.dir, e.to_string())),
-            Ok(result) => result,
-        }
+    /// A stored value that does not decode means a damaged store, with what to do.
+    fn decode<M: Message + Default>(
+        &self,
+        kind: &'static str,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<M> {
+        decode(kind, key, value).map_err(|e| damaged(&self.dir, e.to_string()))
     }
 
-    /// Every record (but the commit counter) at one point between two commits, encoded as a
-    /// snapshot file. The writer thread reads them, so no batch lands half-way through, and
-    /// goes back to committing while the file is encoded here. Secrets stay sealed.
+    /// Every record (but the commit counter) as of one commit, encoded as a snapshot file.
+    /// Secrets stay sealed. Works when the store has become read only, too.
     pub async fn export(&self) -> Result<snapshot_file::Encoded> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Export(reply))
-            .map_err(|_| Error::Closed)?;
-        let records = rx.await.unwrap_or(Err(Error::Closed))?;
+        let records = self.durable.read().clone();
         Ok(snapshot_file::encode(
             records.iter().map(|(k, v)| (&k[..], &v[..])),
         ))
@@ -383,15 +389,28 @@ impl Store {
         if batch.is_empty() {
             return Commit::done();
         }
+        self.request(batch, None)
+    }
+
+    /// [`Store::submit`], and `then` runs on the writer thread once the batch is durable or
+    /// refused, in submission order, before any later batch is acknowledged: the place to
+    /// publish what the batch made true, or to roll it back. Even an empty batch goes through
+    /// the writer, so that `then` keeps its place in that order.
+    pub fn submit_then(&self, batch: Batch, then: Then) -> Commit {
+        self.request(batch, Some(then))
+    }
+
+    fn request(&self, batch: Batch, then: Option<Then>) -> Commit {
         let (ack, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Job::Write(Request {
-                batch,
-                ack: Some(ack),
-            }))
-            .is_err()
-        {
+        let req = Request {
+            batch,
+            ack: Some(ack),
+            then,
+        };
+        if let Err(std_mpsc::SendError(req)) = self.tx.send(req) {
+            if let Some(then) = req.then {
+                then(&Err(Error::Closed));
+            }
             return Commit::done_with_error();
         }
         Commit(Some(rx))
@@ -400,20 +419,52 @@ impl Store {
     /// Queues a batch without waiting for it (status updates nobody is waiting on).
     pub fn submit_detached(&self, batch: Batch) {
         if !batch.is_empty() {
-            let _ = self.tx.send(Job::Write(Request { batch, ack: None }));
+            let _ = self.tx.send(Request {
+                batch,
+                ack: None,
+                then: None,
+            });
         }
     }
 
     /// Waits until everything submitted so far is durable.
     pub async fn flush(&self) -> Result<()> {
-        let (ack, rx) = oneshot::channel();
-        self.tx
-            .send(Job::Write(Request {
-                batch: Batch::default(),
-                ack: Some(ack),
-            }))
-            .map_err(|_| Error::Closed)?;
-        rx.await.unwrap_or(Err(Error::Closed))
+        self.request(Batch::default(), None).wait().await
+    }
+
+    /// Tests: the next write fails as on a full disk, and the store becomes read only.
+    #[cfg(test)]
+    pub fn fail_next_write(&self) {
+        self.fail_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The records of `records` whose keys start with `prefix`, in key order.
+fn scan_prefix<'a>(
+    records: &'a Records,
+    prefix: &'static [u8],
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    (records.range::<[u8], _>((
+        std::ops::Bound::Included(prefix),
+        std::ops::Bound::Unbounded,
+    )))
+    .take_while(move |(k, _)| k.starts_with(prefix))
+    .map(|(k, v)| (&k[..], &v[..]))
+}
+
+/// Every record of `db` but the commit counter, read once at open; what sled cannot read
+/// means a damaged store.
+fn read_records(dir: &Path, db: &sled::Db) -> Result<Records> {
+    let read = guard::catching(|| {
+        (db.iter())
+            .filter(|item| !matches!(item, Ok((k, _)) if k.starts_with(watermark::PREFIX)))
+            .collect::<Result<Records, _>>()
+    });
+    match read {
+        Ok(Ok(records)) => Ok(records),
+        Ok(Err(e)) => Err(damaged(dir, sled_cause(&e))),
+        Err(panic) => Err(damaged(dir, format!("sled gave up reading it: {panic}"))),
     }
 }
 
@@ -563,115 +614,158 @@ fn make_private(path: &Path) -> Result<()> {
 
 /// The one thread that writes the store.
 struct Writer {
-    db: sled::Db,
+    /// `None` once a write failed: sled is left alone from then on.
+    db: Option<sled::Db>,
     sealer: seal::Sealer,
     mark: watermark::Watermark,
     /// The last commit's counter.
     commits: u64,
     dir: Arc<Path>,
+    durable: Arc<RwLock<Records>>,
+    /// Why writes are refused, once one failed.
+    broken: Option<String>,
+    #[cfg(test)]
+    fail_next: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Writer {
-    fn run(mut self, rx: std_mpsc::Receiver<Job>) {
-        // Block for the first job, then take whatever else is already queued: one fsync for all.
+    fn run(mut self, rx: std_mpsc::Receiver<Request>) {
+        // Block for the first request, then take whatever else is already queued (up to 4096
+        // batches): one fsync for all.
         while let Ok(first) = rx.recv() {
-            let (group, export) = take_group(first, &rx);
-            if !group.is_empty() {
-                self.commit(group);
+            let mut group = vec![first];
+            while group.len() < 4096 {
+                match rx.try_recv() {
+                    Ok(req) => group.push(req),
+                    Err(_) => break,
+                }
             }
-            if let Some(reply) = export {
-                let _ = reply.send(self.export());
-            }
+            self.commit(group);
         }
     }
 
     /// Applies the group's batches as one sled batch with the next commit counter, fsyncs,
-    /// records the counter, and acknowledges every batch.
+    /// records the counter, updates the durable copy, then tells every batch's submitter.
     fn commit(&mut self, group: Vec<Request>) {
-        let mut batch = sled::Batch::default();
-        let mut changes = false;
-        for op in group.iter().flat_map(|req| &req.batch.ops) {
-            stage(&mut batch, op, &self.sealer);
-            changes = true;
+        let staged: Vec<(sled::IVec, Option<sled::IVec>)> = (group.iter())
+            .flat_map(|req| &req.batch.ops)
+            .map(|op| stage(op, &self.sealer))
+            .collect();
+        let outcome = if staged.is_empty() && self.broken.is_none() {
+            // Nothing to write: what came before is durable already.
+            Ok(())
+        } else {
+            self.write(&staged)
+        };
+        if outcome.is_ok() && !staged.is_empty() {
+            let mut durable = self.durable.write();
+            for (k, v) in staged {
+                match v {
+                    Some(v) => durable.insert(k, v),
+                    None => durable.remove(&k),
+                };
+            }
         }
-        if changes {
-            self.commits += 1;
-            batch.insert(watermark::KEY, &watermark::encode(self.commits)[..]);
-        }
-        let db = &self.db;
-        let result = db.apply_batch(batch).and_then(|_| db.flush().map(|_| ()));
-        match &result {
-            Err(e) => tracing::error!(error = %e, "store write failed"),
-            Ok(()) if changes => self.mark.record(self.commits),
-            Ok(()) => {}
-        }
+        let result = || {
+            outcome
+                .as_ref()
+                .map(|_| ())
+                .map_err(|cause| Error::ReadOnly {
+                    data_dir: self.dir.display().to_string(),
+                    cause: cause.clone(),
+                })
+        };
         for req in group {
+            if let Some(then) = req.then {
+                then(&result());
+            }
             if let Some(ack) = req.ack {
-                let _ = ack.send(result.clone().map_err(Error::Write));
+                let _ = ack.send(result());
             }
         }
     }
 
-    /// Every record but the commit counter. A panic here ends the export, not the writer.
-    fn export(&self) -> Result<Records> {
-        let read = guard::catching(|| {
-            (self.db.iter())
-                .filter(|item| !matches!(item, Ok((k, _)) if k.starts_with(watermark::PREFIX)))
-                .collect::<Result<Records, _>>()
-        });
-        match read {
-            Ok(records) => records.map_err(Error::Read),
-            Err(panic) => Err(damaged(
-                &self.dir,
-                format!("sled gave up reading it: {panic}"),
-            )),
+    /// Writes and fsyncs `staged` with the next commit counter. The first failure makes the
+    /// store read only: sled is dropped without a flush (a flush or read of a sled that had an
+    /// I/O error may spin) and every later write is refused with the same cause.
+    fn write(&mut self, staged: &[(sled::IVec, Option<sled::IVec>)]) -> Result<(), String> {
+        if let Some(cause) = &self.broken {
+            return Err(cause.clone());
+        }
+        let db = self.db.as_ref().expect("present until a write fails");
+        let mut batch = sled::Batch::default();
+        for (k, v) in staged {
+            match v {
+                Some(v) => batch.insert(k.clone(), v.clone()),
+                None => batch.remove(k.clone()),
+            }
+        }
+        batch.insert(watermark::KEY, &watermark::encode(self.commits + 1)[..]);
+        #[cfg(test)]
+        let injected = self
+            .fail_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        #[cfg(not(test))]
+        let injected = false;
+        let result = if injected {
+            Err(sled::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device (os error 28)",
+            )))
+        } else {
+            db.apply_batch(batch).and_then(|_| db.flush().map(|_| ()))
+        };
+        match result {
+            Ok(()) => {
+                self.commits += 1;
+                self.mark.record(self.commits);
+                Ok(())
+            }
+            Err(e) => {
+                let cause = match &e {
+                    sled::Error::Io(io) => io.to_string(),
+                    other => other.to_string(),
+                };
+                tracing::error!(
+                    error = %cause,
+                    data_dir = %self.dir.display(),
+                    "store write failed; refusing every change until kube9d is restarted"
+                );
+                std::mem::forget(self.db.take());
+                self.broken = Some(cause.clone());
+                Err(cause)
+            }
         }
     }
 }
 
-/// `first` and whatever else is queued: batches up to 4096, or up to an export, which must
-/// see exactly the batches submitted before it.
-fn take_group(first: Job, rx: &std_mpsc::Receiver<Job>) -> (Vec<Request>, Option<ExportReply>) {
-    let mut group = Vec::new();
-    let mut next = Some(first);
-    while let Some(job) = next {
-        match job {
-            Job::Write(req) => group.push(req),
-            Job::Export(reply) => return (group, Some(reply)),
-        }
-        if group.len() >= 4096 {
-            break;
-        }
-        next = rx.try_recv().ok();
-    }
-    (group, None)
-}
-
-/// Adds one op to a sled batch; Secrets are sealed on the way.
-fn stage(batch: &mut sled::Batch, op: &Op, sealer: &seal::Sealer) {
+/// One op as a key and its new value (`None`: removed); Secrets are sealed on the way.
+fn stage(op: &Op, sealer: &seal::Sealer) -> (sled::IVec, Option<sled::IVec>) {
+    let put = |k: Vec<u8>, v: Vec<u8>| (k.into(), Some(v.into()));
+    let del = |k: Vec<u8>| (k.into(), None);
     match op {
-        Op::PutNode(n) => batch.insert(key("n/", &n.name), n.encode_to_vec()),
-        Op::DeleteNode(name) => batch.remove(key("n/", name)),
-        Op::PutPod(p) => batch.insert(key("p/", &p.key()), p.encode_to_vec()),
-        Op::DeletePod(k) => batch.remove(key("p/", k)),
-        Op::PutEvent(e) => batch.insert(event_key(e.id), e.encode_to_vec()),
-        Op::DeleteEvent(id) => batch.remove(event_key(*id)),
-        Op::PutMeta(k, v) => batch.insert(key("m/", k), v.as_bytes()),
-        Op::PutNamespace(n) => batch.insert(key("ns/", &n.name), n.encode_to_vec()),
-        Op::DeleteNamespace(name) => batch.remove(key("ns/", name)),
-        Op::PutConfigMap(c) => batch.insert(key("cm/", &c.key()), c.encode_to_vec()),
-        Op::DeleteConfigMap(k) => batch.remove(key("cm/", k)),
+        Op::PutNode(n) => put(key("n/", &n.name), n.encode_to_vec()),
+        Op::DeleteNode(name) => del(key("n/", name)),
+        Op::PutPod(p) => put(key("p/", &p.key()), p.encode_to_vec()),
+        Op::DeletePod(k) => del(key("p/", k)),
+        Op::PutEvent(e) => put(event_key(e.id), e.encode_to_vec()),
+        Op::DeleteEvent(id) => del(event_key(*id)),
+        Op::PutMeta(k, v) => put(key("m/", k), v.as_bytes().to_vec()),
+        Op::PutNamespace(n) => put(key("ns/", &n.name), n.encode_to_vec()),
+        Op::DeleteNamespace(name) => del(key("ns/", name)),
+        Op::PutConfigMap(c) => put(key("cm/", &c.key()), c.encode_to_vec()),
+        Op::DeleteConfigMap(k) => del(key("cm/", k)),
         Op::PutSecret(s) => {
             let k = key("s/", &s.key());
             let sealed = sealer.seal(&k, &s.encode_to_vec());
-            batch.insert(k, sealed)
+            put(k, sealed)
         }
-        Op::DeleteSecret(k) => batch.remove(key("s/", k)),
+        Op::DeleteSecret(k) => del(key("s/", k)),
         Op::PutToken(t) => {
             let id = t.info.as_ref().map_or("", |i| i.id.as_str());
-            batch.insert(key("t/", id), t.encode_to_vec())
+            put(key("t/", id), t.encode_to_vec())
         }
-        Op::DeleteToken(id) => batch.remove(key("t/", id)),
+        Op::DeleteToken(id) => del(key("t/", id)),
     }
 }
 
@@ -1011,8 +1105,11 @@ mod tests {
             db.flush().unwrap();
         }
         let store = reopen(&dir);
-        assert!(store.db.get(b"p/web").unwrap().is_none(), "old key removed");
-        assert!(store.db.get(b"p/default/web").unwrap().is_some());
+        assert!(
+            !store.durable.read().contains_key(&b"p/web"[..]),
+            "old key removed"
+        );
+        assert!(store.durable.read().contains_key(&b"p/default/web"[..]));
         let snap = store.load().unwrap();
         let pods: Vec<_> = snap.pods.iter().map(|p| p.key()).collect();
         assert_eq!(pods, vec!["default/db", "default/web"]);
