@@ -54,6 +54,29 @@ fn copies(c: &TestCluster, pod: &str) -> usize {
     marked_copies(&format!("chaos-{}-{pod}", c.id))
 }
 
+/// Each live copy of the pod: pid, parent, process group, session and the parent's command
+/// line, for the failure message.
+fn describe_copies(c: &TestCluster, pod: &str) -> Vec<String> {
+    let marker = format!("chaos-{}-{pod}", c.id);
+    let field = |pid: i32, n: usize| -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        rest.split_whitespace().nth(n).unwrap_or("?").to_string()
+    };
+    marked_pids(&marker)
+        .into_iter()
+        .map(|pid| {
+            let ppid: i32 = field(pid, 1).parse().unwrap_or(0);
+            format!(
+                "{pod}: pid {pid} ppid {ppid} pgid {} sid {} (parent: {})",
+                field(pid, 2),
+                field(pid, 3),
+                cmdline(ppid)
+            )
+        })
+        .collect()
+}
+
 /// What the test knows of each pod from kube9ctl's answers.
 #[derive(Default)]
 struct Ledger {
@@ -223,6 +246,8 @@ async fn chaos_leaves_every_invariant_intact() {
     for name in &ledger.gone {
         assert!(!known.contains(name), "{name} was deleted and came back");
     }
+    let reported = std::cell::Cell::new(false);
+    let report_at = std::time::Instant::now() + Duration::from_secs(55);
     c.wait_for(
         "deleted and unknown pods to stop running",
         secs(60),
@@ -233,6 +258,12 @@ async fn chaos_leaves_every_invariant_intact() {
                 .chain(&ledger.unsure)
                 .filter(|n| !known.contains(*n) && copies(&c, n) > 0)
                 .collect();
+            if !stray.is_empty() && std::time::Instant::now() > report_at && !reported.get() {
+                reported.set(true);
+                for name in &stray {
+                    eprintln!("chaos: still running: {:?}", describe_copies(&c, name));
+                }
+            }
             stray.is_empty().then_some(())
         },
     )
