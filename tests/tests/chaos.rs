@@ -300,3 +300,80 @@ async fn chaos_leaves_every_invariant_intact() {
     println!("chaos: every invariant holds");
     c.finish().await;
 }
+
+/// A kill -9 of an agent is no leave: its process pods outlive it (nothing stops them), and
+/// the agent started again on the same state directory must stop them before it registers,
+/// or kube9d starts them a second time beside the first copies. The agent is joined by hand:
+/// kube9d sweeps the sessions of the agents it launches itself, so this is the agent's own
+/// work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_and_started_again_runs_each_pod_once() {
+    use nix::sys::signal::{kill, Signal};
+    let c = TestCluster::start(Options::process()).await;
+    // Without the fix the first copies are in no live agent's session: the cluster's
+    // cleanup would not find them.
+    let _strays = KillOnDrop(["a", "b"].map(|p| format!("chaos-{}-{p}", c.id)).to_vec());
+    let state = c.data_dir.join("edge");
+    let mut agent = hand_started_agent(&c, "edge", &state, &[]);
+    c.wait_node_status("edge", NodeStatus::Healthy, secs(30))
+        .await;
+    for name in ["a", "b"] {
+        c.apply(&marked_pod(&c, name, "100m"));
+    }
+    let mut old = vec![];
+    for name in ["a", "b"] {
+        let p = c.wait_pod_phase(name, PodPhase::Running, secs(30)).await;
+        assert_eq!(copies(&c, name), 1);
+        old.push(p.containers[0].pid);
+    }
+
+    kill(
+        nix::unistd::Pid::from_raw(agent.id() as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    agent.wait().unwrap();
+    assert!(
+        old.iter().all(|pid| process_alive(*pid)),
+        "the pods died with their agent: nothing left to test"
+    );
+    let mut agent = hand_started_agent(&c, "edge", &state, &[]);
+    for (name, old) in ["a", "b"].into_iter().zip(&old) {
+        c.wait_for(&format!("{name} to run again"), secs(30), || async {
+            let p = c.pod(name).await;
+            (p.phase() == PodPhase::Running && p.containers[0].pid != *old).then_some(())
+        })
+        .await;
+    }
+    // Long enough for a copy the old agent left to show.
+    tokio::time::sleep(secs(2)).await;
+    for (name, old) in ["a", "b"].into_iter().zip(&old) {
+        assert!(!process_alive(*old), "{name}'s first copy still runs");
+        assert_eq!(copies(&c, name), 1, "{name} runs more than once");
+    }
+    c.ctl_ok(&["delete", "pod", "a"]);
+    c.wait_for("a to stop", secs(15), || async {
+        (copies(&c, "a") == 0).then_some(())
+    })
+    .await;
+    assert_eq!(copies(&c, "b"), 1);
+    let _ = agent.kill();
+    let _ = agent.wait();
+    c.finish().await;
+}
+
+/// SIGKILLs every process carrying one of these markers when dropped (a failed test too).
+struct KillOnDrop(Vec<String>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for marker in &self.0 {
+            for pid in marked_pids(marker) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
