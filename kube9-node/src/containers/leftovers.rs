@@ -215,20 +215,23 @@ mod tests {
     }
 
     /// A stand-in for a killed agent: a session leader that is gone, and a process it
-    /// started still in its session. Returns (leader, member).
-    fn orphaned_session() -> (i32, i32) {
-        let out = std::process::Command::new("setsid")
-            .args([
-                "sh",
-                "-c",
-                "sleep 1000 </dev/null >/dev/null 2>&1 & echo $$ $!",
-            ])
-            .output()
+    /// started still in its session. Returns (leader, member). Spawned through the reaper:
+    /// in this test binary it collects every child.
+    fn orphaned_session(dir: &Path) -> (i32, i32) {
+        let pids = dir.join("pids");
+        let script = format!(
+            "sleep 1000 </dev/null >/dev/null 2>&1 & echo $$ $! > {}",
+            pids.display()
+        );
+        let mut command = std::process::Command::new("setsid");
+        command.args(["sh", "-c", &script]);
+        let (_, exit) = crate::containers::reaper::Reaper::global()
+            .spawn(&mut command)
             .expect("setsid (util-linux)");
-        let text = String::from_utf8(out.stdout).unwrap();
+        exit.blocking_recv().unwrap();
+        let text = std::fs::read_to_string(pids).unwrap();
         let mut pids = text.split_whitespace().map(|p| p.parse::<i32>().unwrap());
         let (leader, member) = (pids.next().unwrap(), pids.next().unwrap());
-        // The leader exited; `output` collected it.
         assert!(!alive(leader));
         assert_eq!(stat(member).unwrap().session, leader);
         (leader, member)
@@ -237,7 +240,7 @@ mod tests {
     #[test]
     fn the_session_of_a_dead_agent_is_stopped_and_this_agent_recorded() {
         let dir = temp_dir("leftovers");
-        let (leader, member) = orphaned_session();
+        let (leader, member) = orphaned_session(&dir);
         std::fs::write(dir.join(AGENTS_FILE), format!("{leader} 12345\n")).unwrap();
         let swept = stop_leftovers(&dir, &agent_user());
         assert_eq!(swept.dead_agents, vec![leader]);
@@ -258,11 +261,12 @@ mod tests {
     #[test]
     fn a_live_agent_and_a_reused_pid_are_left_alone() {
         let dir = temp_dir("leftovers-live");
-        let mut other = std::process::Command::new("setsid")
-            .args(["sleep", "1000"])
-            .spawn()
+        let mut command = std::process::Command::new("setsid");
+        command.args(["sleep", "1000"]);
+        let (pid, _exit) = crate::containers::reaper::Reaper::global()
+            .spawn(&mut command)
             .unwrap();
-        let pid = other.id() as i32;
+        let pid = pid.as_raw();
         while stat(pid).map(|s| s.session) != Some(pid) {
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -278,8 +282,7 @@ mod tests {
         let recorded = read_records(&dir.join(AGENTS_FILE));
         assert_eq!(recorded.len(), 2, "{recorded:?}");
         assert_eq!(recorded[0], AgentRecord { pid, started });
-        let _ = other.kill();
-        let _ = other.wait();
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
