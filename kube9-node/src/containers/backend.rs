@@ -277,12 +277,19 @@ impl PodBackend for ProcessBackend {
     }
 
     async fn startup(&self) -> Result<(), String> {
-        // No process pod outlives the agent that started it; its files go before its uid is
-        // handed out again.
-        if matches!(self.isolation.mode(), isolation::Mode::PerPod { .. }) {
-            PodDirs::remove_all_work(&self.state_dir.join("pods"));
-        }
-        Ok(())
+        // A process pod outlives an agent killed with SIGKILL (or crashed), and cannot be
+        // taken over: it is stopped before this agent registers, so that kube9d starts it
+        // again here once, not beside the old copy.
+        let (state_dir, isolation) = (self.state_dir.clone(), self.isolation.clone());
+        tokio::task::spawn_blocking(move || {
+            super::leftovers::stop_leftovers(&state_dir, &isolation);
+            // Their files go before their uids are handed out again.
+            if matches!(isolation.mode(), isolation::Mode::PerPod { .. }) {
+                PodDirs::remove_all_work(&state_dir.join("pods"));
+            }
+        })
+        .await
+        .map_err(|e| format!("failed to stop what an earlier agent left: {e}"))
     }
 
     async fn prepare(&self, pod: &pb::Pod) -> Result<Prepared, String> {

@@ -110,6 +110,10 @@ impl Claims {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
             match holder.trim().parse::<u32>() {
                 Ok(pid) if alive(pid) => return false,
+                // Its agent is gone (killed or crashed) and left a process of its pod
+                // running as this uid: a new pod sharing it would share its files and
+                // processes. The uid waits until the next agent of that node stops it.
+                _ if !processes_of(uid).is_empty() => return false,
                 // Its agent is gone (or the file is half written and that agent died).
                 _ => {
                     let _ = std::fs::remove_file(&path);
@@ -117,6 +121,21 @@ impl Claims {
             }
         }
         false
+    }
+
+    /// The uids claimed by `pid`.
+    fn held_by(&self, pid: u32) -> Vec<u32> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|uid| {
+                let holder = std::fs::read_to_string(self.dir.join(uid.to_string()));
+                holder.is_ok_and(|h| h.trim().parse::<u32>() == Ok(pid))
+            })
+            .collect()
     }
 
     fn release(&self, uid: u32) {
@@ -227,6 +246,24 @@ impl Isolation {
                 (self.slots.lock().by_pod.get(pod_uid)).map(|s| per_pod(base, *s))
             }
         }
+    }
+
+    /// Kills every process running as a pod uid that the agent `pid`, gone now, claimed (what
+    /// its pods left, see [`super::leftovers`]), and frees those uids. Returns how many
+    /// processes were killed. Only with per-pod users claimed host-wide.
+    pub fn sweep_claims_of(&self, pid: u32) -> usize {
+        let (Some(claims), Mode::PerPod { base }) = (&self.claims, self.mode) else {
+            return 0;
+        };
+        let mut killed = 0;
+        for uid in claims.held_by(pid) {
+            // Only this agent's range: a uid below it is not a pod's.
+            if (base..base.saturating_add(POD_UID_SLOTS)).contains(&uid) {
+                killed += super::leftovers::kill_until_gone(|| processes_of(uid));
+            }
+            claims.release(uid);
+        }
+        killed
     }
 
     /// Frees the pod's slot (its uid may go to another pod later).
@@ -549,6 +586,37 @@ mod tests {
         // The claim of a process that is gone is taken over.
         std::fs::write(dir.join("1004"), "999999999\n").unwrap();
         assert_eq!(two.pod_identity("c").unwrap().uid, 1004);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_uids_of_a_dead_agent_are_not_reused_while_its_pods_run_and_are_swept() {
+        use std::os::unix::process::CommandExt;
+        if !nix::unistd::geteuid().is_root() {
+            return; // Needs a process of another uid.
+        }
+        let dir = std::env::temp_dir().join(format!("kube9-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let base = 3_100_000;
+        let iso = Isolation::with_claims(Mode::PerPod { base }, &dir).unwrap();
+        // An agent that is gone (killed) claimed `base` and left a pod process running as it.
+        let dead = 999_999_999;
+        std::fs::write(dir.join(base.to_string()), format!("{dead}\n")).unwrap();
+        let mut left = std::process::Command::new("sleep")
+            .arg("1000")
+            .uid(base)
+            .gid(base)
+            .spawn()
+            .unwrap();
+        while processes_of(base).is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(iso.pod_identity("a").unwrap().uid, base + 1, "shared a uid");
+        assert_eq!(iso.sweep_claims_of(dead), 1);
+        let _ = left.wait();
+        assert!(processes_of(base).is_empty());
+        assert!(!dir.join(base.to_string()).exists(), "the claim stays");
+        assert_eq!(iso.sweep_claims_of(dead), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

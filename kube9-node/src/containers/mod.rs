@@ -8,6 +8,7 @@
 //! - [`backend`]: how containers run: [`backend::ProcessBackend`] or, through
 //!   [`crate::cri`], [`engine::CriBackend`].
 //! - [`adopt`]: taking over the containers an earlier agent of this node left running.
+//! - [`leftovers`]: stopping the processes an earlier agent of this node left running.
 //! - [`eviction`]: evicting a pod whose disk emptyDir passes its `sizeLimit`.
 //! - [`spawn`]: container spec to process (command line, environment, log file).
 //! - [`exec`]: exec and log following for processes.
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod eviction;
 pub mod exec;
 pub mod isolation;
+pub mod leftovers;
 pub mod logs;
 pub mod logwriter;
 pub mod pod;

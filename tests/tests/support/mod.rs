@@ -571,7 +571,12 @@ impl TestCluster {
         kill_cluster_processes(&self.id);
         // Also for process clusters: a hand-joined Docker agent makes pod containers.
         docker_cleanup(&self.id);
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        // `KUBE9_E2E_KEEP=1` keeps the data directory (kube9d's and the agents' logs) to read.
+        if std::env::var_os("KUBE9_E2E_KEEP").is_some() {
+            eprintln!("kept {}", self.data_dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }
 
@@ -655,19 +660,27 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Live pod processes (`sh …`) whose command line carries `marker`: how many copies of a
-/// marked pod run, whatever kube9d thinks.
+/// Live pod processes (`sh …`) with `marker` as one of their arguments: how many copies of a
+/// marked pod run, whatever kube9d thinks. The whole argument, not a part: the marker of pod
+/// `p1` is a prefix of `p10`'s.
 pub fn marked_copies(marker: &str) -> usize {
+    marked_pids(marker).len()
+}
+
+/// The pids of [`marked_copies`].
+pub fn marked_pids(marker: &str) -> Vec<i32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
         .filter(|pid| {
+            let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let mut args = args.split(|c| *c == 0);
             process_alive(*pid)
-                && cmdline(*pid).starts_with("sh ")
-                && cmdline(*pid).contains(marker)
+                && args.next() == Some(b"sh")
+                && args.any(|a| a == marker.as_bytes())
         })
-        .count()
+        .collect()
 }
 
 /// Whether process `pid` is alive (and not a zombie).
