@@ -80,10 +80,11 @@ fn pod_names(c: &TestCluster) -> Vec<String> {
 /// A pod whose process carries `marker`, with a 64 KiB annotation: sled writes into segments
 /// it has already allocated, so small pods would take thousands of applies to need more.
 fn marked(name: &str, marker: &str) -> String {
-    let yaml = pod_yaml(
-        name,
-        "100m",
-        &format!("while true; do sleep 1; done; {marker}"),
+    // The marker is the script's $0: an argument of its own, as `marked_copies` looks for.
+    let yaml = pod_yaml(name, "100m", "while true; do sleep 1; done").replacen(
+        "\"]\n",
+        &format!("\", \"{marker}\"]\n"),
+        1,
     );
     let ballast = "x".repeat(64 * 1024);
     yaml.replacen(
