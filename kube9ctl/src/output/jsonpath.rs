@@ -119,8 +119,7 @@ impl Template {
             if open > 0 {
                 current.push(Segment::Text(rest[..open].to_string()));
             }
-            let close = action_end(&rest[open..])
-                .ok_or_else(|| Error(format!("unclosed action in {source:?}")))?;
+            let close = action_end(&rest[open..]).ok_or_else(|| Error("unclosed action".into()))?;
             let action = rest[open + 1..open + close].trim();
             rest = &rest[open + close + 1..];
             if action == "end" {
