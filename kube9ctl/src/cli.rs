@@ -1,5 +1,7 @@
 //! The command-line grammar. Parsing only: every command's behaviour lives in `commands/`.
 
+use crate::output::custom_columns::{self, Column};
+use crate::output::jsonpath::Template;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube9_proto::fault::Fault;
 use std::fmt;
@@ -33,9 +35,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub certificate_authority: Option<std::path::PathBuf>,
 
-    /// Output format, where the command prints objects.
-    #[arg(short = 'o', long, global = true, value_enum)]
-    pub output: Option<Format>,
+    /// Output format, where the command prints objects: table, wide, json, yaml, name; for
+    /// `get` also jsonpath=TEMPLATE, jsonpath-as-json=TEMPLATE, custom-columns=SPEC and
+    /// custom-columns-file=FILE (kubectl's syntax).
+    #[arg(short = 'o', long, global = true, value_parser = parse_output, value_name = "FORMAT")]
+    pub output: Option<Output>,
 
     /// The namespace of pods, config maps, secrets and events (default: $KUBE9_NAMESPACE, else
     /// the context's namespace, else "default"). Nodes and namespaces are cluster-wide and
@@ -60,6 +64,70 @@ pub enum Format {
     Yaml,
     /// `kind/name` only.
     Name,
+}
+
+/// What `-o` asks for: a format, or a template applied to the objects' JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Format(Format),
+    /// `jsonpath=TEMPLATE`.
+    JsonPath(Template),
+    /// `jsonpath-as-json=TEMPLATE`: each action's results as a JSON array.
+    JsonPathAsJson(Template),
+    /// `custom-columns=HEADER:PATH,...`.
+    CustomColumns(Vec<Column>),
+    /// `custom-columns-file=FILE`: headers on the first line, paths on the second.
+    CustomColumnsFile(std::path::PathBuf),
+}
+
+impl Output {
+    /// The plain format, if `-o` named one.
+    pub fn format(&self) -> Option<Format> {
+        match self {
+            Output::Format(f) => Some(*f),
+            _ => None,
+        }
+    }
+}
+
+/// `-o`'s value, as kubectl spells it (`-o jsonpath='{...}'`, `-o=custom-columns=A:.a`).
+pub fn parse_output(s: &str) -> Result<Output, String> {
+    if let Ok(format) = <Format as ValueEnum>::from_str(s, false) {
+        return Ok(Output::Format(format));
+    }
+    let (name, value) = s.split_once('=').unwrap_or((s, ""));
+    let needs_value = |what: &str| {
+        if value.is_empty() {
+            Err(format!("{what} format specified but no {what} given"))
+        } else {
+            Ok(())
+        }
+    };
+    match name {
+        "jsonpath" | "jsonpath-as-json" => {
+            needs_value("template")?;
+            let template = Template::parse(value)
+                .map_err(|e| format!("error parsing jsonpath {value}: {e}"))?;
+            Ok(if name == "jsonpath" {
+                Output::JsonPath(template)
+            } else {
+                Output::JsonPathAsJson(template)
+            })
+        }
+        "custom-columns" => {
+            needs_value("custom-columns")?;
+            Ok(Output::CustomColumns(custom_columns::parse_spec(value)?))
+        }
+        "custom-columns-file" => {
+            needs_value("file")?;
+            Ok(Output::CustomColumnsFile(value.into()))
+        }
+        _ => Err(format!(
+            "unknown output format {s:?} (allowed: table, wide, json, yaml, name, \
+             jsonpath=TEMPLATE, jsonpath-as-json=TEMPLATE, custom-columns=SPEC, \
+             custom-columns-file=FILE)"
+        )),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,11 +360,14 @@ pub struct CreateNodeArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// nodes (no), pods (po), namespaces (ns), configmaps (cm), secrets or events (ev); or
-    /// KIND/NAME.
-    pub resource: ResourceKind,
-    /// Show only these objects (one name prints the object itself, several a list).
-    pub names: Vec<String>,
+    /// What to get: KIND [NAME...] (nodes (no), pods (po), namespaces (ns), configmaps (cm),
+    /// secrets, events (ev)), several kinds as KIND,KIND, `all` (the namespace's pods), or
+    /// KIND/NAME... (as `get -o name` prints them).
+    #[arg(
+        required = true,
+        value_name = "KIND[,KIND...] [NAME...] | KIND/NAME..."
+    )]
+    pub resources: Vec<String>,
     /// List the objects of every namespace, with a NAMESPACE column (-n is ignored).
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
@@ -309,6 +380,29 @@ pub struct GetArgs {
     /// Events: only those about this object (node/n1, pod/web).
     #[arg(long = "for")]
     pub for_object: Option<String>,
+    /// Tables and custom columns: leave out the header line.
+    #[arg(long)]
+    pub no_headers: bool,
+    /// Tables: a last LABELS column with every label.
+    #[arg(long)]
+    pub show_labels: bool,
+    /// Tables: a column with this label's value (repeatable, or comma-separated).
+    #[arg(
+        short = 'L',
+        long = "label-columns",
+        value_name = "KEY",
+        value_delimiter = ','
+    )]
+    pub label_columns: Vec<String>,
+    /// Sort the objects by this field (a JSONPath: .metadata.name, .spec.nodeName,
+    /// .metadata.creationTimestamp, ...).
+    #[arg(long, value_name = "JSONPATH", value_parser = parse_sort_by)]
+    pub sort_by: Option<Template>,
+}
+
+/// `--sort-by`'s path, in kubectl's relaxed forms (`.a.b`, `a.b`, `{.a.b}`).
+fn parse_sort_by(s: &str) -> Result<Template, String> {
+    Template::relaxed(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -321,11 +415,14 @@ pub struct DescribeArgs {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// pod (po), configmap (cm), secret, namespace (ns) or node (no); or KIND/NAME.
-    #[arg(required_unless_present = "file", conflicts_with = "file")]
-    pub resource: Option<ResourceKind>,
-    /// Names of the objects to delete.
-    pub names: Vec<String>,
+    /// What to delete: KIND NAME... (pod (po), configmap (cm), secret, namespace (ns), node
+    /// (no); several kinds as KIND,KIND), or KIND/NAME... (as `get -o name` prints them).
+    #[arg(
+        required_unless_present = "file",
+        conflicts_with = "file",
+        value_name = "KIND[,KIND...] NAME... | KIND/NAME..."
+    )]
+    pub resources: Vec<String>,
     /// Delete the objects of this manifest (or - for stdin).
     #[arg(short = 'f', long = "filename")]
     pub file: Option<String>,
@@ -346,7 +443,8 @@ pub struct DeleteArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The pod.
+    /// The pod: NAME or pod/NAME.
+    #[arg(value_parser = parse_pod)]
     pub pod: String,
     /// The container (optional when the pod has one).
     #[arg(short = 'c', long)]
@@ -364,7 +462,8 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
-    /// The pod.
+    /// The pod: NAME or pod/NAME.
+    #[arg(value_parser = parse_pod)]
     pub pod: String,
     /// The container (optional when the pod has one).
     #[arg(short = 'c', long)]
@@ -498,6 +597,95 @@ impl FromStr for ResourceKind {
     }
 }
 
+/// What `get` and `delete` were asked for, from their arguments as kubectl reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// `pods`, `po,no`, `all`, each followed by names or none.
+    Kinds {
+        kinds: Vec<Kind>,
+        names: Vec<String>,
+        /// Several kinds were asked for (a comma or `all`): tables print `kind/name`.
+        several: bool,
+    },
+    /// `pod/a node/b`.
+    Objects(Vec<(Kind, String)>),
+}
+
+/// The kinds `get all` lists: kubectl's `all` is the namespace's workloads, and in Kube-9
+/// those are pods (config maps and secrets are not in kubectl's `all` either).
+pub const ALL: &[Kind] = &[Kind::Pod];
+
+/// Reads `KIND[,KIND...] [NAME...]` or `KIND/NAME...`.
+pub fn parse_selection(args: &[String]) -> Result<Selection, String> {
+    let Some(first) = args.first() else {
+        return Err("give a kind (pods, nodes, ...), KIND,KIND, all, or KIND/NAME".into());
+    };
+    if first.contains('/') {
+        let mut objects = Vec::with_capacity(args.len());
+        for arg in args {
+            let Some((kind, name)) = arg.split_once('/') else {
+                return Err(format!(
+                    "there is no need to specify a resource type as a separate argument when \
+                     passing arguments in resource/name form (e.g. 'kube9ctl get \
+                     resource/<resource_name>' instead of 'kube9ctl get resource \
+                     resource/<resource_name>'), and {arg:?} is not in resource/name form"
+                ));
+            };
+            if kind.contains(',') || name.is_empty() || name.contains('/') {
+                return Err(format!(
+                    "arguments in resource/name form must have a single resource and name: {arg:?}"
+                ));
+            }
+            objects.push((kind.parse()?, name.to_string()));
+        }
+        return Ok(Selection::Objects(objects));
+    }
+    let names = args[1..].to_vec();
+    if names.iter().any(|n| n.contains('/')) {
+        return Err(
+            "there is no need to specify a resource type as a separate argument when \
+                    passing arguments in resource/name form (e.g. 'kube9ctl get \
+                    resource/<resource_name>' instead of 'kube9ctl get resource \
+                    resource/<resource_name>')"
+                .into(),
+        );
+    }
+    let mut kinds = Vec::new();
+    let words: Vec<&str> = first.split(',').collect();
+    for word in &words {
+        let expanded = if word.eq_ignore_ascii_case("all") {
+            ALL.to_vec()
+        } else {
+            vec![word.parse::<Kind>()?]
+        };
+        for kind in expanded {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+    }
+    let several = words.len() > 1 || words.iter().any(|w| w.eq_ignore_ascii_case("all"));
+    Ok(Selection::Kinds {
+        kinds,
+        names,
+        several,
+    })
+}
+
+/// A pod given as NAME or pod/NAME (`logs`, `exec`).
+pub fn parse_pod(s: &str) -> Result<String, String> {
+    let Some((kind, name)) = s.split_once('/') else {
+        return Ok(s.to_string());
+    };
+    if name.is_empty() {
+        return Err(format!("missing name in {s:?} (use pod/NAME)"));
+    }
+    match kind.parse::<Kind>()? {
+        Kind::Pod => Ok(name.to_string()),
+        other => Err(format!("only pods have containers, not a {other} ({s:?})")),
+    }
+}
+
 /// `60s`, `2m`, `1h`, `500ms`, `1h30m` (Go's form, as kubectl and kubeadm take it), or plain
 /// seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -572,11 +760,145 @@ mod tests {
     #[test]
     fn global_flags_go_anywhere() {
         let cli = parse(&["get", "pods", "-o", "wide", "--server", "10.0.0.1:7209"]);
-        assert_eq!(cli.output, Some(Format::Wide));
+        assert_eq!(cli.output, Some(Output::Format(Format::Wide)));
         assert_eq!(cli.server.as_deref(), Some("10.0.0.1:7209"));
         let cli = parse(&["-o", "json", "get", "no"]);
-        assert_eq!(cli.output, Some(Format::Json));
+        assert_eq!(cli.output, Some(Output::Format(Format::Json)));
         assert!(fails(&["get", "pods", "-o", "xml"]).contains("invalid value 'xml'"));
+    }
+
+    #[test]
+    fn output_takes_templates_and_custom_columns_as_kubectl_spells_them() {
+        for args in [
+            &["get", "pods", "-o", "jsonpath={.items[*].metadata.name}"][..],
+            &["get", "pods", "-o=jsonpath={.items[*].metadata.name}"],
+            &["get", "pods", "--output=jsonpath={.items[*].metadata.name}"],
+        ] {
+            let Some(Output::JsonPath(t)) = parse(args).output else {
+                panic!("{args:?}")
+            };
+            assert_eq!(t.source(), "{.items[*].metadata.name}");
+        }
+        let Some(Output::JsonPathAsJson(_)) =
+            parse(&["get", "pods", "-o", "jsonpath-as-json={.items}"]).output
+        else {
+            panic!()
+        };
+        let Some(Output::CustomColumns(columns)) = parse(&[
+            "get",
+            "pods",
+            "-o",
+            "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName",
+        ])
+        .output
+        else {
+            panic!()
+        };
+        let headers: Vec<&str> = columns.iter().map(|c| c.header.as_str()).collect();
+        assert_eq!(headers, ["NAME", "NODE"]);
+        assert_eq!(
+            parse(&["get", "pods", "-o", "custom-columns-file=cols.txt"]).output,
+            Some(Output::CustomColumnsFile("cols.txt".into()))
+        );
+        let e = fails(&["get", "pods", "-o", "jsonpath={.items[*]"]);
+        assert!(
+            e.contains("error parsing jsonpath") && e.contains("unclosed action"),
+            "{e}"
+        );
+        assert!(fails(&["get", "pods", "-o", "jsonpath"]).contains("no template given"));
+        assert!(fails(&["get", "pods", "-o", "jsonpath="]).contains("no template given"));
+        let e = fails(&["get", "pods", "-o", "custom-columns=NAME"]);
+        assert!(e.contains("expected <header>:<json-path-expr>"), "{e}");
+        assert!(fails(&["get", "pods", "-o", "go-template={{.x}}"]).contains("unknown output"));
+    }
+
+    #[test]
+    fn get_takes_table_flags() {
+        let Command::Get(get) = parse(&[
+            "get",
+            "pods",
+            "--no-headers",
+            "--show-labels",
+            "-L",
+            "app,tier",
+            "--label-columns",
+            "env",
+            "--sort-by",
+            ".spec.nodeName",
+        ])
+        .command
+        else {
+            panic!()
+        };
+        assert!(get.no_headers && get.show_labels);
+        assert_eq!(get.label_columns, ["app", "tier", "env"]);
+        assert_eq!(get.sort_by.unwrap().source(), "{.spec.nodeName}");
+        let Command::Get(get) = parse(&["get", "pods", "--sort-by={.metadata.name}"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(get.sort_by.unwrap().source(), "{.metadata.name}");
+        assert!(fails(&["get", "pods", "--sort-by", "{.a"]).contains("--sort-by"));
+    }
+
+    fn selection(args: &[&str]) -> Result<Selection, String> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        parse_selection(&args)
+    }
+
+    fn kinds(kinds: &[Kind], names: &[&str], several: bool) -> Selection {
+        Selection::Kinds {
+            kinds: kinds.to_vec(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            several,
+        }
+    }
+
+    #[test]
+    fn selections_are_kinds_and_names_or_kind_slash_names() {
+        assert_eq!(
+            selection(&["po", "web"]),
+            Ok(kinds(&[Kind::Pod], &["web"], false))
+        );
+        assert_eq!(
+            selection(&["po,no"]),
+            Ok(kinds(&[Kind::Pod, Kind::Node], &[], true))
+        );
+        assert_eq!(
+            selection(&["pods,configmaps,pods"]),
+            Ok(kinds(&[Kind::Pod, Kind::ConfigMap], &[], true))
+        );
+        assert_eq!(selection(&["all"]), Ok(kinds(ALL, &[], true)));
+        assert_eq!(
+            selection(&["all,no"]),
+            Ok(kinds(&[Kind::Pod, Kind::Node], &[], true))
+        );
+        assert_eq!(
+            selection(&["pod/a", "no/n1", "pods/b"]),
+            Ok(Selection::Objects(vec![
+                (Kind::Pod, "a".into()),
+                (Kind::Node, "n1".into()),
+                (Kind::Pod, "b".into())
+            ]))
+        );
+        let e = selection(&["pod", "pod/a"]).unwrap_err();
+        assert!(
+            e.contains("there is no need to specify a resource type as a separate argument"),
+            "{e}"
+        );
+        assert!(selection(&["pod/a", "b"]).is_err());
+        assert!(selection(&["pod/"])
+            .unwrap_err()
+            .contains("single resource and name"));
+        assert!(selection(&["po,no/a"])
+            .unwrap_err()
+            .contains("single resource and name"));
+        assert!(selection(&["deployments"])
+            .unwrap_err()
+            .contains("doesn't have a resource type"));
+        assert!(selection(&["svc/x"])
+            .unwrap_err()
+            .contains("doesn't have a resource type"));
     }
 
     #[test]
@@ -584,12 +906,11 @@ mod tests {
         let Command::Get(get) = parse(&["get", "po", "web"]).command else {
             panic!()
         };
-        assert_eq!(get.resource.kind, Kind::Pod);
-        assert_eq!(get.names, ["web"]);
+        assert_eq!(get.resources, ["po", "web"]);
         let Command::Get(get) = parse(&["get", "pods", "a", "b"]).command else {
             panic!()
         };
-        assert_eq!(get.names, ["a", "b"]);
+        assert_eq!(get.resources, ["pods", "a", "b"]);
         let Command::Get(get) = parse(&["get", "pods", "-l", "app=web", "--node", "n1"]).command
         else {
             panic!()
@@ -605,13 +926,19 @@ mod tests {
             let Command::Get(get) = parse(&["get", word]).command else {
                 panic!()
             };
-            assert_eq!(get.resource.kind, kind);
+            assert_eq!(
+                parse_selection(&get.resources),
+                Ok(kinds(&[kind], &[], false))
+            );
         }
         let Command::Get(get) = parse(&["get", "node/n1"]).command else {
             panic!()
         };
-        assert_eq!(get.resource.name.as_deref(), Some("n1"));
-        assert!(fails(&["get", "deployments"]).contains("doesn't have a resource type"));
+        assert_eq!(
+            parse_selection(&get.resources),
+            Ok(Selection::Objects(vec![(Kind::Node, "n1".into())]))
+        );
+        assert!(fails(&["get"]).contains("required"));
     }
 
     #[test]
@@ -627,7 +954,7 @@ mod tests {
         let Command::Get(get) = parse(&["get", "events", "--all-namespaces"]).command else {
             panic!()
         };
-        assert!(get.all_namespaces && get.resource.kind == Kind::Event);
+        assert!(get.all_namespaces && get.resources == ["events"]);
         for (word, kind) in [
             ("namespaces", Kind::Namespace),
             ("namespace", Kind::Namespace),
@@ -641,7 +968,11 @@ mod tests {
             let Command::Get(get) = parse(&["get", word]).command else {
                 panic!()
             };
-            assert_eq!(get.resource.kind, kind, "{word}");
+            assert_eq!(
+                parse_selection(&get.resources),
+                Ok(kinds(&[kind], &[], false)),
+                "{word}"
+            );
         }
         let Command::Describe(d) = parse(&["describe", "cm/game-demo"]).command else {
             panic!()
@@ -750,8 +1081,7 @@ mod tests {
         let Command::Delete(d) = parse(&["delete", "pod", "a", "b"]).command else {
             panic!()
         };
-        assert_eq!(d.resource.unwrap().kind, Kind::Pod);
-        assert_eq!(d.names, ["a", "b"]);
+        assert_eq!(d.resources, ["pod", "a", "b"]);
         assert!(d.wait);
         assert_eq!(d.timeout, Duration::from_secs(60));
         let Command::Delete(d) = parse(&[
@@ -786,6 +1116,16 @@ mod tests {
             (l.pod.as_str(), l.container.as_deref(), l.tail),
             ("web", Some("nginx"), Some(20))
         );
+        let Command::Logs(l) = parse(&["logs", "pod/web"]).command else {
+            panic!()
+        };
+        assert_eq!(l.pod, "web");
+        let Command::Exec(e) = parse(&["exec", "po/web", "--", "ls"]).command else {
+            panic!()
+        };
+        assert_eq!(e.pod, "web");
+        assert!(fails(&["logs", "node/n1"]).contains("only pods"));
+        assert!(fails(&["logs", "pod/"]).contains("missing name"));
     }
 
     #[test]

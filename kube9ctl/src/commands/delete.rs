@@ -1,5 +1,6 @@
-//! `kube9ctl delete pod|configmap|secret|namespace|node NAME...` and `kube9ctl delete -f FILE`:
-//! delete, then (by default) poll until each object is gone.
+//! `kube9ctl delete pod|configmap|secret|namespace|node NAME...`, `kube9ctl delete KIND/NAME...`
+//! (what `get -o name` prints, so `kube9ctl get pods -o name | xargs kube9ctl delete` works)
+//! and `kube9ctl delete -f FILE`: delete, then (by default) poll until each object is gone.
 //!
 //! Pods, config maps and secrets are deleted in the `-n` namespace (or the manifest's); deleting
 //! a namespace deletes everything in it, and waiting for it waits until kube9d has.
@@ -9,7 +10,7 @@
 //! reconnects and tries the same object again for up to [`RECONNECT_FOR`]; a NotFound on such
 //! a retry means the earlier try got through before the connection broke.
 
-use crate::cli::{DeleteArgs, Format, Kind};
+use crate::cli::{parse_selection, DeleteArgs, Format, Kind, Selection};
 use crate::client::Client;
 use crate::commands::apply::{identity, read_manifests, resolve_namespaces};
 use crate::commands::get::fetch_one;
@@ -87,7 +88,7 @@ pub fn deleted_line(kind: Kind, name: &str, format: Format) -> String {
 /// deleted twice).
 fn targets(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<Vec<Target>> {
     if let Some(file) = &args.file {
-        if !args.names.is_empty() {
+        if !args.resources.is_empty() {
             anyhow::bail!("names cannot be given together with -f");
         }
         // Only the names matter here: ignored fields are apply's concern.
@@ -107,22 +108,29 @@ fn targets(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<Vec<Target>> {
         });
         return Ok(targets);
     }
-    let Some(resource) = &args.resource else {
-        anyhow::bail!("give a kind and names (delete pod web) or a manifest (delete -f FILE)");
-    };
-    if resource.kind == Kind::Event {
+    let pairs: Vec<(Kind, String)> =
+        match parse_selection(&args.resources).map_err(anyhow::Error::msg)? {
+            Selection::Objects(objects) => objects,
+            Selection::Kinds { kinds, names, .. } => {
+                if names.is_empty() {
+                    let kinds: Vec<&str> = kinds.iter().map(|k| k.noun()).collect();
+                    anyhow::bail!(
+                        "give the name of at least one {} to delete",
+                        kinds.join(" or ")
+                    );
+                }
+                kinds
+                    .iter()
+                    .flat_map(|k| names.iter().map(move |n| (*k, n.clone())))
+                    .collect()
+            }
+        };
+    if pairs.iter().any(|(kind, _)| *kind == Kind::Event) {
         anyhow::bail!("events cannot be deleted");
     }
-    let mut names = args.names.clone();
-    if let Some(name) = &resource.name {
-        names.insert(0, name.clone());
-    }
-    if names.is_empty() {
-        anyhow::bail!("give the name of at least one {} to delete", resource.kind);
-    }
-    Ok(names
+    Ok(pairs
         .iter()
-        .map(|n| Target::new(resource.kind, ctx.ns(), n))
+        .map(|(kind, name)| Target::new(*kind, ctx.ns(), name))
         .collect())
 }
 
@@ -305,6 +313,29 @@ mod tests {
             targets(&ctx(Some("prod")), &args(&["delete", "ns", "dev"])).unwrap(),
             [target(Kind::Namespace, "", "dev")]
         );
+        assert_eq!(
+            targets(&ctx(None), &args(&["delete", "pod/a", "pod/b", "node/n1"])).unwrap(),
+            [
+                target(Kind::Pod, "default", "a"),
+                target(Kind::Pod, "default", "b"),
+                target(Kind::Node, "", "n1")
+            ]
+        );
+        assert_eq!(
+            targets(&ctx(None), &args(&["delete", "po,cm", "x"])).unwrap(),
+            [
+                target(Kind::Pod, "default", "x"),
+                target(Kind::ConfigMap, "default", "x")
+            ]
+        );
+        let mixed = targets(&ctx(None), &args(&["delete", "pod", "pod/b"])).unwrap_err();
+        assert!(
+            mixed
+                .to_string()
+                .contains("no need to specify a resource type"),
+            "{mixed}"
+        );
+        assert!(targets(&ctx(None), &args(&["delete", "pod/a", "b"])).is_err());
         assert!(targets(&ctx(None), &args(&["delete", "pod"])).is_err());
         assert!(targets(&ctx(None), &args(&["delete", "events", "1"])).is_err());
         let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pods.yaml");

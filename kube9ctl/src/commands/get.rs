@@ -1,14 +1,21 @@
-//! `kube9ctl get KIND [NAME...] [-n NS | -A] [-l SELECTOR] [--node NODE] [--for KIND/NAME]`.
+//! `kube9ctl get KIND[,KIND...] [NAME...] | KIND/NAME... [-n NS | -A] [-l SELECTOR]
+//! [--node NODE] [--for KIND/NAME] [-o FORMAT] [--no-headers] [--show-labels] [-L KEY]
+//! [--sort-by PATH]`.
+//!
+//! `get all` lists the namespace's pods: kubectl's `all` is the namespace's workloads, and
+//! pods are Kube-9's only workload kind (config maps and secrets are not in kubectl's `all`
+//! either).
 //!
 //! Pods, config maps, secrets and events are listed in the `-n` namespace (`default` when not
 //! given), or in every namespace with `-A` (a NAMESPACE column comes first); nodes and
 //! namespaces are cluster-wide and ignore both.
 
-use crate::cli::{GetArgs, Kind, ResourceKind};
+use crate::cli::{parse_selection, Format, GetArgs, Kind, Output, ResourceKind, Selection};
 use crate::client::Client;
-use crate::commands::{object_name, Context};
+use crate::commands::Context;
 use crate::error::ServerError;
-use crate::output::listing::{render, Objects, View};
+use crate::output::custom_columns;
+use crate::output::listing::{render_groups, Objects, Printer, View};
 use crate::output::time::now_ms;
 use crate::output::{emit, no_resources};
 use anyhow::Context as _;
@@ -17,31 +24,64 @@ use kube9_proto::pb;
 use kube9_proto::selector::{self, Selector};
 
 pub async fn run(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
-    if args.names.len() > 1 {
-        return run_many(ctx, &args).await;
+    let selection = parse_selection(&args.resources).map_err(anyhow::Error::msg)?;
+    let printer = printer(ctx, &args)?;
+    match selection {
+        Selection::Kinds {
+            kinds,
+            names,
+            several: false,
+        } if kinds.len() == 1 && names.len() <= 1 => {
+            run_one(ctx, &args, kinds[0], names.first().cloned(), &printer).await
+        }
+        Selection::Objects(objects) if objects.len() == 1 => {
+            let (kind, name) = objects.into_iter().next().expect("one object");
+            run_one(ctx, &args, kind, Some(name), &printer).await
+        }
+        selection => run_many(ctx, &args, selection, &printer).await,
     }
-    let name = object_name(
-        args.resource.name.as_deref(),
-        args.names.first().map(String::as_str),
-    )?;
+}
+
+/// `-o` and the table flags; a custom-columns file is read here.
+fn printer(ctx: &Context, args: &GetArgs) -> anyhow::Result<Printer> {
+    let output = match ctx.output.clone() {
+        None => Output::Format(Format::Table),
+        Some(Output::CustomColumnsFile(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read custom-columns-file {}", path.display()))?;
+            let columns = custom_columns::parse_file(&text)
+                .map_err(|e| anyhow::anyhow!("custom-columns-file {}: {e}", path.display()))?;
+            Output::CustomColumns(columns)
+        }
+        Some(output) => output,
+    };
+    Ok(Printer {
+        output,
+        no_headers: args.no_headers,
+        show_labels: args.show_labels,
+        label_columns: args.label_columns.clone(),
+        sort_by: args.sort_by.clone(),
+    })
+}
+
+/// One kind: its list, or one object of it by name.
+async fn run_one(
+    ctx: &Context,
+    args: &GetArgs,
+    kind: Kind,
+    name: Option<String>,
+    printer: &Printer,
+) -> anyhow::Result<()> {
     let selector = match &args.selector {
         Some(s) => selector::parse(s).context("-l/--selector")?,
         None => Selector::everything(),
     };
-    check_flags(&args, name.is_some())?;
-    let kind = args.resource.kind;
-    let namespace = list_namespace(ctx, &args);
+    check_flags(args, kind, name.is_some())?;
+    let namespace = list_namespace(ctx, args, kind);
     let mut cluster = ctx.connect().await?;
     let objects = match (kind, name.as_deref()) {
         (Kind::Event, name) => {
-            let about = args.for_object.as_deref().map(parse_for).transpose()?;
-            let scope = match &about {
-                Some((about_kind, _)) if !about_kind.is_namespaced() => EventScope::All,
-                _ if namespace.is_empty() => EventScope::All,
-                _ => EventScope::Namespace(namespace.clone()),
-            };
-            let about = about.map(|(kind, name)| (kind.wire().to_string(), name));
-            Objects::Events(events(&mut cluster, name, about, &scope).await?)
+            Objects::Events(scoped_events(&mut cluster, args, &namespace, name).await?)
         }
         (kind, Some(name)) => {
             fetch_one(&mut cluster, kind, &namespace, name, args.node.as_deref()).await?
@@ -53,10 +93,11 @@ pub async fn run(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
     };
     let view = View {
         single: name.is_some(),
-        all_namespaces: namespace.is_empty() && kind.is_namespaced(),
+        all_namespaces: namespace.is_empty(),
+        with_kind: false,
         now_ms: now_ms(),
     };
-    match render(&objects, ctx.format(), view)? {
+    match render_groups(vec![objects], printer, view)? {
         Some(text) => emit(&text),
         None => {
             no_resources();
@@ -65,24 +106,98 @@ pub async fn run(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
     }
 }
 
-/// `get pods a b c`: like kubectl, prints the ones that exist as a list, reports each missing
-/// one on stderr, and exits 1 if any was missing.
-async fn run_many(ctx: &Context, args: &GetArgs) -> anyhow::Result<()> {
-    if args.resource.name.is_some() {
-        anyhow::bail!("give names either as KIND/NAME or after KIND, not both");
+/// The events `get events` shows: in the namespace (or all with `-A`), maybe only those about
+/// `--for`'s object, maybe only the one with id `name`.
+async fn scoped_events(
+    cluster: &mut Client,
+    args: &GetArgs,
+    namespace: &str,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<pb::Event>> {
+    let about = args.for_object.as_deref().map(parse_for).transpose()?;
+    let scope = match &about {
+        Some((about_kind, _)) if !about_kind.is_namespaced() => EventScope::All,
+        _ if namespace.is_empty() => EventScope::All,
+        _ => EventScope::Namespace(namespace.to_string()),
+    };
+    let about = about.map(|(kind, name)| (kind.wire().to_string(), name));
+    events(cluster, name, about, &scope).await
+}
+
+/// Several kinds (`get po,no`, `get all`), several names (`get pods a b`), or several
+/// `KIND/NAME`s: like kubectl, one table per kind (NAMEs as `kind/name` when several kinds
+/// were asked for), the objects that exist printed, each missing one reported on stderr, and
+/// exit 1 if any was missing.
+async fn run_many(
+    ctx: &Context,
+    args: &GetArgs,
+    selection: Selection,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let (lists, targets, several) = match selection {
+        Selection::Kinds {
+            kinds,
+            names,
+            several,
+        } if names.is_empty() => (kinds, Vec::new(), several),
+        Selection::Kinds {
+            kinds,
+            names,
+            several,
+        } => {
+            let targets = kinds
+                .iter()
+                .flat_map(|k| names.iter().map(move |n| (*k, n.clone())))
+                .collect();
+            (Vec::new(), targets, several)
+        }
+        Selection::Objects(targets) => {
+            let first = targets.first().map(|(k, _)| *k);
+            let several = targets.iter().any(|(k, _)| Some(*k) != first);
+            (Vec::new(), targets, several)
+        }
+    };
+    let selector = match &args.selector {
+        Some(s) => selector::parse(s).context("-l/--selector")?,
+        None => Selector::everything(),
+    };
+    for kind in &lists {
+        check_flags(args, *kind, false)?;
     }
-    check_flags(args, true)?;
-    let kind = args.resource.kind;
-    if kind == Kind::Event {
-        anyhow::bail!("events are listed, not fetched by several names (use --for KIND/NAME)");
+    for (kind, _) in &targets {
+        check_flags(args, *kind, true)?;
     }
-    let namespace = list_namespace(ctx, args);
     let mut cluster = ctx.connect().await?;
+    let mut groups: Vec<Objects> = Vec::new();
+    let mut add = |objects: Objects| match groups.iter_mut().find(|g| g.kind() == objects.kind()) {
+        Some(group) => group.extend(objects),
+        None => groups.push(objects),
+    };
+    for kind in lists {
+        let namespace = list_namespace(ctx, args, kind);
+        let objects = match kind {
+            Kind::Event => {
+                Objects::Events(scoped_events(&mut cluster, args, &namespace, None).await?)
+            }
+            kind => {
+                let node = args.node.as_deref().unwrap_or_default();
+                list(&mut cluster, kind, &namespace, node, &selector).await?
+            }
+        };
+        add(objects);
+    }
+    let named = !targets.is_empty();
     let mut missing = 0;
-    let mut found = Objects::empty(kind);
-    for name in &args.names {
-        match fetch_one(&mut cluster, kind, &namespace, name, args.node.as_deref()).await {
-            Ok(objects) => found.extend(objects),
+    for (kind, name) in targets {
+        let namespace = list_namespace(ctx, args, kind);
+        let found = match kind {
+            Kind::Event => scoped_events(&mut cluster, args, &namespace, Some(&name))
+                .await
+                .map(Objects::Events),
+            kind => fetch_one(&mut cluster, kind, &namespace, &name, args.node.as_deref()).await,
+        };
+        match found {
+            Ok(objects) => add(objects),
             Err(e) => {
                 crate::error::report(&e);
                 missing += 1;
@@ -90,11 +205,15 @@ async fn run_many(ctx: &Context, args: &GetArgs) -> anyhow::Result<()> {
         }
     }
     let view = View {
+        single: false,
+        all_namespaces: args.all_namespaces,
+        with_kind: several,
         now_ms: now_ms(),
-        ..View::default()
     };
-    if let Some(text) = render(&found, ctx.format(), view)? {
-        emit(&text)?;
+    match render_groups(groups, printer, view)? {
+        Some(text) => emit(&text)?,
+        None if !named => no_resources(),
+        None => {}
     }
     if missing > 0 {
         return Err(crate::error::Reported.into());
@@ -102,18 +221,17 @@ async fn run_many(ctx: &Context, args: &GetArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The namespace to look in: `-n`'s (or the default), empty for every namespace (`-A`), empty
-/// for cluster-wide kinds.
-fn list_namespace(ctx: &Context, args: &GetArgs) -> String {
-    if !args.resource.kind.is_namespaced() || args.all_namespaces {
+/// The namespace to look in for `kind`: `-n`'s (or the default), empty for every namespace
+/// (`-A`), empty for cluster-wide kinds.
+fn list_namespace(ctx: &Context, args: &GetArgs, kind: Kind) -> String {
+    if !kind.is_namespaced() || args.all_namespaces {
         String::new()
     } else {
         ctx.ns().to_string()
     }
 }
 
-fn check_flags(args: &GetArgs, named: bool) -> anyhow::Result<()> {
-    let kind = args.resource.kind;
+fn check_flags(args: &GetArgs, kind: Kind, named: bool) -> anyhow::Result<()> {
     if named && args.selector.is_some() {
         anyhow::bail!("a name cannot be given together with a label selector (-l)");
     }

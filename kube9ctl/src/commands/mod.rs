@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use kube9_proto::client::ClientConfig;
 
-use crate::cli::{Cli, Command, Format};
+use crate::cli::{Cli, Command, Format, Output};
 use crate::client::{Client, Target};
 use kube9_proto::client::config::Resolved;
 
@@ -35,7 +35,7 @@ pub const CONTEXT_ENV: &str = "KUBE9_CONTEXT";
 #[derive(Debug, Clone)]
 pub struct Context {
     pub conn: Connection,
-    pub output: Option<Format>,
+    pub output: Option<Output>,
     pub namespace: Namespace,
 }
 
@@ -217,9 +217,13 @@ impl Context {
         Client::connect(&self.conn.target()?).await
     }
 
-    /// The `-o` format, `table` when not given.
+    /// The `-o` format, `table` when not given (or a template, which only `get` reads: see
+    /// [`run`]).
     pub fn format(&self) -> Format {
-        self.output.unwrap_or(Format::Table)
+        self.output
+            .as_ref()
+            .and_then(Output::format)
+            .unwrap_or(Format::Table)
     }
 
     /// The namespace commands work in: `-n`'s, else `$KUBE9_NAMESPACE`, else `default`.
@@ -269,6 +273,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         output: cli.output,
         namespace: Namespace::resolve(cli.namespace, env(NAMESPACE_ENV), context_ns),
     };
+    if let Some(output) = ctx.output.as_ref().filter(|o| o.format().is_none()) {
+        if !matches!(cli.command, Command::Get(_)) {
+            anyhow::bail!(
+                "-o {}: templates and custom columns are printed by `get` only",
+                output_name(output)
+            );
+        }
+    }
     match cli.command {
         Command::Apply(args) => apply::run(&ctx, args).await,
         Command::Create(args) => create::run(&ctx, args).await,
@@ -282,6 +294,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => config::run(&ctx, args),
         Command::Snapshot(args) => snapshot::run(&ctx, args).await,
         Command::Version => version::run(&ctx),
+    }
+}
+
+/// `-o`'s format name, for messages.
+fn output_name(output: &Output) -> &'static str {
+    match output {
+        Output::Format(_) => "format",
+        Output::JsonPath(_) => "jsonpath",
+        Output::JsonPathAsJson(_) => "jsonpath-as-json",
+        Output::CustomColumns(_) => "custom-columns",
+        Output::CustomColumnsFile(_) => "custom-columns-file",
     }
 }
 

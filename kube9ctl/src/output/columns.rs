@@ -1,14 +1,14 @@
 //! The columns `get` and `node health` print for each kind.
 
 use crate::output::objects::{namespace_phase, secret_type};
-use crate::output::table::{or_none, render};
+use crate::output::table::{or_none, render, Rows};
 use crate::output::time::{age, duration};
 use kube9_proto::namespace::or_default;
 use kube9_proto::pb;
 use kube9_proto::quantity::{format_cpu, format_memory};
 
 /// NAME STATUS CPU PODS AGE REASON; wide adds MEMORY RUNTIME IP CONTAINER HEARTBEAT.
-pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
+pub fn node_rows(nodes: &[pb::Node], wide: bool, now_ms: i64) -> Rows {
     let mut headers = vec!["NAME", "STATUS", "CPU", "PODS", "AGE", "REASON"];
     if wide {
         headers.extend(["MEMORY", "RUNTIME", "IP", "CONTAINER", "HEARTBEAT"]);
@@ -50,7 +50,12 @@ pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
             row
         })
         .collect();
-    render(&headers, rows)
+    Rows::new(&headers, rows)
+}
+
+/// [`node_rows`], laid out.
+pub fn nodes(nodes: &[pb::Node], wide: bool, now_ms: i64) -> String {
+    node_rows(nodes, wide, now_ms).text(false)
 }
 
 /// `headers` behind a NAMESPACE column when listing every namespace (kubectl's `-A` layout).
@@ -78,7 +83,7 @@ fn namespaced_row(all_namespaces: bool, namespace: &str, name: &str) -> Vec<Stri
 ///
 /// READY counts ready app containers; STATUS is the phase, or what says more (Init:1/2,
 /// CrashLoopBackOff, ErrImagePull, ...), or Terminating.
-pub fn pods(pods: &[pb::Pod], wide: bool, all_namespaces: bool, now_ms: i64) -> String {
+pub fn pod_rows(pods: &[pb::Pod], wide: bool, all_namespaces: bool, now_ms: i64) -> Rows {
     let mut headers = namespaced_headers(
         all_namespaces,
         &["NAME", "READY", "STATUS", "RESTARTS", "NODE", "CPU", "AGE"],
@@ -106,7 +111,12 @@ pub fn pods(pods: &[pb::Pod], wide: bool, all_namespaces: bool, now_ms: i64) -> 
             row
         })
         .collect();
-    render(&headers, rows)
+    Rows::new(&headers, rows)
+}
+
+/// [`pod_rows`], laid out.
+pub fn pods(pods: &[pb::Pod], wide: bool, all_namespaces: bool, now_ms: i64) -> String {
+    pod_rows(pods, wide, all_namespaces, now_ms).text(false)
 }
 
 /// The STATUS column of a pod.
@@ -120,7 +130,7 @@ pub fn pod_status(p: &pb::Pod) -> &str {
 
 /// AGE TYPE REASON OBJECT MESSAGE, in the order given (callers sort oldest first); NAMESPACE
 /// first with `-A` (`<none>` for events about nodes and namespaces).
-pub fn events(events: &[pb::Event], all_namespaces: bool, now_ms: i64) -> String {
+pub fn event_rows(events: &[pb::Event], all_namespaces: bool, now_ms: i64) -> Rows {
     let headers = namespaced_headers(
         all_namespaces,
         &["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"],
@@ -142,11 +152,16 @@ pub fn events(events: &[pb::Event], all_namespaces: bool, now_ms: i64) -> String
             row
         })
         .collect();
-    render(&headers, rows)
+    Rows::new(&headers, rows)
+}
+
+/// [`event_rows`], laid out.
+pub fn events(events: &[pb::Event], all_namespaces: bool, now_ms: i64) -> String {
+    event_rows(events, all_namespaces, now_ms).text(false)
 }
 
 /// NAME STATUS AGE, as kubectl.
-pub fn namespaces(namespaces: &[pb::Namespace], now_ms: i64) -> String {
+pub fn namespace_rows(namespaces: &[pb::Namespace], now_ms: i64) -> Rows {
     let rows = namespaces
         .iter()
         .map(|n| {
@@ -157,12 +172,17 @@ pub fn namespaces(namespaces: &[pb::Namespace], now_ms: i64) -> String {
             ]
         })
         .collect();
-    render(&["NAME", "STATUS", "AGE"], rows)
+    Rows::new(&["NAME", "STATUS", "AGE"], rows)
+}
+
+/// [`namespace_rows`], laid out.
+pub fn namespaces(namespaces: &[pb::Namespace], now_ms: i64) -> String {
+    namespace_rows(namespaces, now_ms).text(false)
 }
 
 /// NAME DATA AGE, as kubectl (DATA counts `data` and `binaryData` keys); NAMESPACE first with
 /// `-A`.
-pub fn config_maps(config_maps: &[pb::ConfigMap], all_namespaces: bool, now_ms: i64) -> String {
+pub fn config_map_rows(config_maps: &[pb::ConfigMap], all_namespaces: bool, now_ms: i64) -> Rows {
     let headers = namespaced_headers(all_namespaces, &["NAME", "DATA", "AGE"]);
     let rows = config_maps
         .iter()
@@ -175,11 +195,16 @@ pub fn config_maps(config_maps: &[pb::ConfigMap], all_namespaces: bool, now_ms: 
             row
         })
         .collect();
-    render(&headers, rows)
+    Rows::new(&headers, rows)
+}
+
+/// [`config_map_rows`], laid out.
+pub fn config_maps(config_maps: &[pb::ConfigMap], all_namespaces: bool, now_ms: i64) -> String {
+    config_map_rows(config_maps, all_namespaces, now_ms).text(false)
 }
 
 /// NAME TYPE DATA AGE, as kubectl: how many keys, never a value; NAMESPACE first with `-A`.
-pub fn secrets(secrets: &[pb::Secret], all_namespaces: bool, now_ms: i64) -> String {
+pub fn secret_rows(secrets: &[pb::Secret], all_namespaces: bool, now_ms: i64) -> Rows {
     let headers = namespaced_headers(all_namespaces, &["NAME", "TYPE", "DATA", "AGE"]);
     let rows = secrets
         .iter()
@@ -193,7 +218,12 @@ pub fn secrets(secrets: &[pb::Secret], all_namespaces: bool, now_ms: i64) -> Str
             row
         })
         .collect();
-    render(&headers, rows)
+    Rows::new(&headers, rows)
+}
+
+/// [`secret_rows`], laid out.
+pub fn secrets(secrets: &[pb::Secret], all_namespaces: bool, now_ms: i64) -> String {
+    secret_rows(secrets, all_namespaces, now_ms).text(false)
 }
 
 /// NAME STATUS REASON HEARTBEAT COMPONENTS.

@@ -2,11 +2,15 @@
 //!
 //! - [`table`]: kubectl-like borderless tables.
 //! - [`columns`]: the columns of nodes, pods, events and node health.
+//! - [`custom_columns`]: `-o custom-columns=`.
+//! - [`jsonpath`]: kubectl's JSONPath templates (`-o jsonpath=`, custom columns, `--sort-by`).
 //! - [`listing`]: what `get` prints for a list or one object, in each format.
 //! - [`objects`]: Kubernetes-shaped documents for `-o json` and `-o yaml`.
 //! - [`time`]: ages (`5s`, `3m`) and RFC 3339 timestamps.
 
 pub mod columns;
+pub mod custom_columns;
+pub mod jsonpath;
 pub mod listing;
 pub mod objects;
 pub mod table;
