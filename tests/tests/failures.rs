@@ -33,7 +33,9 @@ async fn all_running_once(c: &TestCluster, pods: &[&str]) {
                 if pod.phase() != PodPhase::Running {
                     return None;
                 }
-                let node = c.node(&pod.node).await;
+                // The pod and its node are two reads: a given-up node can be replaced (its
+                // record gone for a moment) between them, after the pod moved away.
+                let node = (c.nodes().await.into_iter()).find(|n| n.name == pod.node)?;
                 (node.status() == NodeStatus::Healthy && copies(c, p) == 1).then_some(())
             },
         )
