@@ -22,6 +22,13 @@ pub struct DockerConfig {
     pub entrypoint_override: Option<Vec<String>>,
     /// The join token and CA pin the node containers get.
     pub auth: crate::runtime::NodeAuth,
+    /// Node containers carry Docker's `unless-stopped` restart policy, so a Docker daemon
+    /// restart (which stops every container) starts them again and their agents rejoin. A
+    /// container a person or kube9d stops or kills stays down (Docker counts both as a
+    /// manual stop), so kube9d's own failure handling is unchanged; an agent that exits by
+    /// itself is started again at once. Tests of containers that exit on their own turn it
+    /// off.
+    pub restart_with_engine: bool,
 }
 
 /// `kube9-node:<kube9d version>`.
@@ -39,6 +46,7 @@ impl DockerConfig {
             image_tag: default_image_tag(),
             entrypoint_override: None,
             auth: Default::default(),
+            restart_with_engine: true,
         }
     }
 

@@ -30,7 +30,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryStateEnum, EndpointSettings, HostConfig, NetworkingConfig,
+    ContainerSummaryStateEnum, EndpointSettings, HostConfig, NetworkingConfig, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, KillContainerOptions,
@@ -355,6 +356,10 @@ impl DockerRuntime {
                 network_mode: Some(net.clone()),
                 cap_add: with_caps.then(|| vec!["SYS_ADMIN".to_string()]),
                 binds: Some(binds),
+                restart_policy: self.config.restart_with_engine.then(|| RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
                 ..Default::default()
             }),
             networking_config: Some(NetworkingConfig {
@@ -648,9 +653,22 @@ mod tests {
     }
 
     async fn prepared(test: &str, entrypoint: Option<&[&str]>) -> (DockerRuntime, Cleanup) {
+        prepared_with(test, entrypoint, true).await
+    }
+
+    /// [`prepared`], with the restart policy on or off.
+    async fn prepared_with(
+        test: &str,
+        entrypoint: Option<&[&str]>,
+        restart_with_engine: bool,
+    ) -> (DockerRuntime, Cleanup) {
         let cluster_id = unique_cluster_id(test);
         let cleanup = Cleanup(cluster_id.clone());
-        let runtime = DockerRuntime::connect(config(&cluster_id, entrypoint))
+        let config = DockerConfig {
+            restart_with_engine,
+            ..config(&cluster_id, entrypoint)
+        };
+        let runtime = DockerRuntime::connect(config)
             .await
             .expect("these tests need a Docker engine");
         {
@@ -697,7 +715,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_exiting_node_is_seen_exited_restarted_listed_and_removed() {
-        let (rt, _cleanup) = prepared("exit", Some(&["/bin/sh", "-c", "exit 3"])).await;
+        // Without the restart policy, which would start it again at once.
+        let (rt, _cleanup) = prepared_with("exit", Some(&["/bin/sh", "-c", "exit 3"]), false).await;
         let n1 = spec(&rt, "n1");
         let handle = rt.launch(&n1).await.unwrap();
         assert_eq!(handle.kind, "docker");
@@ -772,16 +791,31 @@ mod tests {
             assert!(connected(&rt, &handle).await);
         }
 
+        // Restarted by the engine when the engine restarts; a kill (kube9d's crash fault) is a
+        // manual stop, which the policy leaves down: recovery stays kube9d's.
+        let inspected = rt
+            .docker
+            .inspect_container(&handle.id, None)
+            .await;
+        let policy = inspected
+            .unwrap()
+            .host_config
+            .unwrap()
+            .restart_policy
+            .unwrap();
+        assert_eq!(policy.name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
         rt.kill(&handle).await.unwrap();
-        wait_for(
-            &rt,
-            &handle,
-            Observed::Exited {
-                code: 137,
-                oom: false,
-            },
-        )
-        .await;
+        let exited = Observed::Exited {
+            code: 137,
+            oom: false,
+        };
+        wait_for(&rt, &handle, exited.clone()).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            rt.inspect(&handle).await.unwrap(),
+            exited,
+            "the engine left it down"
+        );
         rt.kill(&handle).await.unwrap();
 
         let handle = rt.restart(&handle, &spec(&rt, "n1")).await.unwrap();
