@@ -259,7 +259,7 @@ impl Isolation {
         for uid in claims.held_by(pid) {
             // Only this agent's range: a uid below it is not a pod's.
             if (base..base.saturating_add(POD_UID_SLOTS)).contains(&uid) {
-                killed += super::leftovers::kill_until_gone(|| processes_of(uid));
+                killed += kill_until_gone(|| processes_of(uid));
             }
             claims.release(uid);
         }
@@ -500,6 +500,35 @@ pub fn unreachable_ancestor(dir: &Path) -> Option<PathBuf> {
                 .unwrap_or(true)
         })
         .map(Path::to_path_buf)
+}
+
+/// SIGKILLs what `find` returns until it returns nothing (a process may fork while its
+/// siblings are killed) or 5 s have passed; returns how many processes were killed.
+pub fn kill_until_gone(mut find: impl FnMut() -> Vec<i32>) -> usize {
+    let mut killed = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let found = find();
+        if found.is_empty() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            tracing::warn!(pids = ?found, "processes an earlier agent left survive SIGKILL");
+            break;
+        }
+        for pid in found {
+            if nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .is_ok()
+            {
+                killed.insert(pid);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    killed.len()
 }
 
 #[cfg(test)]

@@ -23,13 +23,10 @@
 //! mistake) is left alone, and so is everything of it.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use tracing::{info, warn};
 
-use super::isolation::Isolation;
+use super::isolation::{kill_until_gone, Isolation};
 
 /// The agents that ran on a state directory: `<pid> <start time>` a line.
 pub const AGENTS_FILE: &str = "agents";
@@ -97,30 +94,6 @@ pub fn stop_leftovers(state_dir: &Path, isolation: &Isolation) -> Swept {
             "cannot record this agent: pods it leaves running if it is killed are not stopped by the next one");
     }
     swept
-}
-
-/// SIGKILLs what `find` returns until it returns nothing (a process may fork while its
-/// siblings are killed) or 5 s have passed; returns how many processes were killed.
-pub fn kill_until_gone(mut find: impl FnMut() -> Vec<i32>) -> usize {
-    let mut killed = std::collections::HashSet::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let found = find();
-        if found.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            warn!(pids = ?found, "processes an earlier agent left survive SIGKILL");
-            break;
-        }
-        for pid in found {
-            if kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-                killed.insert(pid);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    killed.len()
 }
 
 /// Live processes (no zombies) in the session `leader` leads or led, but `leader` and
@@ -193,6 +166,11 @@ fn stat(pid: i32) -> Option<Stat> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
     use super::*;
     use crate::containers::isolation::{Identity, Mode};
 

@@ -793,10 +793,7 @@ mod tests {
 
         // Restarted by the engine when the engine restarts; a kill (kube9d's crash fault) is a
         // manual stop, which the policy leaves down: recovery stays kube9d's.
-        let inspected = rt
-            .docker
-            .inspect_container(&handle.id, None)
-            .await;
+        let inspected = rt.docker.inspect_container(&handle.id, None).await;
         let policy = inspected
             .unwrap()
             .host_config
