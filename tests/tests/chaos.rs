@@ -105,12 +105,13 @@ fn agent_pid(c: &TestCluster, node: &str) -> Option<i32> {
         .find(|pid| format!("{} ", cmdline(*pid)).contains(&marker))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_leaves_every_invariant_intact() {
-    let ops: usize = std::env::var("KUBE9_CHAOS_OPS")
+/// Operations to run (`KUBE9_CHAOS_OPS`, else `short`) and the seed (`KUBE9_CHAOS_SEED`,
+/// else the clock).
+fn run_size(short: usize) -> (usize, u64) {
+    let ops = std::env::var("KUBE9_CHAOS_OPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(SHORT_OPS);
+        .unwrap_or(short);
     let seed: u64 = std::env::var("KUBE9_CHAOS_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -121,19 +122,24 @@ async fn chaos_leaves_every_invariant_intact() {
                 .as_nanos() as u64
                 | 1
         });
+    (ops, seed)
+}
+
+/// A cluster of [`NODES`] (`--nodes 3`, 2 CPUs each), all Healthy within `timeout`.
+async fn three_nodes(opts: Options, timeout: Duration) -> TestCluster {
+    let c = TestCluster::start(opts.arg("--nodes").arg("3").arg("--node-cpu").arg("2")).await;
+    for n in NODES {
+        c.wait_node_status(n, NodeStatus::Healthy, timeout).await;
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_leaves_every_invariant_intact() {
+    let (ops, seed) = run_size(SHORT_OPS);
     println!("chaos: seed {seed}, {ops} operations (KUBE9_CHAOS_SEED={seed} repeats it)");
     let mut rng = Rng(seed);
-    let mut c = TestCluster::start(
-        Options::process()
-            .arg("--nodes")
-            .arg("3")
-            .arg("--node-cpu")
-            .arg("2"),
-    )
-    .await;
-    for n in NODES {
-        c.wait_node_status(n, NodeStatus::Healthy, secs(30)).await;
-    }
+    let mut c = three_nodes(Options::process(), secs(30)).await;
     let mut ledger = Ledger::default();
     let mut tally = Tally::default();
     let mut next_pod = 0;
@@ -471,33 +477,10 @@ async fn lift(
 /// (`KUBE9_CHAOS_OPS` and `KUBE9_CHAOS_SEED` as for the process cluster).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_chaos_leaves_every_invariant_intact() {
-    let ops: usize = std::env::var("KUBE9_CHAOS_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DOCKER_SHORT_OPS);
-    let seed: u64 = std::env::var("KUBE9_CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let (ops, seed) = run_size(DOCKER_SHORT_OPS);
     println!("docker chaos: seed {seed}, {ops} operations (KUBE9_CHAOS_SEED={seed} repeats it)");
     let mut rng = Rng(seed);
-    let mut c = TestCluster::start(
-        Options::docker()
-            .arg("--nodes")
-            .arg("3")
-            .arg("--node-cpu")
-            .arg("2"),
-    )
-    .await;
-    for n in NODES {
-        c.wait_node_status(n, NodeStatus::Healthy, secs(60)).await;
-    }
+    let mut c = three_nodes(Options::docker(), secs(60)).await;
     let docker = docker().await.expect("Docker is required");
     let mut ledger = Ledger::default();
     let mut tally = Tally::default();

@@ -304,16 +304,7 @@ async fn get_pods_o_name_piped_to_xargs_delete_deletes_every_pod() {
     );
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(&script);
-    for var in [
-        "KUBE9_SERVER",
-        "KUBE9_TOKEN",
-        "KUBE9_TOKEN_FILE",
-        "KUBE9_CA_FILE",
-        "KUBE9_CA_CERT_HASH",
-        "KUBE9_INSECURE",
-        "KUBE9_NAMESPACE",
-        "KUBE9_CONTEXT",
-    ] {
+    for var in CLIENT_VARS {
         cmd.env_remove(var);
     }
     let out = cmd

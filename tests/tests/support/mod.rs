@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 pub type Client = ClusterServiceClient<AuthChannel>;
 
 /// Variables of the person running the tests that would steer kube9ctl or agents elsewhere.
-const CLIENT_VARS: &[&str] = &[
+pub const CLIENT_VARS: &[&str] = &[
     "KUBE9_SERVER",
     "KUBE9_TOKEN",
     "KUBE9_TOKEN_FILE",
