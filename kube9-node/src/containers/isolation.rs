@@ -71,8 +71,9 @@ pub struct Isolation {
 
 /// Where the agents of this host claim pod uids: kube9d's process nodes all run on one host,
 /// as may agents of other clusters, and a uid two pods share is no isolation. A claim is a
-/// file named after the uid holding the claiming agent's pid, created exclusively; the claim
-/// of an agent that is gone is taken over.
+/// file named after the uid holding the claiming agent's pid and start time (a pid alone
+/// names a later process too: pids are reused), created exclusively; the claim of an agent
+/// that is gone is taken over.
 pub const DEFAULT_CLAIMS_DIR: &str = "/run/kube9-node/pod-uids";
 
 #[derive(Debug)]
@@ -95,7 +96,7 @@ impl Claims {
     fn claim(&self, uid: u32) -> bool {
         use std::io::Write;
         let path = self.dir.join(uid.to_string());
-        let me = std::process::id();
+        let me = Holder::me();
         for _ in 0..2 {
             let created = std::fs::OpenOptions::new()
                 .write(true)
@@ -103,13 +104,15 @@ impl Claims {
                 .mode(0o600)
                 .open(&path);
             match created {
-                Ok(mut file) => return writeln!(file, "{me}").is_ok(),
+                Ok(mut file) => {
+                    let started = me.started.map_or(String::new(), |t| t.to_string());
+                    return writeln!(file, "{} {started}", me.pid).is_ok();
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(_) => return false,
             }
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            match holder.trim().parse::<u32>() {
-                Ok(pid) if alive(pid) => return false,
+            match Holder::read(&path) {
+                Some(holder) if holder.alive() => return false,
                 // Its agent is gone (killed or crashed) and left a process of its pod
                 // running as this uid: a new pod sharing it would share its files and
                 // processes. The uid waits until the next agent of that node stops it.
@@ -123,8 +126,8 @@ impl Claims {
         false
     }
 
-    /// The uids claimed by `pid`.
-    fn held_by(&self, pid: u32) -> Vec<u32> {
+    /// The uids claimed by the agent `pid` that started at `started`.
+    fn held_by(&self, pid: u32, started: u64) -> Vec<u32> {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
         };
@@ -132,8 +135,8 @@ impl Claims {
             .flatten()
             .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
             .filter(|uid| {
-                let holder = std::fs::read_to_string(self.dir.join(uid.to_string()));
-                holder.is_ok_and(|h| h.trim().parse::<u32>() == Ok(pid))
+                Holder::read(&self.dir.join(uid.to_string()))
+                    .is_some_and(|h| h.pid == pid && h.started.is_none_or(|s| s == started))
             })
             .collect()
     }
@@ -143,13 +146,36 @@ impl Claims {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit_once(')')
-                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
+/// The agent a claim file names.
+struct Holder {
+    pid: u32,
+    /// `None` in claims written before start times were recorded.
+    started: Option<u64>,
+}
+
+impl Holder {
+    fn me() -> Holder {
+        let pid = std::process::id();
+        Holder {
+            pid,
+            started: super::procstat::stat(pid as i32).map(|s| s.started),
+        }
+    }
+
+    /// `<pid> <start time>` (or `<pid>`, from an older agent).
+    fn read(path: &Path) -> Option<Holder> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut words = text.split_whitespace();
+        let pid = words.next()?.parse().ok()?;
+        let started = words.next().and_then(|w| w.parse().ok());
+        Some(Holder { pid, started })
+    }
+
+    /// Whether the very process that claimed is still running.
+    fn alive(&self) -> bool {
+        super::procstat::stat(self.pid as i32)
+            .is_some_and(|s| !s.dead() && self.started.is_none_or(|t| t == s.started))
+    }
 }
 
 /// Slots in use by pod uid, and where the next search starts.
@@ -248,15 +274,16 @@ impl Isolation {
         }
     }
 
-    /// Kills every process running as a pod uid that the agent `pid`, gone now, claimed (what
-    /// its pods left, see [`super::leftovers`]), and frees those uids. Returns how many
-    /// processes were killed. Only with per-pod users claimed host-wide.
-    pub fn sweep_claims_of(&self, pid: u32) -> usize {
+    /// Kills every process running as a pod uid that the agent `pid` started at `started`,
+    /// gone now, claimed (what its pods left, see [`super::leftovers`]), and frees those uids.
+    /// An agent that got the same pid later keeps its claims. Returns how many processes were
+    /// killed. Only with per-pod users claimed host-wide.
+    pub fn sweep_claims_of(&self, pid: u32, started: u64) -> usize {
         let (Some(claims), Mode::PerPod { base }) = (&self.claims, self.mode) else {
             return 0;
         };
         let mut killed = 0;
-        for uid in claims.held_by(pid) {
+        for uid in claims.held_by(pid, started) {
             // Only this agent's range: a uid below it is not a pod's.
             if (base..base.saturating_add(POD_UID_SLOTS)).contains(&uid) {
                 killed += kill_until_gone(|| processes_of(uid));
@@ -606,9 +633,11 @@ mod tests {
         assert_eq!(one.pod_identity("a").unwrap().uid, 1001);
         std::fs::write(dir.join("1002"), "1\n").unwrap();
         assert_eq!(two.pod_identity("b").unwrap().uid, 1003);
+        // The claim names this process by pid and start time.
+        let me = super::super::procstat::stat(std::process::id() as i32).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.join("1003")).unwrap().trim(),
-            std::process::id().to_string()
+            format!("{} {}", std::process::id(), me.started)
         );
         two.release("b");
         assert!(!dir.join("1003").exists());
@@ -641,11 +670,18 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(iso.pod_identity("a").unwrap().uid, base + 1, "shared a uid");
-        assert_eq!(iso.sweep_claims_of(dead), 1);
+        // An agent that got the same pid later, with another start time, keeps its claims.
+        let reused = 3_100_002;
+        std::fs::write(dir.join(reused.to_string()), format!("{dead} 42\n")).unwrap();
+        assert_eq!(iso.sweep_claims_of(dead, 41), 1);
+        assert!(
+            dir.join(reused.to_string()).exists(),
+            "a later agent's claim was taken"
+        );
         let _ = left.wait();
         assert!(processes_of(base).is_empty());
         assert!(!dir.join(base.to_string()).exists(), "the claim stays");
-        assert_eq!(iso.sweep_claims_of(dead), 0);
+        assert_eq!(iso.sweep_claims_of(dead, 41), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

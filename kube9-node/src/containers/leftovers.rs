@@ -27,6 +27,7 @@ use std::path::Path;
 use tracing::{info, warn};
 
 use super::isolation::{kill_until_gone, Isolation};
+use super::procstat::stat;
 
 /// The agents that ran on a state directory: `<pid> <start time>` a line.
 pub const AGENTS_FILE: &str = "agents";
@@ -75,7 +76,7 @@ pub fn stop_leftovers(state_dir: &Path, isolation: &Isolation) -> Swept {
                 if my_session != Some(record.pid) {
                     swept.killed += kill_until_gone(|| session_members(record.pid, me.pid));
                 }
-                swept.killed += isolation.sweep_claims_of(record.pid as u32);
+                swept.killed += isolation.sweep_claims_of(record.pid as u32, record.started);
             }
         }
     }
@@ -134,34 +135,6 @@ fn write_records(path: &Path, records: &[AgentRecord]) -> std::io::Result<()> {
     let temporary = path.with_extension("new");
     std::fs::write(&temporary, text)?;
     std::fs::rename(&temporary, path)
-}
-
-struct Stat {
-    state: char,
-    session: i32,
-    started: u64,
-}
-
-impl Stat {
-    fn dead(&self) -> bool {
-        matches!(self.state, 'Z' | 'X')
-    }
-}
-
-/// The state (field 3), session (6) and start time (22) from `/proc/<pid>/stat`.
-fn stat(pid: i32) -> Option<Stat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain anything.
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let session = fields.nth(2)?.parse().ok()?;
-    let started = fields.nth(15)?.parse().ok()?;
-    Some(Stat {
-        state,
-        session,
-        started,
-    })
 }
 
 #[cfg(test)]

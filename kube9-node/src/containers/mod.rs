@@ -30,6 +30,7 @@ pub mod leftovers;
 pub mod logs;
 pub mod logwriter;
 pub mod pod;
+pub mod procstat;
 pub mod reaper;
 pub mod spawn;
 
