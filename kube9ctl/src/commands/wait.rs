@@ -243,7 +243,7 @@ struct Plain;
 
 impl Progress for Plain {
     fn met(&mut self, target: &Target) {
-        println!("{} condition met", target.object());
+        let _ = crate::output::emit(&format!("{} condition met\n", target.object()));
     }
 }
 
@@ -481,7 +481,7 @@ impl ApplyProgress {
 impl Progress for ApplyProgress {
     fn met(&mut self, target: &Target) {
         self.clear();
-        println!("{} ready", target.object());
+        let _ = crate::output::emit(&format!("{} ready\n", target.object()));
     }
 
     fn waiting(&mut self, pending: &BTreeMap<Target, String>, done: usize) {

@@ -379,3 +379,70 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::listing::Printer;
+    use kube9_proto::selector;
+
+    fn pod(ns: &str, name: &str, app: &str) -> pb::watch_event::Object {
+        pb::watch_event::Object::Pod(pb::Pod {
+            name: name.into(),
+            namespace: ns.into(),
+            labels: [("app".to_string(), app.to_string())].into(),
+            ..Default::default()
+        })
+    }
+
+    fn scope(namespace: &str, name: Option<&str>, selector: &str) -> Scope {
+        Scope {
+            kind: Kind::Pod,
+            namespace: namespace.into(),
+            name: name.map(str::to_string),
+            selector: selector::parse(selector).unwrap(),
+            node: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_watch_keeps_the_changes_in_its_scope() {
+        let s = scope("default", None, "app=web");
+        assert!(s.select(pod("", "a", "web")).is_some());
+        assert!(s.select(pod("default", "a", "web")).is_some());
+        assert!(s.select(pod("prod", "a", "web")).is_none());
+        assert!(s.select(pod("default", "a", "db")).is_none());
+        let node = pb::watch_event::Object::Node(pb::Node::default());
+        assert!(s.select(node).is_none());
+        let all = scope("", Some("a"), "");
+        assert!(all.select(pod("prod", "a", "db")).is_some());
+        assert!(all.select(pod("prod", "b", "db")).is_none());
+    }
+
+    #[test]
+    fn json_under_watch_is_one_object_per_change_maybe_wrapped() {
+        let objects = || match pod("", "a", "web") {
+            pb::watch_event::Object::Pod(p) => Objects::Pods(vec![p]),
+            _ => unreachable!(),
+        };
+        let mut out = WatchPrinter::new(Printer::plain(Format::Json), false, true);
+        let doc = match &out.printer.output {
+            Output::Format(format) => {
+                let docs = objects().documents();
+                let wrapped = WatchEventDoc {
+                    change: ChangeType::Modified.word(),
+                    object: &docs[0],
+                };
+                encode(&wrapped, *format).unwrap()
+            }
+            _ => unreachable!(),
+        };
+        let value: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(value["type"], "MODIFIED");
+        assert_eq!(value["object"]["kind"], "Pod");
+        assert_eq!(value["object"]["metadata"]["name"], "a");
+        out.print(ChangeType::Added, &Objects::Pods(vec![]))
+            .unwrap();
+        assert!(!out.printed, "nothing printed for no objects");
+    }
+}
