@@ -12,6 +12,10 @@ use kube9_proto::pb::{self, PodPhase};
 use serde_json::Value;
 use support::*;
 
+/// One test at a time: process pods of clusters running side by side can share a pod uid,
+/// and a pod deleted in one must not take a watched pod of another down with it.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -141,6 +145,7 @@ fn version(doc: &Value) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_prints_each_change_of_a_pod_in_order() {
+    let _serial = SERIAL.lock().await;
     let c = TestCluster::start(Options::process()).await;
     // No node yet: the pod waits Pending until one comes.
     let job = pod_yaml("job", "100m", "sleep 2; exit 0")
@@ -223,6 +228,7 @@ async fn get_watch_prints_each_change_of_a_pod_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_a_list_version_sees_a_change_made_between_the_two() {
+    let _serial = SERIAL.lock().await;
     use futures::StreamExt;
     let c = TestCluster::start(Options::process()).await;
     c.healthy_nodes(&[("n1", "4")]).await;
@@ -276,6 +282,7 @@ async fn a_watch_from_a_list_version_sees_a_change_made_between_the_two() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_returns_when_the_condition_is_met_and_fails_at_the_timeout() {
+    let _serial = SERIAL.lock().await;
     let c = TestCluster::start(Options::process()).await;
     c.healthy_nodes(&[("n1", "4")]).await;
     c.apply(&pod_yaml("web", "100m", "sleep 1000"));
@@ -312,6 +319,7 @@ async fn wait_returns_when_the_condition_is_met_and_fails_at_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_delete_returns_once_the_pod_is_gone() {
+    let _serial = SERIAL.lock().await;
     let c = TestCluster::start(Options::process()).await;
     c.healthy_nodes(&[("n1", "4")]).await;
     c.apply(&pod_yaml("doomed", "100m", "sleep 1000"));
@@ -334,6 +342,7 @@ async fn wait_for_delete_returns_once_the_pod_is_gone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_wait_returns_once_the_applied_pods_are_ready() {
+    let _serial = SERIAL.lock().await;
     let c = TestCluster::start(Options::process()).await;
     c.healthy_nodes(&[("n1", "4")]).await;
     let manifest = format!(

@@ -5,6 +5,7 @@ use kube9_proto::pb::{
 };
 use tonic::{Request, Response, Status};
 
+use super::watch::WatchStream;
 use crate::auth::{Auth, Caller};
 use crate::nodeops::NodeOps;
 use crate::state::{not_found, Control, Error};
@@ -43,8 +44,6 @@ async fn to_completion<T: Send + 'static>(
         .await
         .map_err(|e| Error::Internal(format!("the operation failed: {e}")))?
 }
-
-use super::watch::WatchStream;
 
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
