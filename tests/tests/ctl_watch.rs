@@ -387,3 +387,31 @@ async fn apply_wait_returns_once_the_applied_pods_are_ready() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_only_prints_just_new_changes_in_scope() {
+    let _serial = SERIAL.lock().await;
+    let c = TestCluster::start(Options::process()).await;
+    c.healthy_nodes(&[("n1", "4")]).await;
+    c.apply(&pod_yaml("old", "100m", "sleep 1000"));
+    c.wait_pod_phase("old", PodPhase::Running, secs(30)).await;
+    let mut pods = spawn_lines(&c, &["get", "pods", "-A", "-l", "app=web", "--watch-only"]);
+    let mut events = spawn_lines(&c, &["get", "events", "--watch-only", "-o", "name"]);
+    // Let both watches start: what came before is not printed.
+    std::thread::sleep(Duration::from_millis(1500));
+    c.apply(&pod_yaml("other", "100m", "sleep 1000"));
+    c.apply(&pod_yaml("web", "100m", "sleep 1000").replace("app: test", "app: web"));
+    let header = pods.next(secs(10), "header");
+    assert!(
+        header.starts_with("NAMESPACE") && header.contains("NAME"),
+        "{header}"
+    );
+    let row = pods.next(secs(10), "row");
+    assert!(row.starts_with("default") && row.contains(" web "), "{row}");
+    let event = events.next(secs(10), "event");
+    assert!(event.starts_with("event/"), "{event}");
+    // Only web's changes follow, never old's or other's.
+    while let Ok(row) = pods.rx.recv_timeout(Duration::from_millis(1500)) {
+        assert!(row.contains(" web "), "{row}");
+    }
+}
