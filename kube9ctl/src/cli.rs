@@ -162,6 +162,9 @@ pub enum Command {
     Snapshot(SnapshotCommand),
     /// Print the client version.
     Version,
+    /// Wait until objects meet a condition: --for=condition=Ready, --for=delete,
+    /// --for=jsonpath='{.status.phase}'=Running.
+    Wait(crate::commands::wait::WaitArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -273,6 +276,12 @@ pub struct ApplyArgs {
     /// Validate on the client and the server, store nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Then wait until the applied pods are Ready (or have completed).
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: how long to wait: 60s, 5m (0: no limit).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -398,6 +407,9 @@ pub struct GetArgs {
     /// .metadata.creationTimestamp, ...).
     #[arg(long, value_name = "JSONPATH", value_parser = parse_sort_by)]
     pub sort_by: Option<Template>,
+    /// -w/--watch, --watch-only, --output-watch-events.
+    #[command(flatten)]
+    pub watch: crate::commands::watch::WatchFlags,
 }
 
 /// `--sort-by`'s path, in kubectl's relaxed forms (`.a.b`, `a.b`, `{.a.b}`).

@@ -399,6 +399,7 @@ async fn watch_streams_object_changes_as_they_happen() {
     let mut stream = client
         .watch(pb::WatchRequest {
             kinds: vec!["Pod".into()],
+            ..Default::default()
         })
         .await
         .unwrap()

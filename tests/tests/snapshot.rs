@@ -88,13 +88,17 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The objects of `get KIND -A -o json`, without what changes as a cluster runs (pod status).
+/// The objects of `get KIND -A -o json`, without what changes as a cluster runs (pod status,
+/// resource versions).
 fn objects(c: &TestCluster, kind: &str) -> Vec<Value> {
     let list = c.ctl_json(&["get", kind, "-A"]);
     let mut items = list["items"].as_array().cloned().unwrap_or_default();
     for item in &mut items {
         if kind == "pods" {
             item.as_object_mut().unwrap().remove("status");
+        }
+        if let Some(metadata) = item["metadata"].as_object_mut() {
+            metadata.remove("resourceVersion");
         }
     }
     items

@@ -36,7 +36,15 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
         out.push_str(&result_line(result, ctx.format(), args.dry_run));
         out.push('\n');
     }
-    emit(&out)
+    emit(&out)?;
+    if args.wait && !args.dry_run {
+        let pods = (response.results.iter())
+            .filter(|r| r.kind == "Pod")
+            .map(|r| (r.namespace.clone(), r.name.clone()))
+            .collect();
+        super::wait::applied_pods(&mut cluster, pods, args.timeout).await?;
+    }
+    Ok(())
 }
 
 /// `pod/web created`, `node/n4 unchanged`, `configmap/game-demo configured`,

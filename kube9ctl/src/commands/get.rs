@@ -26,6 +26,9 @@ use kube9_proto::selector::{self, Selector};
 pub async fn run(ctx: &Context, args: GetArgs) -> anyhow::Result<()> {
     let selection = parse_selection(&args.resources).map_err(anyhow::Error::msg)?;
     let printer = printer(ctx, &args)?;
+    if args.watch.any() {
+        return watch(ctx, &args, selection, printer).await;
+    }
     match selection {
         Selection::Kinds {
             kinds,
@@ -104,6 +107,45 @@ async fn run_one(
             Ok(())
         }
     }
+}
+
+/// `get KIND [NAME] -w`: one kind (pods, nodes, events), maybe one name.
+async fn watch(
+    ctx: &Context,
+    args: &GetArgs,
+    selection: Selection,
+    printer: Printer,
+) -> anyhow::Result<()> {
+    let (kind, name) = match selection {
+        Selection::Kinds {
+            kinds,
+            mut names,
+            several: false,
+        } if kinds.len() == 1 && names.len() <= 1 => (kinds[0], names.pop()),
+        Selection::Objects(objects) if objects.len() == 1 => {
+            let (kind, name) = objects.into_iter().next().expect("one object");
+            (kind, Some(name))
+        }
+        // kubectl's words.
+        _ => anyhow::bail!("you may only specify a single resource type"),
+    };
+    check_flags(args, kind, name.is_some())?;
+    if args.for_object.is_some() {
+        anyhow::bail!("--for cannot be combined with --watch");
+    }
+    let selector = match &args.selector {
+        Some(s) => selector::parse(s).context("-l/--selector")?,
+        None => Selector::everything(),
+    };
+    let scope = super::watch::Scope {
+        kind,
+        namespace: list_namespace(ctx, args, kind),
+        name,
+        selector,
+        node: args.node.clone().unwrap_or_default(),
+    };
+    let mut cluster = ctx.connect().await?;
+    super::watch::run(&mut cluster, scope, &args.watch, printer).await
 }
 
 /// The events `get events` shows: in the namespace (or all with `-A`), maybe only those about

@@ -12,6 +12,8 @@ pub mod node;
 pub mod snapshot;
 pub mod token;
 pub mod version;
+pub mod wait;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -294,6 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => config::run(&ctx, args),
         Command::Snapshot(args) => snapshot::run(&ctx, args).await,
         Command::Version => version::run(&ctx),
+        Command::Wait(args) => wait::run(&ctx, args).await,
     }
 }
 

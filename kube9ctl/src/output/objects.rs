@@ -56,6 +56,8 @@ pub struct PodMetadata {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub creation_timestamp: Option<String>,
+    /// The version of the change that last wrote the object (a watch can start from it).
+    pub resource_version: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -472,6 +474,7 @@ impl PodObject {
                 labels: sorted(&pod.labels),
                 annotations: sorted(&pod.annotations),
                 creation_timestamp: rfc3339(pod.created_ms),
+                resource_version: pod.resource_version.to_string(),
             },
             spec: PodSpec {
                 node_name: pod.node.clone(),
@@ -558,6 +561,8 @@ pub struct NodeMetadata {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub creation_timestamp: Option<String>,
+    /// The version of the change that last wrote the object (a watch can start from it).
+    pub resource_version: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -628,6 +633,7 @@ impl NodeObject {
                 name: node.name.clone(),
                 labels: sorted(&node.labels),
                 creation_timestamp: rfc3339(node.created_ms),
+                resource_version: node.resource_version.to_string(),
             },
             spec: Empty {},
             status: NodeStatus {
@@ -677,15 +683,24 @@ pub struct ObjectMetadata {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
     pub creation_timestamp: Option<String>,
+    /// The version of the change that last wrote the object (a watch can start from it).
+    pub resource_version: String,
 }
 
 impl ObjectMetadata {
-    fn new(name: &str, namespace: &str, labels: &HashMap<String, String>, created_ms: i64) -> Self {
+    fn new(
+        name: &str,
+        namespace: &str,
+        labels: &HashMap<String, String>,
+        created_ms: i64,
+        resource_version: u64,
+    ) -> Self {
         ObjectMetadata {
             name: name.to_string(),
             namespace: kube9_proto::namespace::or_default(namespace).to_string(),
             labels: sorted(labels),
             creation_timestamp: rfc3339(created_ms),
+            resource_version: resource_version.to_string(),
         }
     }
 }
@@ -714,6 +729,7 @@ impl NamespaceObject {
                 name: ns.name.clone(),
                 labels: sorted(&ns.labels),
                 creation_timestamp: rfc3339(ns.created_ms),
+                resource_version: ns.resource_version.to_string(),
             },
             status: NamespaceStatus {
                 phase: namespace_phase(ns).to_string(),
@@ -748,7 +764,13 @@ impl ConfigMapObject {
         ConfigMapObject {
             api_version: "v1",
             kind: "ConfigMap",
-            metadata: ObjectMetadata::new(&cm.name, &cm.namespace, &cm.labels, cm.created_ms),
+            metadata: ObjectMetadata::new(
+                &cm.name,
+                &cm.namespace,
+                &cm.labels,
+                cm.created_ms,
+                cm.resource_version,
+            ),
             data: sorted(&cm.data),
             binary_data: cm
                 .binary_data
@@ -783,6 +805,7 @@ impl SecretObject {
                 &secret.namespace,
                 &secret.labels,
                 secret.created_ms,
+                secret.resource_version,
             ),
             secret_type: secret_type(secret).to_string(),
             // A redacted value is empty on the wire already; it stays empty here rather than
@@ -842,6 +865,8 @@ pub struct EventMetadata {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub namespace: String,
+    #[serde(rename = "resourceVersion")]
+    pub resource_version: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -860,6 +885,7 @@ impl EventObject {
             metadata: EventMetadata {
                 name: e.id.to_string(),
                 namespace: e.namespace.clone(),
+                resource_version: e.resource_version.to_string(),
             },
             event_type: e.r#type.clone(),
             reason: e.reason.clone(),
@@ -933,6 +959,7 @@ pub(crate) mod samples {
             pods: vec!["web".into()],
             created_ms: NOW - 3 * 60_000,
             agent_connected: true,
+            resource_version: 11,
             ..Default::default()
         }
     }
@@ -983,6 +1010,7 @@ pub(crate) mod samples {
             cpu_request_millis: 500,
             created_ms: NOW - 2 * 3_600_000,
             started_ms: NOW - 60_000,
+            resource_version: 12,
             ..Default::default()
         }
     }
@@ -997,6 +1025,7 @@ pub(crate) mod samples {
             message: format!("{reason} happened"),
             r#type: "Normal".into(),
             namespace: String::new(),
+            resource_version: 100 + id,
         }
     }
 
@@ -1006,6 +1035,7 @@ pub(crate) mod samples {
             labels: [("team".to_string(), "a".to_string())].into(),
             created_ms: NOW - 5 * 60_000,
             phase: "Active".into(),
+            resource_version: 13,
         }
     }
 
@@ -1024,6 +1054,7 @@ pub(crate) mod samples {
             ]
             .into(),
             binary_data: [("logo.png".to_string(), vec![0x89, b'P', b'N', b'G', 0])].into(),
+            resource_version: 14,
         }
     }
 
@@ -1044,6 +1075,7 @@ pub(crate) mod samples {
                 ("username".to_string(), SECRET_USER.as_bytes().to_vec()),
             ]
             .into(),
+            resource_version: 15,
         }
     }
 }
@@ -1058,6 +1090,7 @@ mod tests {
     fn pods_are_kubernetes_shaped() {
         let value = serde_json::to_value(PodObject::new(&pod())).unwrap();
         assert_eq!(value["apiVersion"], "v1");
+        assert_eq!(value["metadata"]["resourceVersion"], "12");
         assert_eq!(value["kind"], "Pod");
         assert_eq!(value["metadata"]["name"], "web");
         assert_eq!(
@@ -1103,7 +1136,7 @@ mod tests {
         assert_eq!(
             value["metadata"],
             json!({"name": "n1", "labels": {"zone": "a"},
-            "creationTimestamp": "2024-03-01T11:57:00Z"})
+            "creationTimestamp": "2024-03-01T11:57:00Z", "resourceVersion": "11"})
         );
         assert_eq!(value["spec"], json!({}));
         let status = &value["status"];
@@ -1134,7 +1167,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(list).unwrap(),
             json!({"apiVersion": "v1", "kind": "List", "items": [{
-                "apiVersion": "v1", "kind": "Event", "metadata": {"name": "7"},
+                "apiVersion": "v1", "kind": "Event", "metadata": {"name": "7", "resourceVersion": "107"},
                 "type": "Normal", "reason": "NodeReady", "message": "NodeReady happened",
                 "involvedObject": {"kind": "Node", "name": "n1"},
                 "lastTimestamp": "2024-03-01T11:59:55Z"}]})
@@ -1258,7 +1291,8 @@ mod tests {
             serde_json::to_value(NamespaceObject::new(&namespace())).unwrap(),
             json!({"apiVersion": "v1", "kind": "Namespace",
                    "metadata": {"name": "prod", "labels": {"team": "a"},
-                                "creationTimestamp": "2024-03-01T11:55:00Z"},
+                                "creationTimestamp": "2024-03-01T11:55:00Z",
+                                "resourceVersion": "13"},
                    "status": {"phase": "Active"}})
         );
         assert_eq!(
@@ -1266,7 +1300,8 @@ mod tests {
             json!({"apiVersion": "v1", "kind": "ConfigMap",
                    "metadata": {"name": "game-demo", "namespace": "prod",
                                 "labels": {"app": "game"},
-                                "creationTimestamp": "2024-03-01T11:59:00Z"},
+                                "creationTimestamp": "2024-03-01T11:59:00Z",
+                                "resourceVersion": "14"},
                    "data": {"game.properties":
                                 "enemy.types=aliens,monsters\nplayer.maximum-lives=5\n",
                             "player_initial_lives": "3"},
@@ -1282,7 +1317,8 @@ mod tests {
             value,
             json!({"apiVersion": "v1", "kind": "Secret",
                    "metadata": {"name": "db-user-pass", "namespace": "default", "labels": {},
-                                "creationTimestamp": "2024-03-01T11:50:00Z"},
+                                "creationTimestamp": "2024-03-01T11:50:00Z",
+                                "resourceVersion": "15"},
                    "type": "Opaque",
                    "data": {"password": base64(SECRET_PASSWORD.as_bytes()),
                             "username": base64(SECRET_USER.as_bytes())}})
@@ -1321,7 +1357,10 @@ mod tests {
         e.object_name = "web".into();
         e.namespace = "prod".into();
         let value = serde_json::to_value(EventObject::new(&e)).unwrap();
-        assert_eq!(value["metadata"], json!({"name": "7", "namespace": "prod"}));
+        assert_eq!(
+            value["metadata"],
+            json!({"name": "7", "namespace": "prod", "resourceVersion": "107"})
+        );
         assert_eq!(
             value["involvedObject"],
             json!({"kind": "Pod", "namespace": "prod", "name": "web"})

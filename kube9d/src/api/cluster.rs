@@ -1,15 +1,11 @@
 //! `ClusterService`: what kube9ctl, grpcurl, scripts and the dashboard call.
 
-use std::collections::HashSet;
-use std::pin::Pin;
-
-use futures::{Stream, StreamExt};
 use kube9_proto::pb::{
     self, cluster_service_server::ClusterService, control_message::Msg, NodeStatus, PodPhase,
 };
-use tokio_stream::wrappers::{errors::BroadcastStreamRecvError, BroadcastStream};
 use tonic::{Request, Response, Status};
 
+use super::watch::WatchStream;
 use crate::auth::{Auth, Caller};
 use crate::nodeops::NodeOps;
 use crate::state::{not_found, Control, Error};
@@ -49,8 +45,6 @@ async fn to_completion<T: Send + 'static>(
         .map_err(|e| Error::Internal(format!("the operation failed: {e}")))?
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl ClusterService for ClusterApi {
     type WatchStream = WatchStream;
@@ -67,11 +61,14 @@ impl ClusterService for ClusterApi {
         &self,
         _: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesResponse>, Status> {
-        let mut nodes: Vec<pb::Node> = self
+        let (resource_version, mut nodes): (u64, Vec<pb::Node>) = self
             .control
-            .read(|c| c.nodes.values().map(|e| e.view()).collect());
+            .read(|c| (c.version(), c.nodes.values().map(|e| e.view()).collect()));
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Response::new(pb::ListNodesResponse { nodes }))
+        Ok(Response::new(pb::ListNodesResponse {
+            nodes,
+            resource_version,
+        }))
     }
 
     async fn get_node(
@@ -183,17 +180,22 @@ impl ClusterService for ClusterApi {
         let r = request.into_inner();
         let selector = kube9_proto::selector::parse(&r.label_selector)
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let mut pods: Vec<pb::Pod> = self.control.read(|c| {
-            c.pods
+        let (resource_version, mut pods): (u64, Vec<pb::Pod>) = self.control.read(|c| {
+            let pods = c
+                .pods
                 .values()
                 .filter(|p| r.node.is_empty() || p.node == r.node)
                 .filter(|p| super::lookup::in_namespace(&r.namespace, &p.namespace))
                 .filter(|p| selector.matches(&p.labels))
                 .cloned()
-                .collect()
+                .collect();
+            (c.version(), pods)
         });
         pods.sort_by(|a, b| (a.ns(), &a.name).cmp(&(b.ns(), &b.name)));
-        Ok(Response::new(pb::ListPodsResponse { pods }))
+        Ok(Response::new(pb::ListPodsResponse {
+            pods,
+            resource_version,
+        }))
     }
 
     async fn get_pod(
@@ -400,8 +402,9 @@ impl ClusterService for ClusterApi {
         } else {
             r.limit as usize
         };
-        let mut events: Vec<pb::Event> = self.control.read(|c| {
-            c.events
+        let (resource_version, mut events): (u64, Vec<pb::Event>) = self.control.read(|c| {
+            let events = c
+                .events
                 .iter()
                 .rev()
                 .filter(|e| {
@@ -411,10 +414,14 @@ impl ClusterService for ClusterApi {
                 .filter(|e| r.namespace.is_empty() || e.namespace == r.namespace)
                 .take(limit)
                 .cloned()
-                .collect()
+                .collect();
+            (c.version(), events)
         });
         events.reverse();
-        Ok(Response::new(pb::ListEventsResponse { events }))
+        Ok(Response::new(pb::ListEventsResponse {
+            events,
+            resource_version,
+        }))
     }
 
     async fn watch(
@@ -422,31 +429,8 @@ impl ClusterService for ClusterApi {
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         let caller = caller(&request);
-        let kinds: HashSet<String> = request
-            .into_inner()
-            .kinds
-            .into_iter()
-            .map(|k| k.to_ascii_lowercase())
-            .collect();
-        let stream = BroadcastStream::new(self.control.subscribe()).filter_map(move |item| {
-            let out = match item {
-                Ok(ev) => {
-                    let kind = match &ev.object {
-                        Some(pb::watch_event::Object::Node(_)) => "node",
-                        Some(pb::watch_event::Object::Pod(_)) => "pod",
-                        Some(pb::watch_event::Object::Event(_)) => "event",
-                        None => "",
-                    };
-                    (kinds.is_empty() || kinds.contains(kind)).then_some(Ok(ev))
-                }
-                Err(BroadcastStreamRecvError::Lagged(n)) => Some(Err(Error::Aborted(format!(
-                    "watch fell {n} changes behind; list again and re-watch"
-                ))
-                .into())),
-            };
-            futures::future::ready(out)
-        });
-        Ok(Response::new(Box::pin(self.hold(caller.as_ref(), stream)?)))
+        let stream = self.do_watch(caller.as_ref(), request.into_inner())?;
+        Ok(Response::new(stream))
     }
 
     async fn create_token(

@@ -10,6 +10,7 @@ mod objects;
 mod snapshot;
 mod status;
 mod tokens;
+mod watch;
 
 pub use agent::AgentApi;
 pub use cluster::ClusterApi;

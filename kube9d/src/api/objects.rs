@@ -11,10 +11,13 @@ use crate::state::Error;
 
 impl ClusterApi {
     pub(super) fn do_list_namespaces(&self) -> pb::ListNamespacesResponse {
-        let namespaces = self
+        let (resource_version, namespaces) = self
             .control
-            .read(|c| c.namespaces.values().cloned().collect());
-        pb::ListNamespacesResponse { namespaces }
+            .read(|c| (c.version(), c.namespaces.values().cloned().collect()));
+        pb::ListNamespacesResponse {
+            namespaces,
+            resource_version,
+        }
     }
 
     pub(super) fn do_get_namespace(&self, key: pb::ObjectKey) -> Result<pb::Namespace, Status> {
@@ -38,14 +41,21 @@ impl ClusterApi {
     ) -> Result<pb::ListConfigMapsResponse, Status> {
         let selector = kube9_proto::selector::parse(&r.label_selector)
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let mut config_maps: Vec<pb::ConfigMap> = self.control.read(|c| {
-            (c.config_maps.values())
-                .filter(|cm| listed(&r.namespace, &cm.namespace) && selector.matches(&cm.labels))
-                .cloned()
-                .collect()
-        });
+        let (resource_version, mut config_maps): (u64, Vec<pb::ConfigMap>) =
+            self.control.read(|c| {
+                let items = (c.config_maps.values())
+                    .filter(|cm| {
+                        listed(&r.namespace, &cm.namespace) && selector.matches(&cm.labels)
+                    })
+                    .cloned()
+                    .collect();
+                (c.version(), items)
+            });
         config_maps.sort_by_key(|cm| cm.key());
-        Ok(pb::ListConfigMapsResponse { config_maps })
+        Ok(pb::ListConfigMapsResponse {
+            config_maps,
+            resource_version,
+        })
     }
 
     pub(super) fn do_get_config_map(&self, key: pb::ObjectKey) -> Result<pb::ConfigMap, Status> {
@@ -81,14 +91,18 @@ impl ClusterApi {
     ) -> Result<pb::ListSecretsResponse, Status> {
         let selector = kube9_proto::selector::parse(&r.label_selector)
             .map_err(|e| Error::Invalid(e.to_string()))?;
-        let mut secrets: Vec<pb::Secret> = self.control.read(|c| {
-            (c.secrets.values())
+        let (resource_version, mut secrets): (u64, Vec<pb::Secret>) = self.control.read(|c| {
+            let items = (c.secrets.values())
                 .filter(|s| listed(&r.namespace, &s.namespace) && selector.matches(&s.labels))
                 .cloned()
-                .collect()
+                .collect();
+            (c.version(), items)
         });
         secrets.sort_by_key(|s| s.key());
-        Ok(pb::ListSecretsResponse { secrets })
+        Ok(pb::ListSecretsResponse {
+            secrets,
+            resource_version,
+        })
     }
 
     pub(super) fn do_get_secret(&self, key: pb::ObjectKey) -> Result<pb::Secret, Status> {

@@ -33,6 +33,8 @@ impl Cluster {
                 phase: ACTIVE.into(),
                 ..Default::default()
             };
+            let mut ns = ns;
+            ns.resource_version = self.next_version();
             self.batch.push(Op::PutNamespace(ns.clone()));
             self.namespaces.insert(DEFAULT.into(), ns);
         }
@@ -87,6 +89,7 @@ impl Cluster {
         }
         ns.phase = ACTIVE.into();
         let created = !self.namespaces.contains_key(&ns.name);
+        ns.resource_version = self.next_version();
         self.batch.push(Op::PutNamespace(ns.clone()));
         if created {
             self.event(
@@ -108,12 +111,14 @@ impl Cluster {
                 "namespace \"{name}\" cannot be deleted"
             )));
         }
+        let version = self.next_version();
         let ns = self
             .namespaces
             .get_mut(name)
             .ok_or_else(|| Error::Missing(format!("namespaces \"{name}\" not found")))?;
         if ns.phase != TERMINATING {
             ns.phase = TERMINATING.into();
+            ns.resource_version = version;
             let ns = ns.clone();
             self.batch.push(Op::PutNamespace(ns));
             self.event(
@@ -207,6 +212,7 @@ impl Cluster {
             .config_maps
             .get(&key)
             .map_or_else(now_ms, |o| o.created_ms);
+        cm.resource_version = self.next_version();
         self.batch.push(Op::PutConfigMap(cm.clone()));
         self.config_maps.insert(key, cm);
         self.retry_config_waiting();
@@ -245,6 +251,7 @@ impl Cluster {
         }
         let key = s.key();
         s.created_ms = self.secrets.get(&key).map_or_else(now_ms, |o| o.created_ms);
+        s.resource_version = self.next_version();
         self.batch.push(Op::PutSecret(s.clone()));
         self.secrets.insert(key, s);
         self.retry_config_waiting();

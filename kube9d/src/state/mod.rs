@@ -28,6 +28,7 @@ pub mod agents;
 pub mod config;
 pub mod dispatch;
 pub mod health;
+pub mod history;
 pub mod nodes;
 pub mod pods;
 #[cfg(test)]
@@ -204,6 +205,8 @@ pub struct Cluster {
     pub events: VecDeque<pb::Event>,
     next_event_id: u64,
     next_seq: u64,
+    /// The last resource version handed out ([`Cluster::next_version`]); see [`history`].
+    version: u64,
     /// Store operations produced by the current mutation.
     batch: Batch,
     /// Watch notifications produced by the current mutation.
@@ -275,6 +278,30 @@ impl Action {
 }
 
 impl Cluster {
+    /// A fresh resource version for a change being made: greater than every earlier one.
+    /// Versions are handed out under the state lock, so in the order changes are made, which
+    /// is the order they are published in (see [`history`]).
+    pub fn next_version(&mut self) -> u64 {
+        self.version += 1;
+        self.version
+    }
+
+    /// The version of the latest change made in memory: a list taken under the same lock
+    /// holds every change up to it (see [`history`]).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Queues a watch notification for the current change, stamped with its version (already
+    /// on the object).
+    fn notify(&mut self, kind: pb::WatchEventType, version: u64, object: pb::watch_event::Object) {
+        self.watch_out.push(pb::WatchEvent {
+            r#type: kind as i32,
+            object: Some(object),
+            resource_version: version,
+        });
+    }
+
     /// The node's runtime handle if this kube9d's runtime can act on it (see
     /// [`RuntimeKind::owns`]): the one ownership check.
     pub fn owned_handle(&self, node: &str) -> Option<pb::RuntimeHandle> {
@@ -314,7 +341,9 @@ impl Cluster {
             "Pod" | "ConfigMap" | "Secret" => kube9_proto::namespace::split(name),
             _ => ("", name),
         };
+        let version = self.next_version();
         let ev = pb::Event {
+            resource_version: version,
             id: self.next_event_id,
             time_ms: now_ms(),
             namespace: namespace.to_string(),
@@ -326,10 +355,11 @@ impl Cluster {
         };
         tracing::debug!(kind, name, reason, message = %ev.message, "event");
         self.batch.push(Op::PutEvent(ev.clone()));
-        self.watch_out.push(pb::WatchEvent {
-            r#type: pb::WatchEventType::Added as i32,
-            object: Some(pb::watch_event::Object::Event(ev.clone())),
-        });
+        self.notify(
+            pb::WatchEventType::Added,
+            version,
+            pb::watch_event::Object::Event(ev.clone()),
+        );
         self.events.push_back(ev);
         while self.events.len() > EVENT_RETENTION {
             if let Some(old) = self.events.pop_front() {
@@ -340,40 +370,46 @@ impl Cluster {
 
     /// Persists a node's record and tells watchers.
     pub fn save_node(&mut self, name: &str, kind: pb::WatchEventType) {
-        if let Some(entry) = self.nodes.get(name) {
+        if !self.nodes.contains_key(name) {
+            return;
+        }
+        let version = self.next_version();
+        if let Some(entry) = self.nodes.get_mut(name) {
+            entry.node.resource_version = version;
             self.batch.push(Op::PutNode(entry.node.clone()));
-            self.watch_out.push(pb::WatchEvent {
-                r#type: kind as i32,
-                object: Some(pb::watch_event::Object::Node(entry.view())),
-            });
+            let view = entry.view();
+            self.notify(kind, version, pb::watch_event::Object::Node(view));
         }
     }
 
     /// Persists a pod and tells watchers.
     pub fn save_pod(&mut self, name: &str, kind: pb::WatchEventType) {
-        if let Some(pod) = self.pods.get(name) {
+        if !self.pods.contains_key(name) {
+            return;
+        }
+        let version = self.next_version();
+        if let Some(pod) = self.pods.get_mut(name) {
+            pod.resource_version = version;
+            let pod = pod.clone();
             self.batch.push(Op::PutPod(pod.clone()));
-            self.watch_out.push(pb::WatchEvent {
-                r#type: kind as i32,
-                object: Some(pb::watch_event::Object::Pod(pod.clone())),
-            });
+            self.notify(kind, version, pb::watch_event::Object::Pod(pod));
         }
     }
 
-    pub fn forget_pod_record(&mut self, pod: pb::Pod) {
+    pub fn forget_pod_record(&mut self, mut pod: pb::Pod) {
         self.batch.push(Op::DeletePod(pod.key()));
-        self.watch_out.push(pb::WatchEvent {
-            r#type: pb::WatchEventType::Deleted as i32,
-            object: Some(pb::watch_event::Object::Pod(pod)),
-        });
+        let version = self.next_version();
+        pod.resource_version = version;
+        let deleted = pb::WatchEventType::Deleted;
+        self.notify(deleted, version, pb::watch_event::Object::Pod(pod));
     }
 
-    pub fn forget_node_record(&mut self, node: pb::Node) {
+    pub fn forget_node_record(&mut self, mut node: pb::Node) {
         self.batch.push(Op::DeleteNode(node.name.clone()));
-        self.watch_out.push(pb::WatchEvent {
-            r#type: pb::WatchEventType::Deleted as i32,
-            object: Some(pb::watch_event::Object::Node(node)),
-        });
+        let version = self.next_version();
+        node.resource_version = version;
+        let deleted = pb::WatchEventType::Deleted;
+        self.notify(deleted, version, pb::watch_event::Object::Node(node));
     }
 
     pub fn put_meta(&mut self, key: &str, value: &str) {
@@ -463,6 +499,8 @@ impl Cluster {
             }
         }
         fresh.next_seq = self.next_seq;
+        // Versions never go back, even over changes that were rolled back.
+        fresh.version = fresh.version.max(self.version);
         fresh.instance_epoch = self.instance_epoch;
         let pods = &fresh.pods;
         fresh.terminating = std::mem::take(&mut self.terminating);
@@ -523,6 +561,14 @@ impl Cluster {
             );
         }
         self.next_event_id = snap.events.last().map(|e| e.id).unwrap_or(0);
+        // Versions go on from the newest one stored, so they keep increasing across restarts.
+        self.version = (self.pods.values().map(|p| p.resource_version))
+            .chain(self.nodes.values().map(|n| n.node.resource_version))
+            .chain(snap.events.iter().map(|e| e.resource_version))
+            .chain(snap.namespaces.iter().map(|n| n.resource_version))
+            .chain(snap.config_maps.iter().map(|c| c.resource_version))
+            .chain(snap.secrets.iter().map(|s| s.resource_version))
+            .fold(self.version, u64::max);
         self.events = snap.events.into();
         for ns in snap.namespaces {
             self.namespaces.insert(ns.name.clone(), ns);
@@ -556,8 +602,14 @@ impl Outbox {
     }
 
     fn publish(self, inner: &Shared) {
-        for ev in self.watch {
-            let _ = inner.watch.send(ev);
+        if !self.watch.is_empty() {
+            // Recorded and sent under the history's lock: a watch that starts replaying from
+            // the history (`Control::watch_from`) gets each change exactly once.
+            let mut history = inner.history.lock();
+            for ev in self.watch {
+                history.record(ev.clone());
+                let _ = inner.watch.send(ev);
+            }
         }
         for (tx, msg) in self.commands {
             // An agent that went away resynchronises when it attaches again.
@@ -580,6 +632,8 @@ struct Shared {
     state: Mutex<Cluster>,
     store: Store,
     watch: broadcast::Sender<pb::WatchEvent>,
+    /// The recent watch events, for watches that start from a version.
+    history: Mutex<history::History>,
     actions: mpsc::UnboundedSender<Action>,
     cluster_id: String,
     server_port: AtomicU16,
@@ -603,6 +657,7 @@ impl Control {
             ..Default::default()
         };
         cluster.restore(snap);
+        let history = history::History::new(history::CAPACITY, cluster.version());
         let (watch, _) = broadcast::channel(16_384);
         let (actions, actions_rx) = mpsc::unbounded_channel();
         let control = Control {
@@ -610,6 +665,7 @@ impl Control {
                 state: Mutex::new(cluster),
                 store,
                 watch,
+                history: Mutex::new(history),
                 actions,
                 cluster_id,
                 server_port: AtomicU16::new(0),
@@ -690,6 +746,18 @@ impl Control {
 
     pub fn subscribe(&self) -> broadcast::Receiver<pb::WatchEvent> {
         self.inner.watch.subscribe()
+    }
+
+    /// A watch from `version` (0: from now on): the published changes after it, then the
+    /// receiver of every later one, with nothing missed or repeated between the two. Fails
+    /// when the history no longer holds every change after `version`.
+    pub fn watch_from(
+        &self,
+        version: u64,
+    ) -> Result<(Vec<pb::WatchEvent>, broadcast::Receiver<pb::WatchEvent>), history::Expired> {
+        let history = self.inner.history.lock();
+        let rx = self.inner.watch.subscribe();
+        Ok((history.since(version)?, rx))
     }
 
     pub fn cluster_id(&self) -> &str {
