@@ -38,6 +38,7 @@ const READS: &[&str] = &[
     "GetSecret",
     "ListEvents",
     "Watch",
+    "Version",
 ];
 
 /// The access a call to `path` (`/package.Service/Method`) needs.

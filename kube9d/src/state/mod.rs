@@ -27,7 +27,11 @@
 pub mod agents;
 pub mod config;
 pub mod dispatch;
+pub mod drain;
+#[cfg(test)]
+mod drain_tests;
 pub mod health;
+pub mod metadata;
 pub mod nodes;
 pub mod pods;
 #[cfg(test)]
@@ -165,6 +169,11 @@ impl NodeEntry {
 
     pub fn status(&self) -> pb::NodeStatus {
         self.node.status()
+    }
+
+    /// Whether new pods may be placed here: healthy and not cordoned.
+    pub fn schedulable(&self) -> bool {
+        self.status() == pb::NodeStatus::Healthy && !self.node.unschedulable
     }
 
     /// Whether a runtime call for this node is in flight.
@@ -519,7 +528,7 @@ impl Cluster {
             self.scheduler.upsert(
                 &entry.node.name,
                 Resources::free(&entry.node, entry.allocated),
-                entry.status() == pb::NodeStatus::Healthy,
+                entry.schedulable(),
             );
         }
         self.next_event_id = snap.events.last().map(|e| e.id).unwrap_or(0);
