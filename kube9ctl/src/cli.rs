@@ -160,8 +160,22 @@ pub enum Command {
     /// snapshot restore FILE --data-dir DIR`.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
-    /// Print the client version.
-    Version,
+    /// Print the client and server versions.
+    Version(crate::commands::version::VersionArgs),
+    /// Mark a node unschedulable: no new pods are placed on it (its pods stay).
+    Cordon(crate::commands::drain::CordonArgs),
+    /// Mark a node schedulable again.
+    Uncordon(crate::commands::drain::CordonArgs),
+    /// Cordon a node and move every pod on it elsewhere (each stops there first).
+    Drain(crate::commands::drain::DrainArgs),
+    /// Set (KEY=VALUE) or remove (KEY-) labels of an object.
+    Label(crate::commands::label::MetadataArgs),
+    /// Set (KEY=VALUE) or remove (KEY-) annotations of a pod.
+    Annotate(crate::commands::label::MetadataArgs),
+    /// List the kinds kube9d serves.
+    ApiResources,
+    /// Print a shell completion script: bash, zsh or fish.
+    Completion(crate::commands::resources::CompletionArgs),
 }
 
 #[derive(Debug, Subcommand)]

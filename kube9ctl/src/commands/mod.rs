@@ -5,10 +5,13 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod drain;
 pub mod exec;
 pub mod get;
+pub mod label;
 pub mod logs;
 pub mod node;
+pub mod resources;
 pub mod snapshot;
 pub mod token;
 pub mod version;
@@ -293,7 +296,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(&ctx, args).await,
         Command::Config(args) => config::run(&ctx, args),
         Command::Snapshot(args) => snapshot::run(&ctx, args).await,
-        Command::Version => version::run(&ctx),
+        Command::Version(args) => version::run(&ctx, args).await,
+        Command::Cordon(args) => drain::cordon(&ctx, args, true).await,
+        Command::Uncordon(args) => drain::cordon(&ctx, args, false).await,
+        Command::Drain(args) => drain::drain(&ctx, args).await,
+        Command::Label(args) => label::run(&ctx, args, false).await,
+        Command::Annotate(args) => label::run(&ctx, args, true).await,
+        Command::ApiResources => resources::api_resources(&ctx),
+        Command::Completion(args) => resources::completion(args),
     }
 }
 
