@@ -13,7 +13,8 @@ use std::time::Duration;
 #[command(name = "kube9ctl", version, about, propagate_version = true)]
 pub struct Cli {
     /// Address of kube9d, instead of the context's: host:port (TLS), https://host:port, or
-    /// http://host:port for a kube9d started with --insecure [env: KUBE9_SERVER].
+    /// http://host:port for a kube9d started with --insecure; a bare host means port 7209,
+    /// a URL must name its port [env: KUBE9_SERVER].
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
 
@@ -284,9 +285,26 @@ pub struct ApplyArgs {
     /// Manifest file, directory of manifests, or - for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
-    /// Validate on the client and the server, store nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// client: validate here and print, send nothing; server (also a bare --dry-run): kube9d
+    /// validates and admits every object, stores nothing; none: apply.
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "server",
+        value_name = "STRATEGY"
+    )]
+    pub dry_run: DryRun,
+}
+
+/// `--dry-run`'s strategy, as kubectl's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    None,
+    Client,
+    Server,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1066,7 +1084,11 @@ mod tests {
             panic!()
         };
         assert_eq!(apply.files, ["-"]);
-        assert!(apply.dry_run);
+        assert_eq!(apply.dry_run, DryRun::Server);
+        let Command::Apply(apply) = parse(&["apply", "-f", "-", "--dry-run=client"]).command else {
+            panic!()
+        };
+        assert_eq!(apply.dry_run, DryRun::Client);
         assert!(fails(&["apply"]).contains("--filename"));
     }
 

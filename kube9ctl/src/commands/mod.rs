@@ -207,8 +207,23 @@ pub fn dial_url(server: &str, what: &str) -> anyhow::Result<String> {
                 "invalid server {server:?} in {what}: the scheme {scheme:?} is neither https:// (or none) nor http:// (a kube9d started with --insecure)"
             );
         }
-        if rest.trim_matches('/').is_empty() {
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() {
             anyhow::bail!("invalid server {server:?} in {what}: it names no host");
+        }
+        // A URL's default port (80, 443) is never kube9d's: say so rather than dial it.
+        let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.ends_with('[')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !has_port {
+            anyhow::bail!(
+                "invalid server {server:?} in {what}: a URL must name the port (kube9d listens on {} unless told otherwise), e.g. {scheme}://{authority}:{}",
+                kube9_proto::DEFAULT_PORT,
+                kube9_proto::DEFAULT_PORT
+            );
         }
     }
     Ok(kube9_proto::client::tls::server_url(server, true))
@@ -673,6 +688,15 @@ mod tests {
         let e = dial_url("ftp://h:1", "--server").unwrap_err().to_string();
         assert!(e.contains("\"ftp\"") && e.contains("--server"), "{e}");
         assert!(dial_url("https://", "x").is_err());
+        let e = dial_url("http://127.0.0.1", "--server")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("must name the port") && e.contains("http://127.0.0.1:7209"),
+            "{e}"
+        );
+        assert_eq!(dial_url("https://[::1]:7", "x").unwrap(), "https://[::1]:7");
+        assert!(dial_url("https://[::1]", "x").is_err());
         // The context's server, written by hand without a scheme, is https too.
         let dir = scratch("scheme");
         let mut config = ClientConfig::empty();
