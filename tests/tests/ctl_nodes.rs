@@ -254,6 +254,21 @@ async fn label_and_annotate_follow_kubectls_overwrite_rule_and_reject_bad_keys()
     assert!(!out.status.success());
     c.ctl_ok(&["annotate", "pod/web", "note-"]);
     assert!(annotations(&c).get("note").is_none_or(|v| v.is_null()));
+
+    // A viewer may ask kube9d's version, not change labels or cordon.
+    let viewer = c
+        .ctl_ok(&["token", "create", "--role", "viewer"])
+        .trim()
+        .to_string();
+    let text = c.ctl_ok(&["--token", &viewer, "version"]);
+    assert!(text.contains("Server Version: v"), "{text}");
+    for args in [&["label", "pod/web", "a=b"][..], &["cordon", "n1"][..]] {
+        let mut all = vec!["--token", viewer.as_str()];
+        all.extend_from_slice(args);
+        let out = c.ctl(&all);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains("admin"), "{}", stderr(&out));
+    }
     c.finish().await;
 }
 

@@ -167,3 +167,79 @@ fn an_agent_that_reattaches_without_the_evicted_pod_lets_it_move() {
     assert_eq!(c.pods["default/p"].node, "n2");
     assert_eq!(c.pods["default/p"].phase(), PodPhase::Scheduled);
 }
+
+fn set(kind: &str, name: &str, pairs: &[(&str, &str)], remove: &[&str]) -> pb::SetMetadataRequest {
+    pb::SetMetadataRequest {
+        kind: kind.into(),
+        name: name.into(),
+        set: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        remove: remove.iter().map(|k| k.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn labels_change_only_with_overwrite_and_bad_keys_change_nothing() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    add(&mut c, pod("p", 100));
+    let r = c
+        .set_metadata(&set("pod", "p", &[("app", "web")], &[]))
+        .unwrap();
+    assert!(r.changed);
+    assert_eq!(c.pods["default/p"].labels["app"], "web");
+    let e = c
+        .set_metadata(&set("po", "p", &[("app", "db")], &[]))
+        .unwrap_err();
+    assert!(e.to_string().contains("--overwrite is false"), "{e}");
+    let same = c.set_metadata(&set("pods", "p", &[("app", "web")], &[]));
+    assert!(!same.unwrap().changed, "the same value needs no overwrite");
+    let mut r = set("pod", "p", &[("app", "db")], &[]);
+    r.overwrite = true;
+    c.set_metadata(&r).unwrap();
+    assert_eq!(c.pods["default/p"].labels["app"], "db");
+
+    for (key, value) in [("bad key", "x"), ("x", "bad value"), ("UP.example/x", "y")] {
+        let e = c
+            .set_metadata(&set("pod", "p", &[("tier", "front"), (key, value)], &[]))
+            .unwrap_err();
+        assert!(matches!(e, super::Error::Invalid(_)), "{key}={value}: {e}");
+        assert!(!c.pods["default/p"].labels.contains_key("tier"));
+    }
+    c.set_metadata(&set("pod", "p", &[], &["app"])).unwrap();
+    assert!(c.pods["default/p"].labels.is_empty());
+
+    c.set_metadata(&set("node", "n1", &[("zone", "a")], &[]))
+        .unwrap();
+    assert_eq!(c.nodes["n1"].node.labels["zone"], "a");
+    c.set_metadata(&set("namespace", "default", &[("team", "core")], &[]))
+        .unwrap();
+    assert_eq!(c.namespaces["default"].labels["team"], "core");
+    assert!(c
+        .set_metadata(&set("pod", "nope", &[("a", "b")], &[]))
+        .is_err());
+    assert!(c
+        .set_metadata(&set("deployment", "x", &[("a", "b")], &[]))
+        .is_err());
+}
+
+#[test]
+fn annotations_take_free_text_values_on_pods_only() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    add(&mut c, pod("p", 100));
+    let mut r = set("pod", "p", &[("note", "free text, any: thing")], &[]);
+    r.annotations = true;
+    c.set_metadata(&r).unwrap();
+    assert_eq!(
+        c.pods["default/p"].annotations["note"],
+        "free text, any: thing"
+    );
+    assert!(c.pods["default/p"].labels.is_empty());
+    let mut r = set("node", "n1", &[("note", "x")], &[]);
+    r.annotations = true;
+    assert!(c.set_metadata(&r).is_err());
+}
