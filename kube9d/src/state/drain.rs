@@ -40,6 +40,7 @@ impl Cluster {
             entry.node.unschedulable = unschedulable;
             let schedulable = entry.schedulable();
             self.scheduler.set_schedulable(name, schedulable);
+            self.scheduler.set_cordoned(name, unschedulable);
             self.save_node(name, pb::WatchEventType::Modified);
             let (reason, msg) = if unschedulable {
                 (

@@ -243,3 +243,31 @@ fn annotations_take_free_text_values_on_pods_only() {
     r.annotations = true;
     assert!(c.set_metadata(&r).is_err());
 }
+
+#[test]
+fn a_restored_cluster_keeps_cordons_and_evictions() {
+    let node = |name: &str, unschedulable: bool| pb::Node {
+        name: name.into(),
+        status: NodeStatus::Healthy as i32,
+        cpu_capacity_millis: 2000,
+        unschedulable,
+        ..Default::default()
+    };
+    let mut p = pod("p", 500);
+    p.node = "n1".into();
+    p.uid = "u1".into();
+    p.set_phase(PodPhase::Terminating);
+    p.evicting = true;
+    let mut c = cluster();
+    c.restore(crate::store::Snapshot {
+        nodes: vec![node("n1", true), node("n2", false)],
+        pods: vec![p],
+        ..Default::default()
+    });
+    add(&mut c, pod("new", 100));
+    assert_eq!(c.pods["default/new"].node, "n2", "n1 is still cordoned");
+    // The eviction goes on: once n1's agent is back and confirms, the pod moves (not deleted).
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    assert_eq!(c.pods["default/p"].node, "n2");
+    assert_eq!(c.pods["default/p"].phase(), PodPhase::Scheduled);
+}

@@ -530,6 +530,7 @@ impl Cluster {
                 Resources::free(&entry.node, entry.allocated),
                 entry.schedulable(),
             );
+            (self.scheduler).set_cordoned(&entry.node.name, entry.node.unschedulable);
         }
         self.next_event_id = snap.events.last().map(|e| e.id).unwrap_or(0);
         self.events = snap.events.into();
