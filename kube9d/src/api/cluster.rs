@@ -513,4 +513,12 @@ impl ClusterService for ClusterApi {
     ) -> Result<Response<pb::VersionResponse>, Status> {
         Ok(Response::new(self.do_version()))
     }
+
+    async fn top(
+        &self,
+        request: Request<pb::TopRequest>,
+    ) -> Result<Response<pb::TopResponse>, Status> {
+        let ns = request.into_inner().namespace;
+        Ok(Response::new(self.control.read(|c| c.top(&ns))))
+    }
 }

@@ -39,6 +39,7 @@ const READS: &[&str] = &[
     "ListEvents",
     "Watch",
     "Version",
+    "Top",
 ];
 
 /// The access a call to `path` (`/package.Service/Method`) needs.

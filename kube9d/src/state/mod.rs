@@ -42,6 +42,7 @@ pub mod reschedule;
 mod rollback_tests;
 #[cfg(test)]
 mod tests;
+pub mod top;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -148,6 +149,8 @@ pub struct NodeEntry {
     /// A permanently failed node's pods wait for its agent's fence time, and an event said so.
     pub awaiting_fence: bool,
     pub agent: Option<AgentConn>,
+    /// What the node's pods used at its last heartbeat (memory only, never stored).
+    pub usage: Vec<pb::PodUsage>,
 }
 
 impl NodeEntry {
@@ -164,6 +167,7 @@ impl NodeEntry {
             reaped: false,
             awaiting_fence: false,
             agent: None,
+            usage: Vec::new(),
         }
     }
 

@@ -509,6 +509,7 @@ fn a_failed_critical_component_fails_the_node_and_its_return_heals_it() {
         pb::Heartbeat {
             seq: 1,
             components: vec![bad.clone()],
+            ..Default::default()
         },
     );
     assert_eq!(c.nodes["n1"].status(), NodeStatus::Failed);
@@ -530,6 +531,7 @@ fn a_failed_critical_component_fails_the_node_and_its_return_heals_it() {
         pb::Heartbeat {
             seq: 2,
             components: vec![good, proxy],
+            ..Default::default()
         },
     );
     assert_eq!(c.nodes["n1"].status(), NodeStatus::Healthy);
