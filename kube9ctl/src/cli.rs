@@ -177,6 +177,9 @@ pub enum Command {
     ApiResources,
     /// Print a shell completion script: bash, zsh or fish.
     Completion(crate::commands::resources::CompletionArgs),
+    /// Show CPU and memory in use: top nodes|pods.
+    #[command(subcommand)]
+    Top(crate::commands::top::TopCommand),
 }
 
 #[derive(Debug, Subcommand)]

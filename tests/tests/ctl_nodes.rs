@@ -353,3 +353,48 @@ async fn version_apply_dry_run_and_output_and_server_urls() {
     );
     c.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_shows_what_running_pods_use() {
+    let c = TestCluster::start(Options::process()).await;
+    c.healthy_nodes(&[("n1", "2"), ("n2", "2")]).await;
+    c.apply(&pod_yaml("busy", "500m", "while true; do :; done"));
+    c.apply(&pod_yaml("idle", "100m", "sleep 1000"));
+    for pod in ["busy", "idle"] {
+        c.wait_pod_phase(pod, PodPhase::Running, secs(30)).await;
+    }
+    // The busy loop takes a good part of a core once two heartbeats measured it.
+    let (busy_cpu, text) = c
+        .wait_for("top pods to show the busy pod", secs(20), || async {
+            let text = c.ctl_ok(&["top", "pods"]);
+            let row = text
+                .lines()
+                .find(|l| l.starts_with("busy "))?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            let cpu: i64 = row[1].trim_end_matches('m').parse().ok()?;
+            (cpu >= 200).then_some((cpu, text))
+        })
+        .await;
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("idle ")), "{text}");
+    assert!(busy_cpu <= 1500, "{text}");
+    let nodes = c.ctl_ok(&["top", "nodes"]);
+    let busy_node = c.pod("busy").await.node;
+    let row: Vec<&str> = nodes
+        .lines()
+        .find(|l| l.starts_with(&format!("{busy_node} ")))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert!(row[1].ends_with('m') && row[2].ends_with('%'), "{nodes}");
+    assert!(
+        row[1].trim_end_matches('m').parse::<i64>().unwrap() > 0,
+        "{nodes}"
+    );
+    let all = c.ctl_ok(&["top", "pods", "-A"]);
+    assert!(all.starts_with("NAMESPACE"), "{all}");
+    c.ctl_ok(&["delete", "pod", "busy"]);
+    c.finish().await;
+}

@@ -14,6 +14,7 @@ pub mod node;
 pub mod resources;
 pub mod snapshot;
 pub mod token;
+pub mod top;
 pub mod version;
 
 use std::path::PathBuf;
@@ -319,6 +320,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Annotate(args) => label::run(&ctx, args, true).await,
         Command::ApiResources => resources::api_resources(&ctx),
         Command::Completion(args) => resources::completion(args),
+        Command::Top(args) => top::run(&ctx, args).await,
     }
 }
 
