@@ -13,7 +13,8 @@ use std::time::Duration;
 #[command(name = "kube9ctl", version, about, propagate_version = true)]
 pub struct Cli {
     /// Address of kube9d, instead of the context's: host:port (TLS), https://host:port, or
-    /// http://host:port for a kube9d started with --insecure [env: KUBE9_SERVER].
+    /// http://host:port for a kube9d started with --insecure; a bare host means port 7209,
+    /// a URL must name its port [env: KUBE9_SERVER].
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
 
@@ -160,8 +161,25 @@ pub enum Command {
     /// snapshot restore FILE --data-dir DIR`.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
-    /// Print the client version.
-    Version,
+    /// Print the client and server versions.
+    Version(crate::commands::version::VersionArgs),
+    /// Mark a node unschedulable: no new pods are placed on it (its pods stay).
+    Cordon(crate::commands::drain::CordonArgs),
+    /// Mark a node schedulable again.
+    Uncordon(crate::commands::drain::CordonArgs),
+    /// Cordon a node and move every pod on it elsewhere (each stops there first).
+    Drain(crate::commands::drain::DrainArgs),
+    /// Set (KEY=VALUE) or remove (KEY-) labels of an object.
+    Label(crate::commands::label::MetadataArgs),
+    /// Set (KEY=VALUE) or remove (KEY-) annotations of a pod.
+    Annotate(crate::commands::label::MetadataArgs),
+    /// List the kinds kube9d serves.
+    ApiResources,
+    /// Print a shell completion script: bash, zsh or fish.
+    Completion(crate::commands::resources::CompletionArgs),
+    /// Show CPU and memory in use: top nodes|pods.
+    #[command(subcommand)]
+    Top(crate::commands::top::TopCommand),
     /// Wait until objects meet a condition: --for=condition=Ready, --for=delete,
     /// --for=jsonpath='{.status.phase}'=Running.
     Wait(crate::commands::wait::WaitArgs),
@@ -273,15 +291,32 @@ pub struct ApplyArgs {
     /// Manifest file, directory of manifests, or - for stdin. May be repeated.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
-    /// Validate on the client and the server, store nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    /// client: validate here and print, send nothing; server (also a bare --dry-run): kube9d
+    /// validates and admits every object, stores nothing; none: apply.
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "none",
+        default_missing_value = "server",
+        value_name = "STRATEGY"
+    )]
+    pub dry_run: DryRun,
     /// Then wait until the applied pods are Ready (or have completed).
     #[arg(long)]
     pub wait: bool,
     /// With --wait: how long to wait: 60s, 5m (0: no limit).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub timeout: Duration,
+}
+
+/// `--dry-run`'s strategy, as kubectl's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    None,
+    Client,
+    Server,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1064,7 +1099,11 @@ mod tests {
             panic!()
         };
         assert_eq!(apply.files, ["-"]);
-        assert!(apply.dry_run);
+        assert_eq!(apply.dry_run, DryRun::Server);
+        let Command::Apply(apply) = parse(&["apply", "-f", "-", "--dry-run=client"]).command else {
+            panic!()
+        };
+        assert_eq!(apply.dry_run, DryRun::Client);
         assert!(fails(&["apply"]).contains("--filename"));
     }
 

@@ -49,6 +49,13 @@ impl Client {
     /// Dials `target`.
     pub async fn connect(target: &Target) -> anyhow::Result<Self> {
         let url = target.url.clone();
+        if target.ca_pem.is_none() && speaks_plain_http2(&url).await {
+            // No CA to dial with: say what the server is rather than what is missing.
+            let address = url.trim_start_matches("https://");
+            anyhow::bail!(
+                "kube9d at {url} does not speak TLS (started with --insecure?): use http://{address}"
+            );
+        }
         let endpoint = endpoint(target)?.connect_timeout(CONNECT_TIMEOUT);
         let channel = endpoint
             .connect()
@@ -86,12 +93,37 @@ impl Client {
     }
 }
 
+/// Whether an `https://` URL's port answers plain-text HTTP/2 (a kube9d started with
+/// --insecure): its reply to the client preface starts with a SETTINGS frame (type 4), which
+/// no TLS server sends.
+async fn speaks_plain_http2(url: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(address) = url.strip_prefix("https://") else {
+        return false;
+    };
+    let address = address.trim_end_matches('/').to_string();
+    let probe = async move {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .ok()?;
+        let mut head = [0u8; 9];
+        stream.read_exact(&mut head).await.ok()?;
+        Some(head[3] == 0x04)
+    };
+    (tokio::time::timeout(CONNECT_TIMEOUT, probe).await)
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// The endpoint for `target`, or why there is none in words.
 fn endpoint(target: &Target) -> anyhow::Result<Endpoint> {
     let url = &target.url;
     tls::endpoint(url, target.ca_pem.as_deref()).map_err(|e| match e {
         TlsError::NoCa(_) => anyhow::anyhow!(
-            "kube9d at {url} serves TLS but there is no CA to verify it with: the context's cluster has no certificate-authority-data (give --certificate-authority, or http:// for a kube9d started with --insecure)"
+            "kube9d at {url} is dialed over TLS but there is no CA to verify it with: the context's cluster has no certificate-authority-data (give --certificate-authority, or http:// for a kube9d started with --insecure)"
         ),
         e => anyhow::anyhow!("{e}"),
     })
@@ -313,5 +345,17 @@ mod tests {
         };
         let text = Client::connect(&plain).await.err().unwrap().to_string();
         assert!(text.contains("no CA to verify it with"), "{text}");
+        // Without a CA, a plain-text kube9d is recognised as such.
+        let port = fake_server(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00").await;
+        let plain = Target {
+            url: format!("https://127.0.0.1:{port}"),
+            ..Default::default()
+        };
+        let text = Client::connect(&plain).await.err().unwrap().to_string();
+        assert!(
+            text.contains("does not speak TLS")
+                && text.contains(&format!("http://127.0.0.1:{port}")),
+            "{text}"
+        );
     }
 }

@@ -33,6 +33,7 @@ pub mod components;
 pub mod dial;
 pub mod fence;
 pub mod instance;
+pub mod meter;
 pub mod session;
 
 use std::time::Duration;
@@ -75,6 +76,8 @@ pub struct Agent {
     fence: Fence,
     /// How kube9d is dialed (TLS, token).
     dialer: dial::Dialer,
+    /// What the pods use, reported with each heartbeat.
+    meter: meter::Meter,
 }
 
 impl Agent {
@@ -94,6 +97,7 @@ impl Agent {
             components: Components::default(),
             heartbeats_paused: false,
             seq: 0,
+            meter: meter::Meter::default(),
         }
     }
 

@@ -384,9 +384,11 @@ impl Session {
     async fn heartbeat(&self, agent: &mut Agent) -> Result<(), SessionEnd> {
         agent.seq += 1;
         agent.fence.sent(agent.seq, Instant::now());
+        let pods = agent.supervisor.snapshot();
         let heartbeat = pb::Heartbeat {
             seq: agent.seq,
             components: agent.components.snapshot(),
+            pod_usage: agent.meter.sample(&pods),
         };
         self.send(message(agent_message::Msg::Heartbeat(heartbeat)))
             .await

@@ -1,14 +1,21 @@
-//! `kube9ctl apply -f FILE|DIR|- [--dry-run]`: validate locally, then one `Apply` RPC.
+//! `kube9ctl apply -f FILE|DIR|- [--dry-run[=client|server]] [-o json|yaml|name]`: validate
+//! locally, then one `Apply` RPC (none for a client dry run). `-o json|yaml` prints the applied
+//! objects as kube9d stores them (as sent, for a dry run).
 //!
 //! Pods, config maps and secrets that name no namespace go to `-n`'s (or the default); one that
 //! names another namespace than an explicit `-n` is refused, as kubectl does, and nothing is
 //! applied.
 
-use crate::cli::{ApplyArgs, Format, Kind};
+use crate::cli::{ApplyArgs, DryRun, Format, Kind};
 use crate::commands::{Context, Namespace};
 use crate::output::emit;
+use crate::output::listing::{document, AnyObject};
+use crate::output::objects::{
+    ConfigMapObject, NamespaceObject, NodeObject, PodObject, SecretObject,
+};
 use anyhow::Context as _;
 use kube9_proto::manifest::{apply_request, parse_manifests_with_warnings, Object};
+use kube9_proto::pb;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
@@ -26,18 +33,48 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
     if objects.is_empty() {
         anyhow::bail!("no objects passed to apply");
     }
-    let request = apply_request(objects, args.dry_run);
+    let request = apply_request(objects, args.dry_run == DryRun::Server);
     crate::client::check_request_size("the manifest", &request)?;
+    let format = ctx.format();
+    if args.dry_run == DryRun::Client {
+        // Validated above, as parsed; nothing is sent.
+        if matches!(format, Format::Json | Format::Yaml) {
+            return emit(&document(request_documents(&request), format, true)?);
+        }
+        let mut out = String::new();
+        for result in request_results(&request) {
+            out.push_str(&result_line(&result, format, true));
+            out.push('\n');
+        }
+        return emit(&out);
+    }
     let mut cluster = ctx.connect().await?;
-    let response = cluster.client.apply(request).await;
+    let response = cluster.client.apply(request.clone()).await;
     let response = cluster.check(response)?;
+    if matches!(format, Format::Json | Format::Yaml) {
+        let documents = if request.dry_run {
+            request_documents(&request)
+        } else {
+            applied_documents(&mut cluster, &response.results).await?
+        };
+        return emit(&document(documents, format, true)?);
+    }
     let mut out = String::new();
     for result in &response.results {
-        out.push_str(&result_line(result, ctx.format(), args.dry_run));
+        let line = match args.dry_run {
+            DryRun::Server if format != Format::Name => format!(
+                "{}/{} {} (server dry run)",
+                result.kind.to_ascii_lowercase(),
+                result.name,
+                result.action
+            ),
+            _ => result_line(result, format, false),
+        };
+        out.push_str(&line);
         out.push('\n');
     }
     emit(&out)?;
-    if args.wait && !args.dry_run {
+    if args.wait && args.dry_run == DryRun::None {
         let pods = (response.results.iter())
             .filter(|r| r.kind == "Pod")
             .map(|r| (r.namespace.clone(), r.name.clone()))
@@ -45,6 +82,126 @@ pub async fn run(ctx: &Context, args: ApplyArgs) -> anyhow::Result<()> {
         super::wait::applied_pods(&mut cluster, pods, args.timeout).await?;
     }
     Ok(())
+}
+
+/// What applying `request` would do, as far as the client knows (`--dry-run=client`).
+fn request_results(request: &pb::ApplyRequest) -> Vec<pb::ApplyResult> {
+    let result = |kind: &str, namespace: &str, name: &str| pb::ApplyResult {
+        kind: kind.into(),
+        name: name.into(),
+        action: "created".into(),
+        namespace: namespace.into(),
+    };
+    (request.nodes.iter().map(|n| result("Node", "", &n.name)))
+        .chain(
+            request
+                .namespaces
+                .iter()
+                .map(|n| result("Namespace", "", &n.name)),
+        )
+        .chain(
+            request
+                .config_maps
+                .iter()
+                .map(|c| result("ConfigMap", &c.namespace, &c.name)),
+        )
+        .chain(
+            request
+                .secrets
+                .iter()
+                .map(|s| result("Secret", &s.namespace, &s.name)),
+        )
+        .chain(
+            request
+                .pods
+                .iter()
+                .map(|p| result("Pod", &p.namespace, &p.name)),
+        )
+        .collect()
+}
+
+/// The request's objects as documents (dry runs: nothing was stored to read back).
+fn request_documents(request: &pb::ApplyRequest) -> Vec<AnyObject> {
+    let nodes = request.nodes.iter().map(|n| {
+        AnyObject::Node(NodeObject::new(&pb::Node {
+            name: n.name.clone(),
+            labels: n.labels.clone(),
+            cpu_capacity_millis: n.cpu_millis,
+            memory_capacity_bytes: n.memory_bytes,
+            ..Default::default()
+        }))
+    });
+    nodes
+        .chain(
+            request
+                .namespaces
+                .iter()
+                .map(|n| AnyObject::Namespace(NamespaceObject::new(n))),
+        )
+        .chain(
+            request
+                .config_maps
+                .iter()
+                .map(|c| AnyObject::ConfigMap(ConfigMapObject::new(c))),
+        )
+        .chain(
+            request
+                .secrets
+                .iter()
+                .map(|s| AnyObject::Secret(SecretObject::new(s))),
+        )
+        .chain(
+            request
+                .pods
+                .iter()
+                .map(|p| AnyObject::Pod(PodObject::new(p))),
+        )
+        .collect()
+}
+
+/// The applied objects as kube9d stores them now.
+async fn applied_documents(
+    cluster: &mut crate::client::Client,
+    results: &[pb::ApplyResult],
+) -> anyhow::Result<Vec<AnyObject>> {
+    let mut out = Vec::new();
+    for r in results {
+        let key = pb::ObjectKey {
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        };
+        let document = match r.kind.as_str() {
+            "Node" => {
+                let request = pb::GetNodeRequest {
+                    name: r.name.clone(),
+                };
+                let node = cluster.client.get_node(request).await;
+                AnyObject::Node(NodeObject::new(&cluster.check(node)?))
+            }
+            "Namespace" => {
+                let ns = cluster.client.get_namespace(key).await;
+                AnyObject::Namespace(NamespaceObject::new(&cluster.check(ns)?))
+            }
+            "ConfigMap" => {
+                let cm = cluster.client.get_config_map(key).await;
+                AnyObject::ConfigMap(ConfigMapObject::new(&cluster.check(cm)?))
+            }
+            "Secret" => {
+                let secret = cluster.client.get_secret(key).await;
+                AnyObject::Secret(SecretObject::new(&cluster.check(secret)?))
+            }
+            _ => {
+                let request = pb::GetPodRequest {
+                    name: r.name.clone(),
+                    namespace: r.namespace.clone(),
+                };
+                let pod = cluster.client.get_pod(request).await;
+                AnyObject::Pod(PodObject::new(&cluster.check(pod)?))
+            }
+        };
+        out.push(document);
+    }
+    Ok(out)
 }
 
 /// `pod/web created`, `node/n4 unchanged`, `configmap/game-demo configured`,

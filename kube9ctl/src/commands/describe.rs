@@ -182,6 +182,7 @@ pub fn describe_node(node: &pb::Node, events: &[pb::Event], now_ms: i64) -> Stri
         .field("Created", when(now_ms, node.created_ms))
         .field("Status", node.status().label())
         .field("Reason", or_none(&node.reason))
+        .field("Unschedulable", node.unschedulable)
         .field("CPU capacity", format_cpu(node.cpu_capacity_millis))
         .field("CPU allocated", format_cpu(node.cpu_allocated_millis))
         .field(

@@ -5,12 +5,16 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod drain;
 pub mod exec;
 pub mod get;
+pub mod label;
 pub mod logs;
 pub mod node;
+pub mod resources;
 pub mod snapshot;
 pub mod token;
+pub mod top;
 pub mod version;
 pub mod wait;
 pub mod watch;
@@ -206,8 +210,23 @@ pub fn dial_url(server: &str, what: &str) -> anyhow::Result<String> {
                 "invalid server {server:?} in {what}: the scheme {scheme:?} is neither https:// (or none) nor http:// (a kube9d started with --insecure)"
             );
         }
-        if rest.trim_matches('/').is_empty() {
+        let authority = rest.trim_end_matches('/');
+        if authority.is_empty() {
             anyhow::bail!("invalid server {server:?} in {what}: it names no host");
+        }
+        // A URL's default port (80, 443) is never kube9d's: say so rather than dial it.
+        let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.ends_with('[')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !has_port {
+            anyhow::bail!(
+                "invalid server {server:?} in {what}: a URL must name the port (kube9d listens on {} unless told otherwise), e.g. {scheme}://{authority}:{}",
+                kube9_proto::DEFAULT_PORT,
+                kube9_proto::DEFAULT_PORT
+            );
         }
     }
     Ok(kube9_proto::client::tls::server_url(server, true))
@@ -295,7 +314,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(&ctx, args).await,
         Command::Config(args) => config::run(&ctx, args),
         Command::Snapshot(args) => snapshot::run(&ctx, args).await,
-        Command::Version => version::run(&ctx),
+        Command::Version(args) => version::run(&ctx, args).await,
+        Command::Cordon(args) => drain::cordon(&ctx, args, true).await,
+        Command::Uncordon(args) => drain::cordon(&ctx, args, false).await,
+        Command::Drain(args) => drain::drain(&ctx, args).await,
+        Command::Label(args) => label::run(&ctx, args, false).await,
+        Command::Annotate(args) => label::run(&ctx, args, true).await,
+        Command::ApiResources => resources::api_resources(&ctx),
+        Command::Completion(args) => resources::completion(args),
+        Command::Top(args) => top::run(&ctx, args).await,
         Command::Wait(args) => wait::run(&ctx, args).await,
     }
 }
@@ -666,6 +693,15 @@ mod tests {
         let e = dial_url("ftp://h:1", "--server").unwrap_err().to_string();
         assert!(e.contains("\"ftp\"") && e.contains("--server"), "{e}");
         assert!(dial_url("https://", "x").is_err());
+        let e = dial_url("http://127.0.0.1", "--server")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("must name the port") && e.contains("http://127.0.0.1:7209"),
+            "{e}"
+        );
+        assert_eq!(dial_url("https://[::1]:7", "x").unwrap(), "https://[::1]:7");
+        assert!(dial_url("https://[::1]", "x").is_err());
         // The context's server, written by hand without a scheme, is https too.
         let dir = scratch("scheme");
         let mut config = ClientConfig::empty();

@@ -7,6 +7,15 @@ use kube9_proto::namespace::or_default;
 use kube9_proto::pb;
 use kube9_proto::quantity::{format_cpu, format_memory};
 
+/// A node's STATUS column: its status, and `,SchedulingDisabled` when cordoned (as kubectl
+/// shows `Ready,SchedulingDisabled`).
+pub fn node_status(n: &pb::Node) -> String {
+    match n.unschedulable {
+        true => format!("{},SchedulingDisabled", n.status().label()),
+        false => n.status().label().to_string(),
+    }
+}
+
 /// NAME STATUS CPU PODS AGE REASON; wide adds MEMORY RUNTIME IP CONTAINER HEARTBEAT.
 pub fn node_rows(nodes: &[pb::Node], wide: bool, now_ms: i64) -> Rows {
     let mut headers = vec!["NAME", "STATUS", "CPU", "PODS", "AGE", "REASON"];
@@ -18,7 +27,7 @@ pub fn node_rows(nodes: &[pb::Node], wide: bool, now_ms: i64) -> Rows {
         .map(|n| {
             let mut row = vec![
                 n.name.clone(),
-                n.status().label().to_string(),
+                node_status(n),
                 format!(
                     "{}/{}",
                     format_cpu(n.cpu_allocated_millis),

@@ -547,8 +547,15 @@ pub struct NodeObject {
     pub api_version: &'static str,
     pub kind: &'static str,
     pub metadata: NodeMetadata,
-    pub spec: Empty,
+    pub spec: NodeSpecObject,
     pub status: NodeStatus,
+}
+
+/// A node's spec: `{}`, or `{"unschedulable": true}` when cordoned, as in Kubernetes.
+#[derive(Debug, Serialize)]
+pub struct NodeSpecObject {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unschedulable: bool,
 }
 
 /// Serializes as `{}`.
@@ -635,7 +642,9 @@ impl NodeObject {
                 creation_timestamp: rfc3339(node.created_ms),
                 resource_version: node.resource_version.to_string(),
             },
-            spec: Empty {},
+            spec: NodeSpecObject {
+                unschedulable: node.unschedulable,
+            },
             status: NodeStatus {
                 phase: node.status().label().into(),
                 reason: node.reason.clone(),

@@ -5,6 +5,7 @@ mod apply;
 mod cluster;
 mod logs;
 mod lookup;
+mod node_admin;
 mod nodes;
 mod objects;
 mod snapshot;

@@ -38,6 +38,8 @@ const READS: &[&str] = &[
     "GetSecret",
     "ListEvents",
     "Watch",
+    "Version",
+    "Top",
 ];
 
 /// The access a call to `path` (`/package.Service/Method`) needs.

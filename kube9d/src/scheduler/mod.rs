@@ -6,7 +6,7 @@
 //! one `O(log n)` range query (plus a skip past nodes short of memory) instead of a scan over
 //! every node. A node with no memory capacity (0) does not track memory: every pod fits it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use kube9_proto::pb;
 use kube9_proto::quantity::{format_cpu, format_memory};
@@ -67,6 +67,8 @@ pub struct Scheduler {
     /// Free resources of every known node, schedulable or not.
     free: HashMap<String, Resources>,
     schedulable: HashMap<String, bool>,
+    /// Nodes cordoned (unschedulable whatever their health), only to say so in [`Self::explain`].
+    cordoned: HashSet<String>,
 }
 
 impl Scheduler {
@@ -87,7 +89,17 @@ impl Scheduler {
         }
     }
 
+    /// Records whether a node is cordoned (its schedulability is set apart, with the rest).
+    pub fn set_cordoned(&mut self, node: &str, cordoned: bool) {
+        if cordoned {
+            self.cordoned.insert(node.to_string());
+        } else {
+            self.cordoned.remove(node);
+        }
+    }
+
     pub fn remove(&mut self, node: &str) {
+        self.cordoned.remove(node);
         self.unindex(node);
         self.free.remove(node);
         self.schedulable.remove(node);
@@ -128,8 +140,14 @@ impl Scheduler {
                 format_memory(request.memory)
             ));
         }
-        if unschedulable > 0 {
-            msg.push_str(&format!(" ({unschedulable} not healthy)"));
+        let cordoned = self.cordoned.len().min(unschedulable);
+        match (unschedulable - cordoned, cordoned) {
+            (0, 0) => {}
+            (sick, 0) => msg.push_str(&format!(" ({sick} not healthy)")),
+            (0, cordoned) => msg.push_str(&format!(" ({cordoned} cordoned)")),
+            (sick, cordoned) => {
+                msg.push_str(&format!(" ({sick} not healthy, {cordoned} cordoned)"))
+            }
         }
         msg
     }
@@ -200,6 +218,29 @@ mod tests {
             s.explain(cpu(2000)),
             "0/3 nodes have 2 free CPU (1 not healthy)"
         );
+        s.upsert("d", cpu(8000), false);
+        s.set_cordoned("d", true);
+        assert_eq!(s.pick(cpu(2000)), None);
+        assert_eq!(
+            s.explain(cpu(2000)),
+            "0/4 nodes have 2 free CPU (1 not healthy, 1 cordoned)"
+        );
+    }
+
+    #[test]
+    fn cordoned_nodes_are_skipped_until_uncordoned() {
+        let mut s = sched(&[("a", 1000), ("b", 3000)]);
+        s.set_schedulable("a", false);
+        s.set_cordoned("a", true);
+        assert_eq!(s.pick(cpu(500)), Some("b"));
+        assert_eq!(s.pick(cpu(3500)), None);
+        assert_eq!(
+            s.explain(cpu(3500)),
+            "0/2 nodes have 3500m free CPU (1 cordoned)"
+        );
+        s.set_cordoned("a", false);
+        s.set_schedulable("a", true);
+        assert_eq!(s.pick(cpu(500)), Some("a"));
     }
 
     #[test]

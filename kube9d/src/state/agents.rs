@@ -103,7 +103,7 @@ impl Cluster {
             entry.node.memory_capacity_bytes = reg.memory_capacity_bytes;
             // The scheduler places by free capacity: it must see the new size at once.
             let free = crate::scheduler::Resources::free(&entry.node, entry.allocated);
-            let schedulable = entry.status() == NodeStatus::Healthy;
+            let schedulable = entry.schedulable();
             self.scheduler.upsert(&name, free, schedulable);
         }
         tracing::info!(node = %name, %address, pods = reg.pods.len(), "agent attached");
@@ -163,7 +163,7 @@ impl Cluster {
                 if known {
                     self.send(node, msg);
                 } else {
-                    self.finish_delete(&name, &format!("containers gone from {node}"));
+                    self.pod_stopped(&name, node, &format!("containers gone from {node}"));
                 }
                 continue;
             }

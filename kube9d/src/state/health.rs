@@ -29,6 +29,7 @@ impl Cluster {
             return;
         }
         entry.last_heartbeat = Some(Instant::now());
+        entry.usage = hb.pod_usage;
         // Kept in memory only: persisting every heartbeat would put an fsync on the hottest path.
         entry.node.last_heartbeat_ms = now_ms();
         let status = entry.status();

@@ -27,8 +27,12 @@
 pub mod agents;
 pub mod config;
 pub mod dispatch;
+pub mod drain;
+#[cfg(test)]
+mod drain_tests;
 pub mod health;
 pub mod history;
+pub mod metadata;
 pub mod nodes;
 pub mod pods;
 #[cfg(test)]
@@ -39,6 +43,7 @@ pub mod reschedule;
 mod rollback_tests;
 #[cfg(test)]
 mod tests;
+pub mod top;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -145,6 +150,8 @@ pub struct NodeEntry {
     /// A permanently failed node's pods wait for its agent's fence time, and an event said so.
     pub awaiting_fence: bool,
     pub agent: Option<AgentConn>,
+    /// What the node's pods used at its last heartbeat (memory only, never stored).
+    pub usage: Vec<pb::PodUsage>,
 }
 
 impl NodeEntry {
@@ -161,11 +168,17 @@ impl NodeEntry {
             reaped: false,
             awaiting_fence: false,
             agent: None,
+            usage: Vec::new(),
         }
     }
 
     pub fn status(&self) -> pb::NodeStatus {
         self.node.status()
+    }
+
+    /// Whether new pods may be placed here: healthy and not cordoned.
+    pub fn schedulable(&self) -> bool {
+        self.status() == pb::NodeStatus::Healthy && !self.node.unschedulable
     }
 
     /// Whether a runtime call for this node is in flight.
@@ -557,8 +570,9 @@ impl Cluster {
             self.scheduler.upsert(
                 &entry.node.name,
                 Resources::free(&entry.node, entry.allocated),
-                entry.status() == pb::NodeStatus::Healthy,
+                entry.schedulable(),
             );
+            (self.scheduler).set_cordoned(&entry.node.name, entry.node.unschedulable);
         }
         self.next_event_id = snap.events.last().map(|e| e.id).unwrap_or(0);
         // Versions go on from the newest one stored, so they keep increasing across restarts.

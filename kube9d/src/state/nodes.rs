@@ -153,8 +153,8 @@ impl Cluster {
                 entry.attempt_deadline = None;
             }
         }
-        self.scheduler
-            .set_schedulable(name, to == NodeStatus::Healthy);
+        let schedulable = entry.schedulable();
+        self.scheduler.set_schedulable(name, schedulable);
         self.save_node(name, pb::WatchEventType::Modified);
         let (warning, ev_reason) = match to {
             NodeStatus::Healthy if from == NodeStatus::Initializing => (false, "NodeReady"),

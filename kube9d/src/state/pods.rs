@@ -214,6 +214,8 @@ impl Cluster {
         if agent_up && !pod.phase().is_terminal() {
             // Keep the CPU reserved until the agent confirms the processes are gone.
             let p = self.pods.get_mut(name).expect("present");
+            // A pod being evicted is now deleted instead of moved.
+            p.evicting = false;
             p.set_phase(PodPhase::Terminating);
             p.reason = "deletion requested".into();
             let deadline = Instant::now() + Duration::from_millis(grace_ms) + TERMINATING_MARGIN;
@@ -257,7 +259,9 @@ impl Cluster {
             .map(|(n, _)| n.clone())
             .collect();
         for name in expired {
-            if self
+            if self.pods.get(&name).is_some_and(|p| p.evicting) {
+                self.eviction_overdue(&name, now);
+            } else if self
                 .pods
                 .get(&name)
                 .is_some_and(|p| p.phase() == PodPhase::Terminating)
@@ -297,7 +301,7 @@ impl Cluster {
         }
         if status.deleted {
             if self.pods[&name].phase() == PodPhase::Terminating {
-                self.finish_delete(&name, &format!("containers stopped on {node}"));
+                self.pod_stopped(&name, node, &format!("containers stopped on {node}"));
             }
             return;
         }

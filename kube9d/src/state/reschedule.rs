@@ -20,15 +20,18 @@ pub enum Eviction {
     LeftInitializing,
     /// The node's agent said goodbye (it stopped its pods first).
     Left,
+    /// The node is drained (`kube9ctl drain`): its agent stopped the pod first.
+    Drained,
 }
 
 impl Eviction {
-    fn describe(self, node: &str) -> String {
+    pub(super) fn describe(self, node: &str) -> String {
         match self {
             Eviction::PermanentlyFailed => format!("node {node} permanently failed"),
             Eviction::Deleted => format!("node {node} deleted"),
             Eviction::LeftInitializing => "node left initializing by a previous run".into(),
             Eviction::Left => format!("node {node} left"),
+            Eviction::Drained => format!("node {node} drained"),
         }
     }
 }
@@ -84,7 +87,7 @@ impl Cluster {
             let Some(pod) = self.pods.get_mut(&name) else {
                 continue;
             };
-            if pod.phase() == PodPhase::Terminating {
+            if pod.phase() == PodPhase::Terminating && !pod.evicting {
                 // It was being deleted anyway.
                 self.terminating.remove(&name);
                 let pod = self.pods.remove(&name).expect("present");
@@ -103,25 +106,35 @@ impl Cluster {
                 why,
                 message: message.clone(),
             };
-            pod.set_phase(PodPhase::Pending);
-            pod.uid.clear();
-            pod.started_ms = 0;
-            pod.reschedules += 1;
-            pod.reason = displaced.to_string();
-            super::pods::back_to_waiting(pod);
-            let key = PendingKey::of(pod);
-            self.pending.insert(key);
-            self.displaced.insert(name.clone(), displaced);
-            self.save_pod(&name, pb::WatchEventType::Modified);
-            // One at a time, largest first, so big pods get the room.
-            if let Some(target) = self
-                .scheduler
-                .pick(Resources::of(&self.pods[&name]))
-                .map(str::to_string)
-            {
-                self.bind(&name, &target);
-            }
+            self.requeue(&name, displaced);
         }
         self.explain_pending();
+    }
+
+    /// Puts an unbound pod back in the queue as moved off a node, and places it at once if a
+    /// node fits (one at a time, largest first, so big pods get the room).
+    pub(super) fn requeue(&mut self, name: &str, displaced: Displaced) {
+        self.terminating.remove(name);
+        let Some(pod) = self.pods.get_mut(name) else {
+            return;
+        };
+        pod.set_phase(PodPhase::Pending);
+        pod.evicting = false;
+        pod.uid.clear();
+        pod.started_ms = 0;
+        pod.reschedules += 1;
+        pod.reason = displaced.to_string();
+        super::pods::back_to_waiting(pod);
+        let key = PendingKey::of(pod);
+        self.pending.insert(key);
+        self.displaced.insert(name.to_string(), displaced);
+        self.save_pod(name, pb::WatchEventType::Modified);
+        if let Some(target) = self
+            .scheduler
+            .pick(Resources::of(&self.pods[name]))
+            .map(str::to_string)
+        {
+            self.bind(name, &target);
+        }
     }
 }

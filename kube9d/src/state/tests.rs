@@ -19,7 +19,7 @@ pub(super) fn cluster() -> Cluster {
 }
 
 /// Attaches an agent for `node` (an external node if unknown) and makes it healthy.
-fn join(
+pub(super) fn join(
     c: &mut Cluster,
     node: &str,
     cpu: i64,
@@ -72,7 +72,7 @@ pub(super) fn add(c: &mut Cluster, p: pb::Pod) {
 
 /// Every message queued for an agent so far, once the changes that queued them are durable
 /// (here: at once).
-fn drain(c: &mut Cluster, rx: &mut UnboundedReceiver<pb::ControlMessage>) -> Vec<Msg> {
+pub(super) fn drain(c: &mut Cluster, rx: &mut UnboundedReceiver<pb::ControlMessage>) -> Vec<Msg> {
     c.deliver_commands();
     let mut out = vec![];
     while let Ok(m) = rx.try_recv() {
@@ -81,12 +81,12 @@ fn drain(c: &mut Cluster, rx: &mut UnboundedReceiver<pb::ControlMessage>) -> Vec
     out
 }
 
-fn runs(msgs: &[Msg], pod: &str) -> bool {
+pub(super) fn runs(msgs: &[Msg], pod: &str) -> bool {
     msgs.iter()
         .any(|m| matches!(m, Msg::RunPod(r) if r.pod.as_ref().unwrap().name == pod))
 }
 
-fn deletes(msgs: &[Msg], pod: &str) -> bool {
+pub(super) fn deletes(msgs: &[Msg], pod: &str) -> bool {
     msgs.iter()
         .any(|m| matches!(m, Msg::DeletePod(d) if d.pod_name == pod))
 }
@@ -509,6 +509,7 @@ fn a_failed_critical_component_fails_the_node_and_its_return_heals_it() {
         pb::Heartbeat {
             seq: 1,
             components: vec![bad.clone()],
+            ..Default::default()
         },
     );
     assert_eq!(c.nodes["n1"].status(), NodeStatus::Failed);
@@ -530,6 +531,7 @@ fn a_failed_critical_component_fails_the_node_and_its_return_heals_it() {
         pb::Heartbeat {
             seq: 2,
             components: vec![good, proxy],
+            ..Default::default()
         },
     );
     assert_eq!(c.nodes["n1"].status(), NodeStatus::Healthy);

@@ -356,7 +356,7 @@ impl DockerRuntime {
                 network_mode: Some(net.clone()),
                 cap_add: with_caps.then(|| vec!["SYS_ADMIN".to_string()]),
                 binds: Some(binds),
-                restart_policy: self.config.restart_with_engine.then(|| RestartPolicy {
+                restart_policy: self.config.restart_with_engine.then_some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
