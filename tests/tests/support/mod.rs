@@ -668,8 +668,10 @@ pub fn marked_copies(marker: &str) -> usize {
 }
 
 /// The pids of [`marked_copies`].
+/// A shell's child between its fork and its exec (`sleep 1` of the loop) still has the
+/// shell's command line: it is part of that copy, not another one.
 pub fn marked_pids(marker: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
+    let marked: Vec<i32> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
@@ -680,7 +682,16 @@ pub fn marked_pids(marker: &str) -> Vec<i32> {
                 && args.next() == Some(b"sh")
                 && args.any(|a| a == marker.as_bytes())
         })
+        .collect();
+    (marked.iter().copied())
+        .filter(|pid| parent(*pid).is_none_or(|p| !marked.contains(&p)))
         .collect()
+}
+
+/// The parent of process `pid` (field 4 of `/proc/<pid>/stat`).
+fn parent(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Whether process `pid` is alive (and not a zombie).
