@@ -332,6 +332,7 @@ pub async fn list(
                 node: node.into(),
                 label_selector: selector.to_string(),
                 namespace: namespace.into(),
+                ..Default::default()
             };
             let response = cluster.client.list_pods(request).await;
             let mut pods = cluster.check(response)?.pods;

@@ -180,20 +180,7 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::ListPodsRequest>,
     ) -> Result<Response<pb::ListPodsResponse>, Status> {
-        let r = request.into_inner();
-        let selector = kube9_proto::selector::parse(&r.label_selector)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        let mut pods: Vec<pb::Pod> = self.control.read(|c| {
-            c.pods
-                .values()
-                .filter(|p| r.node.is_empty() || p.node == r.node)
-                .filter(|p| super::lookup::in_namespace(&r.namespace, &p.namespace))
-                .filter(|p| selector.matches(&p.labels))
-                .cloned()
-                .collect()
-        });
-        pods.sort_by(|a, b| (a.ns(), &a.name).cmp(&(b.ns(), &b.name)));
-        Ok(Response::new(pb::ListPodsResponse { pods }))
+        Ok(Response::new(self.do_list_pods(request.into_inner())?))
     }
 
     async fn get_pod(
@@ -484,5 +471,14 @@ impl ClusterService for ClusterApi {
         let chunks = self.do_snapshot(caller.as_ref()).await?;
         let stream = futures::stream::iter(chunks.into_iter().map(Ok));
         Ok(Response::new(Box::pin(self.hold(caller.as_ref(), stream)?)))
+    }
+
+    async fn delete_pods(
+        &self,
+        request: Request<pb::DeletePodsRequest>,
+    ) -> Result<Response<pb::DeletePodsResponse>, Status> {
+        Ok(Response::new(
+            self.do_delete_pods(request.into_inner()).await?,
+        ))
     }
 }

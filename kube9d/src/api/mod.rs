@@ -7,6 +7,7 @@ mod logs;
 mod lookup;
 mod nodes;
 mod objects;
+mod select;
 mod snapshot;
 mod status;
 mod tokens;
