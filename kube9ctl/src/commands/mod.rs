@@ -1,6 +1,7 @@
 //! One file per subcommand; [`run`] dispatches a parsed command line to it.
 
 pub mod apply;
+pub mod bulk_delete;
 pub mod config;
 pub mod create;
 pub mod delete;
@@ -9,6 +10,7 @@ pub mod exec;
 pub mod get;
 pub mod logs;
 pub mod node;
+pub mod select;
 pub mod snapshot;
 pub mod token;
 pub mod version;
