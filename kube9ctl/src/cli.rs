@@ -438,7 +438,8 @@ pub struct DeleteArgs {
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub wait: bool,
-    /// How long to wait per object: 60s, 2m, 500ms (0: no limit).
+    /// How long to wait per object (for pods, per request: all of them): 60s, 2m, 500ms
+    /// (0: no limit).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Succeed when the object does not exist.
