@@ -415,9 +415,17 @@ pub struct GetArgs {
     /// List the objects of every namespace, with a NAMESPACE column (-n is ignored).
     #[arg(short = 'A', long)]
     pub all_namespaces: bool,
-    /// Label selector: app=web,tier!=db,env,!canary.
+    /// Label selector: app=web,tier!=db,env in (a,b),tier notin (db),env,!canary.
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
+    /// Field selector: status.phase=Running,spec.nodeName!=n1 (pods: metadata.name,
+    /// metadata.namespace, spec.nodeName, status.phase; other kinds: metadata.name,
+    /// metadata.namespace).
+    #[arg(long, value_name = "SELECTOR")]
+    pub field_selector: Option<String>,
+    /// List pods in pages of this many (0: in one answer).
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub chunk_size: u32,
     /// Pods: only those bound to this node.
     #[arg(long)]
     pub node: Option<String>,
@@ -477,7 +485,8 @@ pub struct DeleteArgs {
     #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub wait: bool,
-    /// How long to wait per object: 60s, 2m, 500ms (0: no limit).
+    /// How long to wait per object (for pods, per request: all of them): 60s, 2m, 500ms
+    /// (0: no limit).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
     /// Succeed when the object does not exist.
@@ -486,17 +495,32 @@ pub struct DeleteArgs {
     /// Pods: seconds between SIGTERM and SIGKILL (default: the server's).
     #[arg(long)]
     pub grace_period: Option<u32>,
+    /// Delete the objects of KIND matching this label selector (app=web, env in (a,b), ...).
+    #[arg(short = 'l', long, conflicts_with = "file")]
+    pub selector: Option<String>,
+    /// Delete the objects of KIND matching this field selector (status.phase=Failed, ...).
+    #[arg(long, value_name = "SELECTOR", conflicts_with = "file")]
+    pub field_selector: Option<String>,
+    /// Delete every object of KIND (in the namespace, for namespaced kinds).
+    #[arg(long, conflicts_with = "file")]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// The pod: NAME or pod/NAME.
-    #[arg(value_parser = parse_pod)]
-    pub pod: String,
+    /// The pod: NAME or pod/NAME (or -l).
+    #[arg(value_parser = parse_pod, required_unless_present = "selector")]
+    pub pod: Option<String>,
+    /// The logs of every pod matching this label selector, one pod after another.
+    #[arg(short = 'l', long, conflicts_with = "pod")]
+    pub selector: Option<String>,
+    /// Begin each line with [pod/NAME/CONTAINER].
+    #[arg(long)]
+    pub prefix: bool,
     /// The container (optional when the pod has one).
     #[arg(short = 'c', long)]
     pub container: Option<String>,
-    /// Only the last N lines (-1: all).
+    /// Only the last N lines (-1: all; with -l the default is 10, as kubectl's).
     #[arg(long, allow_negative_numbers = true)]
     pub tail: Option<i64>,
     /// Keep printing what the container writes, until interrupted.
@@ -1164,13 +1188,21 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (l.pod.as_str(), l.container.as_deref(), l.tail),
-            ("web", Some("nginx"), Some(20))
+            (l.pod.as_deref(), l.container.as_deref(), l.tail),
+            (Some("web"), Some("nginx"), Some(20))
         );
         let Command::Logs(l) = parse(&["logs", "pod/web"]).command else {
             panic!()
         };
-        assert_eq!(l.pod, "web");
+        assert_eq!(l.pod.as_deref(), Some("web"));
+        let Command::Logs(l) = parse(&["logs", "-l", "app=web", "--prefix"]).command else {
+            panic!()
+        };
+        assert_eq!(
+            (l.pod, l.selector.as_deref(), l.prefix),
+            (None, Some("app=web"), true)
+        );
+        assert!(fails(&["logs"]).contains("required"));
         let Command::Exec(e) = parse(&["exec", "po/web", "--", "ls"]).command else {
             panic!()
         };

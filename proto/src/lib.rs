@@ -7,7 +7,8 @@
 //! - [`manifest`]: Kubernetes-shaped YAML manifests (Pod, Node, Namespace, ConfigMap, Secret)
 //!   into wire objects.
 //! - [`validate`]: the checks kube9d applies to every object before it stores it.
-//! - [`selector`]: equality-based label selectors (`app=web,tier!=db`).
+//! - [`selector`]: label selectors (`app=web,tier!=db,env in (a,b)`).
+//! - [`fields`]: field selectors (`status.phase=Running,spec.nodeName!=n1`).
 //! - [`namespace`]: the default namespace and object keys (`namespace/name`).
 //! - [`client`]: tokens, the client config file, TLS and the CA pin, for every client.
 //! - [`base64`]: standard base64, as Kubernetes writes Secret and ConfigMap bytes.
@@ -15,6 +16,7 @@
 pub mod base64;
 pub mod client;
 pub mod fault;
+pub mod fields;
 pub mod manifest;
 pub mod namespace;
 pub mod quantity;

@@ -1,8 +1,10 @@
-//! Equality-based label selectors, as in `kubectl get pods -l app=web,tier!=db`.
+//! Label selectors, as in `kubectl get pods -l 'app=web,tier notin (db,cache),!canary'`.
 //!
-//! Grammar: requirements separated by commas, each one of `key=value`, `key==value`,
-//! `key!=value`, `key` (the label exists) or `!key` (it does not). As in Kubernetes, `key!=value`
-//! also matches objects without the label, and the empty selector matches everything.
+//! Grammar: requirements separated by commas (commas inside parentheses separate values),
+//! each one of `key=value`, `key==value`, `key!=value`, `key in (v1,v2)`, `key notin (v1,v2)`,
+//! `key` (the label exists) or `!key` (it does not). As in Kubernetes, `key!=value` and
+//! `key notin (...)` also match objects without the label, and the empty selector matches
+//! everything.
 
 use crate::validate::{check_label_key, check_label_value};
 use std::collections::HashMap;
@@ -15,13 +17,13 @@ pub enum SelectorError {
     /// `a=1,,b=2` or a trailing comma.
     #[error("invalid label selector {selector:?}: empty requirement")]
     EmptyRequirement { selector: String },
-    /// A key or value that is not a valid label key or value.
+    /// A key or value that is not a valid label key or value, or a malformed set.
     #[error("invalid label selector {selector:?}: {message}")]
     Invalid { selector: String, message: String },
-    /// Set-based syntax (`in`, `notin`, parentheses) or other operators.
+    /// Operators Kubernetes has for other objects only (`<`, `>`), or `a=b=c`.
     #[error(
         "invalid label selector {selector:?}: unsupported requirement {requirement:?} \
-         (supported: key=value, key==value, key!=value, key, !key)"
+         (supported: key=value, key==value, key!=value, key in (a,b), key notin (a,b), key, !key)"
     )]
     Unsupported {
         selector: String,
@@ -36,6 +38,10 @@ pub enum Requirement {
     Equals(String, String),
     /// `key!=value`: the label is absent or has another value.
     NotEquals(String, String),
+    /// `key in (a,b)`: the label is present with one of these values.
+    In(String, Vec<String>),
+    /// `key notin (a,b)`: the label is absent or has none of these values.
+    NotIn(String, Vec<String>),
     /// `key`: the label is present.
     Exists(String),
     /// `!key`: the label is absent.
@@ -48,6 +54,8 @@ impl Requirement {
         match self {
             Requirement::Equals(k, v) => labels.get(k) == Some(v),
             Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::NotExists(k) => !labels.contains_key(k),
         }
@@ -59,6 +67,8 @@ impl fmt::Display for Requirement {
         match self {
             Requirement::Equals(k, v) => write!(f, "{k}={v}"),
             Requirement::NotEquals(k, v) => write!(f, "{k}!={v}"),
+            Requirement::In(k, vs) => write!(f, "{k} in ({})", vs.join(",")),
+            Requirement::NotIn(k, vs) => write!(f, "{k} notin ({})", vs.join(",")),
             Requirement::Exists(k) => write!(f, "{k}"),
             Requirement::NotExists(k) => write!(f, "!{k}"),
         }
@@ -94,7 +104,7 @@ impl Selector {
 }
 
 impl fmt::Display for Selector {
-    /// The canonical form: `app=web,tier!=db`.
+    /// The canonical form: `app=web,tier!=db,env in (a,b)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, r) in self.requirements.iter().enumerate() {
             if i > 0 {
@@ -114,16 +124,44 @@ impl FromStr for Selector {
     }
 }
 
-/// Parses `app=web,tier!=db,env,!canary`. Blank input is the empty selector.
+/// Parses `app=web,tier!=db,env in (a,b),canary,!legacy`. Blank input is the empty selector.
 pub fn parse(s: &str) -> Result<Selector, SelectorError> {
     if s.trim().is_empty() {
         return Ok(Selector::everything());
     }
-    let requirements = s
-        .split(',')
+    let requirements = split_requirements(s)?
+        .into_iter()
         .map(|part| parse_requirement(s, part.trim()))
         .collect::<Result<_, _>>()?;
     Ok(Selector { requirements })
+}
+
+/// Splits at the commas outside parentheses; refuses unbalanced or nested parentheses.
+fn split_requirements(s: &str) -> Result<Vec<&str>, SelectorError> {
+    let invalid = |message: &str| SelectorError::Invalid {
+        selector: s.into(),
+        message: message.into(),
+    };
+    let mut parts = Vec::new();
+    let (mut open, mut start) = (false, 0);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '(' if open => return Err(invalid("nested parentheses")),
+            '(' => open = true,
+            ')' if !open => return Err(invalid("')' without a matching '('")),
+            ')' => open = false,
+            ',' if !open => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if open {
+        return Err(invalid("'(' without a matching ')'"));
+    }
+    parts.push(&s[start..]);
+    Ok(parts)
 }
 
 fn parse_requirement(selector: &str, part: &str) -> Result<Requirement, SelectorError> {
@@ -131,15 +169,21 @@ fn parse_requirement(selector: &str, part: &str) -> Result<Requirement, Selector
         selector: selector.into(),
         requirement: part.into(),
     };
+    let invalid = |message: String| SelectorError::Invalid {
+        selector: selector.into(),
+        message,
+    };
     if part.is_empty() {
         return Err(SelectorError::EmptyRequirement {
             selector: selector.into(),
         });
     }
-    if part.contains(['(', ')', '<', '>']) {
+    if part.contains(['<', '>']) {
         return Err(unsupported());
     }
-    let requirement = if let Some((k, v)) = part.split_once("!=") {
+    let requirement = if let Some(open) = part.find('(') {
+        parse_set(part, open).map_err(invalid)?
+    } else if let Some((k, v)) = part.split_once("!=") {
         Requirement::NotEquals(k.trim().into(), v.trim().into())
     } else if let Some((k, v)) = part.split_once("==") {
         Requirement::Equals(k.trim().into(), v.trim().into())
@@ -148,27 +192,66 @@ fn parse_requirement(selector: &str, part: &str) -> Result<Requirement, Selector
     } else if let Some(k) = part.strip_prefix('!') {
         Requirement::NotExists(k.trim().into())
     } else {
-        Requirement::Exists(part.into())
+        let words: Vec<&str> = part.split_whitespace().collect();
+        match words.as_slice() {
+            [key, op, ..] if matches!(*op, "in" | "notin") => {
+                return Err(invalid(format!(
+                    "the values of {key:?} {op} must be in parentheses: {key} {op} (a,b)"
+                )))
+            }
+            [key] => Requirement::Exists(key.to_string()),
+            _ => {
+                return Err(invalid(format!(
+                    "{part:?} is not a requirement (expected key=value, key!=value, \
+                     key in (a,b), key notin (a,b), key or !key)"
+                )))
+            }
+        }
     };
-    let (key, value) = match &requirement {
-        Requirement::Equals(k, v) | Requirement::NotEquals(k, v) => (k, Some(v)),
-        Requirement::Exists(k) | Requirement::NotExists(k) => (k, None),
-    };
-    let invalid = |message| SelectorError::Invalid {
-        selector: selector.into(),
-        message,
+    let (key, values): (&String, Vec<&String>) = match &requirement {
+        Requirement::Equals(k, v) | Requirement::NotEquals(k, v) => (k, vec![v]),
+        Requirement::In(k, vs) | Requirement::NotIn(k, vs) => (k, vs.iter().collect()),
+        Requirement::Exists(k) | Requirement::NotExists(k) => (k, vec![]),
     };
     if key.is_empty() {
         return Err(invalid(format!("missing label key in {part:?}")));
     }
-    if value.is_some_and(|v| v.contains('=')) || key.contains('!') {
+    if values.iter().any(|v| v.contains('=')) || key.contains(['!', '=']) {
         return Err(unsupported());
     }
     check_label_key(key).map_err(invalid)?;
-    if let Some(value) = value {
+    for value in values {
         check_label_value(value).map_err(invalid)?;
     }
     Ok(requirement)
+}
+
+/// `key in (a,b)` or `key notin (a,b)`, with `(` at byte `open`.
+fn parse_set(part: &str, open: usize) -> Result<Requirement, String> {
+    let Some(inner) = part[open + 1..].strip_suffix(')') else {
+        return Err(format!("nothing may follow the closing ')' in {part:?}"));
+    };
+    let words: Vec<&str> = part[..open].split_whitespace().collect();
+    let (key, op) = match words.as_slice() {
+        [key, op] if matches!(*op, "in" | "notin") => (key.to_string(), *op),
+        _ => {
+            return Err(format!(
+                "{part:?}: a set of values needs the form key in (a,b) or key notin (a,b)"
+            ))
+        }
+    };
+    if inner.trim().is_empty() {
+        return Err(format!("{part:?}: the set of values for {op:?} is empty"));
+    }
+    let values: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).collect();
+    if let Some(v) = values.iter().find(|v| v.contains(char::is_whitespace)) {
+        return Err(format!("{part:?}: value {v:?} contains a space"));
+    }
+    Ok(if op == "in" {
+        Requirement::In(key, values)
+    } else {
+        Requirement::NotIn(key, values)
+    })
 }
 
 #[cfg(test)]
@@ -234,7 +317,7 @@ mod tests {
             "invalid label selector \"app=web,\": empty requirement"
         );
         assert!(matches!(
-            parse("app in (web)"),
+            parse("app<3"),
             Err(SelectorError::Unsupported { .. })
         ));
         assert!(matches!(
@@ -255,5 +338,74 @@ mod tests {
             Err(SelectorError::Invalid { .. })
         ));
         assert!("app=web".parse::<Selector>().is_ok());
+    }
+
+    #[test]
+    fn set_based_requirements_parse_and_match() {
+        let s = parse("env in (prod, staging),tier notin (db),app,!legacy").unwrap();
+        assert_eq!(
+            s.requirements(),
+            &[
+                Requirement::In("env".into(), vec!["prod".into(), "staging".into()]),
+                Requirement::NotIn("tier".into(), vec!["db".into()]),
+                Requirement::Exists("app".into()),
+                Requirement::NotExists("legacy".into()),
+            ]
+        );
+        assert_eq!(
+            s.to_string(),
+            "env in (prod,staging),tier notin (db),app,!legacy"
+        );
+        // The canonical form parses back to the same selector (it is what goes on the wire).
+        assert_eq!(parse(&s.to_string()).unwrap(), s);
+        let prod = labels(&[("env", "prod"), ("app", "web")]);
+        let dev = labels(&[("env", "dev"), ("app", "web")]);
+        let db = labels(&[("env", "prod"), ("app", "x"), ("tier", "db")]);
+        assert!(s.matches(&prod));
+        assert!(!s.matches(&dev));
+        assert!(!s.matches(&db));
+        // notin matches objects without the label; in does not.
+        let notin = parse("tier notin (db,cache)").unwrap();
+        assert!(notin.matches(&labels(&[])) && notin.matches(&labels(&[("tier", "web")])));
+        assert!(!notin.matches(&labels(&[("tier", "cache")])));
+        let r#in = parse("tier in (db)").unwrap();
+        assert!(!r#in.matches(&labels(&[])));
+        // Spacing is free around everything, and an empty value may be in the set.
+        let loose = parse("  env   in(prod ,  dev ) , x in (a,)").unwrap();
+        assert_eq!(loose.to_string(), "env in (prod,dev),x in (a,)");
+        assert!(loose.matches(&labels(&[("env", "dev"), ("x", "")])));
+    }
+
+    #[test]
+    fn malformed_sets_are_refused_precisely() {
+        let err = |s: &str| parse(s).unwrap_err().to_string();
+        assert_eq!(
+            err("env in (a,b"),
+            "invalid label selector \"env in (a,b\": '(' without a matching ')'"
+        );
+        assert_eq!(
+            err("env in a,b)"),
+            "invalid label selector \"env in a,b)\": ')' without a matching '('"
+        );
+        assert!(err("env in ((a))").contains("nested parentheses"));
+        assert!(err("env in ()").contains("the set of values for \"in\" is empty"));
+        assert!(err("env in (a) x").contains("nothing may follow"));
+        assert!(err("env within (a)").contains("key in (a,b) or key notin (a,b)"));
+        assert!(err("(a)").contains("key in (a,b) or key notin (a,b)"));
+        assert!(err("env in prod").contains("must be in parentheses"));
+        assert!(err("env notin prod").contains("must be in parentheses"));
+        assert!(err("env prod").contains("is not a requirement"));
+        assert!(err("env in (a b)").contains("contains a space"));
+        assert!(err("env in (-bad)").starts_with("invalid label selector"));
+        assert!(matches!(
+            parse("env in (a=b)"),
+            Err(SelectorError::Unsupported { .. })
+        ));
+        assert!(err("a$b in (x)").starts_with("invalid label selector"));
+        assert_eq!(
+            err("env in (a),"),
+            "invalid label selector \"env in (a),\": empty requirement"
+        );
+        assert!(err("!env=x").contains("unsupported requirement"));
     }
 }

@@ -369,10 +369,11 @@ impl PodBackend for ProcessBackend {
 
     async fn teardown(&self, pod: &pb::Pod, running: Vec<String>, grace: Duration) {
         self.stop_processes(pod, running, grace).await;
+        let stopped = std::time::Instant::now();
         // Whatever left the pod's process groups (a daemon, `setsid`) still has its uid.
         if let Some(own) = self.isolation.existing_pod_identity(&pod.uid) {
             if matches!(self.isolation.mode(), isolation::Mode::PerPod { .. }) {
-                let strays = isolation::processes_of(own.uid);
+                let strays = isolation::processes_of_stopped(own.uid, stopped).await;
                 if !strays.is_empty() {
                     warn!(pod = %pod.key(), uid = own.uid, count = strays.len(), "killing what the pod left running");
                 }

@@ -509,6 +509,64 @@ pub fn processes_of(uid: u32) -> Vec<i32> {
         .collect()
 }
 
+/// Every live process by each of its uids (real, effective, saved, filesystem): one pass over
+/// `/proc`.
+fn processes_by_uid() -> HashMap<u32, Vec<i32>> {
+    let mut by_uid: HashMap<u32, Vec<i32>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return by_uid;
+    };
+    for pid in (entries.flatten()).filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name));
+        if field("State:").is_some_and(|state| state.trim_start().starts_with('Z')) {
+            continue;
+        }
+        let uids: HashSet<u32> = (field("Uid:").unwrap_or_default().split_whitespace())
+            .filter_map(|id| id.parse().ok())
+            .collect();
+        for uid in uids {
+            by_uid.entry(uid).or_default().push(pid);
+        }
+    }
+    by_uid
+}
+
+/// [`processes_of`] for pods stopping many at a time: one pass over `/proc` serves every pod
+/// whose processes had stopped (at `stopped`) before the pass began, so a thousand pods
+/// deleted together cost a few passes, not a thousand. A pid from a shared pass is checked
+/// again ([`processes_of`]'s test) before it is returned: it may have exited, or been reused.
+pub async fn processes_of_stopped(uid: u32, stopped: std::time::Instant) -> Vec<i32> {
+    type Pass = (std::time::Instant, std::sync::Arc<HashMap<u32, Vec<i32>>>);
+    static LAST: tokio::sync::Mutex<Option<Pass>> = tokio::sync::Mutex::const_new(None);
+    let pass = {
+        let mut last = LAST.lock().await;
+        match &*last {
+            Some((at, pass)) if *at >= stopped => pass.clone(),
+            _ => {
+                let at = std::time::Instant::now();
+                let pass = tokio::task::spawn_blocking(processes_by_uid)
+                    .await
+                    .unwrap_or_default();
+                let pass = std::sync::Arc::new(pass);
+                *last = Some((at, pass.clone()));
+                pass
+            }
+        }
+    };
+    let candidates = pass.get(&uid).cloned().unwrap_or_default();
+    candidates
+        .into_iter()
+        .filter(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name));
+            !field("State:").is_some_and(|state| state.trim_start().starts_with('Z'))
+                && field("Uid:")
+                    .is_some_and(|ids| ids.split_whitespace().any(|id| id == uid.to_string()))
+        })
+        .collect()
+}
+
 fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }

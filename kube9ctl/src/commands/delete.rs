@@ -1,6 +1,9 @@
 //! `kube9ctl delete pod|configmap|secret|namespace|node NAME...`, `kube9ctl delete KIND/NAME...`
-//! (what `get -o name` prints, so `kube9ctl get pods -o name | xargs kube9ctl delete` works)
-//! and `kube9ctl delete -f FILE`: delete, then (by default) poll until each object is gone.
+//! (what `get -o name` prints, so `kube9ctl get pods -o name | xargs kube9ctl delete` works),
+//! `kube9ctl delete KIND -l SELECTOR | --field-selector SELECTOR | --all` and
+//! `kube9ctl delete -f FILE`: delete, then (by default) wait until each object is gone. Pods
+//! go many at a time ([`super::bulk_delete`]: one request, kube9d waits on its watch); the
+//! other kinds one by one, polled.
 //!
 //! Pods, config maps and secrets are deleted in the `-n` namespace (or the manifest's); deleting
 //! a namespace deletes everything in it, and waiting for it waits until kube9d has.
@@ -13,10 +16,12 @@
 use crate::cli::{parse_selection, DeleteArgs, Format, Kind, Selection};
 use crate::client::Client;
 use crate::commands::apply::{identity, read_manifests, resolve_namespaces};
-use crate::commands::get::fetch_one;
-use crate::commands::Context;
+use crate::commands::bulk_delete::{delete_pods, Which};
+use crate::commands::get::{fetch_one, list, Filter};
+use crate::commands::{select, Context};
 use crate::error::{self, ConnectError, Reported};
 use crate::output::emit;
+use anyhow::Context as _;
 use kube9_proto::pb;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
@@ -53,12 +58,36 @@ impl Target {
 }
 
 pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
+    if args.selector.is_some() || args.field_selector.is_some() || args.all {
+        return run_selected(ctx, &args).await;
+    }
     let targets = targets(ctx, &args)?;
     let mut cluster = ctx.connect().await?;
     let mut failed = false;
-    for target in targets {
+    let mut rest = targets.as_slice();
+    while let Some(target) = rest.first() {
+        // A run of pods of one namespace is deleted in one request.
+        let pods = rest
+            .iter()
+            .take_while(|t| t.kind == Kind::Pod && t.namespace == target.namespace)
+            .count();
+        if pods > 0 {
+            let names = rest[..pods].iter().map(|t| t.name.clone()).collect();
+            rest = &rest[pods..];
+            let which = Which::Names(names);
+            match delete_pods(ctx, &mut cluster, &target.namespace, which, &args).await {
+                Ok(any_failed) => failed |= any_failed,
+                Err(e) if e.downcast_ref::<ConnectError>().is_some() => return Err(e),
+                Err(e) => {
+                    error::report(&e);
+                    failed = true;
+                }
+            }
+            continue;
+        }
+        rest = &rest[1..];
         let (kind, name) = (target.kind, target.name.as_str());
-        match delete_retrying(ctx, &mut cluster, &target, &args).await {
+        match delete_retrying(ctx, &mut cluster, target, &args).await {
             Ok(true) => emit(&deleted_line(kind, name, ctx.format()))?,
             Ok(false) => {}
             // Still unreachable after reconnecting for a while: the others would fail the same.
@@ -66,6 +95,64 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
             Err(e) => {
                 error::report(&e);
                 failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(Reported.into());
+    }
+    Ok(())
+}
+
+/// `delete KIND -l SELECTOR`, `--field-selector`, `--all`: pods selected by kube9d in one
+/// request, other kinds listed and deleted one by one.
+async fn run_selected(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
+    let kinds = match parse_selection(&args.resources).map_err(anyhow::Error::msg)? {
+        Selection::Kinds { kinds, names, .. } if names.is_empty() => kinds,
+        _ => anyhow::bail!(
+            "names cannot be given together with a selector (-l, --field-selector) or --all"
+        ),
+    };
+    if kinds.contains(&Kind::Event) {
+        anyhow::bail!("events cannot be deleted");
+    }
+    let labels = match &args.selector {
+        Some(s) => kube9_proto::selector::parse(s).context("-l/--selector")?,
+        None => Default::default(),
+    };
+    let mut cluster = ctx.connect().await?;
+    let mut failed = false;
+    for kind in kinds {
+        if kind == Kind::Pod {
+            let which = Which::Selected {
+                labels: labels.to_string(),
+                fields: args.field_selector.clone().unwrap_or_default(),
+                all: args.all,
+            };
+            failed |= delete_pods(ctx, &mut cluster, ctx.ns(), which, args).await?;
+            continue;
+        }
+        let namespace = if kind.is_namespaced() { ctx.ns() } else { "" };
+        let filter = Filter {
+            labels: labels.clone(),
+            fields: args.field_selector.clone(),
+            chunk_size: 0,
+        };
+        let listed = list(&mut cluster, kind, namespace, "", &filter).await?;
+        let names = select::names(&listed);
+        if names.is_empty() {
+            eprintln!("No resources found");
+        }
+        for name in names {
+            let target = Target::new(kind, namespace, &name);
+            match delete_retrying(ctx, &mut cluster, &target, args).await {
+                Ok(true) => emit(&deleted_line(kind, &name, ctx.format()))?,
+                Ok(false) => {}
+                Err(e) if e.downcast_ref::<ConnectError>().is_some() => return Err(e),
+                Err(e) => {
+                    error::report(&e);
+                    failed = true;
+                }
             }
         }
     }

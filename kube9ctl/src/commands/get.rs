@@ -1,5 +1,5 @@
 //! `kube9ctl get KIND[,KIND...] [NAME...] | KIND/NAME... [-n NS | -A] [-l SELECTOR]
-//! [--node NODE] [--for KIND/NAME] [-o FORMAT] [--no-headers] [--show-labels] [-L KEY]
+//! [--field-selector SELECTOR] [--chunk-size N] [--node NODE] [--for KIND/NAME] [-o FORMAT] [--no-headers] [--show-labels] [-L KEY]
 //! [--sort-by PATH]`.
 //!
 //! `get all` lists the namespace's pods: kubectl's `all` is the namespace's workloads, and
@@ -12,7 +12,7 @@
 
 use crate::cli::{parse_selection, Format, GetArgs, Kind, Output, ResourceKind, Selection};
 use crate::client::Client;
-use crate::commands::Context;
+use crate::commands::{select, Context};
 use crate::error::ServerError;
 use crate::output::custom_columns;
 use crate::output::listing::{render_groups, Objects, Printer, View};
@@ -91,7 +91,8 @@ async fn run_one(
         }
         (kind, None) => {
             let node = args.node.as_deref().unwrap_or_default();
-            list(&mut cluster, kind, &namespace, node, &selector).await?
+            let filter = Filter::of(args, &selector);
+            list(&mut cluster, kind, &namespace, node, &filter).await?
         }
     };
     let view = View {
@@ -223,7 +224,8 @@ async fn run_many(
             }
             kind => {
                 let node = args.node.as_deref().unwrap_or_default();
-                list(&mut cluster, kind, &namespace, node, &selector).await?
+                let filter = Filter::of(args, &selector);
+                list(&mut cluster, kind, &namespace, node, &filter).await?
             }
         };
         add(objects);
@@ -276,6 +278,12 @@ fn list_namespace(ctx: &Context, args: &GetArgs, kind: Kind) -> String {
 fn check_flags(args: &GetArgs, kind: Kind, named: bool) -> anyhow::Result<()> {
     if named && args.selector.is_some() {
         anyhow::bail!("a name cannot be given together with a label selector (-l)");
+    }
+    if named && args.field_selector.is_some() {
+        anyhow::bail!("a name cannot be given together with a field selector (--field-selector)");
+    }
+    if args.field_selector.is_some() && kind == Kind::Event {
+        anyhow::bail!("--field-selector does not apply to events (use --for KIND/NAME)");
     }
     if named && args.all_namespaces && kind.is_namespaced() {
         // kubectl's words.
@@ -346,15 +354,41 @@ pub async fn fetch_one(
     })
 }
 
-/// Every object of `kind` in `namespace` (empty: every namespace) matching `selector`, sorted
+/// What a list keeps: a label selector, a field selector (as written), and the page size
+/// pods are asked for in.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub labels: Selector,
+    pub fields: Option<String>,
+    pub chunk_size: u32,
+}
+
+impl Filter {
+    fn of(args: &GetArgs, labels: &Selector) -> Self {
+        Filter {
+            labels: labels.clone(),
+            fields: args.field_selector.clone(),
+            chunk_size: args.chunk_size,
+        }
+    }
+}
+
+/// Every object of `kind` in `namespace` (empty: every namespace) matching `filter`, sorted
 /// by namespace and name; pods only those bound to `node` (empty: any).
 pub async fn list(
     cluster: &mut Client,
     kind: Kind,
     namespace: &str,
     node: &str,
-    selector: &Selector,
+    filter: &Filter,
 ) -> anyhow::Result<Objects> {
+    let selector = &filter.labels;
+    // Pods are selected by kube9d, which words the errors; the other kinds here.
+    let fields = match kind {
+        Kind::Pod => Default::default(),
+        kind => select::field_selector(kind, filter.fields.as_deref())?,
+    };
+    let named = |ns: &str, name: &str| select::name_fields_match(&fields, ns, name);
     // The server filters too; filtering again keeps the output right whatever it supports.
     let in_namespace = |ns: &str| namespace.is_empty() || or_default(ns) == namespace;
     let request = pb::ListObjectsRequest {
@@ -365,20 +399,19 @@ pub async fn list(
         Kind::Node => {
             let response = cluster.client.list_nodes(pb::ListNodesRequest {}).await;
             let mut nodes = cluster.check(response)?.nodes;
-            nodes.retain(|n| selector.matches(&n.labels));
+            nodes.retain(|n| selector.matches(&n.labels) && named("", &n.name));
             nodes.sort_by(|a, b| a.name.cmp(&b.name));
             Objects::Nodes(nodes)
         }
         Kind::Pod => {
-            let request = pb::ListPodsRequest {
-                node: node.into(),
-                label_selector: selector.to_string(),
-                namespace: namespace.into(),
-            };
-            let response = cluster.client.list_pods(request).await;
-            let mut pods = cluster.check(response)?.pods;
+            let fields = filter.fields.as_deref().unwrap_or_default();
+            let chunk = filter.chunk_size;
+            let mut pods =
+                select::list_pods(cluster, namespace, node, selector, fields, chunk).await?;
+            let fields = select::field_selector(kind, Some(fields))?;
             pods.retain(|p| {
                 selector.matches(&p.labels)
+                    && fields.matches_pod(p)
                     && (node.is_empty() || p.node == node)
                     && in_namespace(&p.namespace)
             });
@@ -391,14 +424,18 @@ pub async fn list(
                 .list_namespaces(pb::ListNamespacesRequest {})
                 .await;
             let mut namespaces = cluster.check(response)?.namespaces;
-            namespaces.retain(|n| selector.matches(&n.labels));
+            namespaces.retain(|n| selector.matches(&n.labels) && named("", &n.name));
             namespaces.sort_by(|a, b| a.name.cmp(&b.name));
             Objects::Namespaces(namespaces)
         }
         Kind::ConfigMap => {
             let response = cluster.client.list_config_maps(request).await;
             let mut config_maps = cluster.check(response)?.config_maps;
-            config_maps.retain(|c| selector.matches(&c.labels) && in_namespace(&c.namespace));
+            config_maps.retain(|c| {
+                selector.matches(&c.labels)
+                    && in_namespace(&c.namespace)
+                    && named(or_default(&c.namespace), &c.name)
+            });
             config_maps.sort_by(|a, b| {
                 (or_default(&a.namespace), &a.name).cmp(&(or_default(&b.namespace), &b.name))
             });
@@ -407,7 +444,11 @@ pub async fn list(
         Kind::Secret => {
             let response = cluster.client.list_secrets(request).await;
             let mut secrets = cluster.check(response)?.secrets;
-            secrets.retain(|s| selector.matches(&s.labels) && in_namespace(&s.namespace));
+            secrets.retain(|s| {
+                selector.matches(&s.labels)
+                    && in_namespace(&s.namespace)
+                    && named(or_default(&s.namespace), &s.name)
+            });
             secrets.sort_by(|a, b| {
                 (or_default(&a.namespace), &a.name).cmp(&(or_default(&b.namespace), &b.name))
             });

@@ -1,6 +1,7 @@
 //! One file per subcommand; [`run`] dispatches a parsed command line to it.
 
 pub mod apply;
+pub mod bulk_delete;
 pub mod config;
 pub mod create;
 pub mod delete;
@@ -12,6 +13,7 @@ pub mod label;
 pub mod logs;
 pub mod node;
 pub mod resources;
+pub mod select;
 pub mod snapshot;
 pub mod token;
 pub mod top;

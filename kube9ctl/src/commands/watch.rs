@@ -97,6 +97,7 @@ impl Scope {
                     node: self.node.clone(),
                     label_selector: self.selector.to_string(),
                     namespace: self.namespace.clone(),
+                    ..Default::default()
                 };
                 let response = cluster.client.list_pods(request).await;
                 let list = cluster.check(response)?;

@@ -177,25 +177,7 @@ impl ClusterService for ClusterApi {
         &self,
         request: Request<pb::ListPodsRequest>,
     ) -> Result<Response<pb::ListPodsResponse>, Status> {
-        let r = request.into_inner();
-        let selector = kube9_proto::selector::parse(&r.label_selector)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-        let (resource_version, mut pods): (u64, Vec<pb::Pod>) = self.control.read(|c| {
-            let pods = c
-                .pods
-                .values()
-                .filter(|p| r.node.is_empty() || p.node == r.node)
-                .filter(|p| super::lookup::in_namespace(&r.namespace, &p.namespace))
-                .filter(|p| selector.matches(&p.labels))
-                .cloned()
-                .collect();
-            (c.version(), pods)
-        });
-        pods.sort_by(|a, b| (a.ns(), &a.name).cmp(&(b.ns(), &b.name)));
-        Ok(Response::new(pb::ListPodsResponse {
-            pods,
-            resource_version,
-        }))
+        Ok(Response::new(self.do_list_pods(request.into_inner())?))
     }
 
     async fn get_pod(
@@ -504,5 +486,14 @@ impl ClusterService for ClusterApi {
     ) -> Result<Response<pb::TopResponse>, Status> {
         let ns = request.into_inner().namespace;
         Ok(Response::new(self.control.read(|c| c.top(&ns))))
+    }
+
+    async fn delete_pods(
+        &self,
+        request: Request<pb::DeletePodsRequest>,
+    ) -> Result<Response<pb::DeletePodsResponse>, Status> {
+        Ok(Response::new(
+            self.do_delete_pods(request.into_inner()).await?,
+        ))
     }
 }

@@ -8,6 +8,7 @@ mod lookup;
 mod node_admin;
 mod nodes;
 mod objects;
+mod select;
 mod snapshot;
 mod status;
 mod tokens;

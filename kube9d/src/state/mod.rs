@@ -204,8 +204,8 @@ impl NodeEntry {
 #[derive(Default)]
 pub struct Cluster {
     pub nodes: HashMap<String, NodeEntry>,
-    /// By `namespace/name`.
-    pub pods: HashMap<String, pb::Pod>,
+    /// By `namespace/name`, in key order (lists page through it).
+    pub pods: BTreeMap<String, pb::Pod>,
     /// By name.
     pub namespaces: BTreeMap<String, pb::Namespace>,
     /// By `namespace/name`.

@@ -691,7 +691,12 @@ pub fn marked_pids(marker: &str) -> Vec<i32> {
 /// The parent of process `pid` (field 4 of `/proc/<pid>/stat`).
 fn parent(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Whether process `pid` is alive (and not a zombie).
