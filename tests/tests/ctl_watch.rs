@@ -397,7 +397,19 @@ async fn watch_only_prints_just_new_changes_in_scope() {
     c.wait_pod_phase("old", PodPhase::Running, secs(30)).await;
     let mut pods = spawn_lines(&c, &["get", "pods", "-A", "-l", "app=web", "--watch-only"]);
     let mut events = spawn_lines(&c, &["get", "events", "--watch-only", "-o", "name"]);
-    // Let both watches start: what came before is not printed.
+    let mut named = spawn_lines(
+        &c,
+        &[
+            "get",
+            "pods",
+            "--watch-only",
+            "--field-selector",
+            "metadata.name=web",
+            "-o",
+            "name",
+        ],
+    );
+    // Let the watches start: what came before is not printed.
     std::thread::sleep(Duration::from_millis(1500));
     c.apply(&pod_yaml("other", "100m", "sleep 1000"));
     c.apply(&pod_yaml("web", "100m", "sleep 1000").replace("app: test", "app: web"));
@@ -413,5 +425,10 @@ async fn watch_only_prints_just_new_changes_in_scope() {
     // Only web's changes follow, never old's or other's.
     while let Ok(row) = pods.rx.recv_timeout(Duration::from_millis(1500)) {
         assert!(row.contains(" web "), "{row}");
+    }
+    // The field selector holds under watch too.
+    assert_eq!(named.next(secs(10), "named"), "pod/web");
+    while let Ok(row) = named.rx.recv_timeout(Duration::from_millis(500)) {
+        assert_eq!(row, "pod/web");
     }
 }

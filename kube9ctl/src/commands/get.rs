@@ -143,6 +143,7 @@ async fn watch(
         namespace: list_namespace(ctx, args, kind),
         name,
         selector,
+        fields: super::select::field_selector(kind, args.field_selector.as_deref())?,
         node: args.node.clone().unwrap_or_default(),
     };
     let mut cluster = ctx.connect().await?;

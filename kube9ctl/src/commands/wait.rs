@@ -365,6 +365,7 @@ pub async fn run(ctx: &Context, args: WaitArgs) -> anyhow::Result<()> {
         namespace: namespace.clone(),
         name: None,
         selector,
+        fields: Default::default(),
         node: String::new(),
     };
     let mut cluster = ctx.connect().await?;
@@ -531,6 +532,7 @@ pub async fn applied_pods(
         namespace,
         name: None,
         selector: Selector::everything(),
+        fields: Default::default(),
         node: String::new(),
     };
     let (objects, watcher) = Watcher::list(cluster, scope).await?;

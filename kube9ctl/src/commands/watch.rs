@@ -50,6 +50,8 @@ pub struct Scope {
     pub namespace: String,
     pub name: Option<String>,
     pub selector: Selector,
+    /// `--field-selector`, checked against the kind's fields.
+    pub fields: kube9_proto::fields::FieldSelector,
     pub node: String,
 }
 
@@ -77,13 +79,16 @@ impl Scope {
             (Kind::Pod, Object::Pod(p)) => (self.in_namespace(&p.namespace)
                 && self.named(&p.name)
                 && self.selector.matches(&p.labels)
+                && self.fields.matches_pod(&p)
                 && (self.node.is_empty() || p.node == self.node))
                 .then(|| Objects::Pods(vec![p])),
             (Kind::Node, Object::Node(n)) => (self.named(&n.name)
-                && self.selector.matches(&n.labels))
+                && self.selector.matches(&n.labels)
+                && super::select::name_fields_match(&self.fields, "", &n.name))
             .then(|| Objects::Nodes(vec![n])),
             (Kind::Event, Object::Event(e)) => (self.events().keeps(&e)
-                && self.named(&e.id.to_string()))
+                && self.named(&e.id.to_string())
+                && super::select::name_fields_match(&self.fields, &e.namespace, &e.id.to_string()))
             .then(|| Objects::Events(vec![e])),
             _ => None,
         }
@@ -97,6 +102,7 @@ impl Scope {
                     node: self.node.clone(),
                     label_selector: self.selector.to_string(),
                     namespace: self.namespace.clone(),
+                    field_selector: self.fields.to_string(),
                     ..Default::default()
                 };
                 let response = cluster.client.list_pods(request).await;
@@ -402,8 +408,27 @@ mod tests {
             namespace: namespace.into(),
             name: name.map(str::to_string),
             selector: selector::parse(selector).unwrap(),
+            fields: Default::default(),
             node: String::new(),
         }
+    }
+
+    #[test]
+    fn a_field_selector_keeps_only_the_pods_it_matches() {
+        let mut scope = scope("", None, "");
+        scope.fields =
+            kube9_proto::fields::parse("status.phase=Running", kube9_proto::fields::POD_FIELDS)
+                .unwrap();
+        let pod = |phase: pb::PodPhase| {
+            let mut p = pb::Pod {
+                name: "p".into(),
+                ..Default::default()
+            };
+            p.set_phase(phase);
+            pb::watch_event::Object::Pod(p)
+        };
+        assert!(scope.select(pod(pb::PodPhase::Running)).is_some());
+        assert!(scope.select(pod(pb::PodPhase::Pending)).is_none());
     }
 
     #[test]
