@@ -162,27 +162,27 @@ pub enum Command {
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
     /// Print the client and server versions.
-    Version(crate::commands::version::VersionArgs),
+    Version(VersionArgs),
     /// Mark a node unschedulable: no new pods are placed on it (its pods stay).
-    Cordon(crate::commands::drain::CordonArgs),
+    Cordon(CordonArgs),
     /// Mark a node schedulable again.
-    Uncordon(crate::commands::drain::CordonArgs),
+    Uncordon(CordonArgs),
     /// Cordon a node and move every pod on it elsewhere (each stops there first).
-    Drain(crate::commands::drain::DrainArgs),
+    Drain(DrainArgs),
     /// Set (KEY=VALUE) or remove (KEY-) labels of an object.
-    Label(crate::commands::label::MetadataArgs),
+    Label(MetadataArgs),
     /// Set (KEY=VALUE) or remove (KEY-) annotations of a pod.
-    Annotate(crate::commands::label::MetadataArgs),
+    Annotate(MetadataArgs),
     /// List the kinds kube9d serves.
     ApiResources,
     /// Print a shell completion script: bash, zsh or fish.
-    Completion(crate::commands::resources::CompletionArgs),
+    Completion(CompletionArgs),
     /// Show CPU and memory in use: top nodes|pods.
     #[command(subcommand)]
-    Top(crate::commands::top::TopCommand),
+    Top(TopCommand),
     /// Wait until objects meet a condition: --for=condition=Ready, --for=delete,
     /// --for=jsonpath='{.status.phase}'=Running.
-    Wait(crate::commands::wait::WaitArgs),
+    Wait(WaitArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -452,7 +452,7 @@ pub struct GetArgs {
     pub sort_by: Option<Template>,
     /// -w/--watch, --watch-only, --output-watch-events.
     #[command(flatten)]
-    pub watch: crate::commands::watch::WatchFlags,
+    pub watch: WatchFlags,
 }
 
 /// `--sort-by`'s path, in kubectl's relaxed forms (`.a.b`, `a.b`, `{.a.b}`).
@@ -811,6 +811,166 @@ pub fn parse_label(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("invalid label {s:?}: expected key=value")),
     }
+}
+
+// Arguments of the commands added for daily work; their logic is in `commands`.
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print the client version only (no call to kube9d).
+    #[arg(long)]
+    pub client: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CordonArgs {
+    /// The node.
+    pub node: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The node.
+    pub node: String,
+    /// How long to wait for every pod to run elsewhere (or wait Pending for room); 0 waits
+    /// for ever. On timeout kube9ctl exits non-zero; the node stays cordoned.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Accepted for kubectl's habits: Kube-9 has no DaemonSets, so there are none to ignore.
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetadataArgs {
+    /// KIND/NAME (or KIND NAME) then KEY=VALUE to set and KEY- to remove: pods, nodes,
+    /// namespaces, configmaps, secrets.
+    #[arg(required = true, num_args = 1.., value_name = "KIND/NAME KEY=VALUE|KEY-")]
+    pub args: Vec<String>,
+    /// Allow changing the value of a key that already has one.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// The shells `completion` writes for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// bash, zsh or fish. E.g. `source <(kube9ctl completion bash)`.
+    pub shell: Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// Usage of each node: the sum of what its pods use.
+    #[command(visible_aliases = ["node", "no"])]
+    Nodes,
+    /// Usage of each running pod of the namespace.
+    #[command(visible_aliases = ["pod", "po"])]
+    Pods {
+        /// Every namespace, with a NAMESPACE column.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// What to wait on: KIND/NAME... (pod/web node/n1), or KIND [NAME...] (with -l: every
+    /// object of the kind that matches).
+    #[arg(required = true, value_name = "KIND/NAME... | KIND [NAME...]")]
+    pub resources: Vec<String>,
+    /// The condition: condition=Ready (condition=NAME[=VALUE]), delete, or
+    /// jsonpath='{.status.phase}'=Running (jsonpath=PATH alone: until the field exists).
+    #[arg(long = "for", value_name = "CONDITION", value_parser = parse_condition)]
+    pub condition: Condition,
+    /// Label selector: wait on every object of the kind that matches.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Wait on objects of every namespace (with -l).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// How long to wait: 30s, 5m, 1h (0: check once).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `get`'s watch flags.
+#[derive(Debug, Clone, Default, Args)]
+pub struct WatchFlags {
+    /// After listing, watch for changes and print each changed object (pods, nodes, events).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Watch for changes without printing the list first.
+    #[arg(long)]
+    pub watch_only: bool,
+    /// -o json/yaml under --watch: print each change as {"type": ADDED|MODIFIED|DELETED,
+    /// "object": ...}.
+    #[arg(long)]
+    pub output_watch_events: bool,
+}
+
+/// What `--for` waits for.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// `condition=NAME[=VALUE]`: `status.conditions[type=NAME].status` is VALUE (default True).
+    Condition { name: String, value: String },
+    /// `delete`: the object is gone.
+    Delete,
+    /// `jsonpath=PATH[=VALUE]`: the field has that value (or, without one, exists).
+    JsonPath {
+        path: Template,
+        value: Option<String>,
+    },
+}
+
+pub fn parse_condition(s: &str) -> Result<Condition, String> {
+    if s.eq_ignore_ascii_case("delete") {
+        return Ok(Condition::Delete);
+    }
+    if let Some(rest) = s.strip_prefix("condition=") {
+        let (name, value) = rest.split_once('=').unwrap_or((rest, "True"));
+        if name.is_empty() {
+            return Err("--for=condition= needs a condition name, e.g. condition=Ready".into());
+        }
+        return Ok(Condition::Condition {
+            name: name.to_string(),
+            value: value.to_string(),
+        });
+    }
+    if let Some(rest) = s.strip_prefix("jsonpath=") {
+        // `{.status.phase}=Running`, or kubectl's relaxed `.status.phase=Running`.
+        let (path, value) = if rest.starts_with('{') {
+            match rest.find('}') {
+                Some(end) => {
+                    let (path, after) = rest.split_at(end + 1);
+                    match after.strip_prefix('=') {
+                        Some(value) => (path, Some(value)),
+                        None if after.is_empty() => (path, None),
+                        None => return Err(format!("--for: unexpected {after:?} after {path}")),
+                    }
+                }
+                None => return Err(format!("--for: unclosed {{ in {rest:?}")),
+            }
+        } else {
+            match rest.rsplit_once('=') {
+                Some((path, value)) => (path, Some(value)),
+                None => (rest, None),
+            }
+        };
+        let path = Template::relaxed(path).map_err(|e| format!("--for: {e}"))?;
+        let value = value.map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_string());
+        return Ok(Condition::JsonPath { path, value });
+    }
+    Err(format!(
+        "--for: unrecognized condition {s:?} (condition=NAME[=VALUE], delete or jsonpath=PATH[=VALUE])"
+    ))
 }
 
 #[cfg(test)]

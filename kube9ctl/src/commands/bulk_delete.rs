@@ -8,8 +8,7 @@
 //! names a NotFound on such a retry means the earlier try got through. A selector sent again
 //! selects what is left, so pods the earlier try removed are not listed: kube9ctl says so.
 
-use super::delete::{deleted_line, RECONNECT_FOR};
-use crate::cli::{DeleteArgs, Kind};
+use crate::cli::{DeleteArgs, Format, Kind};
 use crate::client::Client;
 use crate::commands::Context;
 use crate::error::{self, ConnectError, ServerError};
@@ -17,6 +16,17 @@ use crate::output::emit;
 use kube9_proto::pb;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
+
+/// How long one object's delete keeps reconnecting to an unreachable kube9d.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(30);
+
+/// `pod "web" deleted`, or `pod/web` with `-o name`.
+pub fn deleted_line(kind: Kind, name: &str, format: Format) -> String {
+    match format {
+        Format::Name => format!("{kind}/{name}\n"),
+        _ => format!("{kind} {name:?} deleted\n"),
+    }
+}
 
 /// Names per request: requests and answers stay far below gRPC's 4 MiB.
 pub const BATCH: usize = 2000;

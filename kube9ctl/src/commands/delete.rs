@@ -10,13 +10,13 @@
 //!
 //! Like kubectl, a failure on one object is printed and the others are still deleted; the exit
 //! code is 1 if any failed. When kube9d cannot be reached (it restarts, say), kube9ctl
-//! reconnects and tries the same object again for up to [`RECONNECT_FOR`]; a NotFound on such
+//! reconnects and tries the same object again for up to [`RECONNECT_FOR`](super::bulk_delete::RECONNECT_FOR); a NotFound on such
 //! a retry means the earlier try got through before the connection broke.
 
-use crate::cli::{parse_selection, DeleteArgs, Format, Kind, Selection};
+use crate::cli::{parse_selection, DeleteArgs, Kind, Selection};
 use crate::client::Client;
 use crate::commands::apply::{identity, read_manifests, resolve_namespaces};
-use crate::commands::bulk_delete::{delete_pods, Which};
+use crate::commands::bulk_delete::{delete_pods, deleted_line, Which, RECONNECT_FOR};
 use crate::commands::get::{fetch_one, list, Filter};
 use crate::commands::{select, Context};
 use crate::error::{self, ConnectError, Reported};
@@ -28,9 +28,6 @@ use tokio::time::{sleep, Instant};
 
 /// How often to ask whether a deleted object is gone.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
-
-/// How long one object's delete keeps reconnecting to an unreachable kube9d.
-pub const RECONNECT_FOR: Duration = Duration::from_secs(30);
 
 /// The pause between reconnect attempts.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
@@ -160,14 +157,6 @@ async fn run_selected(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
         return Err(Reported.into());
     }
     Ok(())
-}
-
-/// `pod "web" deleted`, or `pod/web` with `-o name`.
-pub fn deleted_line(kind: Kind, name: &str, format: Format) -> String {
-    match format {
-        Format::Name => format!("{kind}/{name}\n"),
-        _ => format!("{kind} {name:?} deleted\n"),
-    }
 }
 
 /// What to delete, in order: named objects, or a manifest's namespaced objects, then its
@@ -342,6 +331,7 @@ async fn wait_until_gone(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Format;
     use crate::cli::{Cli, Command};
     use clap::Parser;
 

@@ -7,7 +7,8 @@
 //! same name are told apart by time: only events from the object's creation on are shown.
 
 use crate::cli::{DescribeArgs, Kind};
-use crate::commands::get::{fetch_one, sort_events};
+use crate::commands::get::fetch_one;
+use crate::commands::select::sort_events;
 use crate::commands::{object_name, Context};
 use crate::output::columns::{heartbeat, short_id};
 use crate::output::emit;

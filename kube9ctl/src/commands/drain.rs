@@ -4,35 +4,15 @@
 //! the node (its agent confirms) before it is placed elsewhere. kube9ctl then follows the pods
 //! until each runs elsewhere or waits Pending for room, printing what happens as kubectl does.
 
+use crate::cli::{CordonArgs, DrainArgs};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use clap::Args;
 use kube9_proto::pb::{self, PodPhase};
 use tokio::time::Instant;
 
-use crate::cli::parse_duration;
 use crate::commands::Context;
 use crate::output::emit;
-
-#[derive(Debug, Args)]
-pub struct CordonArgs {
-    /// The node.
-    pub node: String,
-}
-
-#[derive(Debug, Args)]
-pub struct DrainArgs {
-    /// The node.
-    pub node: String,
-    /// How long to wait for every pod to run elsewhere (or wait Pending for room); 0 waits
-    /// for ever. On timeout kube9ctl exits non-zero; the node stays cordoned.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
-    pub timeout: Duration,
-    /// Accepted for kubectl's habits: Kube-9 has no DaemonSets, so there are none to ignore.
-    #[arg(long)]
-    pub ignore_daemonsets: bool,
-}
 
 /// `cordon` (`true`) or `uncordon` (`false`).
 pub async fn cordon(ctx: &Context, args: CordonArgs, unschedulable: bool) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@
 
 use crate::cli::{parse_selection, Format, GetArgs, Kind, Output, ResourceKind, Selection};
 use crate::client::Client;
+use crate::commands::select::{sort_events, EventScope};
 use crate::commands::{select, Context};
 use crate::error::ServerError;
 use crate::output::custom_columns;
@@ -19,7 +20,7 @@ use crate::output::listing::{render_groups, Objects, Printer, View};
 use crate::output::time::now_ms;
 use crate::output::{emit, no_resources};
 use anyhow::Context as _;
-use kube9_proto::namespace::{or_default, DEFAULT};
+use kube9_proto::namespace::or_default;
 use kube9_proto::pb;
 use kube9_proto::selector::{self, Selector};
 
@@ -459,37 +460,6 @@ pub async fn list(
     })
 }
 
-/// Which events `get events` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventScope {
-    /// Every event (`-A`, or `--for` a node or namespace).
-    All,
-    /// The events about objects in this namespace. `default` also holds the events about nodes
-    /// and namespaces, as in Kubernetes, which records them there.
-    Namespace(String),
-}
-
-impl EventScope {
-    /// `ListEventsRequest.namespace`: events about cluster-wide objects have none, so the
-    /// default namespace asks for all and keeps its own.
-    pub fn request_namespace(&self) -> String {
-        match self {
-            EventScope::Namespace(ns) if ns != DEFAULT => ns.clone(),
-            _ => String::new(),
-        }
-    }
-
-    /// Whether `event` belongs in this scope.
-    pub fn keeps(&self, event: &pb::Event) -> bool {
-        match self {
-            EventScope::All => true,
-            EventScope::Namespace(ns) => {
-                event.namespace == *ns || (ns == DEFAULT && event.namespace.is_empty())
-            }
-        }
-    }
-}
-
 /// Events in `scope`, oldest first: all, those about one object, or the one with id `name`.
 pub async fn events(
     cluster: &mut Client,
@@ -515,11 +485,6 @@ pub async fn events(
         }
     }
     Ok(events)
-}
-
-/// Oldest first; ties by id, which the server assigns in order.
-pub fn sort_events(events: &mut [pb::Event]) {
-    events.sort_by_key(|e| (e.time_ms, e.id));
 }
 
 /// `node/n1` into the kind and name.

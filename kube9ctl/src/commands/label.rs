@@ -2,24 +2,13 @@
 //! `SetMetadata` call. kube9d checks keys and values as Kubernetes does and refuses to change
 //! an existing value without `--overwrite`; a refusal changes nothing.
 
+use crate::cli::MetadataArgs;
 use std::collections::HashMap;
 
-use clap::Args;
 use kube9_proto::pb;
 
 use crate::commands::Context;
 use crate::output::emit;
-
-#[derive(Debug, Args)]
-pub struct MetadataArgs {
-    /// KIND/NAME (or KIND NAME) then KEY=VALUE to set and KEY- to remove: pods, nodes,
-    /// namespaces, configmaps, secrets.
-    #[arg(required = true, num_args = 1.., value_name = "KIND/NAME KEY=VALUE|KEY-")]
-    pub args: Vec<String>,
-    /// Allow changing the value of a key that already has one.
-    #[arg(long)]
-    pub overwrite: bool,
-}
 
 /// What a command line asks: kind, name, keys to set, keys to remove.
 #[derive(Debug, PartialEq, Eq)]

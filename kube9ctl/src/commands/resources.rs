@@ -2,7 +2,8 @@
 //! `kube9ctl completion bash|zsh|fish` (shell completion, generated from the grammar by
 //! clap_complete, so it never falls behind the commands).
 
-use clap::{Args, CommandFactory, ValueEnum};
+use crate::cli::{CompletionArgs, Shell};
+use clap::CommandFactory;
 use serde::Serialize;
 
 use crate::cli::{Cli, Format, Kind};
@@ -74,19 +75,6 @@ pub fn api_resources(ctx: &Context) -> anyhow::Result<()> {
         }
     };
     emit(&text)
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Shell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
-#[derive(Debug, Args)]
-pub struct CompletionArgs {
-    /// bash, zsh or fish. E.g. `source <(kube9ctl completion bash)`.
-    pub shell: Shell,
 }
 
 /// Prints the completion script for `shell`.

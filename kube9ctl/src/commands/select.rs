@@ -5,6 +5,7 @@ use crate::cli::Kind;
 use crate::client::Client;
 use crate::output::listing::Objects;
 use kube9_proto::fields::{self, FieldSelector};
+use kube9_proto::namespace::DEFAULT;
 use kube9_proto::pb;
 use kube9_proto::selector::Selector;
 
@@ -71,6 +72,42 @@ pub fn names(objects: &Objects) -> Vec<String> {
         Objects::ConfigMaps(v) => v.iter().map(|o| o.name.clone()).collect(),
         Objects::Secrets(v) => v.iter().map(|o| o.name.clone()).collect(),
     }
+}
+
+/// Which events `get events` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventScope {
+    /// Every event (`-A`, or `--for` a node or namespace).
+    All,
+    /// The events about objects in this namespace. `default` also holds the events about nodes
+    /// and namespaces, as in Kubernetes, which records them there.
+    Namespace(String),
+}
+
+impl EventScope {
+    /// `ListEventsRequest.namespace`: events about cluster-wide objects have none, so the
+    /// default namespace asks for all and keeps its own.
+    pub fn request_namespace(&self) -> String {
+        match self {
+            EventScope::Namespace(ns) if ns != DEFAULT => ns.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// Whether `event` belongs in this scope.
+    pub fn keeps(&self, event: &pb::Event) -> bool {
+        match self {
+            EventScope::All => true,
+            EventScope::Namespace(ns) => {
+                event.namespace == *ns || (ns == DEFAULT && event.namespace.is_empty())
+            }
+        }
+    }
+}
+
+/// Oldest first; ties by id, which the server assigns in order.
+pub fn sort_events(events: &mut [pb::Event]) {
+    events.sort_by_key(|e| (e.time_ms, e.id));
 }
 
 #[cfg(test)]

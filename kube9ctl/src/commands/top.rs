@@ -1,25 +1,11 @@
 //! `kube9ctl top nodes|pods`: CPU and memory in use, as the agents measured them at their
 //! last heartbeat (`Top`), printed as kubectl prints them.
 
-use clap::Subcommand;
+use crate::cli::TopCommand;
 use kube9_proto::pb;
 
 use crate::commands::Context;
 use crate::output::{emit, table};
-
-#[derive(Debug, Subcommand)]
-pub enum TopCommand {
-    /// Usage of each node: the sum of what its pods use.
-    #[command(visible_aliases = ["node", "no"])]
-    Nodes,
-    /// Usage of each running pod of the namespace.
-    #[command(visible_aliases = ["pod", "po"])]
-    Pods {
-        /// Every namespace, with a NAMESPACE column.
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-    },
-}
 
 /// `250m`, as kubectl's CPU(cores).
 fn cpu(millis: i64) -> String {

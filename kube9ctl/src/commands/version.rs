@@ -1,7 +1,7 @@
 //! `kube9ctl version [--client]`: this client's version and kube9d's (`Version` RPC, which a
 //! viewer may call), as kubectl prints them.
 
-use clap::Args;
+use crate::cli::VersionArgs;
 use kube9_proto::pb;
 use serde::Serialize;
 
@@ -11,13 +11,6 @@ use crate::output::{emit, listing::encode};
 
 /// This client's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-#[derive(Debug, Args)]
-pub struct VersionArgs {
-    /// Print the client version only (no call to kube9d).
-    #[arg(long)]
-    pub client: bool,
-}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

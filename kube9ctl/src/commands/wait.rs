@@ -7,100 +7,22 @@
 //! that did not prints `error: timed out waiting for the condition on pods/NAME` and kube9ctl
 //! exits 1. `--for=delete` on an object that is already gone succeeds at once.
 
+use crate::cli::{Condition, WaitArgs};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use clap::Args;
 use kube9_proto::selector::{self, Selector};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::cli::{parse_duration, parse_selection, Kind, Selection};
+use crate::cli::{parse_selection, Kind, Selection};
 use crate::client::Client;
 use crate::commands::watch::{ChangeType, Scope, Seen, Watcher};
 use crate::commands::Context;
 use crate::error::{Reported, ServerError};
-use crate::output::jsonpath::{text, Template};
+use crate::output::jsonpath::text;
 use crate::output::listing::Objects;
-
-#[derive(Debug, Args)]
-pub struct WaitArgs {
-    /// What to wait on: KIND/NAME... (pod/web node/n1), or KIND [NAME...] (with -l: every
-    /// object of the kind that matches).
-    #[arg(required = true, value_name = "KIND/NAME... | KIND [NAME...]")]
-    pub resources: Vec<String>,
-    /// The condition: condition=Ready (condition=NAME[=VALUE]), delete, or
-    /// jsonpath='{.status.phase}'=Running (jsonpath=PATH alone: until the field exists).
-    #[arg(long = "for", value_name = "CONDITION", value_parser = parse_condition)]
-    pub condition: Condition,
-    /// Label selector: wait on every object of the kind that matches.
-    #[arg(short = 'l', long)]
-    pub selector: Option<String>,
-    /// Wait on objects of every namespace (with -l).
-    #[arg(short = 'A', long)]
-    pub all_namespaces: bool,
-    /// How long to wait: 30s, 5m, 1h (0: check once).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub timeout: Duration,
-}
-
-/// What `--for` waits for.
-#[derive(Debug, Clone)]
-pub enum Condition {
-    /// `condition=NAME[=VALUE]`: `status.conditions[type=NAME].status` is VALUE (default True).
-    Condition { name: String, value: String },
-    /// `delete`: the object is gone.
-    Delete,
-    /// `jsonpath=PATH[=VALUE]`: the field has that value (or, without one, exists).
-    JsonPath {
-        path: Template,
-        value: Option<String>,
-    },
-}
-
-pub fn parse_condition(s: &str) -> Result<Condition, String> {
-    if s.eq_ignore_ascii_case("delete") {
-        return Ok(Condition::Delete);
-    }
-    if let Some(rest) = s.strip_prefix("condition=") {
-        let (name, value) = rest.split_once('=').unwrap_or((rest, "True"));
-        if name.is_empty() {
-            return Err("--for=condition= needs a condition name, e.g. condition=Ready".into());
-        }
-        return Ok(Condition::Condition {
-            name: name.to_string(),
-            value: value.to_string(),
-        });
-    }
-    if let Some(rest) = s.strip_prefix("jsonpath=") {
-        // `{.status.phase}=Running`, or kubectl's relaxed `.status.phase=Running`.
-        let (path, value) = if rest.starts_with('{') {
-            match rest.find('}') {
-                Some(end) => {
-                    let (path, after) = rest.split_at(end + 1);
-                    match after.strip_prefix('=') {
-                        Some(value) => (path, Some(value)),
-                        None if after.is_empty() => (path, None),
-                        None => return Err(format!("--for: unexpected {after:?} after {path}")),
-                    }
-                }
-                None => return Err(format!("--for: unclosed {{ in {rest:?}")),
-            }
-        } else {
-            match rest.rsplit_once('=') {
-                Some((path, value)) => (path, Some(value)),
-                None => (rest, None),
-            }
-        };
-        let path = Template::relaxed(path).map_err(|e| format!("--for: {e}"))?;
-        let value = value.map(|v| v.trim_matches(|c| c == '\'' || c == '"').to_string());
-        return Ok(Condition::JsonPath { path, value });
-    }
-    Err(format!(
-        "--for: unrecognized condition {s:?} (condition=NAME[=VALUE], delete or jsonpath=PATH[=VALUE])"
-    ))
-}
 
 /// Where an object stands against what is waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -572,6 +494,7 @@ pub async fn applied_pods(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::parse_condition;
     use serde_json::json;
 
     fn pod(phase: &str, ready: bool) -> Value {

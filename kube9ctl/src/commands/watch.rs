@@ -7,7 +7,7 @@
 //! kube9d no longer holds the changes after that version (`OUT_OF_RANGE`, "Expired", as
 //! Kubernetes' 410 Gone) or the watch fell behind, the watcher lists again and goes on.
 
-use clap::Args;
+use crate::cli::WatchFlags;
 use kube9_proto::namespace::or_default;
 use kube9_proto::pb;
 use kube9_proto::selector::Selector;
@@ -15,26 +15,11 @@ use serde::Serialize;
 
 use crate::cli::{Format, Kind, Output};
 use crate::client::Client;
-use crate::commands::get::{sort_events, EventScope};
+use crate::commands::select::{sort_events, EventScope};
 use crate::error::ServerError;
 use crate::output::emit;
 use crate::output::listing::{encode, render_groups, AnyObject, Objects, Printer, View};
 use crate::output::time::now_ms;
-
-/// `get`'s watch flags.
-#[derive(Debug, Clone, Default, Args)]
-pub struct WatchFlags {
-    /// After listing, watch for changes and print each changed object (pods, nodes, events).
-    #[arg(short = 'w', long)]
-    pub watch: bool,
-    /// Watch for changes without printing the list first.
-    #[arg(long)]
-    pub watch_only: bool,
-    /// -o json/yaml under --watch: print each change as {"type": ADDED|MODIFIED|DELETED,
-    /// "object": ...}.
-    #[arg(long)]
-    pub output_watch_events: bool,
-}
 
 impl WatchFlags {
     pub fn any(&self) -> bool {
