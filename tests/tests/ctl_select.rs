@@ -396,3 +396,48 @@ async fn lists_come_in_pages_each_pod_once_across_concurrent_changes() {
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     c.finish().await;
 }
+
+/// Pages end at a size as well as a count: with big pods, every page of `limit` 500 still
+/// fits a default gRPC client's 4 MiB message, and together they hold every pod once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_of_big_pods_fit_a_default_grpc_message() {
+    let c = TestCluster::start(Options::process()).await;
+    // 24 pods of 200 KiB each: 4.7 MiB in all, more than one message holds.
+    let ballast = "x".repeat(200 * 1024);
+    let pods: Vec<String> = (0..24).map(|i| format!("big-{i:02}")).collect();
+    for p in &pods {
+        c.apply(&pod_yaml(p, "10m", "sleep 1000").replacen(
+            "  labels:\n",
+            &format!("  annotations:\n    ballast: {ballast}\n  labels:\n"),
+            1,
+        ));
+    }
+    let mut client = c.client().await;
+    let mut seen = vec![];
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let request = pb::ListPodsRequest {
+            limit: 500,
+            continue_token: token,
+            ..Default::default()
+        };
+        let page = client.list_pods(request).await.unwrap().into_inner();
+        assert!(!page.pods.is_empty());
+        // 17 of these pods are 3.4 MiB: a page holds fewer.
+        assert!(page.pods.len() < 17, "{} pods in one page", page.pods.len());
+        seen.extend(page.pods.iter().map(|p| p.name.clone()));
+        pages += 1;
+        token = page.continue_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert!(pages >= 2, "{pages} page(s)");
+    seen.sort();
+    assert_eq!(seen, pods);
+    // kube9ctl pages the same way.
+    let listed = c.ctl_ok(&["get", "pods", "-o", "name"]);
+    assert_eq!(listed.lines().count(), pods.len());
+    c.finish().await;
+}

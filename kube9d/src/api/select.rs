@@ -19,6 +19,10 @@ use tokio::time::Instant;
 use tonic::Status;
 
 use super::lookup::{in_namespace, pod_not_found};
+
+/// The most pod bytes one page of a paged list holds: under gRPC's default 4 MiB message,
+/// with room for the rest of the reply.
+const PAGE_BYTES: usize = 3 * 1024 * 1024;
 use super::ClusterApi;
 use crate::state::{Cluster, Error};
 
@@ -109,14 +113,19 @@ impl ClusterApi {
             namespace::or_default(&r.namespace)
         };
         Ok(self.control.read(|c| {
-            let mut matching = keys_after(c, ns, token).filter(|(_, p)| wanted(p));
-            let pods: Vec<pb::Pod> = matching
-                .by_ref()
-                .take(limit)
-                .map(|(_, p)| p.clone())
-                .collect();
-            // A token only when another pod follows, so the last page says it is the last.
-            let more = pods.len() == limit && matching.next().is_some();
+            // A page ends at `limit` pods or at PAGE_BYTES of them (never empty), so that it
+            // fits gRPC's default 4 MiB message whatever the pods hold; a token only when
+            // another pod follows, so the last page says it is the last.
+            let (mut pods, mut bytes, mut more) = (Vec::new(), 0, false);
+            for (_, p) in keys_after(c, ns, token).filter(|(_, p)| wanted(p)) {
+                let size = prost::Message::encoded_len(p);
+                if pods.len() == limit || (!pods.is_empty() && bytes + size > PAGE_BYTES) {
+                    more = true;
+                    break;
+                }
+                bytes += size;
+                pods.push(p.clone());
+            }
             pb::ListPodsResponse {
                 resource_version: c.version(),
                 continue_token: if more {
