@@ -288,3 +288,22 @@ async fn pods_of_a_node_given_up_move_only_once_its_instance_is_removed() {
     assert_eq!(h.fake.calls_of(Op::Remove).len(), 1);
     assert_eq!(on(&h), "n2", "then it moves");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_left_and_whose_instance_is_gone_is_given_up() {
+    let h = harness(FakeRuntime::new()).await;
+    h.transition(NodeStatus::Left, "agent left").await;
+    // Left with its container still there: it may start again and rejoin.
+    h.ops.observe_instances().await;
+    assert_eq!(h.node().status(), NodeStatus::Left);
+    // `docker rm`: nothing can rejoin any more.
+    assert!(h.fake.set_observed("n1", crate::runtime::Observed::Missing));
+    h.ops.observe_instances().await;
+    assert_eq!(h.node().status(), NodeStatus::PermanentlyFailed);
+    assert!(
+        h.node().reason.contains("it left and its"),
+        "{}",
+        h.node().reason
+    );
+    // From here it goes the way of any given-up node: reaped, then replaced.
+}

@@ -257,6 +257,13 @@ impl Cluster {
                 self.save_node(&name, pb::WatchEventType::Modified);
             }
             let status = self.nodes[&name].status();
+            if status == NodeStatus::Left && observed == Observed::Missing {
+                // Nothing is left to start again and rejoin: given up, so that a node kube9d
+                // manages is replaced (capacity heals) rather than staying Left for good.
+                let why = format!("it left and its {} is gone", kind.noun());
+                self.transition(&name, NodeStatus::PermanentlyFailed, &why);
+                continue;
+            }
             if observed != Observed::Running
                 && matches!(
                     status,
