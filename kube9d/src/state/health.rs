@@ -257,9 +257,14 @@ impl Cluster {
                 self.save_node(&name, pb::WatchEventType::Modified);
             }
             let status = self.nodes[&name].status();
-            if status == NodeStatus::Left && observed == Observed::Missing {
-                // Nothing is left to start again and rejoin: given up, so that a node kube9d
-                // manages is replaced (capacity heals) rather than staying Left for good.
+            // A Docker node that left keeps its stopped container; a missing one was removed
+            // (`docker rm`) and nothing is left to start again and rejoin: given up, so that
+            // it is replaced (capacity heals) rather than staying Left for good. A process
+            // that left has exited, which is how it looks missing: `--nodes` starts it again.
+            if status == NodeStatus::Left
+                && observed == Observed::Missing
+                && kind == RuntimeKind::Docker
+            {
                 let why = format!("it left and its {} is gone", kind.noun());
                 self.transition(&name, NodeStatus::PermanentlyFailed, &why);
                 continue;
