@@ -83,17 +83,7 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<()> {
             continue;
         }
         rest = &rest[1..];
-        let (kind, name) = (target.kind, target.name.as_str());
-        match delete_retrying(ctx, &mut cluster, target, &args).await {
-            Ok(true) => emit(&deleted_line(kind, name, ctx.format()))?,
-            Ok(false) => {}
-            // Still unreachable after reconnecting for a while: the others would fail the same.
-            Err(e) if e.downcast_ref::<ConnectError>().is_some() => return Err(e),
-            Err(e) => {
-                error::report(&e);
-                failed = true;
-            }
-        }
+        failed |= delete_reported(ctx, &mut cluster, target, &args).await?;
     }
     if failed {
         return Err(Reported.into());
@@ -142,21 +132,34 @@ async fn run_selected(ctx: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
         }
         for name in names {
             let target = Target::new(kind, namespace, &name);
-            match delete_retrying(ctx, &mut cluster, &target, args).await {
-                Ok(true) => emit(&deleted_line(kind, &name, ctx.format()))?,
-                Ok(false) => {}
-                Err(e) if e.downcast_ref::<ConnectError>().is_some() => return Err(e),
-                Err(e) => {
-                    error::report(&e);
-                    failed = true;
-                }
-            }
+            failed |= delete_reported(ctx, &mut cluster, &target, args).await?;
         }
     }
     if failed {
         return Err(Reported.into());
     }
     Ok(())
+}
+
+/// Deletes `target` and prints the outcome (`deleted`, or the error); returns whether it
+/// failed. Still unreachable after reconnecting for a while is returned as the error: the
+/// other objects would fail the same way.
+async fn delete_reported(
+    ctx: &Context,
+    cluster: &mut Client,
+    target: &Target,
+    args: &DeleteArgs,
+) -> anyhow::Result<bool> {
+    match delete_retrying(ctx, cluster, target, args).await {
+        Ok(true) => emit(&deleted_line(target.kind, &target.name, ctx.format()))?,
+        Ok(false) => {}
+        Err(e) if e.downcast_ref::<ConnectError>().is_some() => return Err(e),
+        Err(e) => {
+            error::report(&e);
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What to delete, in order: named objects, or a manifest's namespaced objects, then its
