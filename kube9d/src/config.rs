@@ -55,6 +55,16 @@ pub struct Config {
     #[arg(long = "client-config", value_name = "PATH")]
     pub client_config: Option<PathBuf>,
 
+    /// Address of the web dashboard (plain HTTP, a token login). Loopback by default: listen
+    /// elsewhere only behind TLS you provide, since tokens cross it. When the default port is
+    /// taken kube9d serves without a dashboard and says so; an address given here must bind.
+    #[arg(long, env = "KUBE9_DASHBOARD_LISTEN", value_name = "ADDR")]
+    pub dashboard_listen: Option<SocketAddr>,
+
+    /// Serve no web dashboard.
+    #[arg(long, env = "KUBE9_NO_DASHBOARD", conflicts_with = "dashboard_listen")]
+    pub no_dashboard: bool,
+
     /// Streams (logs -f, exec, watches) one token may hold open at once.
     #[arg(long, env = "KUBE9_MAX_STREAMS_PER_CLIENT", default_value_t = 64)]
     pub max_streams_per_client: usize,

@@ -17,14 +17,17 @@
 //!   errors become gRPC statuses in `api/status.rs` only.
 //! - [`auth`]: bearer tokens and roles checked in one layer before every call, the cluster CA
 //!   and serving certificate, the join token and client config written at start.
+//! - [`dashboard`]: the web dashboard: a page and a JSON/server-sent-events bridge onto the
+//!   same `ClusterService` code and token checks as gRPC.
 //! - [`server`]: start-up (store, runtime, reconciliation) and serving until shutdown.
 //!
-//! Dependencies point one way: `api` → `auth`, `api` → `nodeops` → `state` → `scheduler`/`store`/`runtime`
+//! Dependencies point one way: `dashboard` → `api` → `auth`, `api` → `nodeops` → `state` → `scheduler`/`store`/`runtime`
 //! types; `monitor` drives `state` and `nodeops`. Nothing imports back.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod monitor;
 pub mod nodeops;
 pub mod relay;

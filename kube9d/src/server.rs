@@ -18,6 +18,7 @@ use crate::api::{AgentApi, ClusterApi};
 use crate::auth::pki::{self, Pki};
 use crate::auth::{bootstrap, Auth, AuthLayer, AuthSettings};
 use crate::config::{Config, RuntimeChoice};
+use crate::dashboard::{self, Dashboard};
 use crate::nodeops::NodeOps;
 use crate::runtime::docker::{docker_available, DockerConfig, DockerRuntime};
 use crate::runtime::process::{ProcessConfig, ProcessRuntime};
@@ -106,6 +107,7 @@ pub async fn run(
     ops.reconcile().await;
 
     let cluster_api = ClusterApi::new(ops.clone(), auth.clone());
+    let dashboard_listener = dashboard::bind(config.dashboard_listen, config.no_dashboard).await?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<ClusterServiceServer<ClusterApi>>()
@@ -154,7 +156,7 @@ pub async fn run(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ClusterServiceServer::new(cluster_api))
+        .add_service(ClusterServiceServer::new(cluster_api.clone()))
         .add_service(AgentServiceServer::new(AgentApi::new(control.clone())))
         .serve_with_incoming_shutdown(incoming, async move { stop.wait().await });
     let mut serve = tokio::spawn(serve);
@@ -179,7 +181,15 @@ pub async fn run(
     {
         tracing::warn!(error = %format!("{e:#}"), "failed to write the client config");
     }
-    write_addr_file(&config.data_dir, addr.port());
+    if let Some(listener) = dashboard_listener {
+        let dashboard_addr = listener.local_addr()?;
+        Dashboard::new(cluster_api, auth.clone()).spawn(listener, shutdown.clone());
+        write_port_file(&config.data_dir, "dashboard.port", dashboard_addr.port());
+        tracing::info!(
+            "dashboard: http://{dashboard_addr}/ (sign in with a viewer or admin token)"
+        );
+    }
+    write_port_file(&config.data_dir, "kube9d.port", addr.port());
     tracing::info!(%addr, "kube9d serving");
 
     {
@@ -322,10 +332,10 @@ fn client_url(addr: std::net::SocketAddr, tls: bool) -> String {
     format!("{scheme}://{host}:{}", addr.port())
 }
 
-/// `<data-dir>/kube9d.addr` holds the port kube9d serves on, for scripts and tests that start
-/// it on port 0.
-fn write_addr_file(dir: &Path, port: u16) {
-    if let Err(e) = std::fs::write(dir.join("kube9d.port"), format!("{port}\n")) {
+/// `<data-dir>/kube9d.port` (and `dashboard.port`) hold the port kube9d (and its dashboard)
+/// serve on, for scripts and tests that start them on port 0.
+fn write_port_file(dir: &Path, file: &str, port: u16) {
+    if let Err(e) = std::fs::write(dir.join(file), format!("{port}\n")) {
         tracing::warn!(error = %e, "failed to write the port file");
     }
 }

@@ -119,7 +119,7 @@ impl Refusal {
         }
     }
 
-    fn log_reason(&self) -> String {
+    pub fn log_reason(&self) -> String {
         match self {
             Refusal::Missing => "no token".into(),
             Refusal::Malformed => "malformed token".into(),
