@@ -3,6 +3,8 @@
 //! id, drive it with the gRPC client or the real `kube9ctl`, and remove everything it made.
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -155,6 +157,11 @@ impl TestCluster {
             .open(self.data_dir.join("kube9d.log"))
             .unwrap();
         let mut cmd = Command::new(bin("kube9d"));
+        // The dashboard's default port is one for the whole machine: only a test that asks for
+        // a dashboard (on its own port) gets one.
+        if !(self.opts.extra_args.iter()).any(|a| a.starts_with("--dashboard-listen")) {
+            cmd.arg("--no-dashboard");
+        }
         cmd.args([
             "--listen",
             &listen,
@@ -212,6 +219,13 @@ impl TestCluster {
 
     pub fn ca_file(&self) -> PathBuf {
         self.data_dir.join("tls").join("ca.crt")
+    }
+
+    /// The dashboard's URL (a cluster started with `--dashboard-listen 127.0.0.1:0`).
+    pub fn dashboard_url(&self) -> String {
+        let port = std::fs::read_to_string(self.data_dir.join("dashboard.port"))
+            .expect("kube9d wrote dashboard.port: start it with --dashboard-listen");
+        format!("http://127.0.0.1:{}/", port.trim())
     }
 
     pub fn join_token_file(&self) -> PathBuf {
