@@ -183,6 +183,21 @@ pub enum Command {
     /// Wait until objects meet a condition: --for=condition=Ready, --for=delete,
     /// --for=jsonpath='{.status.phase}'=Running.
     Wait(WaitArgs),
+    /// Print a sign-in link for kube9d's web dashboard (it makes a token for it).
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// The dashboard's address (kube9d's --dashboard-listen).
+    #[arg(long, default_value = "http://127.0.0.1:7210/", value_name = "URL")]
+    pub url: String,
+    /// admin (every action) or viewer (reads only: no buttons that change anything).
+    #[arg(long, default_value = "admin", value_parser = parse_role)]
+    pub role: kube9_proto::client::Role,
+    /// How long the link's token works.
+    #[arg(long, default_value = "12h", value_parser = parse_ttl, value_name = "DURATION")]
+    pub ttl: Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -374,12 +374,14 @@ async fn browser_scenario() {
         .await;
     assert!(deleted.is_ok(), "{deleted:?}");
 
-    // A viewer: the same pages, no write actions; the server refuses them anyway.
-    let viewer = c.ctl_ok(&["token", "create", "--role", "viewer"]);
+    // A viewer, signed in by `kube9ctl dashboard`'s link: the same pages, no write actions;
+    // the server refuses them anyway.
     browser.click("#logout").await;
     browser.find("#login:not([hidden]) #token").await;
-    browser.type_into("#token", viewer.trim()).await;
-    browser.click("#login-btn").await;
+    let link = c.ctl_ok(&["dashboard", "--role", "viewer", "--url", &url]);
+    let link = link.trim();
+    assert!(link.starts_with(&format!("{url}#token=")), "{link}");
+    browser.goto(link).await;
     browser
         .wait_for(
             "the viewer's live page",
@@ -387,15 +389,36 @@ async fn browser_scenario() {
             "return document.querySelector('#conn').dataset.state === 'live'",
         )
         .await;
+    assert_eq!(
+        browser.eval("return location.hash", vec![]).await,
+        json!("#/overview"),
+        "the token is gone from the address bar"
+    );
+    assert!(browser.text("#who").await.starts_with("viewer"));
     browser.click("a[href='#/nodes']").await;
     browser.find("tr[data-node=dash-b]").await;
     let buttons = browser
         .eval(
-            "return document.querySelectorAll('button[data-op]').length + (document.querySelector('#create-node').hidden ? 0 : 100)",
+            "const shown = (e) => e && e.offsetParent !== null;
+             return [...document.querySelectorAll('button, select, input, textarea')]
+               .filter((e) => shown(e) && (e.dataset.op || e.closest('#create-node')))
+               .map((e) => e.outerHTML);",
             vec![],
         )
         .await;
-    assert_eq!(buttons, json!(0), "a viewer sees no write actions");
+    assert_eq!(buttons, json!([]), "a viewer sees no write actions");
+    // The pods page neither: no editor.
+    browser.click("a[href='#/pods']").await;
+    browser.find("#pods-count").await;
+    let editor = browser
+        .eval(
+            "return document.querySelector('#create').offsetParent !== null",
+            vec![],
+        )
+        .await;
+    assert_eq!(editor, json!(false), "a viewer has no YAML editor");
+    browser.click("a[href='#/nodes']").await;
+    browser.find("tr[data-node=dash-b]").await;
     let denied = browser
         .eval(
             "const x = new XMLHttpRequest();
@@ -415,6 +438,15 @@ async fn browser_scenario() {
         "{denied}"
     );
     browser.screenshot(&shots.join("08-viewer-nodes.png")).await;
+    // Dark, as the toggle sets it (and remembers it).
+    browser.click("a[href='#/overview']").await;
+    browser.click("#theme").await;
+    let theme = browser
+        .eval("return document.documentElement.dataset.theme", vec![])
+        .await;
+    browser
+        .screenshot(&shots.join(format!("09-overview-{}.png", theme.as_str().unwrap())))
+        .await;
 
     drop(browser);
     eprintln!("screenshots in {}", shots.display());

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod bulk_delete;
 pub mod config;
 pub mod create;
+pub mod dashboard;
 pub mod delete;
 pub mod describe;
 pub mod drain;
@@ -326,6 +327,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completion(args) => resources::completion(args),
         Command::Top(args) => top::run(&ctx, args).await,
         Command::Wait(args) => wait::run(&ctx, args).await,
+        Command::Dashboard(args) => dashboard::run(&ctx, args).await,
     }
 }
 

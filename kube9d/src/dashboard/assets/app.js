@@ -857,7 +857,7 @@ function route(force) {
   view.update();
   updateTroubleCount();
 }
-window.addEventListener('hashchange', () => route(false));
+window.addEventListener('hashchange', () => { if (!linkedSignIn()) route(false); });
 
 // Ages tick on the page's clock: no request is made for them.
 setInterval(() => {
@@ -898,8 +898,19 @@ document.addEventListener('keydown', (ev) => {
   else if (ev.key === '?') $('#help').showModal();
 });
 
-// Start: an existing session goes straight in; otherwise the sign-in form.
+// A link from `kube9ctl dashboard` (#token=...) signs in and leaves the address bar clean.
+function linkedSignIn() {
+  const linked = location.hash.match(/^#token=([^&]+)$/);
+  if (!linked) return false;
+  history.replaceState(null, '', location.pathname + '#/overview');
+  api('/api/login', { token: decodeURIComponent(linked[1]) })
+    .then(startSession, (e) => showLogin(e.message));
+  return true;
+}
+
+// Start: a sign-in link, else an existing session, else the sign-in form.
 (async () => {
+  if (linkedSignIn()) return;
   route(false);
   try {
     await startSession(await api('/api/session', undefined, 'GET'));
