@@ -186,7 +186,7 @@ pub async fn run(
         Dashboard::new(cluster_api, auth.clone()).spawn(listener, shutdown.clone());
         write_port_file(&config.data_dir, "dashboard.port", dashboard_addr.port());
         tracing::info!(
-            "dashboard: http://{dashboard_addr}/ (sign in with a viewer or admin token)"
+            "dashboard: http://{dashboard_addr}/ (`kube9ctl dashboard` prints a sign-in link)"
         );
     }
     write_port_file(&config.data_dir, "kube9d.port", addr.port());
