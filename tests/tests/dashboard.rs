@@ -365,6 +365,32 @@ async fn browser_scenario() {
         json!(42),
         "no reload happened"
     );
+    // The label filter is kube9d's selector: the same matches and the same errors as -l.
+    browser.type_into("#f-label", "load!=yes").await;
+    browser
+        .wait_for(
+            "only web-ui left by the label filter",
+            secs(10),
+            "const rows = [...document.querySelectorAll('#pods tbody tr')].map(r => r.dataset.pod);
+             return rows.length === 1 && rows[0] === 'default/web-ui'",
+        )
+        .await;
+    browser.type_into("#f-label", "app in (").await;
+    let page_err = browser
+        .wait_for(
+            "the selector's error",
+            secs(10),
+            "return document.querySelector('#f-err').textContent",
+        )
+        .await;
+    let ctl = c.ctl(&["get", "pods", "-l", "app in ("]);
+    assert!(!ctl.status.success());
+    let ctl_err = String::from_utf8_lossy(&ctl.stderr);
+    assert!(
+        ctl_err.contains(page_err.as_str().unwrap()),
+        "the page says {page_err}, kube9ctl {ctl_err}"
+    );
+    browser.type_into("#f-label", "").await;
     let deleted = client
         .delete_pods(pb::DeletePodsRequest {
             namespace: "default".into(),

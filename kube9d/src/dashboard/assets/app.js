@@ -144,52 +144,32 @@ async function act(button, what, fn) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Label selectors (the subset kube9ctl's -l reads: =, ==, !=, in, notin, exists, !exists)
+// Label selectors: kube9d evaluates them (ListPods), so the page reads them exactly as
+// kube9ctl's -l does, with the same errors. The matching set is asked for again, at most every
+// 200 ms, when pods change.
 // ---------------------------------------------------------------------------------------
 
-function parseSelector(text) {
-  const reqs = [];
-  const src = text.trim();
-  if (!src) return reqs;
-  const parts = [];
-  let depth = 0, cur = '';
-  for (const ch of src) {
-    if (ch === '(') depth++;
-    if (ch === ')') depth--;
-    if (ch === ',' && depth === 0) { parts.push(cur); cur = ''; } else cur += ch;
-  }
-  parts.push(cur);
-  for (let part of parts) {
-    part = part.trim();
-    let m;
-    if ((m = part.match(/^([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)$/))) {
-      reqs.push({ key: m[1], op: m[2], values: m[3].split(',').map((v) => v.trim()) });
-    } else if ((m = part.match(/^([^\s!=]+)\s*(==|=|!=)\s*([^\s]*)$/))) {
-      reqs.push({ key: m[1], op: m[2] === '!=' ? '!=' : '=', values: [m[3]] });
-    } else if ((m = part.match(/^!\s*([^\s!=]+)$/))) {
-      reqs.push({ key: m[1], op: '!exists' });
-    } else if ((m = part.match(/^([^\s!=()]+)$/))) {
-      reqs.push({ key: m[1], op: 'exists' });
-    } else {
-      throw new Error(`unable to parse requirement: ${part}`);
+const labelFilter = { text: '', keys: null, error: '', timer: 0, seq: 0 };
+
+function refreshLabelFilter() {
+  clearTimeout(labelFilter.timer);
+  labelFilter.timer = setTimeout(async () => {
+    const seq = ++labelFilter.seq;
+    const text = labelFilter.text;
+    try {
+      const keys = new Set();
+      let token = '';
+      do {
+        const page = await call('ListPods', { label_selector: text, limit: 500, continue_token: token });
+        for (const p of page.pods || []) keys.add(podKey(p));
+        token = page.continue_token || '';
+      } while (token);
+      if (seq === labelFilter.seq) { labelFilter.keys = keys; labelFilter.error = ''; }
+    } catch (e) {
+      if (seq === labelFilter.seq) { labelFilter.keys = new Set(); labelFilter.error = e.message; }
     }
-  }
-  return reqs;
-}
-function matches(labels, reqs) {
-  labels = labels || {};
-  return reqs.every((r) => {
-    const has = Object.prototype.hasOwnProperty.call(labels, r.key);
-    switch (r.op) {
-      case '=': return has && labels[r.key] === r.values[0];
-      case '!=': return !has || labels[r.key] !== r.values[0];
-      case 'in': return has && r.values.includes(labels[r.key]);
-      case 'notin': return !has || !r.values.includes(labels[r.key]);
-      case 'exists': return has;
-      case '!exists': return !has;
-      default: return false;
-    }
-  });
+    dirty();
+  }, 200);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -337,6 +317,7 @@ function applyChange(ev) {
     const key = podKey(p);
     if (ev.type === WATCH.DELETED) S.pods.delete(key); else S.pods.set(key, p);
     S.namespaces.add(p.namespace || 'default');
+    if (labelFilter.text) refreshLabelFilter();
   } else if (obj.Event) {
     const e = obj.Event;
     if (!S.eventIds.has(e.id)) {
@@ -670,11 +651,18 @@ const podsPage = {
   update() {
     const ns = $('#f-ns').value, phase = $('#f-phase').value, name = $('#filter').value.toLowerCase();
     sessionStorage.setItem('kube9.podFilter', JSON.stringify({ ns, label: $('#f-label').value, phase }));
-    let reqs = [];
-    try { reqs = parseSelector($('#f-label').value); $('#f-err').textContent = ''; } catch (e) { $('#f-err').textContent = e.message; }
+    const selector = $('#f-label').value.trim();
+    if (selector !== labelFilter.text) {
+      labelFilter.text = selector;
+      labelFilter.keys = null;
+      labelFilter.error = '';
+      if (selector) refreshLabelFilter();
+    }
+    $('#f-err').textContent = labelFilter.error;
+    const byLabel = (p) => !selector || (labelFilter.keys !== null && labelFilter.keys.has(podKey(p)));
     const pods = [...S.pods.values()]
       .filter((p) => (!ns || (p.namespace || 'default') === ns) && (!phase || POD_PHASE[p.phase] === phase)
-        && (!name || p.name.includes(name)) && matches(p.labels, reqs))
+        && (!name || p.name.includes(name)) && byLabel(p))
       .sort((a, b) => podKey(a).localeCompare(podKey(b)));
     $('#pods-count').textContent = `${pods.length} of ${S.pods.size}`;
     if (!pods.length) { $('#pods-table').innerHTML = '<div class="empty">No pods match.</div>'; return; }
