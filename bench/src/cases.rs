@@ -167,13 +167,18 @@ async fn track(
         if let Some(result) = progress.result() {
             return Ok(result);
         }
-        let mut stream = client
+        let watch = client
             .watch(pb::WatchRequest {
                 kinds: vec!["pod".into()],
                 resource_version: list.resource_version,
             })
-            .await?
-            .into_inner();
+            .await;
+        let mut stream = match watch {
+            Ok(stream) => stream.into_inner(),
+            // More changed since the list than kube9d's history holds: list again.
+            Err(status) if status.code() == tonic::Code::OutOfRange => continue,
+            Err(status) => return Err(status.into()),
+        };
         loop {
             match tokio::time::timeout_at(deadline, stream.message()).await {
                 Err(_) => bail!(

@@ -51,7 +51,20 @@ impl Kube9d {
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir)?;
         let log = std::fs::File::create(data_dir.join("kube9d.log"))?;
-        let child = Command::new(bin(bin_dir, "kube9d")?)
+        // KUBE9_BENCH_WRAP=heaptrack (or `perf record -g --`) profiles kube9d; the CPU and
+        // memory figures are then the wrapper's.
+        let kube9d = bin(bin_dir, "kube9d")?;
+        let wrap = std::env::var("KUBE9_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(wrapper) => {
+                let mut c = Command::new(wrapper);
+                c.args(words).arg(&kube9d);
+                c
+            }
+            None => Command::new(&kube9d),
+        };
+        let child = command
             .args(["--listen", "127.0.0.1:0", "--runtime", "process"])
             .args(["--cluster-id", &cluster_id])
             .arg("--data-dir")
