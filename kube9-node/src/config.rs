@@ -59,8 +59,31 @@ pub struct Cli {
     pub server: String,
 
     /// Name this node registers under.
-    #[arg(long, env = "KUBE9_NODE_NAME", required = true)]
+    #[arg(long, env = "KUBE9_NODE_NAME", required_unless_present = "simulate")]
     pub name: Option<String>,
+
+    /// Simulate this many nodes in this process (for scale tests and benchmarks): each has
+    /// its own stream, registration, heartbeats and pods, which are reported Running and never
+    /// started. Names are `--simulate-prefix` and a number; capacity is `--cpu-millis` and
+    /// `--simulate-memory` each.
+    #[arg(long, env = "KUBE9_SIMULATE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub simulate: Option<u32>,
+
+    /// Name prefix of simulated nodes (`sim-1` ... `sim-N`, zero-padded to N's width).
+    #[arg(long, env = "KUBE9_SIMULATE_PREFIX", default_value = "sim-")]
+    pub simulate_prefix: String,
+
+    /// Memory capacity of each simulated node (a quantity: `8Gi`, `512Mi`); `0` leaves memory
+    /// untracked, as a real agent does.
+    #[arg(long, env = "KUBE9_SIMULATE_MEMORY", default_value = "8Gi", value_parser = parse_memory)]
+    pub simulate_memory: i64,
+
+    /// Simulated nodes whose streams share one HTTP/2 connection. Below kube9d's calls in
+    /// flight per connection (`--max-calls-per-connection`, 256): attaches of a whole group
+    /// may be in flight at once.
+    #[arg(long, env = "KUBE9_SIMULATE_NODES_PER_CONNECTION", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub simulate_nodes_per_connection: u32,
 
     /// CPU capacity offered to the scheduler, in millicores.
     #[arg(long, env = "KUBE9_CPU_MILLIS", default_value_t = 4000,
@@ -159,6 +182,11 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// `--simulate-memory`: bytes, with or without a suffix.
+fn parse_memory(text: &str) -> Result<i64, String> {
+    kube9_proto::quantity::parse_memory(text).map_err(|e| e.to_string())
+}
+
 /// The smallest `--container-log-max-size`: below it, the agent would do little but rotate.
 const MIN_LOG_SIZE: u64 = 1024;
 
@@ -229,7 +257,12 @@ pub struct Config {
 impl Cli {
     /// Resolves defaults and checks the values; fails on a missing or unusable name.
     pub fn config(&self) -> Result<Config, Error> {
-        let name = self.name.clone().ok_or(Error::MissingName)?;
+        // Simulated nodes are named by the prefix and a number, which is a path component too.
+        let name = match (&self.name, self.simulate) {
+            (Some(name), _) => name.clone(),
+            (None, Some(_)) => self.simulate_prefix.clone(),
+            (None, None) => return Err(Error::MissingName),
+        };
         if !is_path_component(&name) {
             return Err(Error::InvalidName(name));
         }
@@ -271,6 +304,17 @@ impl Cli {
 }
 
 impl Cli {
+    /// What `--simulate` asks for, if given.
+    pub fn simulation(&self) -> Option<crate::simulate::Simulation> {
+        Some(crate::simulate::Simulation {
+            count: self.simulate?,
+            prefix: self.simulate_prefix.clone(),
+            cpu_millis: self.cpu_millis,
+            memory_bytes: self.simulate_memory,
+            nodes_per_connection: self.simulate_nodes_per_connection,
+        })
+    }
+
     /// The join token: `--token` or the file `--token-file`, checked for form. The errors
     /// name the flag, never the token.
     fn token(&self) -> Result<Option<Token>, Error> {
@@ -593,6 +637,36 @@ mod tests {
             }
             None => panic!("expected the standin subcommand"),
         }
+    }
+
+    #[test]
+    fn simulate_needs_no_name_and_takes_capacity_and_prefix() {
+        let cli = parse(&[
+            "--simulate",
+            "20",
+            "--simulate-prefix",
+            "s-",
+            "--cpu-millis",
+            "8000",
+            "--simulate-memory",
+            "1Gi",
+            "--insecure",
+        ])
+        .unwrap();
+        assert!(cli.config().is_ok());
+        let sim = cli.simulation().unwrap();
+        assert_eq!(
+            (
+                sim.count,
+                sim.prefix.as_str(),
+                sim.cpu_millis,
+                sim.memory_bytes
+            ),
+            (20, "s-", 8000, 1 << 30)
+        );
+        assert_eq!(sim.nodes_per_connection, 200);
+        assert!(parse(&["--simulate", "0"]).is_err());
+        assert!(parse(&["--name", "n1"]).unwrap().simulation().is_none());
     }
 
     #[test]

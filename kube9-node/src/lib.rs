@@ -10,6 +10,7 @@
 //! - [`kubelet`]: Kubernetes' rules for a pod's containers (restart policy, back-off, phase).
 //! - [`logging`]: the agent's own log, which a full disk or a closed stderr cannot fail.
 //! - [`pause`]: the process of a pod's sandbox container (`kube9-node pause`).
+//! - [`simulate`]: `--simulate N`, many agents in one process whose pods are only reported.
 //! - [`standin`]: the built-in long-lived process for containers without a command.
 //! - [`usage`]: `kube9-node du`, run in a pod's sandbox to measure its emptyDir volumes.
 //!
@@ -24,6 +25,7 @@ pub mod kubelet;
 pub mod logging;
 mod paths;
 pub mod pause;
+pub mod simulate;
 pub mod standin;
 pub mod usage;
 

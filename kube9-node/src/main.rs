@@ -35,6 +35,10 @@ async fn agent() -> anyhow::Result<()> {
     kube9_node::prepare_process();
     kube9_node::logging::init();
     let config = cli.config().context("invalid configuration")?;
+    if let Some(simulation) = cli.simulation() {
+        kube9_node::simulate::run(config, simulation, shutdown).await;
+        return Ok(());
+    }
     // Shut down or terminated: both are a clean exit. A refusal by kube9d is not an exit at
     // all; the agent logs it and keeps trying (see `kube9_node::agent`).
     kube9_node::run(config, shutdown)

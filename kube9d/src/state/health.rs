@@ -235,7 +235,12 @@ impl Cluster {
         kind: RuntimeKind,
         seen: &HashMap<String, (pb::RuntimeHandle, Observed)>,
     ) {
-        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        // Only the nodes this runtime owns: the rest (joined by hand, simulated) are skipped
+        // below anyway, and 10,000 of them made every pass clone 10,000 names (issue 14).
+        let names: Vec<String> = (self.nodes.iter())
+            .filter(|(_, e)| e.node.runtime.as_ref().is_some_and(|h| kind.owns(h)))
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in names {
             let entry = &self.nodes[&name];
             let Some(handle) = entry.node.runtime.clone() else {

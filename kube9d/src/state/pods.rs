@@ -85,6 +85,11 @@ impl Cluster {
             *c = spec_only(c);
         }
         back_to_waiting(&mut pod);
+        // Decoding grew these by pushing, to room for four containers (~3 KB a pod with one,
+        // issue 14); the pod is kept for its life, so it keeps only what it holds.
+        pod.containers.shrink_to_fit();
+        pod.init_containers.shrink_to_fit();
+        pod.volumes.shrink_to_fit();
         let name = pod.key();
         self.pending.insert(PendingKey::of(&pod));
         self.pods.insert(name.clone(), pod);
