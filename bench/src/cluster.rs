@@ -66,6 +66,9 @@ impl Kube9d {
         };
         let child = command
             .args(["--listen", "127.0.0.1:0", "--runtime", "process"])
+            // The dashboard's port is the machine's: a bench must not take it from a kube9d
+            // someone runs (its idle cost, a node list every 10 s, is not what is measured).
+            .arg("--no-dashboard")
             .args(["--cluster-id", &cluster_id])
             .arg("--data-dir")
             .arg(&data_dir)

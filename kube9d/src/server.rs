@@ -146,6 +146,11 @@ pub async fn run(
     }
     let insecure = config.insecure;
     let incoming = TcpListenerStream::new(listener).inspect(move |conn| {
+        // Small answers go out at once: with Nagle's algorithm each waited for the client's
+        // delayed ACK (~40 ms per page of a paged list).
+        if let Ok(conn) = conn {
+            let _ = conn.set_nodelay(true);
+        }
         if let (true, Ok(conn)) = (insecure, conn) {
             let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
             tracing::warn!(%peer, "plain-text connection (--insecure)");
