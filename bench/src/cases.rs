@@ -31,6 +31,9 @@ pub struct Sizes {
     pub failover_spares: usize,
     pub delete_nodes: usize,
     pub deletes: Vec<usize>,
+    /// Pods of the Docker side by side, and the systems it runs (`scripts/bench-pod-start`).
+    pub docker_pods: usize,
+    pub docker_systems: &'static str,
     /// How long one case may run before it is stopped.
     pub limit: Duration,
 }
@@ -51,6 +54,8 @@ impl Sizes {
             failover_spares: 10,
             delete_nodes: 100,
             deletes: vec![1_000, 10_000],
+            docker_pods: 100,
+            docker_systems: "kube9 engine swarm",
             limit: Duration::from_secs(900),
         }
     }
@@ -71,6 +76,9 @@ impl Sizes {
             failover_spares: 3,
             delete_nodes: 20,
             deletes: vec![100, 500],
+            // No Swarm in the short mode: it would switch CI's engine into a swarm and back.
+            docker_pods: 5,
+            docker_systems: "kube9 engine",
             limit: Duration::from_secs(60),
         }
     }
@@ -225,6 +233,60 @@ async fn start_latencies(client: &mut Client, label: &str) -> anyhow::Result<Vec
 }
 
 impl Bench {
+    /// Case 7: pod start through real containers, on Docker nodes, side by side with the
+    /// same containers made straight through the engine API and with Swarm:
+    /// `scripts/bench-pod-start` (its own kube9d with 3 Docker nodes; see BENCHMARKS.md).
+    pub async fn docker(&self, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+        let s = &self.sizes;
+        let case = format!("7 Docker side by side, {} pods", s.docker_pods);
+        let engine = tokio::process::Command::new("docker")
+            .arg("info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+        if !engine.is_ok_and(|status| status.success()) {
+            rows.push(Row::failed(
+                &case,
+                "skipped: no Docker engine answers".into(),
+            ));
+            return Ok(());
+        }
+        let results =
+            std::env::temp_dir().join(format!("kube9-bench-docker-{}", std::process::id()));
+        let _ = std::fs::remove_file(&results);
+        let status = tokio::process::Command::new("scripts/bench-pod-start")
+            .arg(s.docker_pods.to_string())
+            .env("BENCH_SYSTEMS", s.docker_systems)
+            .env("BENCH_RESULTS", &results)
+            .kill_on_drop(true)
+            .status()
+            .await?;
+        let text = std::fs::read_to_string(&results).unwrap_or_default();
+        let _ = std::fs::remove_file(&results);
+        if !status.success() {
+            bail!("scripts/bench-pod-start failed ({status})");
+        }
+        for line in text.lines() {
+            let Some((system, secs)) = line.split_once(' ') else {
+                continue;
+            };
+            let Ok(secs) = secs.trim().parse::<f64>() else {
+                continue;
+            };
+            let what = match system {
+                "kube9" => "kube9, 3 Docker nodes: applied → all Running and Ready",
+                "engine" => "engine API, no control plane: sandbox + container per pod",
+                "engine-agent" => "engine API with every call the agent makes",
+                "engine-nosandbox" => "engine API, one container per pod, no sandbox",
+                "swarm" => "Swarm, 1 node: service created → all replicas running",
+                other => other,
+            };
+            rows.push(Row::new(&case, what, secs, "s"));
+        }
+        Ok(())
+    }
+
     async fn cluster(&self, extra: &[&str]) -> anyhow::Result<Kube9d> {
         Kube9d::start(&self.bin_dir, extra, self.keep).await
     }
