@@ -304,17 +304,6 @@ impl Cli {
 }
 
 impl Cli {
-    /// What `--simulate` asks for, if given.
-    pub fn simulation(&self) -> Option<crate::simulate::Simulation> {
-        Some(crate::simulate::Simulation {
-            count: self.simulate?,
-            prefix: self.simulate_prefix.clone(),
-            cpu_millis: self.cpu_millis,
-            memory_bytes: self.simulate_memory,
-            nodes_per_connection: self.simulate_nodes_per_connection,
-        })
-    }
-
     /// The join token: `--token` or the file `--token-file`, checked for form. The errors
     /// name the flag, never the token.
     fn token(&self) -> Result<Option<Token>, Error> {
@@ -654,19 +643,18 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.config().is_ok());
-        let sim = cli.simulation().unwrap();
         assert_eq!(
             (
-                sim.count,
-                sim.prefix.as_str(),
-                sim.cpu_millis,
-                sim.memory_bytes
+                cli.simulate,
+                cli.simulate_prefix.as_str(),
+                cli.cpu_millis,
+                cli.simulate_memory
             ),
-            (20, "s-", 8000, 1 << 30)
+            (Some(20), "s-", 8000, 1 << 30)
         );
-        assert_eq!(sim.nodes_per_connection, 200);
+        assert_eq!(cli.simulate_nodes_per_connection, 200);
         assert!(parse(&["--simulate", "0"]).is_err());
-        assert!(parse(&["--name", "n1"]).unwrap().simulation().is_none());
+        assert_eq!(parse(&["--name", "n1"]).unwrap().simulate, None);
     }
 
     #[test]

@@ -35,7 +35,7 @@ async fn agent() -> anyhow::Result<()> {
     kube9_node::prepare_process();
     kube9_node::logging::init();
     let config = cli.config().context("invalid configuration")?;
-    if let Some(simulation) = cli.simulation() {
+    if let Some(simulation) = kube9_node::simulate::Simulation::from_cli(&cli) {
         kube9_node::simulate::run(config, simulation, shutdown).await;
         return Ok(());
     }

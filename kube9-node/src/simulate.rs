@@ -49,7 +49,7 @@ use crate::agent::components::Components;
 use crate::agent::dial::{DialError, Dialer};
 use crate::agent::fence::{self, Fence};
 use crate::agent::{instance, shutdown_requested, ShutdownRx};
-use crate::config::Config;
+use crate::config::{Cli, Config};
 use crate::kubelet::policy::{self, reason, RestartPolicy};
 
 /// Room in each node's outbound channel.
@@ -75,6 +75,17 @@ pub struct Simulation {
 }
 
 impl Simulation {
+    /// What `--simulate` asks for, if given.
+    pub fn from_cli(cli: &Cli) -> Option<Simulation> {
+        Some(Simulation {
+            count: cli.simulate?,
+            prefix: cli.simulate_prefix.clone(),
+            cpu_millis: cli.cpu_millis,
+            memory_bytes: cli.simulate_memory,
+            nodes_per_connection: cli.simulate_nodes_per_connection,
+        })
+    }
+
     /// The name of node `i` (0-based): `sim-001` for the first of 100.
     pub fn node_name(&self, i: u32) -> String {
         let width = self.count.to_string().len();
