@@ -48,7 +48,7 @@ use crate::agent::backoff::Backoff;
 use crate::agent::components::Components;
 use crate::agent::dial::{DialError, Dialer};
 use crate::agent::fence::{self, Fence};
-use crate::agent::{instance, shutdown_requested, ShutdownRx};
+use crate::agent::{error_chain, instance, shutdown_requested, ShutdownRx};
 use crate::config::{Cli, Config};
 use crate::kubelet::policy::{self, reason, RestartPolicy};
 
@@ -580,20 +580,6 @@ async fn leave(tx: mpsc::Sender<AgentMessage>, mut inbound: Streaming<ControlMes
         while let Ok(Some(_)) = inbound.message().await {}
     })
     .await;
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -244,7 +244,7 @@ pub async fn shutdown_requested(shutdown: &mut ShutdownRx) -> &'static str {
 
 /// An error with its sources: "failed to connect: transport error: connection refused". A
 /// cause whose text is already there (wrappers that print their source) is not repeated.
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
