@@ -732,16 +732,16 @@ const podPage = (namespace, name) => ({
         <dt>UID</dt><dd class="mono">${esc(p.uid)}</dd>
         <dt>Created</dt><dd>${ago(p.created_ms)} ago</dd></dl></div>
       <h2>Containers</h2><table id="containers"><thead><tr><th>Name</th><th>Image</th><th>State</th><th>Ready</th><th>Restarts</th><th>Reason</th><th>Message</th></tr></thead><tbody>${containers}</tbody></table>`;
-    // Logs (re)start when the pod's containers first show, or its binding changes.
+    // Logs (re)start when the pod's containers first show, or its binding or phase changes
+    // (a pod that starts running has logs to follow; a rebound one has new ones).
     const names = (p.containers || []).map((c) => c.name).join(',') + '@' + p.uid + ':' + p.phase;
     if (names !== this.containers) {
-      const before = this.containers;
       this.containers = names;
       const select = $('#log-container');
       const current = select.value;
       select.innerHTML = (p.containers || []).map((c) => `<option>${esc(c.name)}</option>`).join('');
       if (current) select.value = current;
-      if (!before || before.split('@')[1] !== p.uid || (p.phase === 3 && !before.endsWith(':3'))) this.logs();
+      this.logs();
     }
   },
   logs() {
