@@ -233,8 +233,59 @@ async fn browser_scenario() {
     );
     browser.screenshot(&shots.join("04-pod.png")).await;
 
-    // Nodes: simulate a heartbeat failure from the page; status and events change.
+    // Nodes: create one from the form, cordon and uncordon it, delete it (confirmed).
     browser.click("a[href='#/nodes']").await;
+    browser.type_into("#cn-name", "dash-c").await;
+    browser.type_into("#cn-cpu", "2").await;
+    browser.type_into("#cn-mem", "1Gi").await;
+    browser.click("#cn-create").await;
+    browser
+        .wait_for(
+            "dash-c Healthy on the nodes page",
+            secs(60),
+            "return document.querySelector('tr[data-node=dash-c] .status')?.textContent === 'Healthy'",
+        )
+        .await;
+    let made = c.node("dash-c").await;
+    assert_eq!(
+        (made.cpu_capacity_millis, made.memory_capacity_bytes),
+        (2000, 1 << 30)
+    );
+    browser
+        .click("tr[data-node=dash-c] button[data-op=cordon]")
+        .await;
+    browser
+        .wait_for(
+            "dash-c cordoned",
+            secs(10),
+            "return document.querySelector('tr[data-node=dash-c] .status')?.textContent === 'Healthy,SchedulingDisabled'",
+        )
+        .await;
+    assert!(c.node("dash-c").await.unschedulable);
+    browser
+        .click("tr[data-node=dash-c] button[data-op=uncordon]")
+        .await;
+    browser
+        .wait_for(
+            "dash-c uncordoned",
+            secs(10),
+            "return document.querySelector('tr[data-node=dash-c] .status')?.textContent === 'Healthy'",
+        )
+        .await;
+    browser
+        .click("tr[data-node=dash-c] button[data-op=delete-node]")
+        .await;
+    browser.accept_dialog().await;
+    browser
+        .wait_for(
+            "dash-c gone from the page",
+            secs(60),
+            "return !document.querySelector('tr[data-node=dash-c]')",
+        )
+        .await;
+    assert!(c.nodes().await.iter().all(|n| n.name != "dash-c"));
+
+    // Simulate a heartbeat failure from the page; status and events change.
     browser
         .find("tr[data-node=dash-a] select[data-fail=dash-a]")
         .await;
