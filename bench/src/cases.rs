@@ -9,7 +9,7 @@ use anyhow::bail;
 use kube9_proto::pb::{self, watch_event::Object, PodPhase};
 
 use crate::cluster::{apply, delete_all, pods, usage, wait_healthy, Client, Kube9d};
-use crate::report::{percentile, Row};
+use crate::report::{latency_rows, Row};
 
 /// How big each case runs.
 #[derive(Debug, Clone)]
@@ -377,16 +377,12 @@ impl Bench {
                     }),
                 );
                 let mut lat = start_latencies(&mut client, &label).await?;
-                rows.push(Row::new(
+                rows.extend(latency_rows(
                     &case,
-                    &m("pod start p50"),
-                    percentile(&mut lat, 0.50),
-                    "ms",
+                    &m("pod start"),
+                    &mut lat,
+                    "Kubernetes SLO: < 5,000",
                 ));
-                rows.push(
-                    Row::new(&case, &m("pod start p99"), percentile(&mut lat, 0.99), "ms")
-                        .target("Kubernetes SLO: < 5,000"),
-                );
                 delete_all(&mut client).await?;
             }
         }
@@ -528,33 +524,14 @@ impl Bench {
                 ("delete one pod", &mut delete_ms, "p99 < 10 ms"),
                 ("list a page of 500", &mut page_ms, "p99 < 20 ms"),
             ] {
-                rows.push(Row::new(
-                    &case,
-                    &format!("{what} p50"),
-                    percentile(v, 0.5),
-                    "ms",
-                ));
-                rows.push(
-                    Row::new(&case, &format!("{what} p99"), percentile(v, 0.99), "ms")
-                        .target(target),
-                );
+                rows.extend(latency_rows(&case, what, v, target));
             }
-            let what = format!("full list ({full_size} pods)");
-            rows.push(Row::new(
+            rows.extend(latency_rows(
                 &case,
-                &format!("{what} p50"),
-                percentile(&mut full_ms, 0.5),
-                "ms",
+                &format!("full list ({full_size} pods)"),
+                &mut full_ms,
+                "< 200 ms at 10,000 pods",
             ));
-            rows.push(
-                Row::new(
-                    &case,
-                    &format!("{what} p99"),
-                    percentile(&mut full_ms, 0.99),
-                    "ms",
-                )
-                .target("< 200 ms at 10,000 pods"),
-            );
         }
         Ok(())
     }

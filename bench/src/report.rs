@@ -55,6 +55,14 @@ pub fn percentile(values: &mut [f64], q: f64) -> f64 {
     values[rank - 1]
 }
 
+/// The p50 and p99 rows of `what` (milliseconds), the target on the p99.
+pub fn latency_rows(case: &str, what: &str, values: &mut [f64], target: &str) -> [Row; 2] {
+    [
+        Row::new(case, &format!("{what} p50"), percentile(values, 0.5), "ms"),
+        Row::new(case, &format!("{what} p99"), percentile(values, 0.99), "ms").target(target),
+    ]
+}
+
 /// A value with as many decimals as it needs to be read.
 fn shown(value: Option<f64>) -> String {
     match value {
