@@ -146,10 +146,16 @@ pub fn authorize(
     headers: &HeaderMap,
     csrf: Option<&str>,
 ) -> Result<Session, ApiError> {
-    check_origin(headers)?;
-    let id = cookie(headers).ok_or_else(|| ApiError::unauthenticated("sign in first"))?;
-    let session = (dashboard.inner.sessions.get(&id))
-        .ok_or_else(|| ApiError::unauthenticated("the session expired: sign in again"))?;
+    authorized(dashboard, headers, csrf).map(|(_, session)| session)
+}
+
+/// [`authorize`], with the session's id.
+fn authorized(
+    dashboard: &Dashboard,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<(String, Session), ApiError> {
+    let (id, session) = signed_in(dashboard, headers)?;
     let presented = csrf.or_else(|| headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()));
     if !presented.is_some_and(|c| constant_time_eq(c.as_bytes(), session.csrf.as_bytes())) {
         return Err(ApiError::new(
@@ -158,7 +164,16 @@ pub fn authorize(
             "missing or wrong CSRF token: reload the page",
         ));
     }
-    Ok(session)
+    Ok((id, session))
+}
+
+/// The session (and its id) a same-origin request's cookie names.
+fn signed_in(dashboard: &Dashboard, headers: &HeaderMap) -> Result<(String, Session), ApiError> {
+    check_origin(headers)?;
+    let id = cookie(headers).ok_or_else(|| ApiError::unauthenticated("sign in first"))?;
+    let session = (dashboard.inner.sessions.get(&id))
+        .ok_or_else(|| ApiError::unauthenticated("the session expired: sign in again"))?;
+    Ok((id, session))
 }
 
 /// Refuses a request another site's page made: its `Origin` names another host than the one
@@ -228,10 +243,7 @@ pub async fn current(
     State(dashboard): State<Dashboard>,
     headers: HeaderMap,
 ) -> Result<Json<SessionInfo>, ApiError> {
-    check_origin(&headers)?;
-    let id = cookie(&headers).ok_or_else(|| ApiError::unauthenticated("sign in first"))?;
-    let session = (dashboard.inner.sessions.get(&id))
-        .ok_or_else(|| ApiError::unauthenticated("the session expired: sign in again"))?;
+    let (_, session) = signed_in(&dashboard, &headers)?;
     // The token may have been deleted since: check it again.
     (dashboard.inner.auth)
         .authenticate(Some(&session.bearer))
@@ -289,10 +301,8 @@ pub async fn login(
 
 /// `POST /api/logout`: forgets the session.
 pub async fn logout(State(dashboard): State<Dashboard>, headers: HeaderMap) -> Response {
-    if let Ok(session) = authorize(&dashboard, &headers, None) {
-        if let Some(id) = cookie(&headers) {
-            dashboard.inner.sessions.remove(&id);
-        }
+    if let Ok((id, session)) = authorized(&dashboard, &headers, None) {
+        dashboard.inner.sessions.remove(&id);
         tracing::info!(token = %session.token_id, "dashboard: signed out");
     }
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");

@@ -102,29 +102,17 @@ impl Browser {
 
     /// One WebDriver call: the parsed JSON answer, or the error it reported.
     async fn http(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .map_err(|e| e.to_string())?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.port,
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let (head, body) = read_response(&mut stream).await?;
-        let body = body.as_str();
-        let ok = head.starts_with("HTTP/1.1 2");
-        let value: Value = serde_json::from_str(body).map_err(|e| format!("{e}: {body}"))?;
-        if ok {
+        let host = format!("127.0.0.1:{}", self.port);
+        let json = [("Content-Type", "application/json")];
+        let (status, _, body) = exchange(&host, method, path, &json, &body).await?;
+        let value: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        if (200..300).contains(&status) {
             Ok(value)
         } else {
             Err(value["value"]["message"]
                 .as_str()
-                .unwrap_or(body)
+                .unwrap_or(&body)
                 .to_string())
         }
     }
@@ -241,9 +229,39 @@ impl Drop for Browser {
     }
 }
 
+/// One HTTP/1.1 request to `host` (`ip:port`) on a fresh connection: the answer's status,
+/// head and body.
+pub async fn exchange(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String, String), String> {
+    let mut stream = TcpStream::connect(host).await.map_err(|e| e.to_string())?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (head, body) = read_response(&mut stream).await?;
+    let status = (head.get(9..12))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP status in {head:?}"))?;
+    Ok((status, head, body))
+}
+
 /// Reads one HTTP/1.1 answer: chromedriver keeps the connection open even when asked to
 /// close it, so the body is read by its `Content-Length`.
-pub async fn read_response(stream: &mut TcpStream) -> Result<(String, String), String> {
+async fn read_response(stream: &mut TcpStream) -> Result<(String, String), String> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 65536];
     loop {

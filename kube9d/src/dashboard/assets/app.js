@@ -157,14 +157,8 @@ function refreshLabelFilter() {
     const seq = ++labelFilter.seq;
     const text = labelFilter.text;
     try {
-      const keys = new Set();
-      let token = '';
-      do {
-        const page = await call('ListPods', { label_selector: text, limit: 500, continue_token: token });
-        for (const p of page.pods || []) keys.add(podKey(p));
-        token = page.continue_token || '';
-      } while (token);
-      if (seq === labelFilter.seq) { labelFilter.keys = keys; labelFilter.error = ''; }
+      const { pods } = await listPods({ label_selector: text });
+      if (seq === labelFilter.seq) { labelFilter.keys = new Set(pods.map(podKey)); labelFilter.error = ''; }
     } catch (e) {
       if (seq === labelFilter.seq) { labelFilter.keys = new Set(); labelFilter.error = e.message; }
     }
@@ -221,11 +215,12 @@ function setConn(state, text) {
   el.textContent = text || state;
 }
 
-async function listPods() {
+// Every pod `request` selects, 500 a page, and the version the first page was taken at.
+async function listPods(request = {}) {
   const pods = [];
   let token = '', rv = 0;
   do {
-    const page = await call('ListPods', { limit: 500, continue_token: token });
+    const page = await call('ListPods', { ...request, limit: 500, continue_token: token });
     pods.push(...(page.pods || []));
     if (!rv) rv = page.resource_version;
     token = page.continue_token || '';
