@@ -424,6 +424,25 @@ async fn a_memory_limit_is_set_and_a_memory_hog_is_oom_killed() {
 }
 
 #[tokio::test]
+async fn a_container_the_runtime_stops_with_sigkill_under_a_memory_limit_is_not_oom_killed() {
+    let fx = Fixture::new().await;
+    let pod = fx.pod(pod_named("stubborn")).await;
+    let mut app = shell("app", "trap '' TERM; while true; do sleep 1; done");
+    app.memory_limit_bytes = 32 << 20;
+    let id = pod.run(app).await;
+    fx.runtime
+        .stop_container(&id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let info = tokio::time::timeout(DEADLINE, fx.runtime.wait_container(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.exit_code, Some(137), "{info:?}");
+    assert!(!info.oom_killed, "{info:?}");
+}
+
+#[tokio::test]
 async fn a_cpu_limit_shows_in_the_containers_cgroup() {
     let fx = Fixture::new().await;
     let pod = fx.pod(pod_named("cpu")).await;

@@ -44,11 +44,37 @@ pub fn container_info(c: &ContainerInspectResponse) -> ContainerInfo {
         started_ms: state
             .and_then(|s| s.started_at.as_deref())
             .and_then(unix_ms),
+        // The engine's two clocks can put the end a millisecond before the start.
         finished_ms: state
             .and_then(|s| s.finished_at.as_deref())
-            .and_then(unix_ms),
+            .and_then(unix_ms)
+            .map(|finished| {
+                let started = state
+                    .and_then(|s| s.started_at.as_deref())
+                    .and_then(unix_ms);
+                started.map_or(finished, |started| finished.max(started))
+            }),
         labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
     }
+}
+
+/// Whether `c` ended by SIGKILL (exit 137) under a memory limit without the engine saying
+/// it was OOM-killed: the engine may not have had the kernel's OOM event yet.
+pub fn may_be_unreported_oom_kill(c: &ContainerInspectResponse) -> bool {
+    let state = c.state.as_ref();
+    let exited = matches!(
+        state.and_then(|s| s.status),
+        Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
+    );
+    let limited = c
+        .host_config
+        .as_ref()
+        .and_then(|h| h.memory)
+        .is_some_and(|m| m > 0);
+    exited
+        && limited
+        && state.and_then(|s| s.exit_code) == Some(137)
+        && !state.and_then(|s| s.oom_killed).unwrap_or(false)
 }
 
 /// The container's address on `network` (or on its only network when `None`).
@@ -162,6 +188,42 @@ mod tests {
         assert_eq!((info.started_ms, info.finished_ms), (Some(1000), None));
         assert_eq!(info.image, "sha256:1");
         assert_eq!(info.labels["k"], "v");
+    }
+
+    fn exited(code: i64, oom: bool, memory: i64) -> ContainerInspectResponse {
+        ContainerInspectResponse {
+            state: Some(bollard::models::ContainerState {
+                status: Some(ContainerStateStatusEnum::EXITED),
+                exit_code: Some(code),
+                oom_killed: Some(oom),
+                started_at: Some("2026-11-27T09:00:00.270Z".into()),
+                finished_at: Some("2026-11-27T09:00:00.269Z".into()),
+                ..Default::default()
+            }),
+            host_config: Some(bollard::models::HostConfig {
+                memory: Some(memory),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_a_sigkill_under_a_memory_limit_not_yet_named_oom_waits_for_the_engine() {
+        assert!(may_be_unreported_oom_kill(&exited(137, false, 16 << 20)));
+        assert!(!may_be_unreported_oom_kill(&exited(137, true, 16 << 20)));
+        assert!(!may_be_unreported_oom_kill(&exited(137, false, 0)));
+        assert!(!may_be_unreported_oom_kill(&exited(1, false, 16 << 20)));
+        let mut running = exited(137, false, 16 << 20);
+        running.state.as_mut().unwrap().status = Some(ContainerStateStatusEnum::RUNNING);
+        assert!(!may_be_unreported_oom_kill(&running));
+    }
+
+    #[test]
+    fn an_end_the_engine_stamps_before_the_start_is_the_start() {
+        let info = container_info(&exited(137, true, 0));
+        assert_eq!(info.finished_ms, info.started_ms);
+        assert!(info.started_ms.is_some());
     }
 
     #[test]

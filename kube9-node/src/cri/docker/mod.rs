@@ -19,7 +19,7 @@ pub mod image;
 mod inspect;
 mod io;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -72,6 +72,9 @@ impl Default for DockerConfig {
 pub struct DockerRuntime {
     docker: Docker,
     config: DockerConfig,
+    /// Containers this runtime was asked to stop, until they are removed: their SIGKILL is
+    /// ours, not the kernel's OOM killer.
+    stopping: std::sync::Arc<parking_lot::Mutex<HashSet<String>>>,
 }
 
 impl DockerRuntime {
@@ -83,7 +86,11 @@ impl DockerRuntime {
             .negotiate_version()
             .await
             .map_err(|e| Error::Connect(Box::new(e)))?;
-        Ok(DockerRuntime { docker, config })
+        Ok(DockerRuntime {
+            docker,
+            config,
+            stopping: Default::default(),
+        })
     }
 
     /// The engine client, for what the trait does not cover (tests, image builds).
@@ -352,6 +359,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn stop_container(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        self.stopping.lock().insert(id.as_str().to_string());
         let options = StopContainerOptionsBuilder::new()
             .t(grace_seconds(grace))
             .build();
@@ -369,6 +377,7 @@ impl ContainerRuntime for DockerRuntime {
             .force(true)
             .v(true)
             .build();
+        self.stopping.lock().remove(id.as_str());
         match self
             .docker
             .remove_container(id.as_str(), Some(options))
@@ -401,7 +410,20 @@ impl ContainerRuntime for DockerRuntime {
                 )(e))
             }
         }
-        self.inspect_container(id).await
+        let found = self.inspect_ours("container", id.as_str()).await?;
+        let mut info = inspect::container_info(&found);
+        // The engine learns of an OOM kill from a kernel notification it can lose when
+        // containers start and die together (1 in 5 with six at once, on cgroup v1 with
+        // Docker 20.10). A SIGKILL under a memory limit that this runtime did not send is
+        // the OOM killer's in all but the rarest case (`docker kill` by hand), and saying
+        // OOMKilled there is what tells the user to raise the limit.
+        if inspect::may_be_unreported_oom_kill(&found)
+            && !self.stopping.lock().contains(id.as_str())
+        {
+            debug!(container = %id, "SIGKILL under a memory limit, not ours: OOMKilled");
+            info.oom_killed = true;
+        }
+        Ok(info)
     }
 
     async fn list_containers(&self, selector: &Labels) -> Result<Vec<ContainerInfo>> {
