@@ -612,6 +612,9 @@ fn make_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How many times [`Writer::reclaim`] collects after a commit: up to 512 bags of garbage.
+const RECLAIM_FLUSHES: usize = 64;
+
 /// The one thread that writes the store.
 struct Writer {
     /// `None` once a write failed: sled is left alone from then on.
@@ -641,6 +644,20 @@ impl Writer {
                 }
             }
             self.commit(group);
+            Self::reclaim();
+        }
+    }
+
+    /// Frees what sled has retired. sled hands every tree node it replaces to
+    /// crossbeam-epoch, which frees retired memory only a few bags at a time as threads pin;
+    /// under kube9d's write load it fell behind and never caught up: 150,000 pods on 5,000
+    /// simulated nodes held 4.6 GB at rest, 1.4 GB with this (`scripts/bench --cases
+    /// memory`). Each flush seals this thread's bag, advances the epoch when no thread is
+    /// pinned in an older one and frees up to 8 expired bags: about 13 µs a commit when
+    /// there is nothing to free.
+    fn reclaim() {
+        for _ in 0..RECLAIM_FLUSHES {
+            crossbeam_epoch::pin().flush();
         }
     }
 
