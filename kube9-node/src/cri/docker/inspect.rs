@@ -59,7 +59,7 @@ pub fn container_info(c: &ContainerInspectResponse) -> ContainerInfo {
 }
 
 /// Whether `c` ended by SIGKILL (exit 137) under a memory limit without the engine saying
-/// it was OOM-killed: the engine may not have had the kernel's OOM event yet.
+/// it was OOM-killed: the engine can lose the kernel's OOM notification.
 pub fn may_be_unreported_oom_kill(c: &ContainerInspectResponse) -> bool {
     let state = c.state.as_ref();
     let exited = matches!(
@@ -209,7 +209,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_sigkill_under_a_memory_limit_not_yet_named_oom_waits_for_the_engine() {
+    fn only_a_sigkill_under_a_memory_limit_that_the_engine_did_not_name_oom_is_suspect() {
         assert!(may_be_unreported_oom_kill(&exited(137, false, 16 << 20)));
         assert!(!may_be_unreported_oom_kill(&exited(137, true, 16 << 20)));
         assert!(!may_be_unreported_oom_kill(&exited(137, false, 0)));
