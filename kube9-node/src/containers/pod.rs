@@ -554,12 +554,22 @@ fn summary(phase: PodPhase, init: &[pb::ContainerStatus], app: &[pb::ContainerSt
         .iter()
         .find(|c| c.state() == ContainerState::Terminated && c.exit_code != 0)
     {
-        return format!("init container {}: {}", c.name, c.message);
+        return format!("init container {}: {}", c.name, how_it_ended(c));
     }
     app.iter()
         .find(|c| c.exit_code != 0)
-        .map(|c| format!("container {}: {}", c.name, c.message))
+        .map(|c| format!("container {}: {}", c.name, how_it_ended(c)))
         .unwrap_or_default()
+}
+
+/// A terminated container's message, or when it has none (the engine rarely says more than
+/// the exit), its reason and exit code.
+fn how_it_ended(c: &pb::ContainerStatus) -> String {
+    match (c.message.is_empty(), c.reason.is_empty()) {
+        (false, _) => c.message.clone(),
+        (true, false) => format!("{} (exit code {})", c.reason, c.exit_code),
+        (true, true) => format!("exit code {}", c.exit_code),
+    }
 }
 
 #[cfg(test)]
@@ -603,5 +613,32 @@ mod tests {
             PodPhase::Failed
         );
         assert_eq!(phase(&[container(Terminated, 137)]), PodPhase::Failed);
+    }
+
+    #[test]
+    fn a_failed_pod_says_which_container_ended_how() {
+        use ContainerState::*;
+        let named = |name: &str, reason: &str, message: &str, code: i32| pb::ContainerStatus {
+            name: name.into(),
+            reason: reason.into(),
+            message: message.into(),
+            ..container(Terminated, code)
+        };
+        let ok = named("side", "Completed", "", 0);
+        let oom = named("hog", "OOMKilled", "", 137);
+        assert_eq!(
+            summary(PodPhase::Failed, &[], &[ok.clone(), oom.clone()]),
+            "container hog: OOMKilled (exit code 137)"
+        );
+        let said = named("app", "Error", "exec: \"nope\": not found", 127);
+        assert_eq!(
+            summary(PodPhase::Failed, &[], &[said]),
+            "container app: exec: \"nope\": not found"
+        );
+        assert_eq!(
+            summary(PodPhase::Failed, &[named("init", "", "", 2)], &[]),
+            "init container init: exit code 2"
+        );
+        assert_eq!(summary(PodPhase::Running, &[], &[oom]), "");
     }
 }
