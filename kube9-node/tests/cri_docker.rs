@@ -23,8 +23,8 @@ use kube9_node::cri::docker::image::{
     build_image, ContextFile, LABEL_PAUSE_MODES, LABEL_PAUSE_VERSION, PAUSE_MODES,
 };
 use kube9_node::cri::{
-    labels, spec, ContainerId, ContainerRuntime, ContainerState, DockerConfig, DockerRuntime,
-    Error, Labels, PodMeta, PullPolicy, SandboxId,
+    labels, spec, ContainerId, ContainerInfo, ContainerRuntime, ContainerState, DockerConfig,
+    DockerRuntime, Error, Labels, PodMeta, PullPolicy, SandboxId,
 };
 use kube9_proto::pb;
 use tokio::sync::OnceCell;
@@ -203,12 +203,17 @@ impl TestPod {
         id
     }
 
-    /// Waits for `id` to exit and returns its whole log.
-    async fn output(&self, id: &ContainerId) -> String {
-        let info = tokio::time::timeout(DEADLINE, self.runtime.wait_container(id))
+    /// Waits for `id` to exit and returns how it ended.
+    async fn exited(&self, id: &ContainerId) -> ContainerInfo {
+        tokio::time::timeout(DEADLINE, self.runtime.wait_container(id))
             .await
             .expect("the container did not exit in time")
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Waits for `id` to exit and returns its whole log.
+    async fn output(&self, id: &ContainerId) -> String {
+        let info = self.exited(id).await;
         assert_eq!(info.state, ContainerState::Exited);
         logs(&self.runtime, id, None).await
     }
@@ -414,10 +419,7 @@ async fn a_memory_limit_is_set_and_a_memory_hog_is_oom_killed() {
         .await
         .unwrap();
     assert_eq!(inspected.host_config.unwrap().memory, Some(16 << 20));
-    let info = tokio::time::timeout(DEADLINE, fx.runtime.wait_container(&id))
-        .await
-        .unwrap()
-        .unwrap();
+    let info = pod.exited(&id).await;
     assert!(info.oom_killed, "{info:?}");
     assert_eq!(info.exit_code, Some(137));
     assert!(info.finished_ms >= info.started_ms && info.started_ms.is_some());
@@ -434,10 +436,7 @@ async fn a_container_the_runtime_stops_with_sigkill_under_a_memory_limit_is_not_
         .stop_container(&id, Duration::from_secs(1))
         .await
         .unwrap();
-    let info = tokio::time::timeout(DEADLINE, fx.runtime.wait_container(&id))
-        .await
-        .unwrap()
-        .unwrap();
+    let info = pod.exited(&id).await;
     assert_eq!(info.exit_code, Some(137), "{info:?}");
     assert!(!info.oom_killed, "{info:?}");
 }
@@ -670,10 +669,7 @@ async fn kill_term_1_in_a_container_ends_only_that_container() {
         .await;
     let bystander = pod.run(shell("bystander", "exec sleep 60")).await;
     pod.exec(&victim, "kill -TERM 1").await;
-    let ended = tokio::time::timeout(DEADLINE, fx.runtime.wait_container(&victim))
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = pod.exited(&victim).await;
     assert_eq!(ended.exit_code, Some(7));
     let still = fx.runtime.inspect_container(&bystander).await.unwrap();
     assert_eq!(still.state, ContainerState::Running);
