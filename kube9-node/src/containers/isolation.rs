@@ -72,9 +72,15 @@ pub struct Isolation {
 /// Where the agents of this host claim pod uids: kube9d's process nodes all run on one host,
 /// as may agents of other clusters, and a uid two pods share is no isolation. A claim is a
 /// file named after the uid holding the claiming agent's pid and start time (a pid alone
-/// names a later process too: pids are reused), created exclusively; the claim of an agent
-/// that is gone is taken over.
+/// names a later process too: pids are reused); the claim of an agent that is gone is taken
+/// over once nothing runs as its uid. Every look at a claim and what follows from it happens
+/// under an exclusive `flock` of [`CLAIMS_LOCK`] in the directory: without it, an agent
+/// taking over a dead agent's uid for a new pod, and that dead agent's successor sweeping the
+/// same uid (it read the claim a moment before), killed the new pod and dropped its claim.
 pub const DEFAULT_CLAIMS_DIR: &str = "/run/kube9-node/pod-uids";
+
+/// The lock file of a claims directory (not a uid: never taken for a claim).
+const CLAIMS_LOCK: &str = ".lock";
 
 #[derive(Debug)]
 struct Claims {
@@ -92,38 +98,41 @@ impl Claims {
         })
     }
 
-    /// Claims `uid` for this process; false when a live agent holds it.
+    /// The directory's lock, held until the guard drops (or this process dies: the kernel
+    /// releases a `flock` with its last descriptor). `None`: it cannot be taken, and the
+    /// claims go on without it, as they did before there was one.
+    fn lock(&self) -> Option<nix::fcntl::Flock<std::fs::File>> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.dir.join(CLAIMS_LOCK))
+            .ok()?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).ok()
+    }
+
+    fn path(&self, uid: u32) -> PathBuf {
+        self.dir.join(uid.to_string())
+    }
+
+    /// Claims `uid` for this process; false when a live agent holds it, or a process of a
+    /// dead one still runs as it.
     fn claim(&self, uid: u32) -> bool {
-        use std::io::Write;
-        let path = self.dir.join(uid.to_string());
-        let me = Holder::me();
-        for _ in 0..2 {
-            let created = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path);
-            match created {
-                Ok(mut file) => {
-                    let started = me.started.map_or(String::new(), |t| t.to_string());
-                    return writeln!(file, "{} {started}", me.pid).is_ok();
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(_) => return false,
-            }
-            match Holder::read(&path) {
-                Some(holder) if holder.alive() => return false,
-                // Its agent is gone (killed or crashed) and left a process of its pod
-                // running as this uid: a new pod sharing it would share its files and
-                // processes. The uid waits until the next agent of that node stops it.
-                _ if !processes_of(uid).is_empty() => return false,
-                // Its agent is gone (or the file is half written and that agent died).
-                _ => {
-                    let _ = std::fs::remove_file(&path);
-                }
+        let _lock = self.lock();
+        let path = self.path(uid);
+        if let Some(holder) = Holder::read(&path) {
+            if holder.alive() {
+                return false;
             }
         }
-        false
+        if path.exists() && !processes_of(uid).is_empty() {
+            // Its agent is gone (killed or crashed) and left a process of its pod running
+            // as this uid: a new pod sharing it would share its files and processes. The uid
+            // waits until the next agent of that node stops it.
+            return false;
+        }
+        Holder::me().write(&path).is_ok()
     }
 
     /// The uids claimed by the agent `pid` that started at `started`.
@@ -134,15 +143,26 @@ impl Claims {
         entries
             .flatten()
             .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|uid| {
-                Holder::read(&self.dir.join(uid.to_string()))
-                    .is_some_and(|h| h.pid == pid && h.started.is_none_or(|s| s == started))
-            })
+            .filter(|uid| Holder::read(&self.path(*uid)).is_some_and(|h| h.is(pid, started)))
             .collect()
     }
 
+    /// Takes `uid` over from the dead agent `pid` (started at `started`) if that agent still
+    /// holds it: then no other agent can take it while its processes are killed.
+    fn take_over(&self, uid: u32, pid: u32, started: u64) -> bool {
+        let _lock = self.lock();
+        let path = self.path(uid);
+        Holder::read(&path).is_some_and(|h| h.is(pid, started)) && Holder::me().write(&path).is_ok()
+    }
+
+    /// Gives `uid` up, if this process holds it.
     fn release(&self, uid: u32) {
-        let _ = std::fs::remove_file(self.dir.join(uid.to_string()));
+        let _lock = self.lock();
+        let path = self.path(uid);
+        let me = Holder::me();
+        if Holder::read(&path).is_some_and(|h| h.pid == me.pid && h.started == me.started) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -169,6 +189,25 @@ impl Holder {
         let pid = words.next()?.parse().ok()?;
         let started = words.next().and_then(|w| w.parse().ok());
         Some(Holder { pid, started })
+    }
+
+    /// Whether this is the agent `pid` that started at `started` (a claim without a start
+    /// time, from an older agent, is any agent of that pid).
+    fn is(&self, pid: u32, started: u64) -> bool {
+        self.pid == pid && self.started.is_none_or(|s| s == started)
+    }
+
+    /// Writes the claim file (the caller holds the directory's lock).
+    fn write(&self, path: &Path) -> io::Result<()> {
+        use std::io::Write;
+        let started = self.started.map_or(String::new(), |t| t.to_string());
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(format!("{} {started}\n", self.pid).as_bytes())
     }
 
     /// Whether the very process that claimed is still running.
@@ -282,15 +321,7 @@ impl Isolation {
         let (Some(claims), Mode::PerPod { base }) = (&self.claims, self.mode) else {
             return 0;
         };
-        let mut killed = 0;
-        for uid in claims.held_by(pid, started) {
-            // Only this agent's range: a uid below it is not a pod's.
-            if (base..base.saturating_add(POD_UID_SLOTS)).contains(&uid) {
-                killed += kill_until_gone(|| processes_of(uid));
-            }
-            claims.release(uid);
-        }
-        killed
+        sweep_uids(claims, base, claims.held_by(pid, started), pid, started)
     }
 
     /// Frees the pod's slot (its uid may go to another pod later).
@@ -488,6 +519,25 @@ impl PodDirs {
             _ => Ok(()),
         }
     }
+}
+
+/// Kills what runs as each of `uids` (listed as the dead agent `pid`'s, started at
+/// `started`) and frees it, unless another agent took it over since it was listed.
+fn sweep_uids(claims: &Claims, base: u32, uids: Vec<u32>, pid: u32, started: u64) -> usize {
+    let mut killed = 0;
+    for uid in uids {
+        // Another agent may have taken it over since (nothing ran as it any more): that
+        // agent's pod runs as it now.
+        if !claims.take_over(uid, pid, started) {
+            continue;
+        }
+        // Only this agent's range: a uid below it is not a pod's.
+        if (base..base.saturating_add(POD_UID_SLOTS)).contains(&uid) {
+            killed += kill_until_gone(|| processes_of(uid));
+        }
+        claims.release(uid);
+    }
+    killed
 }
 
 /// Live processes whose real, effective, saved or filesystem uid is `uid` (from `/proc`).
@@ -740,6 +790,46 @@ mod tests {
         assert!(processes_of(base).is_empty());
         assert!(!dir.join(base.to_string()).exists(), "the claim stays");
         assert_eq!(iso.sweep_claims_of(dead, 41), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The successor of a dead agent lists the uids it claimed, after its session's processes
+    /// are gone; another agent may take one of them over for a new pod before the successor
+    /// gets to it. That pod is not the dead agent's: it runs on, and keeps its claim.
+    #[test]
+    fn a_uid_taken_over_after_it_was_listed_is_not_swept() {
+        use std::os::unix::process::CommandExt;
+        if !nix::unistd::geteuid().is_root() {
+            return; // Needs a process of another uid.
+        }
+        let dir = std::env::temp_dir().join(format!("kube9-takeover-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let base = 3_200_000;
+        let successor = Isolation::with_claims(Mode::PerPod { base }, &dir).unwrap();
+        let claims = successor.claims.as_ref().unwrap();
+        let dead = 999_999_998;
+        std::fs::write(dir.join(base.to_string()), format!("{dead} 41\n")).unwrap();
+        let listed = claims.held_by(dead, 41);
+        assert_eq!(listed, vec![base]);
+        // Another agent of the host (this process too, here: its claims name it alike)
+        // takes the uid over and starts a pod as it.
+        let other = Isolation::with_claims(Mode::PerPod { base }, &dir).unwrap();
+        assert_eq!(other.pod_identity("new").unwrap().uid, base);
+        let mut pod = std::process::Command::new("sleep")
+            .arg("1000")
+            .uid(base)
+            .gid(base)
+            .spawn()
+            .unwrap();
+        while processes_of(base).is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(sweep_uids(claims, base, listed, dead, 41), 0);
+        let still_runs = pod.try_wait().unwrap().is_none();
+        let _ = pod.kill();
+        let _ = pod.wait();
+        assert!(still_runs, "the other agent's pod was killed");
+        assert!(dir.join(base.to_string()).exists(), "its claim was dropped");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
