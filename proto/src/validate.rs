@@ -36,6 +36,10 @@ pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 /// The largest file mode of a configMap or secret volume's files: `0777`.
 pub const MAX_FILE_MODE: u32 = 0o777;
 
+/// The longest `spec.terminationGracePeriodSeconds`: a day. A pod that takes longer to stop
+/// holds its node's CPU all that time.
+pub const MAX_GRACE_SECONDS: i64 = 86_400;
+
 /// Secret types whose keys are checked, with the keys they need: all of them, except for
 /// `kubernetes.io/basic-auth`, which needs one of its two (as in Kubernetes).
 const SECRET_TYPE_KEYS: [(&str, &[&str]); 5] = [
@@ -112,6 +116,14 @@ pub fn validate_pod(pod: &pb::Pod) -> Result {
     validate_annotations("metadata.annotations", &pod.annotations)?;
     validate_volumes(&pod.volumes)?;
     validate_containers(pod)?;
+    if let Some(seconds) = pod.termination_grace_period_seconds {
+        if !(0..=MAX_GRACE_SECONDS).contains(&seconds) {
+            return Err(ValidationError::new(
+                "spec.terminationGracePeriodSeconds",
+                format!("{seconds} is out of range: give 0 to {MAX_GRACE_SECONDS} seconds"),
+            ));
+        }
+    }
     if !pod.restart_policy.is_empty() && !RESTART_POLICIES.contains(&pod.restart_policy.as_str()) {
         return Err(ValidationError::new(
             "spec.restartPolicy",
@@ -1117,6 +1129,22 @@ mod tests {
             error(&p),
             "spec.volumes[0].hostPath.path: must be an absolute path, got \"tmp\""
         );
+    }
+
+    #[test]
+    fn the_grace_period_is_zero_to_a_day() {
+        let mut p = pod();
+        for ok in [None, Some(0), Some(30), Some(MAX_GRACE_SECONDS)] {
+            p.termination_grace_period_seconds = ok;
+            assert_eq!(validate_pod(&p), Ok(()));
+        }
+        p.termination_grace_period_seconds = Some(-1);
+        assert_eq!(
+            error(&p),
+            "spec.terminationGracePeriodSeconds: -1 is out of range: give 0 to 86400 seconds"
+        );
+        p.termination_grace_period_seconds = Some(MAX_GRACE_SECONDS + 1);
+        assert!(error(&p).contains("86401 is out of range"));
     }
 
     #[test]

@@ -205,3 +205,51 @@ spec:
     assert!(last.message.contains("liveness probe failed"), "{last:?}");
     c.finish().await;
 }
+
+/// `spec.terminationGracePeriodSeconds` is how long a container that ignores SIGTERM keeps
+/// running after a delete (kube9d's default is 2 s); `delete --grace-period` beats it. `delete`
+/// waits until the pod is gone, so how long it takes is at least the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pods_termination_grace_period_is_how_long_a_delete_gives_it() {
+    let c = TestCluster::start(cluster_options()).await;
+    c.healthy_nodes(&[("n1", "2")]).await;
+    let stubborn = |name: &str, seconds: u32| {
+        format!(
+            "{}  terminationGracePeriodSeconds: {seconds}\n",
+            pod_yaml(name, "100m", "trap '' TERM; while true; do sleep 1; done")
+        )
+    };
+    let manifest = format!("{}---\n{}", stubborn("slow", 4), stubborn("told", 8));
+    let out = c.ctl_stdin(&["apply", "-f", "-"], Some(&manifest));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        !err.contains("ignored"),
+        "the field is read, not ignored: {err}"
+    );
+    let slow = c.wait_pod_phase("slow", PodPhase::Running, secs(30)).await;
+    let told = c.wait_pod_phase("told", PodPhase::Running, secs(30)).await;
+    assert_eq!(
+        c.ctl_json(&["get", "pod", "slow"])["spec"]["terminationGracePeriodSeconds"],
+        4
+    );
+
+    let started = std::time::Instant::now();
+    c.ctl_ok(&["delete", "pod", "told", "--grace-period", "1"]);
+    let took = started.elapsed();
+    assert!(!process_alive(told.containers[0].pid));
+    assert!(
+        took < secs(7),
+        "--grace-period 1 waited {took:?}, as for the pod's 8 s"
+    );
+
+    let started = std::time::Instant::now();
+    c.ctl_ok(&["delete", "pod", "slow"]);
+    let took = started.elapsed();
+    assert!(!process_alive(slow.containers[0].pid));
+    assert!(
+        took >= std::time::Duration::from_millis(3900),
+        "killed {took:?} after the delete: its 4 s were not given"
+    );
+    c.finish().await;
+}

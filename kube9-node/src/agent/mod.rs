@@ -258,12 +258,9 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Converts a DeletePod grace period (0: default).
-pub fn grace_period(grace_period_ms: u64) -> Duration {
-    match grace_period_ms {
-        0 => DEFAULT_GRACE,
-        ms => Duration::from_millis(ms),
-    }
+/// Converts a DeletePod grace period (0, `None`: the pod's own, or the default).
+pub fn grace_period(grace_period_ms: u64) -> Option<Duration> {
+    (grace_period_ms > 0).then(|| Duration::from_millis(grace_period_ms))
 }
 
 #[cfg(test)]

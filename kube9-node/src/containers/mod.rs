@@ -52,8 +52,18 @@ use self::pod::PodShared;
 use self::spawn::SpawnContext;
 use crate::kubelet::policy::Backoff;
 
-/// Grace period between SIGTERM and SIGKILL when none is given.
+/// Grace period between SIGTERM and SIGKILL when neither the stop nor the pod gives one.
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(2000);
+
+/// The pod's own grace period (`spec.terminationGracePeriodSeconds`; 0: killed at once), or
+/// [`DEFAULT_GRACE`]: for the stops kube9d gives no grace period (a copy it no longer wants,
+/// a binding replaced) and for a container its liveness probe restarts, as in Kubernetes.
+pub fn pod_grace(spec: &pb::Pod) -> Duration {
+    spec.termination_grace_period_seconds
+        .map_or(DEFAULT_GRACE, |s| {
+            Duration::from_secs(u64::try_from(s).unwrap_or(0))
+        })
+}
 
 /// Resolves when one binding of a pod has stopped (cheap to clone, await many times).
 pub type Stopping = Shared<BoxFuture<'static, ()>>;
@@ -221,7 +231,8 @@ impl Supervisor {
         }
         if let Some(old) = pods.remove(&key) {
             // Runs in the background; the new binding waits for it through `stopping`.
-            drop(self.begin_stop(old, DEFAULT_GRACE));
+            let grace = pod_grace(&old.spec);
+            drop(self.begin_stop(old, grace));
         }
         let previous = shared.stopping.lock().get(&key).cloned();
         let pod = PodShared::new(
@@ -237,9 +248,16 @@ impl Supervisor {
     }
 
     /// Stops and forgets pod `key` (`namespace/name`, or a name in `default`) when `uid`
-    /// matches (or is empty), then reports it deleted. The returned future does the waiting;
-    /// the pod is forgotten before it is first polled.
-    pub fn delete_pod(&self, key: &str, uid: &str, grace: Duration) -> BoxFuture<'static, ()> {
+    /// matches (or is empty), then reports it deleted; its containers get `grace` (`None`: the
+    /// pod's own, see [`pod_grace`]). The returned future does the waiting; the pod is
+    /// forgotten before it is first polled.
+    pub fn delete_pod(
+        &self,
+        key: &str,
+        uid: &str,
+        grace: impl Into<Option<Duration>>,
+    ) -> BoxFuture<'static, ()> {
+        let grace = grace.into();
         let name = &pod_key(key);
         let entry = {
             let mut pods = self.shared.pods.lock();
@@ -252,7 +270,10 @@ impl Supervisor {
                 None => None,
             }
         };
-        let stopped = entry.map(|entry| self.begin_stop(entry, grace));
+        let stopped = entry.map(|entry| {
+            let grace = grace.unwrap_or_else(|| pod_grace(&entry.spec));
+            self.begin_stop(entry, grace)
+        });
         let events = self.shared.events.clone();
         let (namespace, pod_name) = namespace::split(name);
         let deleted = pb::PodStatus {

@@ -272,7 +272,7 @@ impl PodShared {
                     ProbeEvent::Ready(ready) => self.set_gate(index, ready),
                     ProbeEvent::Kill(why) => {
                         info!(pod = %self.name, container = %container.name, %why, "killing container");
-                        self.backend.kill(&started.id, super::DEFAULT_GRACE);
+                        self.backend.kill(&started.id, super::pod_grace(&self.spec));
                         killed = Some(why);
                     }
                 },

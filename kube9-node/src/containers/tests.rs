@@ -153,6 +153,36 @@ async fn deleting_a_pod_terminates_its_process_within_the_grace_period() {
     assert!(supervisor.snapshot().is_empty());
 }
 
+/// A DeletePod without a grace period (a copy kube9d no longer wants, a pod it gave up on)
+/// gives the pod its own `terminationGracePeriodSeconds`, not the agent's default (2 s).
+#[tokio::test]
+async fn a_delete_without_a_grace_period_gives_the_pod_its_own() {
+    let (supervisor, mut events, state_dir) = supervisor();
+    let mut spec = pod(
+        "patient",
+        &["sh", "-c", "trap '' TERM; echo ready; sleep 100"],
+    );
+    spec.termination_grace_period_seconds = Some(3);
+    supervisor.run_pod(spec);
+    let running = wait_for_status(&mut events, |s| s.phase() == PodPhase::Running).await;
+    let pid = running.containers[0].pid;
+    let log = logs::log_path(&state_dir, "patient", "main");
+    let deadline = Instant::now() + DEADLINE;
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("ready")
+    {
+        assert!(Instant::now() < deadline, "the container never got ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let started = Instant::now();
+    supervisor.delete_pod("patient", "", None).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3), "took {took:?}");
+    assert!(!process_exists(pid));
+}
+
 #[tokio::test]
 async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
     let (supervisor, mut events, state_dir) = supervisor();

@@ -65,6 +65,8 @@ pub struct PodMetadata {
 pub struct PodSpec {
     pub node_name: String,
     pub restart_policy: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub init_containers: Vec<ContainerSpec>,
     pub containers: Vec<ContainerSpec>,
@@ -479,6 +481,7 @@ impl PodObject {
             spec: PodSpec {
                 node_name: pod.node.clone(),
                 restart_policy: pod.restart_policy.clone(),
+                termination_grace_period_seconds: pod.termination_grace_period_seconds,
                 init_containers: pod.init_containers.iter().map(container_spec).collect(),
                 containers: pod.containers.iter().map(container_spec).collect(),
                 volumes: pod.volumes.iter().map(VolumeSpec::new).collect(),
@@ -1108,6 +1111,11 @@ mod tests {
         );
         assert_eq!(value["spec"]["nodeName"], "n1");
         assert_eq!(value["spec"]["restartPolicy"], "");
+        assert!(value["spec"].get("terminationGracePeriodSeconds").is_none());
+        let mut graceful = pod();
+        graceful.termination_grace_period_seconds = Some(45);
+        let value2 = serde_json::to_value(PodObject::new(&graceful)).unwrap();
+        assert_eq!(value2["spec"]["terminationGracePeriodSeconds"], 45);
         assert_eq!(
             value["spec"]["containers"][0]["resources"],
             json!({"requests": {"cpu": "500m"}, "limits": {"memory": "64Mi"}})

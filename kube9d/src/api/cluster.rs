@@ -197,11 +197,8 @@ impl ClusterService for ClusterApi {
     ) -> Result<Response<pb::Pod>, Status> {
         let r = request.into_inner();
         let (res, commit) = self.control.mutate(|c| {
-            let grace = if r.grace_period_seconds > 0 {
-                r.grace_period_seconds as u64 * 1000
-            } else {
-                c.settings.delete_grace.as_millis() as u64
-            };
+            // 0: the pod's own grace period, or kube9d's default.
+            let grace = u64::from(r.grace_period_seconds) * 1000;
             let key = kube9_proto::namespace::key(&r.namespace, &r.name);
             if !c.pods.contains_key(&key) {
                 return Err(super::lookup::pod_not_found(&r.namespace, &r.name));

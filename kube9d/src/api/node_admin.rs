@@ -32,8 +32,8 @@ impl ClusterApi {
     ) -> Result<Response<pb::DrainNodeResponse>, Status> {
         let r = request.into_inner();
         let (res, commit) = self.control.mutate(|c| {
-            let grace = c.settings.delete_grace.as_millis() as u64;
-            let pods = c.drain(&r.name, grace)?;
+            // Each pod's own grace period, or kube9d's default.
+            let pods = c.drain(&r.name, 0)?;
             Ok::<_, Error>(pb::DrainNodeResponse {
                 node: Some(c.nodes[&r.name].view()),
                 pods,

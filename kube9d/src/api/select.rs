@@ -162,11 +162,8 @@ impl ClusterApi {
         // Subscribed before the change, so no deletion is missed.
         let mut watch = r.wait.then(|| self.control.subscribe());
         let (outcomes, commit) = self.control.mutate(|c| {
-            let grace = if r.grace_period_seconds > 0 {
-                r.grace_period_seconds as u64 * 1000
-            } else {
-                c.settings.delete_grace.as_millis() as u64
-            };
+            // 0: the pod's own grace period, or kube9d's default.
+            let grace = u64::from(r.grace_period_seconds) * 1000;
             let names: Vec<String> = if by_name {
                 let mut seen = std::collections::HashSet::new();
                 (r.names.iter())

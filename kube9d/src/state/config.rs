@@ -151,7 +151,8 @@ impl Cluster {
             .filter(|(k, p)| inside(k) && p.phase() != PodPhase::Terminating)
             .map(|(k, _)| k.clone())
             .collect();
-        let grace = self.settings.delete_grace.as_millis() as u64;
+        // Each pod's own grace period, or kube9d's default.
+        let grace = 0;
         let view = self.namespaces[name].clone();
         for key in pods {
             self.delete_pod(&key, grace)?;

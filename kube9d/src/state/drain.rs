@@ -100,6 +100,9 @@ impl Cluster {
     /// Tells the agent to stop `pod` on `node`; the pod keeps its place (and CPU) until the
     /// agent confirms.
     fn start_eviction(&mut self, pod: &str, node: &str, grace_ms: u64) {
+        let Some(grace_ms) = self.pods.get(pod).map(|p| self.grace_ms(p, grace_ms)) else {
+            return;
+        };
         let Some(p) = self.pods.get_mut(pod) else {
             return;
         };

@@ -48,7 +48,7 @@ pub mod top;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kube9_proto::pb;
 use parking_lot::Mutex;
@@ -550,9 +550,10 @@ impl Cluster {
                 pod.reason = "its node no longer exists".into();
             }
             if pod.phase() == pb::PodPhase::Terminating {
-                // Deadlines are not stored: a restarted kube9d gives the agent the default again.
-                let deadline =
-                    Instant::now() + self.settings.delete_grace + pods::TERMINATING_MARGIN;
+                // Deadlines are not stored: a restarted kube9d gives the agent the pod's grace
+                // period (or the default) again.
+                let grace = Duration::from_millis(self.grace_ms(&pod, 0));
+                let deadline = Instant::now() + grace + pods::TERMINATING_MARGIN;
                 self.terminating.insert(pod.key(), deadline);
             }
             if bound {

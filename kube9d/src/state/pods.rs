@@ -194,13 +194,30 @@ impl Cluster {
         Some(node)
     }
 
-    /// Starts deleting a pod. Returns the pod as it is now (Terminating, or already gone).
+    /// How long `pod`'s containers get between SIGTERM and SIGKILL: `requested_ms` when the
+    /// caller gives one (`delete --grace-period`), else the pod's
+    /// `terminationGracePeriodSeconds` (0: killed at once; 1 ms on the wire, where 0 means the
+    /// agent's default), else kube9d's default (`Settings::delete_grace`).
+    pub fn grace_ms(&self, pod: &pb::Pod, requested_ms: u64) -> u64 {
+        match (requested_ms, pod.termination_grace_period_seconds) {
+            (0, Some(seconds)) => u64::try_from(seconds)
+                .unwrap_or(0)
+                .saturating_mul(1000)
+                .max(1),
+            (0, None) => self.settings.delete_grace.as_millis() as u64,
+            (requested, _) => requested,
+        }
+    }
+
+    /// Starts deleting a pod, its containers given `grace_ms` to stop (0: see
+    /// [`Cluster::grace_ms`]). Returns the pod as it is now (Terminating, or already gone).
     pub fn delete_pod(&mut self, name: &str, grace_ms: u64) -> Result<pb::Pod> {
         let pod = self
             .pods
             .get(name)
             .ok_or_else(|| super::not_found("pod", name))?
             .clone();
+        let grace_ms = self.grace_ms(&pod, grace_ms);
         let agent_up = !pod.node.is_empty()
             && self
                 .nodes

@@ -866,3 +866,51 @@ fn allow_privileged_is_off_by_default() {
     let config = crate::config::Config::parse_from(["kube9d", "--allow-privileged"]);
     assert!(config.settings().allow_privileged);
 }
+
+/// The grace period each DeletePod carries for `pod`.
+fn grace_sent(msgs: &[Msg], pod: &str) -> Vec<u64> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Msg::DeletePod(d) if d.pod_name == pod => Some(d.grace_period_ms),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_pods_termination_grace_period_is_what_its_deletes_and_drains_give_unless_the_delete_says() {
+    let mut c = cluster();
+    let mut n1 = join(&mut c, "n1", 4000, 1);
+    let graceful = |name: &str, seconds: Option<i64>| pb::Pod {
+        termination_grace_period_seconds: seconds,
+        ..pod(name, 100)
+    };
+    add(&mut c, graceful("slow", Some(45)));
+    add(&mut c, graceful("plain", None));
+    add(&mut c, graceful("now", Some(0)));
+    add(&mut c, graceful("told", Some(45)));
+    add(&mut c, graceful("drained", Some(7)));
+    drain(&mut c, &mut n1);
+    for name in ["slow", "plain", "now"] {
+        c.delete_pod(&format!("default/{name}"), 0).unwrap();
+    }
+    // `delete --grace-period 3` beats the pod's own.
+    c.delete_pod("default/told", 3000).unwrap();
+    c.drain("n1", 0).unwrap();
+    let sent = drain(&mut c, &mut n1);
+    assert_eq!(grace_sent(&sent, "slow"), [45_000]);
+    let default = c.settings.delete_grace.as_millis() as u64;
+    assert_eq!(grace_sent(&sent, "plain"), [default]);
+    // 0 is "at once": 1 ms on the wire, where 0 means the agent's default.
+    assert_eq!(grace_sent(&sent, "now"), [1]);
+    assert_eq!(grace_sent(&sent, "told"), [3000]);
+    assert_eq!(grace_sent(&sent, "drained"), [7000]);
+    // kube9d waits for the agent's confirmation as long as the pod's grace period (and its
+    // margin) before it gives up on it.
+    let slow = c.terminating["default/slow"];
+    let plain = c.terminating["default/plain"];
+    assert!(
+        slow > plain + Duration::from_secs(40),
+        "{slow:?} vs {plain:?}"
+    );
+}

@@ -29,6 +29,7 @@ pub(super) fn pod_from(raw: RawObject) -> Result<pb::Pod, ValidationError> {
         labels: raw.metadata.labels,
         annotations: raw.metadata.annotations,
         restart_policy: spec.restart_policy,
+        termination_grace_period_seconds: spec.termination_grace_period_seconds,
         ..Default::default()
     };
     let pod_security = spec.security_context.unwrap_or_default();

@@ -159,7 +159,7 @@ pub(super) fn fields_of_other_kind(raw: &RawObject) -> Vec<String> {
     let spec = &raw.spec;
     let capacity = spec.capacity.cpu.is_some() || spec.capacity.memory.is_some();
     // (field, set, the kinds that read it)
-    let fields: [(&str, bool, &[&str]); 10] = [
+    let fields: [(&str, bool, &[&str]); 11] = [
         (
             "metadata.annotations",
             !raw.metadata.annotations.is_empty(),
@@ -175,6 +175,11 @@ pub(super) fn fields_of_other_kind(raw: &RawObject) -> Vec<String> {
         (
             "spec.restartPolicy",
             !spec.restart_policy.is_empty(),
+            &["Pod"],
+        ),
+        (
+            "spec.terminationGracePeriodSeconds",
+            spec.termination_grace_period_seconds.is_some(),
             &["Pod"],
         ),
         ("spec.capacity", capacity, &["Node"]),

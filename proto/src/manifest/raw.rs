@@ -69,6 +69,8 @@ pub(super) struct RawSpec {
     pub(super) volumes: Vec<RawVolume>,
     #[serde(default, deserialize_with = "nullable")]
     pub(super) restart_policy: String,
+    #[serde(default)]
+    pub(super) termination_grace_period_seconds: Option<i64>,
     /// The pod's securityContext: its fields apply to every container that does not set them.
     #[serde(default)]
     pub(super) security_context: Option<RawSecurityContext>,

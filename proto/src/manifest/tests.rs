@@ -30,6 +30,7 @@ metadata:
     note: hello
 spec:
   restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 45
   containers:
   - name: nginx
     image: nginx:1.27
@@ -70,6 +71,7 @@ fn a_full_pod_maps_every_field() {
     assert_eq!(pod.labels["app"], "web");
     assert_eq!(pod.annotations["note"], "hello");
     assert_eq!(pod.restart_policy, "OnFailure");
+    assert_eq!(pod.termination_grace_period_seconds, Some(45));
     assert_eq!(pod.phase, pb::PodPhase::Unspecified as i32);
     assert_eq!(pod.cpu_request_millis, 500);
     let c = &pod.containers[0];
@@ -350,7 +352,7 @@ fn unknown_fields_are_accepted_with_one_warning_each() {
 
 #[test]
 fn clean_manifests_and_server_written_fields_give_no_warnings() {
-    let clean = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default, labels: {a: b}}\nspec: {restartPolicy: Never, containers: [{name: c, image: x, resources: {requests: {cpu: 1}}}]}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {capacity: {cpu: 4}}\n";
+    let clean = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default, labels: {a: b}}\nspec: {restartPolicy: Never, terminationGracePeriodSeconds: 0, containers: [{name: c, image: x, resources: {requests: {cpu: 1}}}]}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec: {capacity: {cpu: 4}}\n";
     assert!(warnings(clean).is_empty(), "{:?}", warnings(clean));
     let read_back = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, uid: u-1, creationTimestamp: '2024-03-01T12:00:00Z', resourceVersion: '7'}\nspec: {containers: [{name: c, image: x}]}\nstatus: {phase: Running, containerStatuses: [{name: c}]}\n";
     assert!(warnings(read_back).is_empty(), "{:?}", warnings(read_back));
@@ -358,13 +360,29 @@ fn clean_manifests_and_server_written_fields_give_no_warnings() {
 
 #[test]
 fn fields_of_the_other_kind_are_reported_as_ignored() {
-    let text = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {capacity: {cpu: 1}, containers: [{name: c, image: x}]}}\n---\n{apiVersion: v1, kind: Node, metadata: {name: n}, spec: {capacity: {cpu: 1}, restartPolicy: Never}}\n";
+    let text = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {capacity: {cpu: 1}, containers: [{name: c, image: x}]}}\n---\n{apiVersion: v1, kind: Node, metadata: {name: n}, spec: {capacity: {cpu: 1}, restartPolicy: Never, terminationGracePeriodSeconds: 5}}\n";
     assert_eq!(
         warnings(text),
         [
             "document 1 (pod \"p\"): unknown field \"spec.capacity\" ignored",
             "document 2 (node \"n\"): unknown field \"spec.restartPolicy\" ignored",
+            "document 2 (node \"n\"): unknown field \"spec.terminationGracePeriodSeconds\" ignored",
         ]
+    );
+}
+
+#[test]
+fn a_grace_period_out_of_range_is_refused() {
+    let text = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {terminationGracePeriodSeconds: -5, containers: [{name: c, image: x}]}}";
+    assert_eq!(
+        err(text),
+        "document 1 (pod \"p\"): spec.terminationGracePeriodSeconds: -5 is out of range: give 0 to 86400 seconds"
+    );
+    let text = "{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {terminationGracePeriodSeconds: soon, containers: [{name: c, image: x}]}}";
+    assert!(
+        err(text).contains("terminationGracePeriodSeconds"),
+        "{}",
+        err(text)
     );
 }
 
