@@ -432,8 +432,11 @@ function chart(samples, series, maxY, unit) {
   const grid = [0, 0.5, 1].map((f) => `<line class="grid-line" x1="${L}" x2="${W}" y1="${y(f * maxY)}" y2="${y(f * maxY)}"/>
     <text x="2" y="${y(f * maxY) + 3}">${Math.round(f * maxY)}${unit}</text>`).join('');
   const lines = series.map(([cls, f]) => {
-    const pts = samples.filter((s) => s.time_ms >= t0).map((s) => `${x(s.time_ms).toFixed(1)},${y(f(s)).toFixed(1)}`).join(' ');
-    return `<polyline class="${cls}" points="${pts}"/>`;
+    const shown = samples.filter((s) => s.time_ms >= t0);
+    const pts = shown.map((s) => `${x(s.time_ms).toFixed(1)},${y(f(s)).toFixed(1)}`);
+    // A young page's single sample: a short stroke ending at it, not nothing.
+    if (shown.length === 1) pts.unshift(`${(x(shown[0].time_ms) - 6).toFixed(1)},${y(f(shown[0])).toFixed(1)}`);
+    return `<polyline class="${cls}" points="${pts.join(' ')}"/>`;
   }).join('');
   const labels = `<text x="${L}" y="${H - 3}">-${Math.round((t1 - t0) / 60000)}m</text><text x="${W - 24}" y="${H - 3}">now</text>`;
   return `<svg class="chart" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" role="img">${grid}${lines}${labels}</svg>`;
@@ -482,7 +485,8 @@ const overview = {
     const s = S.samples;
     const healthy = (x) => x.nodes.HEALTHY || 0;
     const total = (x) => Object.values(x.nodes).reduce((a, b) => a + b, 0);
-    const maxNodes = Math.max(1, ...s.map(total));
+    // Even, so that the middle grid line is a whole number of nodes too.
+    const maxNodes = 2 * Math.ceil(Math.max(1, ...s.map(total)) / 2);
     $('#ov-chart-health').innerHTML = chart(s, [['l-healthy', healthy], ['l-unhealthy', (x) => total(x) - healthy(x)]], maxNodes, '');
     $('#ov-chart-alloc').innerHTML = chart(s, [
       ['l-cpu', (x) => pct(x.cpu_allocated_millis, x.cpu_capacity_millis)],
