@@ -374,7 +374,13 @@ impl Cluster {
                 &name,
                 warn,
                 reason,
-                format!("{} -> {} on {node}", from.label(), to.label()),
+                match status.message.as_str() {
+                    // How it ended, for a finished pod (the agent's words: exit codes, OOM).
+                    why if to.is_terminal() && !why.is_empty() => {
+                        format!("{} -> {} on {node}: {why}", from.label(), to.label())
+                    }
+                    _ => format!("{} -> {} on {node}", from.label(), to.label()),
+                },
             );
             if to.is_terminal() {
                 self.place_pending();

@@ -914,3 +914,34 @@ fn a_pods_termination_grace_period_is_what_its_deletes_and_drains_give_unless_th
         "{slow:?} vs {plain:?}"
     );
 }
+
+#[test]
+fn a_pods_failed_event_says_how_it_ended() {
+    let mut c = cluster();
+    let _n1 = join(&mut c, "n1", 2000, 1);
+    add(&mut c, pod("p", 100));
+    let uid = c.pods["default/p"].uid.clone();
+    let report = |phase: PodPhase, message: &str| {
+        let mut s = pb::PodStatus {
+            pod_name: "p".into(),
+            pod_uid: uid.clone(),
+            message: message.into(),
+            ..Default::default()
+        };
+        s.set_phase(phase);
+        s
+    };
+    c.apply_pod_status("n1", report(PodPhase::Running, ""));
+    c.apply_pod_status(
+        "n1",
+        report(PodPhase::Failed, "container main: Error (exit code 3)"),
+    );
+    let messages: Vec<&str> = (c.events.iter())
+        .filter(|e| e.object_name == "default/p" || e.object_name == "p")
+        .map(|e| e.message.as_str())
+        .collect();
+    assert!(
+        messages.contains(&"Running -> Failed on n1: container main: Error (exit code 3)"),
+        "{messages:?}"
+    );
+}
