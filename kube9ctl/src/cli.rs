@@ -538,9 +538,13 @@ pub struct LogsArgs {
     /// Only the last N lines (-1: all; with -l the default is 10, as kubectl's).
     #[arg(long, allow_negative_numbers = true)]
     pub tail: Option<i64>,
-    /// Keep printing what the container writes, until interrupted.
+    /// Keep printing what the container writes, until interrupted (with -l: every matching
+    /// pod at once, whole lines interleaved).
     #[arg(short = 'f', long)]
     pub follow: bool,
+    /// With -l and -f: how many pods may be followed at once.
+    #[arg(long, default_value_t = 5)]
+    pub max_log_requests: usize,
     /// The logs of the container's previous run (after a restart).
     #[arg(short = 'p', long)]
     pub previous: bool,

@@ -74,6 +74,85 @@ async fn logs_follow_streams_new_lines_until_interrupted() {
     c.finish().await;
 }
 
+/// `logs -l SELECTOR -f` follows every matching pod at once, as kubectl: whole lines,
+/// prefixed with `--prefix`, and no more pods than `--max-log-requests`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_every_pod_a_selector_matches() {
+    let c = TestCluster::start(Options::process()).await;
+    c.healthy_nodes(&[("n1", "2")]).await;
+    for name in ["tick-a", "tick-b"] {
+        c.apply(&pod_yaml(
+            name,
+            "100m",
+            &format!("i=0; while true; do i=$((i+1)); echo {name} $i; sleep 0.2; done"),
+        ));
+    }
+    for name in ["tick-a", "tick-b"] {
+        c.wait_pod_phase(name, PodPhase::Running, secs(30)).await;
+    }
+    let mut follow = c
+        .ctl_command()
+        .args(["logs", "-l", "app=test", "-f", "--prefix", "--tail", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = follow.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            let from = |pod: &str| {
+                text.lines()
+                    .filter(|l| l.contains(&format!("] {pod} ")))
+                    .count()
+            };
+            if from("tick-a") >= 8 && from("tick-b") >= 8 {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let text = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    for pod in ["tick-a", "tick-b"] {
+        let prefix = format!("[pod/{pod}/main] {pod} ");
+        let ticks: Vec<u32> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .collect();
+        assert!(ticks.len() >= 8, "{pod} in the followed output:\n{text}");
+        assert!(
+            ticks.windows(2).all(|w| w[1] == w[0] + 1),
+            "{pod}'s lines in order, none lost or cut: {ticks:?}"
+        );
+    }
+    assert!(
+        text.lines().all(|l| l.starts_with("[pod/tick-")),
+        "every line whole and prefixed:\n{text}"
+    );
+    assert!(follow.try_wait().unwrap().is_none(), "following has no end");
+    follow.kill().unwrap();
+    let _ = follow.wait();
+
+    let out = c.ctl(&["logs", "-l", "app=test", "-f", "--max-log-requests", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "you are attempting to follow 2 log streams, but maximum allowed concurrency is 1"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_returns_output_and_the_commands_exit_code() {
     let c = TestCluster::start(Options::process()).await;

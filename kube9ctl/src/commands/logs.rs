@@ -4,7 +4,9 @@
 //!
 //! `kube9ctl logs -l SELECTOR`: the logs of every matching pod, one after another in name
 //! order, the last 10 lines of each unless `--tail` says otherwise (kubectl's default with a
-//! selector); `--prefix` begins every line with `[pod/NAME/CONTAINER] `.
+//! selector); `--prefix` begins every line with `[pod/NAME/CONTAINER] `. With `-f`, every
+//! matching pod is followed at once (at most `--max-log-requests`, 5 by default, as kubectl)
+//! and their whole lines are interleaved as they come.
 
 use crate::cli::LogsArgs;
 use crate::commands::{default_container, select, Context};
@@ -81,9 +83,6 @@ async fn single_container(
 /// `logs -l`: each matching pod's logs in turn; a pod whose logs cannot be had is reported and
 /// the others still printed (exit 1).
 async fn run_selected(ctx: &Context, args: &LogsArgs, selector: &str) -> anyhow::Result<()> {
-    if args.follow {
-        anyhow::bail!("-f cannot be used with -l yet: follow one pod at a time");
-    }
     let labels = kube9_proto::selector::parse(selector).context("-l/--selector")?;
     let mut cluster = ctx.connect().await?;
     let mut pods = select::list_pods(&mut cluster, ctx.ns(), "", &labels, "", 500).await?;
@@ -92,8 +91,16 @@ async fn run_selected(ctx: &Context, args: &LogsArgs, selector: &str) -> anyhow:
         eprintln!("No resources found in {} namespace.", ctx.ns());
         return Ok(());
     }
+    if args.follow && pods.len() > args.max_log_requests {
+        anyhow::bail!(
+            "you are attempting to follow {} log streams, but maximum allowed concurrency is {}, use --max-log-requests to increase the limit",
+            pods.len(),
+            args.max_log_requests
+        );
+    }
     let tail = tail_lines(Some(args.tail.unwrap_or(SELECTOR_TAIL)));
     let mut failed = false;
+    let mut followed = Vec::new();
     for pod in pods {
         let container = match &args.container {
             Some(c) => c.clone(),
@@ -114,6 +121,11 @@ async fn run_selected(ctx: &Context, args: &LogsArgs, selector: &str) -> anyhow:
             previous: args.previous,
             namespace: ctx.ns().into(),
         };
+        if args.follow {
+            let prefix = args.prefix.then(|| Prefixer::new(&pod.name, &shown));
+            followed.push((request, prefix));
+            continue;
+        }
         let response = cluster.client.get_logs(request).await;
         match cluster.check(response) {
             Ok(logs) if args.prefix => {
@@ -126,10 +138,103 @@ async fn run_selected(ctx: &Context, args: &LogsArgs, selector: &str) -> anyhow:
             }
         }
     }
+    if args.follow {
+        failed |= follow_all(&cluster, followed).await?;
+    }
     if failed {
         return Err(Reported.into());
     }
     Ok(())
+}
+
+/// Follows each pod's logs at once and prints whole lines as they come (a pod's last partial
+/// line once its stream ends), until every stream has ended. Returns whether one failed (it
+/// was reported; the others go on).
+async fn follow_all(
+    cluster: &crate::client::Client,
+    followed: Vec<(pb::GetLogsRequest, Option<Prefixer>)>,
+) -> anyhow::Result<bool> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, anyhow::Error>>(64);
+    for (request, mut prefix) in followed {
+        let (mut client, tx) = (cluster.client.clone(), tx.clone());
+        // kube9d's messages name the pod.
+        let error = |status: tonic::Status| anyhow::anyhow!("{}", status.message());
+        tokio::spawn(async move {
+            let mut lines = Lines::default();
+            let mut send = |bytes: Vec<u8>| {
+                let bytes = match prefix.as_mut() {
+                    Some(p) => p.apply(&bytes),
+                    None => bytes,
+                };
+                let tx = tx.clone();
+                async move { tx.send(Ok(bytes)).await.is_ok() }
+            };
+            let mut stream = match client.stream_logs(request).await {
+                Ok(response) => response.into_inner(),
+                Err(status) => {
+                    let _ = tx.send(Err(error(status))).await;
+                    return;
+                }
+            };
+            loop {
+                match stream.message().await {
+                    Ok(Some(chunk)) => {
+                        let whole = lines.push(&chunk.content);
+                        if !whole.is_empty() && !send(whole).await {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(status) => {
+                        let _ = tx.send(Err(error(status))).await;
+                        break;
+                    }
+                }
+            }
+            let rest = lines.rest();
+            if !rest.is_empty() {
+                send(rest).await;
+            }
+        });
+    }
+    drop(tx);
+    let mut failed = false;
+    while let Some(out) = rx.recv().await {
+        match out {
+            Ok(bytes) => emit_bytes(&bytes)?,
+            Err(e) => {
+                error::report(&e);
+                failed = true;
+            }
+        }
+    }
+    Ok(failed)
+}
+
+/// Cuts a stream of chunks into whole lines, so that lines of pods followed together do not
+/// mix.
+#[derive(Default)]
+struct Lines {
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    /// The whole lines `chunk` completes (with their newlines); the rest waits for more.
+    fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.partial.extend_from_slice(chunk);
+        match self.partial.iter().rposition(|b| *b == b'\n') {
+            Some(end) => {
+                let rest = self.partial.split_off(end + 1);
+                std::mem::replace(&mut self.partial, rest)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// What is left once the stream has ended.
+    fn rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.partial)
+    }
 }
 
 /// Begins every line with `[pod/NAME/CONTAINER] `, across chunks that split lines.
@@ -177,6 +282,16 @@ mod tests {
         assert_eq!(tail_lines(Some(-1)), 0);
         assert_eq!(tail_lines(Some(20)), 20);
         assert_eq!(tail_lines(Some(i64::MAX)), u32::MAX);
+    }
+
+    #[test]
+    fn followed_streams_are_cut_into_whole_lines() {
+        let mut lines = Lines::default();
+        assert_eq!(lines.push(b"one\ntw"), b"one\n");
+        assert!(lines.push(b"o").is_empty());
+        assert_eq!(lines.push(b"o\nthree\nfo"), b"twoo\nthree\n");
+        assert_eq!(lines.rest(), b"fo");
+        assert!(lines.rest().is_empty());
     }
 
     #[test]
