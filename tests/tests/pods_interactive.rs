@@ -22,33 +22,11 @@ async fn logs_follow_streams_new_lines_until_interrupted() {
     c.wait_pod_phase("ticker", PodPhase::Running, secs(30))
         .await;
 
-    let mut follow = c
-        .ctl_command()
-        .args(["logs", "-f", "ticker"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = follow.stdout.take().unwrap();
     // Read until a line printed after the follow started shows up.
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&seen);
-            if text.lines().filter(|l| l.starts_with("tick ")).count() >= 15 {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&seen).into_owned()
-    });
-    let text = tokio::task::spawn_blocking(move || reader.join().unwrap())
-        .await
-        .unwrap();
+    let (mut follow, text) = follow_until(&c, &["logs", "-f", "ticker"], |text| {
+        text.lines().filter(|l| l.starts_with("tick ")).count() >= 15
+    })
+    .await;
     let ticks: Vec<u32> = text
         .lines()
         .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
@@ -90,37 +68,16 @@ async fn logs_follow_every_pod_a_selector_matches() {
     for name in ["tick-a", "tick-b"] {
         c.wait_pod_phase(name, PodPhase::Running, secs(30)).await;
     }
-    let mut follow = c
-        .ctl_command()
-        .args(["logs", "-l", "app=test", "-f", "--prefix", "--tail", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = follow.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&seen);
-            let from = |pod: &str| {
-                text.lines()
-                    .filter(|l| l.contains(&format!("] {pod} ")))
-                    .count()
-            };
-            if from("tick-a") >= 8 && from("tick-b") >= 8 {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&seen).into_owned()
-    });
-    let text = tokio::task::spawn_blocking(move || reader.join().unwrap())
-        .await
-        .unwrap();
+    let args = ["logs", "-l", "app=test", "-f", "--prefix", "--tail", "1"];
+    let (mut follow, text) = follow_until(&c, &args, |text| {
+        let from = |pod: &str| {
+            (text.lines())
+                .filter(|l| l.contains(&format!("] {pod} ")))
+                .count()
+        };
+        from("tick-a") >= 8 && from("tick-b") >= 8
+    })
+    .await;
     for pod in ["tick-a", "tick-b"] {
         let prefix = format!("[pod/{pod}/main] {pod} ");
         let ticks: Vec<u32> = text
@@ -324,4 +281,38 @@ async fn memory_requests_steer_scheduling_and_wait_with_a_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--memory"));
     assert!(c.nodes().await.iter().all(|n| n.name != "bad"));
     c.finish().await;
+}
+
+/// Starts `kube9ctl args` and reads what it prints until `enough` holds for all of it (or it
+/// ends): the command, still running, and the text.
+async fn follow_until(
+    c: &TestCluster,
+    args: &[&str],
+    enough: impl Fn(&str) -> bool + Send + 'static,
+) -> (std::process::Child, String) {
+    let mut follow = c
+        .ctl_command()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = follow.stdout.take().unwrap();
+    let text = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if enough(&String::from_utf8_lossy(&seen)) {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    })
+    .await
+    .unwrap();
+    (follow, text)
 }

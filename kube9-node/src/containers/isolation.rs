@@ -755,9 +755,23 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A `sleep` running as `uid` (and its gid), once `/proc` shows it so. Needs root.
+    fn process_as(uid: u32) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sleep")
+            .arg("1000")
+            .uid(uid)
+            .gid(uid)
+            .spawn()
+            .unwrap();
+        while processes_of(uid).is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child
+    }
+
     #[test]
     fn the_uids_of_a_dead_agent_are_not_reused_while_its_pods_run_and_are_swept() {
-        use std::os::unix::process::CommandExt;
         if !nix::unistd::geteuid().is_root() {
             return; // Needs a process of another uid.
         }
@@ -768,15 +782,7 @@ mod tests {
         // An agent that is gone (killed) claimed `base` and left a pod process running as it.
         let dead = 999_999_999;
         std::fs::write(dir.join(base.to_string()), format!("{dead}\n")).unwrap();
-        let mut left = std::process::Command::new("sleep")
-            .arg("1000")
-            .uid(base)
-            .gid(base)
-            .spawn()
-            .unwrap();
-        while processes_of(base).is_empty() {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let mut left = process_as(base);
         assert_eq!(iso.pod_identity("a").unwrap().uid, base + 1, "shared a uid");
         // An agent that got the same pid later, with another start time, keeps its claims.
         let reused = 3_100_002;
@@ -798,7 +804,6 @@ mod tests {
     /// gets to it. That pod is not the dead agent's: it runs on, and keeps its claim.
     #[test]
     fn a_uid_taken_over_after_it_was_listed_is_not_swept() {
-        use std::os::unix::process::CommandExt;
         if !nix::unistd::geteuid().is_root() {
             return; // Needs a process of another uid.
         }
@@ -815,15 +820,7 @@ mod tests {
         // takes the uid over and starts a pod as it.
         let other = Isolation::with_claims(Mode::PerPod { base }, &dir).unwrap();
         assert_eq!(other.pod_identity("new").unwrap().uid, base);
-        let mut pod = std::process::Command::new("sleep")
-            .arg("1000")
-            .uid(base)
-            .gid(base)
-            .spawn()
-            .unwrap();
-        while processes_of(base).is_empty() {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let mut pod = process_as(base);
         assert_eq!(sweep_uids(claims, base, listed, dead, 41), 0);
         let still_runs = pod.try_wait().unwrap().is_none();
         let _ = pod.kill();

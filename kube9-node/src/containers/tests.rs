@@ -153,6 +153,19 @@ async fn deleting_a_pod_terminates_its_process_within_the_grace_period() {
     assert!(supervisor.snapshot().is_empty());
 }
 
+/// Waits until container `main` of `pod` has written `text` to its log.
+async fn wait_for_log(state_dir: &std::path::Path, pod: &str, text: &str) {
+    let log = logs::log_path(state_dir, pod, "main");
+    let deadline = Instant::now() + DEADLINE;
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(text)
+    {
+        assert!(Instant::now() < deadline, "{pod} never wrote {text:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A DeletePod without a grace period (a copy kube9d no longer wants, a pod it gave up on)
 /// gives the pod its own `terminationGracePeriodSeconds`, not the agent's default (2 s).
 #[tokio::test]
@@ -166,15 +179,7 @@ async fn a_delete_without_a_grace_period_gives_the_pod_its_own() {
     supervisor.run_pod(spec);
     let running = wait_for_status(&mut events, |s| s.phase() == PodPhase::Running).await;
     let pid = running.containers[0].pid;
-    let log = logs::log_path(&state_dir, "patient", "main");
-    let deadline = Instant::now() + DEADLINE;
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("ready")
-    {
-        assert!(Instant::now() < deadline, "the container never got ready");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_log(&state_dir, "patient", "ready").await;
 
     let started = Instant::now();
     supervisor.delete_pod("patient", "", None).await;
@@ -193,15 +198,7 @@ async fn a_process_ignoring_sigterm_is_killed_after_the_grace_period() {
     let running = wait_for_status(&mut events, |s| s.phase() == PodPhase::Running).await;
     let pid = running.containers[0].pid;
     // SIGTERM must not arrive before the trap is set.
-    let log = logs::log_path(&state_dir, "stubborn", "main");
-    let deadline = Instant::now() + DEADLINE;
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("ready")
-    {
-        assert!(Instant::now() < deadline, "the container never got ready");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_log(&state_dir, "stubborn", "ready").await;
 
     let started = Instant::now();
     supervisor
