@@ -640,3 +640,28 @@ async fn an_impostor_agent_cannot_take_a_node_even_while_kube9d_is_down() {
     let _ = impostor.wait();
     c.finish().await;
 }
+
+/// The README's quick start applies `examples/pods.yaml`; on process nodes (`scripts/up
+/// --runtime process`, and `scripts/up` where Docker does not answer) every pod of it runs and
+/// the web server's readiness probe passes, as on Docker nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quick_starts_example_pods_run_on_process_nodes() {
+    let c = TestCluster::start(Options::process()).await;
+    c.healthy_nodes(&[("n1", "4")]).await;
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/pods.yaml");
+    c.ctl_ok(&["apply", "-f", examples]);
+    for pod in ["hello", "ticker", "web-with-sidecar"] {
+        c.wait_pod_phase(pod, PodPhase::Running, secs(30)).await;
+    }
+    c.wait_for("web-with-sidecar to be Ready", secs(60), || async {
+        c.pod("web-with-sidecar").await.ready.then_some(())
+    })
+    .await;
+    let web = c.pod("web-with-sidecar").await;
+    assert!(
+        web.containers.iter().all(|s| s.restarts == 0),
+        "{:?}",
+        web.containers
+    );
+    c.finish().await;
+}
