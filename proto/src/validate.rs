@@ -550,11 +550,11 @@ fn validate_probe(at: &str, probe: &pb::Probe) -> Result {
         Some(Handler::HttpGet(get)) if !(1..=65535).contains(&get.port) => Err(
             ValidationError::new(format!("{at}.httpGet.port"), "must be between 1 and 65535"),
         ),
-        Some(Handler::HttpGet(get)) if !get.scheme.is_empty() && get.scheme != "HTTP" => {
+        Some(Handler::HttpGet(get)) if !["", "HTTP", "HTTPS"].contains(&get.scheme.as_str()) => {
             Err(ValidationError::new(
                 format!("{at}.httpGet.scheme"),
                 format!(
-                    "unsupported value {:?} (supported: HTTP; for a TLS endpoint use tcpSocket)",
+                    "unsupported value {:?} (supported: HTTP, HTTPS)",
                     get.scheme
                 ),
             ))

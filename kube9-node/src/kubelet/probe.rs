@@ -74,7 +74,8 @@ pub async fn check(probe: &pb::Probe, host: &str, exec: &dyn Exec) -> Result<(),
         }
         Some(Handler::HttpGet(get)) => {
             let host = if get.host.is_empty() { host } else { &get.host };
-            tokio::time::timeout(timeout, http_get(host, get.port, &get.path))
+            let https = get.scheme == "HTTPS";
+            tokio::time::timeout(timeout, http_get(host, get.port, &get.path, https))
                 .await
                 .unwrap_or_else(|_| Err(format!("GET {}: timed out after {timeout:?}", get.path)))
         }
@@ -90,42 +91,53 @@ pub async fn check(probe: &pb::Probe, host: &str, exec: &dyn Exec) -> Result<(),
     }
 }
 
-/// `GET path` over HTTP/1.1: 200-399 is a success, as for the kubelet.
-async fn http_get(host: &str, port: i32, path: &str) -> Result<(), String> {
+/// `GET path` over HTTP/1.1, or over TLS with `https` (the certificate is not verified, as
+/// the kubelet does not): 200-399 is a success, as for the kubelet.
+async fn http_get(host: &str, port: i32, path: &str, https: bool) -> Result<(), String> {
     let path = if path.is_empty() { "/" } else { path };
-    let mut stream = TcpStream::connect((host, port as u16))
-        .await
-        .map_err(|e| format!("GET http://{host}:{port}{path}: {e}"))?;
+    let target = format!(
+        "{}://{host}:{port}{path}",
+        if https { "https" } else { "http" }
+    );
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube9-probe\r\nConnection: close\r\n\r\n"
     );
-    stream
-        .write_all(request.as_bytes())
+    let failed = |e: std::io::Error| format!("GET {target}: {e}");
+    let tcp = TcpStream::connect((host, port as u16))
         .await
-        .map_err(|e| format!("GET http://{host}:{port}{path}: {e}"))?;
+        .map_err(failed)?;
+    let status = if https {
+        let tls = kube9_proto::client::tls::connect_unverified(tcp, host)
+            .await
+            .map_err(|e| format!("GET {target}: TLS handshake failed: {e}"))?;
+        status_code(tls, &request).await
+    } else {
+        status_code(tcp, &request).await
+    };
+    match status.map_err(failed)? {
+        Some(code) if (200..400).contains(&code) => Ok(()),
+        Some(code) => Err(format!("GET {target}: HTTP {code}")),
+        None => Err(format!("GET {target}: not an HTTP response")),
+    }
+}
+
+/// Sends `request` on `stream` and reads the status code of the answer (`None`: not HTTP).
+async fn status_code(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    request: &str,
+) -> std::io::Result<Option<u16>> {
+    stream.write_all(request.as_bytes()).await?;
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
-        let n = stream
-            .read(&mut buf)
-            .await
-            .map_err(|e| format!("GET http://{host}:{port}{path}: {e}"))?;
+        let n = stream.read(&mut buf).await?;
         if n == 0 {
             break;
         }
         head.extend_from_slice(&buf[..n]);
     }
     let line = String::from_utf8_lossy(&head);
-    let code: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("GET http://{host}:{port}{path}: not an HTTP response"))?;
-    if (200..400).contains(&code) {
-        Ok(())
-    } else {
-        Err(format!("GET http://{host}:{port}{path}: HTTP {code}"))
-    }
+    Ok(line.split_whitespace().nth(1).and_then(|c| c.parse().ok()))
 }
 
 /// Runs `container`'s probes until the receiver of `events` goes away (the container ended),
@@ -302,6 +314,67 @@ mod tests {
         assert_eq!(check(&tcp(port), "127.0.0.1", &exec).await, Ok(()));
         // A port nobody listens on (the listener's port + 1 may be taken; 1 never is ours).
         assert!(check(&tcp(1), "127.0.0.1", &exec).await.is_err());
+    }
+
+    /// `scheme: HTTPS` speaks TLS to a server whose certificate nobody vouches for (the
+    /// kubelet does not verify a probe's certificate); the status decides, as over HTTP.
+    #[tokio::test]
+    async fn https_probes_speak_tls_without_verifying_the_certificate() {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(signing_key.serialize_der());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key.into())
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port() as i32;
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    continue; // A plain-text GET.
+                };
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let status = if req.starts_with("GET /ok ") {
+                    "200 OK"
+                } else {
+                    "503 Unavailable"
+                };
+                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                let _ = s.write_all(answer.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let exec = Scripted(AtomicI32::new(0));
+        let get = |path: &str, scheme: &str| pb::Probe {
+            handler: Some(Handler::HttpGet(pb::HttpGetAction {
+                path: path.into(),
+                port,
+                scheme: scheme.into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(&get("/ok", "HTTPS"), "127.0.0.1", &exec).await,
+            Ok(())
+        );
+        let err = (check(&get("/bad", "HTTPS"), "127.0.0.1", &exec).await).unwrap_err();
+        assert!(
+            err.contains("https://127.0.0.1") && err.contains("HTTP 503"),
+            "{err}"
+        );
+        // Plain HTTP to a TLS port is no answer.
+        assert!(check(&get("/ok", "HTTP"), "127.0.0.1", &exec)
+            .await
+            .is_err());
     }
 
     #[tokio::test(start_paused = true)]

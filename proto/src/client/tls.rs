@@ -136,21 +136,11 @@ pub async fn discover_ca(url: &str, pin: &str, timeout: Duration) -> Result<Vec<
         addr: addr.clone(),
         message,
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| unreachable(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
-        .with_no_client_auth();
-    let name = ServerName::try_from(host.clone())
-        .unwrap_or_else(|_| ServerName::try_from("kube9d".to_string()).expect("a valid name"));
     let connect = async {
         let tcp = tokio::net::TcpStream::connect(&addr)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
+        connect_unverified(tcp, &host)
             .await
             .map_err(|e| unreachable(format!("TLS handshake failed: {e}")))
     };
@@ -168,6 +158,28 @@ pub async fn discover_ca(url: &str, pin: &str, timeout: Duration) -> Result<Vec<
     Ok(pem_certificate(ca.as_ref()).into_bytes())
 }
 
+/// TLS over `tcp` to `host` (a name or an address; only sent as SNI) accepting any server
+/// certificate: the handshake's signatures are still checked, so the peer holds the key of
+/// the certificate it sent. For kube9d's CA discovery (the pin decides afterwards) and for
+/// HTTPS probes, whose certificate the kubelet does not verify either.
+pub async fn connect_unverified(
+    tcp: tokio::net::TcpStream,
+    host: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string())
+        .unwrap_or_else(|_| ServerName::try_from("kube9d".to_string()).expect("a valid name"));
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
 /// One certificate as PEM.
 pub fn pem_certificate(der: &[u8]) -> String {
     let b64 = crate::base64::encode(der);
@@ -180,8 +192,8 @@ pub fn pem_certificate(der: &[u8]) -> String {
     out
 }
 
-/// Accepts any certificate chain (the pin decides afterwards) but still checks the handshake
-/// signatures, so the peer holds the key of the certificate it sent.
+/// Accepts any certificate chain but still checks the handshake signatures, so the peer holds
+/// the key of the certificate it sent (see [`connect_unverified`]).
 #[derive(Debug)]
 struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
 

@@ -479,6 +479,17 @@ fn bad_probes_and_pull_policies_are_refused_with_the_field() {
     ));
     assert!(e.contains("70000 is not a port"), "{e}");
     let e = err(&format!(
+        "{base}    livenessProbe: {{httpGet: {{port: 8443, scheme: FTP}}}}\n"
+    ));
+    assert!(
+        e.contains(
+            "livenessProbe.httpGet.scheme: unsupported value \"FTP\" (supported: HTTP, HTTPS)"
+        ),
+        "{e}"
+    );
+    let https = format!("{base}    livenessProbe: {{httpGet: {{port: 8443, scheme: HTTPS}}}}\n");
+    assert!(parse_manifests(&https).is_ok());
+    let e = err(&format!(
         "{base}    livenessProbe: {{exec: {{command: []}}}}\n"
     ));
     assert!(
