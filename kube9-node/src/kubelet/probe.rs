@@ -272,24 +272,28 @@ mod tests {
         );
     }
 
+    /// Answers one HTTP request on `s`: 200 for `GET /ok`, 503 for anything else.
+    async fn answer_ok_only(mut s: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin) {
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap_or(0);
+        let status = if buf[..n].starts_with(b"GET /ok ") {
+            "200 OK"
+        } else {
+            "503 Unavailable"
+        };
+        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+        let _ = s.write_all(answer.as_bytes()).await;
+        let _ = s.shutdown().await;
+    }
+
     #[tokio::test]
     async fn http_and_tcp_probes_hit_a_real_listener() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port() as i32;
         tokio::spawn(async move {
             loop {
-                let (mut s, _) = listener.accept().await.unwrap();
-                let mut buf = [0u8; 1024];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                let status = if req.starts_with("GET /ok ") {
-                    "200 OK"
-                } else {
-                    "503 Unavailable"
-                };
-                let _ = s
-                    .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
-                    .await;
+                let (s, _) = listener.accept().await.unwrap();
+                answer_ok_only(s).await;
             }
         });
         let exec = Scripted(AtomicI32::new(0));
@@ -336,20 +340,10 @@ mod tests {
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = listener.accept().await.unwrap();
-                let Ok(mut s) = acceptor.accept(tcp).await else {
+                let Ok(s) = acceptor.accept(tcp).await else {
                     continue; // A plain-text GET.
                 };
-                let mut buf = [0u8; 1024];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                let status = if req.starts_with("GET /ok ") {
-                    "200 OK"
-                } else {
-                    "503 Unavailable"
-                };
-                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
-                let _ = s.write_all(answer.as_bytes()).await;
-                let _ = s.shutdown().await;
+                answer_ok_only(s).await;
             }
         });
         let exec = Scripted(AtomicI32::new(0));
