@@ -108,6 +108,8 @@ function toast(text, bad) {
   div.textContent = text;
   if (bad) div.className = 'bad';
   $('#toast').append(div);
+  // The newest few: a burst of actions does not bury the page under its notices.
+  while ($('#toast').children.length > 3) $('#toast').firstElementChild.remove();
   setTimeout(() => div.remove(), bad ? 8000 : 4000);
 }
 
@@ -172,6 +174,7 @@ function refreshLabelFilter() {
 
 function showLogin(message) {
   S.session = null;
+  $('#toast').replaceChildren(); // What the last session did is not the next one's news.
   if (S.es) { S.es.close(); S.es = null; }
   setConn('offline');
   $('#login').hidden = false;
