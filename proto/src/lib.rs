@@ -74,6 +74,15 @@ impl pb::PodPhase {
     }
 }
 
+impl pb::Pod {
+    /// `spec.terminationGracePeriodSeconds` as a duration (0: killed at once); `None`: unset,
+    /// the stopper's default applies.
+    pub fn termination_grace(&self) -> Option<std::time::Duration> {
+        (self.termination_grace_period_seconds)
+            .map(|s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0)))
+    }
+}
+
 impl pb::ContainerState {
     /// The word shown to people: `Waiting`, `Running`, `Terminated`.
     pub fn label(self) -> &'static str {

@@ -59,10 +59,7 @@ pub const DEFAULT_GRACE: Duration = Duration::from_millis(2000);
 /// [`DEFAULT_GRACE`]: for the stops kube9d gives no grace period (a copy it no longer wants,
 /// a binding replaced) and for a container its liveness probe restarts, as in Kubernetes.
 pub fn pod_grace(spec: &pb::Pod) -> Duration {
-    spec.termination_grace_period_seconds
-        .map_or(DEFAULT_GRACE, |s| {
-            Duration::from_secs(u64::try_from(s).unwrap_or(0))
-        })
+    spec.termination_grace().unwrap_or(DEFAULT_GRACE)
 }
 
 /// Resolves when one binding of a pod has stopped (cheap to clone, await many times).

@@ -161,14 +161,6 @@ async fn follow_all(
         let error = |status: tonic::Status| anyhow::anyhow!("{}", status.message());
         tokio::spawn(async move {
             let mut lines = Lines::default();
-            let mut send = |bytes: Vec<u8>| {
-                let bytes = match prefix.as_mut() {
-                    Some(p) => p.apply(&bytes),
-                    None => bytes,
-                };
-                let tx = tx.clone();
-                async move { tx.send(Ok(bytes)).await.is_ok() }
-            };
             let mut stream = match client.stream_logs(request).await {
                 Ok(response) => response.into_inner(),
                 Err(status) => {
@@ -180,8 +172,12 @@ async fn follow_all(
                 match stream.message().await {
                     Ok(Some(chunk)) => {
                         let whole = lines.push(&chunk.content);
-                        if !whole.is_empty() && !send(whole).await {
-                            return;
+                        if whole.is_empty() {
+                            continue;
+                        }
+                        let whole = Prefixer::maybe(&mut prefix, whole);
+                        if tx.send(Ok(whole)).await.is_err() {
+                            return; // kube9ctl is ending.
                         }
                     }
                     Ok(None) => break,
@@ -193,7 +189,7 @@ async fn follow_all(
             }
             let rest = lines.rest();
             if !rest.is_empty() {
-                send(rest).await;
+                let _ = tx.send(Ok(Prefixer::maybe(&mut prefix, rest))).await;
             }
         });
     }
@@ -248,6 +244,14 @@ impl Prefixer {
         Prefixer {
             prefix: format!("[pod/{pod}/{container}] ").into_bytes(),
             at_line_start: true,
+        }
+    }
+
+    /// `bytes` through `prefixer`, if there is one.
+    fn maybe(prefixer: &mut Option<Prefixer>, bytes: Vec<u8>) -> Vec<u8> {
+        match prefixer {
+            Some(p) => p.apply(&bytes),
+            None => bytes,
         }
     }
 

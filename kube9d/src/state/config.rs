@@ -151,11 +151,10 @@ impl Cluster {
             .filter(|(k, p)| inside(k) && p.phase() != PodPhase::Terminating)
             .map(|(k, _)| k.clone())
             .collect();
-        // Each pod's own grace period, or kube9d's default.
-        let grace = 0;
         let view = self.namespaces[name].clone();
         for key in pods {
-            self.delete_pod(&key, grace)?;
+            // 0: each pod's own grace period, or kube9d's default.
+            self.delete_pod(&key, 0)?;
         }
         self.finish_namespaces();
         Ok(self.namespaces.get(name).cloned().unwrap_or(view))

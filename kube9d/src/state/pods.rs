@@ -199,14 +199,13 @@ impl Cluster {
     /// `terminationGracePeriodSeconds` (0: killed at once; 1 ms on the wire, where 0 means the
     /// agent's default), else kube9d's default (`Settings::delete_grace`).
     pub fn grace_ms(&self, pod: &pb::Pod, requested_ms: u64) -> u64 {
-        match (requested_ms, pod.termination_grace_period_seconds) {
-            (0, Some(seconds)) => u64::try_from(seconds)
-                .unwrap_or(0)
-                .saturating_mul(1000)
-                .max(1),
-            (0, None) => self.settings.delete_grace.as_millis() as u64,
-            (requested, _) => requested,
+        if requested_ms > 0 {
+            return requested_ms;
         }
+        let grace = pod
+            .termination_grace()
+            .unwrap_or(self.settings.delete_grace);
+        (grace.as_millis() as u64).max(1)
     }
 
     /// Starts deleting a pod, its containers given `grace_ms` to stop (0: see
